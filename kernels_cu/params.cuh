@@ -1,0 +1,52 @@
+// The one parameter block of the prefill kernels, passed by value as const __grid_constant__.
+// Its Python mirror is nvrtc_attn/launcher.py (PrefillParams); tests/test_launcher.py checks
+// that size and field offsets agree. Keep fields 8-byte aligned and the order identical.
+#pragma once
+#include "nvrtc_std.cuh"
+
+struct PrefillParams {
+  // Data (caller's arrays). Element strides, head_dim stride is 1.
+  const void* q;            // [total_q, num_qo_heads, head_dim]
+  const void* k;            // paged cache, this layer's view
+  const void* v;
+  void* o;                  // [total_q, num_qo_heads, head_dim]
+  float* lse;               // [total_q, num_qo_heads] or null
+
+  // Plan (workspace). Built once per batch by plan(), shared by every layer.
+  const int32_t* qo_indptr;      // [batch + 1] first query row of each request in q
+  const int32_t* kv_lens;        // [batch]
+  const int32_t* kv_tok_indptr;  // [batch + 1] first token of each request in the offset tables
+  const int32_t* tok_units;      // [total_kv] page * (stride_page / stride_token) + slot, or null
+  const int64_t* k_tok_elems;    // [total_kv] element offsets (fallback when tok_units is null)
+  const int64_t* v_tok_elems;
+  const int32_t* tiles;          // [num_tiles, 8]: req, kv_head, row_start, row_end, kv_start, kv_end, 0, 0
+  const int32_t* work_indptr;    // [grid + 1] CTA c runs tiles[work_indptr[c] .. work_indptr[c+1])
+
+  int64_t q_stride_tok, q_stride_head;
+  int64_t o_stride_tok, o_stride_head;
+  int64_t lse_stride_tok, lse_stride_head;
+  int64_t k_stride_tok, k_stride_head;
+  int64_t v_stride_tok, v_stride_head;
+
+  int32_t num_qo_heads;
+  int32_t group_size;            // num_qo_heads / num_kv_heads
+  int32_t causal;                // 0 or 1
+  int32_t window_left;           // < 0: no sliding window
+  float scale_log2;              // multiplies the (capped) logit before exp2
+  float soft_cap;                // 0: off; else logit = soft_cap * tanh(q.k * cap_scale)
+  float cap_scale;               // sm_scale / soft_cap
+  int32_t pad0;
+};
+
+// The device-side offset builder (kv_offsets.cu): used when run() meets a stride set that
+// plan() did not see. Same tables as above, written into the workspace.
+struct OffsetParams {
+  const int32_t* tok_page;       // [total_kv]
+  const int32_t* tok_slot;       // [total_kv]
+  int32_t* tok_units;            // out, units mode (or null)
+  int64_t* k_tok_elems;          // out, elements mode (or null)
+  int64_t* v_tok_elems;
+  int64_t page_ratio;            // stride_page / stride_token (units mode)
+  int64_t k_stride_page, k_stride_tok, v_stride_page, v_stride_tok;
+  int64_t total_kv;
+};

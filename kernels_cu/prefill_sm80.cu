@@ -1,0 +1,297 @@
+// Portable paged prefill (FlashAttention-2 style): mma.sync m16n8k16 tensor cores, ldmatrix,
+// cp.async gathers of K/V rows through the plan's per-token offsets, online softmax in fp32.
+// Runs on sm_80 and later; on Hopper it is the pre-SM90 path and the cross-check.
+// Specialized by macros HEAD_DIM (64, 128, 256) and IS_BF16 (1: bf16, 0: fp16).
+#include "params.cuh"
+#include "ptx_sm80.cuh"
+#include "paged_kv_load.cuh"
+#include "softmax.cuh"
+
+#ifndef HEAD_DIM
+#define HEAD_DIM 128
+#endif
+#ifndef IS_BF16
+#define IS_BF16 1
+#endif
+
+// Tile shape, chosen per head dim in nvrtc_attn/variants.py (the one source of truth, so the
+// launcher's block size, shared memory and the planner's block_m always match the binary).
+// Each warp owns BLOCK_M / WARPS query rows (one or two 16-row m-tiles); two m-tiles per warp
+// halve the shared-memory reads per MMA, which keeps mma.sync fed; head_dim 256 needs 8 warps
+// of one m-tile, and head_dim 128 a 32-key block, to stay within 255 registers without spills.
+#if !defined(BLOCK_M) || !defined(BLOCK_N) || !defined(WARPS) || !defined(MIN_BLOCKS)
+#error "BLOCK_M, BLOCK_N, WARPS and MIN_BLOCKS come from nvrtc_attn/variants.py"
+#endif
+struct Dims {
+  static constexpr int kBlockM = BLOCK_M, kBlockN = BLOCK_N, kWarps = WARPS, kMinBlocks = MIN_BLOCKS;
+};
+
+constexpr int kD = HEAD_DIM;
+constexpr int kBM = Dims::kBlockM;
+constexpr int kBN = Dims::kBlockN;
+constexpr int kThreads = Dims::kWarps * 32;
+constexpr int kMT = kBM / (16 * Dims::kWarps);  // 16-row m-tiles per warp
+constexpr int kNT = kBN / 8;                    // 8-column tiles of S
+constexpr int kDT = kD / 8;                     // 8-column tiles of O
+constexpr int kChunks = kD / 8;                 // 16-byte chunks per row
+constexpr int kRowsPerPass = kThreads / kChunks;
+constexpr bool kBf16 = IS_BF16 != 0;
+constexpr int kQBytes = kBM * kD * 2;
+constexpr int kKVBytes = kBN * kD * 2;
+static_assert(kMT >= 1, "each warp needs at least one m-tile");
+
+// Dynamic shared memory: [Q | K | V | row offsets]; launcher.py computes the same size.
+constexpr int kSmemBytes = kQBytes + 2 * kKVBytes + (int)sizeof(KvRowOffsets<kBN>);
+
+struct TileCoords {
+  int req, kv_head, row_start, row_end, kv_start, kv_end;
+  int q0, qo_len, kv_len;
+};
+
+// Visible keys of query token i: [lo, hi) (bottom-right aligned causal mask, sliding window).
+NA_DEVICE int row_hi(const PrefillParams& p, const TileCoords& c, int i) {
+  return p.causal ? min(i + c.kv_len - c.qo_len + 1, c.kv_len) : c.kv_len;
+}
+NA_DEVICE int row_lo(const PrefillParams& p, const TileCoords& c, int i) {
+  return p.window_left >= 0 ? i + c.kv_len - c.qo_len - p.window_left : 0;
+}
+
+// Gather the tile's Q rows (packed (token, head) rows) into swizzled shared memory.
+NA_DEVICE void load_q_tile(const PrefillParams& p, const TileCoords& c, uint32_t q_sa, int tid) {
+  const uint16_t* q = static_cast<const uint16_t*>(p.q);
+  const int chunk = tid % kChunks;
+#pragma unroll 4
+  for (int pass = 0; pass < kBM / kRowsPerPass; ++pass) {
+    const int row = tid / kChunks + pass * kRowsPerPass;
+    const int packed = c.row_start + row;
+    const bool valid = packed < c.row_end;
+    const int i = packed / p.group_size;
+    const int h = c.kv_head * p.group_size + (packed - i * p.group_size);
+    const uint16_t* src = valid ? q + (c.q0 + i) * p.q_stride_tok + h * p.q_stride_head + chunk * 8 : q;
+    ptx::cp_async_16(q_sa + swizzled_offset(row, chunk, kChunks), src, valid ? 16 : 0);
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(kThreads, Dims::kMinBlocks)
+prefill_sm80(const __grid_constant__ PrefillParams p) {
+  extern __shared__ __align__(128) uint8_t smem[];
+  if (ptx::dynamic_smem_size() < kSmemBytes) __trap();  // launcher.py and this file disagree
+  uint8_t* q_s = smem;
+  KvRowOffsets<kBN>& offs = *reinterpret_cast<KvRowOffsets<kBN>*>(smem + kQBytes + 2 * kKVBytes);
+  const uint32_t q_sa = ptx::smem_addr(q_s);
+  const uint32_t k_sa = q_sa + kQBytes;
+  const uint32_t v_sa = k_sa + kKVBytes;
+
+  const int tid = threadIdx.x;
+  const int warp = tid / 32;
+  const int lane = tid % 32;
+  const int g = lane / 4;   // accumulator row within an 8-row half
+  const int t4 = lane % 4;  // accumulator column pair
+  const int warp_row0 = warp * kMT * 16;
+  const float c2 = p.scale_log2;
+  constexpr int kRowBytes = kD * 2;
+  // Per-lane ldmatrix bases (see swizzle_step): A = Q rows, B = K rows, Bt = V rows (transposed).
+  const int a_row = (lane % 8) + ((lane / 8) % 2) * 8;
+  const uint32_t q_lane = q_sa + (warp_row0 + a_row) * kRowBytes + (((lane / 16) ^ (lane % 8)) << 4);
+  const int b_row = (lane % 8) + (lane / 16) * 8;
+  const uint32_t k_lane = k_sa + b_row * kRowBytes + ((((lane / 8) % 2) ^ (lane % 8)) << 4);
+  const uint32_t v_lane = v_sa + a_row * kRowBytes + (((lane / 16) ^ (lane % 8)) << 4);
+
+  for (int w = p.work_indptr[blockIdx.x]; w < p.work_indptr[blockIdx.x + 1]; ++w) {
+    const int4 t0 = reinterpret_cast<const int4*>(p.tiles)[2 * w];
+    const int4 t1 = reinterpret_cast<const int4*>(p.tiles)[2 * w + 1];
+    TileCoords c;
+    c.req = t0.x; c.kv_head = t0.y; c.row_start = t0.z; c.row_end = t0.w;
+    c.kv_start = t1.x; c.kv_end = t1.y;
+    c.q0 = p.qo_indptr[c.req];
+    c.qo_len = p.qo_indptr[c.req + 1] - c.q0;
+    c.kv_len = p.kv_lens[c.req];
+    const int n_blocks = c.kv_end > c.kv_start ? (c.kv_end - c.kv_start + kBN - 1) / kBN : 0;
+    // Keys every row of the tile sees: blocks inside [max_lo, min_hi) need no mask.
+    const int min_hi = row_hi(p, c, c.row_start / p.group_size);
+    const int max_lo = row_lo(p, c, (c.row_end - 1) / p.group_size);
+
+    float o[kMT][kDT][4];
+    float row_max[kMT * 2], row_sum[kMT * 2];
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt) {
+#pragma unroll
+      for (int dt = 0; dt < kDT; ++dt) o[mt][dt][0] = o[mt][dt][1] = o[mt][dt][2] = o[mt][dt][3] = 0.f;
+      row_max[2 * mt] = row_max[2 * mt + 1] = NA_NEG_INF;
+      row_sum[2 * mt] = row_sum[2 * mt + 1] = 0.f;
+    }
+
+    if (n_blocks > 0) {
+      const int tok0 = p.kv_tok_indptr[c.req];
+      int n = n_blocks - 1;  // walk KV blocks last to first: masked blocks come first
+      stage_row_offsets<kBN>(p, offs, n & 1, tok0, c.kv_start + n * kBN, c.kv_end, tid);
+      ptx::cp_async_commit();
+      load_q_tile(p, c, q_sa, tid);
+      ptx::cp_async_commit();
+      ptx::cp_async_wait<1>();  // the offsets of block n landed (Q may still be in flight)
+      __syncthreads();
+      gather_kv_block<kD, kBN, kThreads, false>(p, k_sa, offs, n & 1, c.kv_start + n * kBN, c.kv_end, c.kv_head, tid);
+      ptx::cp_async_commit();
+
+      for (; n >= 0; --n) {
+        const int n0 = c.kv_start + n * kBN;
+        ptx::cp_async_wait<0>();  // K[n] (and Q) landed
+        __syncthreads();          // ... for every thread; V buffer free
+        gather_kv_block<kD, kBN, kThreads, true>(p, v_sa, offs, n & 1, n0, c.kv_end, c.kv_head, tid);
+        if (n > 0) stage_row_offsets<kBN>(p, offs, (n - 1) & 1, tok0, n0 - kBN, c.kv_end, tid);
+        ptx::cp_async_commit();
+
+        // S = Q K^T
+        float s[kMT][kNT][4];
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+          for (int nt = 0; nt < kNT; ++nt) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < kD / 16; ++kk) {
+          uint32_t a[kMT][4];
+#pragma unroll
+          for (int mt = 0; mt < kMT; ++mt)
+            ptx::ldmatrix_x4(swizzle_step(q_lane, kk * 2) + mt * 16 * kRowBytes, a[mt][0], a[mt][1], a[mt][2], a[mt][3]);
+#pragma unroll
+          for (int np = 0; np < kNT / 2; ++np) {
+            uint32_t b0, b1, b2, b3;
+            ptx::ldmatrix_x4(swizzle_step(k_lane, kk * 2) + np * 16 * kRowBytes, b0, b1, b2, b3);
+#pragma unroll
+            for (int mt = 0; mt < kMT; ++mt) {
+              ptx::mma_16816<kBf16>(s[mt][2 * np], a[mt], b0, b1);
+              ptx::mma_16816<kBf16>(s[mt][2 * np + 1], a[mt], b2, b3);
+            }
+          }
+        }
+
+        // Soft cap, mask, online softmax (log2 domain).
+        if (p.soft_cap != 0.f) {
+#pragma unroll
+          for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+            for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+              for (int e = 0; e < 4; ++e) s[mt][nt][e] = p.soft_cap * ptx::tanh(s[mt][nt][e] * p.cap_scale);
+        }
+        if (n0 + kBN > min_hi || n0 < max_lo) {
+#pragma unroll
+          for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+            for (int hh = 0; hh < 2; ++hh) {
+              const int packed = c.row_start + warp_row0 + mt * 16 + g + hh * 8;
+              const int i = packed / p.group_size;
+              const int hi = row_hi(p, c, i);
+              const int lo = row_lo(p, c, i);
+#pragma unroll
+              for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                  const int j = n0 + nt * 8 + 2 * t4 + e;
+                  if (j >= hi || j < lo) s[mt][nt][hh * 2 + e] = NA_NEG_INF;
+                }
+            }
+        }
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            const int r = mt * 2 + hh;
+            float mx = row_max[r];
+#pragma unroll
+            for (int nt = 0; nt < kNT; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][hh * 2], s[mt][nt][hh * 2 + 1]));
+            mx = quad_max(mx);
+            const float offset = safe_offset(mx, c2);
+            const float corr = ptx::exp2(row_max[r] * c2 - offset);
+            row_max[r] = mx;
+            float sum = 0.f;
+#pragma unroll
+            for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+              for (int e = 0; e < 2; ++e) {
+                const float pv = ptx::exp2(fmaf(s[mt][nt][hh * 2 + e], c2, -offset));
+                s[mt][nt][hh * 2 + e] = pv;
+                sum += pv;
+              }
+            row_sum[r] = row_sum[r] * corr + sum;
+#pragma unroll
+            for (int dt = 0; dt < kDT; ++dt) {
+              o[mt][dt][hh * 2] *= corr;
+              o[mt][dt][hh * 2 + 1] *= corr;
+            }
+          }
+
+        ptx::cp_async_wait<0>();  // V[n] and the offsets of block n - 1 landed
+        __syncthreads();          // ... for every thread; K buffer free
+        if (n > 0) {
+          gather_kv_block<kD, kBN, kThreads, false>(p, k_sa, offs, (n - 1) & 1, n0 - kBN, c.kv_end, c.kv_head, tid);
+          ptx::cp_async_commit();
+        }
+
+        // O += P V
+#pragma unroll
+        for (int kk = 0; kk < kBN / 16; ++kk) {
+          uint32_t a[kMT][4];
+#pragma unroll
+          for (int mt = 0; mt < kMT; ++mt) {
+            a[mt][0] = ptx::pack2<kBf16>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+            a[mt][1] = ptx::pack2<kBf16>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+            a[mt][2] = ptx::pack2<kBf16>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+            a[mt][3] = ptx::pack2<kBf16>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+          }
+#pragma unroll
+          for (int dp = 0; dp < kDT / 2; ++dp) {
+            uint32_t b0, b1, b2, b3;
+            ptx::ldmatrix_x4_trans(swizzle_step(v_lane, dp * 2) + kk * 16 * kRowBytes, b0, b1, b2, b3);
+#pragma unroll
+            for (int mt = 0; mt < kMT; ++mt) {
+              ptx::mma_16816<kBf16>(o[mt][2 * dp], a[mt], b0, b1);
+              ptx::mma_16816<kBf16>(o[mt][2 * dp + 1], a[mt], b2, b3);
+            }
+          }
+        }
+      }
+    }
+
+    // Epilogue: normalize, stage O in this warp's own Q rows, then coalesced 16-byte stores.
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const int r = mt * 2 + hh;
+        const float l = quad_sum(row_sum[r]);
+        const float inv = l > 0.f ? 1.f / l : 0.f;
+        const int local = warp_row0 + mt * 16 + g + hh * 8;
+        const uint32_t row_off = local * kRowBytes + (g << 4) + 4 * t4;  // swizzle bits = g = local & 7
+#pragma unroll
+        for (int dt = 0; dt < kDT; ++dt) {
+          const uint32_t packed = ptx::pack2<kBf16>(o[mt][dt][hh * 2] * inv, o[mt][dt][hh * 2 + 1] * inv);
+          *reinterpret_cast<uint32_t*>(q_s + swizzle_step(row_off, dt)) = packed;
+        }
+        const int packed_row = c.row_start + local;
+        if (p.lse != nullptr && t4 == 0 && packed_row < c.row_end) {
+          const int i = packed_row / p.group_size;
+          const int h = c.kv_head * p.group_size + (packed_row - i * p.group_size);
+          p.lse[(c.q0 + i) * p.lse_stride_tok + h * p.lse_stride_head] =
+              l > 0.f ? row_max[r] * c2 + ptx::log2(l) : NA_NEG_INF;
+        }
+      }
+    __syncthreads();
+    {
+      uint16_t* out = static_cast<uint16_t*>(p.o);
+      const int chunk = tid % kChunks;
+#pragma unroll 4
+      for (int pass = 0; pass < kBM / kRowsPerPass; ++pass) {
+        const int row = tid / kChunks + pass * kRowsPerPass;
+        const int packed = c.row_start + row;
+        if (packed < c.row_end) {
+          const int i = packed / p.group_size;
+          const int h = c.kv_head * p.group_size + (packed - i * p.group_size);
+          const uint4 val = *reinterpret_cast<const uint4*>(q_s + swizzled_offset(row, chunk, kChunks));
+          ptx::st_global_16(out + (c.q0 + i) * p.o_stride_tok + h * p.o_stride_head + chunk * 8, val);
+        }
+      }
+    }
+    __syncthreads();  // shared memory is reused by the next tile
+  }
+}

@@ -1,0 +1,102 @@
+"""Every kernel binary the library can build: source, entry, macros and target arch.
+
+The tile shapes live here and reach the .cu files as macros, so the launcher (block size,
+shared memory) and the planner (rows per tile) always agree with the compiled binary.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HOPPER_ARCH = "sm_90a"
+PORTABLE_ARCH = "sm_80"
+HEAD_DIMS = (64, 128, 256)
+DTYPES = ("bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class Sm80Tile:
+    """Tile of prefill_sm80.cu: rows of packed (token, head) queries, keys per block, warps."""
+
+    block_m: int
+    block_n: int
+    warps: int
+    min_blocks: int  # CTAs per SM the register budget is sized for (__launch_bounds__)
+
+    @property
+    def threads(self) -> int:
+        return self.warps * 32
+
+    def smem_bytes(self, head_dim: int) -> int:
+        # Mirror of kSmemBytes in prefill_sm80.cu (the kernel traps if it gets less):
+        # [Q | K | V] 16-bit tiles + KvRowOffsets (two parities of int64 K, int64 V, int32 units).
+        return 2 * head_dim * (self.block_m + 2 * self.block_n) + 2 * (8 + 8 + 4) * self.block_n
+
+
+# head_dim 128 uses 48-key blocks: 64 needs > 255 registers (spills); on the H100 48 beat 32 by 12%
+# on W2 (264 vs 235 TFLOP/s) and 64-with-spills by 0-3%.
+SM80_TILES = {
+    64: Sm80Tile(block_m=128, block_n=64, warps=4, min_blocks=2),
+    128: Sm80Tile(block_m=128, block_n=48, warps=4, min_blocks=2),
+    256: Sm80Tile(block_m=128, block_n=64, warps=8, min_blocks=1),
+}
+
+
+# The sm_80 build (pre-Hopper GPUs) keeps 32-key blocks at head_dim 128: NVRTC 13.0 spills a few
+# registers there with 48 (NVRTC 13.5 does not).
+SM80_TILES_PORTABLE = {**SM80_TILES, 128: Sm80Tile(block_m=128, block_n=32, warps=4, min_blocks=2)}
+
+
+def sm80_tile(head_dim: int, arch: str = HOPPER_ARCH) -> Sm80Tile:
+    """Tile of the portable kernel for a head dim on an arch."""
+    return (SM80_TILES if arch == HOPPER_ARCH else SM80_TILES_PORTABLE)[head_dim]
+
+
+@dataclass(frozen=True)
+class KernelVariant:
+    source: str                                   # file in kernels_cu/
+    entry: str                                    # extern "C" kernel name
+    defines: tuple[tuple[str, str | int], ...]    # -D macros, in a fixed order
+    arch: str                                     # "sm_90a" or "sm_80"
+
+    @property
+    def name(self) -> str:
+        parts = [self.entry]
+        for key, value in self.defines:
+            if key == "HEAD_DIM":
+                parts.append(f"hd{value}")
+            elif key == "IS_BF16":
+                parts.append("bf16" if int(value) else "fp16")
+        parts.append(self.arch)
+        return "_".join(parts)
+
+
+def prefill_sm80_variant(head_dim: int, dtype: str, arch: str = HOPPER_ARCH) -> KernelVariant:
+    """The portable mma.sync kernel for one head dim and dtype ("bfloat16"/"float16")."""
+    tile = sm80_tile(head_dim, arch)
+    defines = (
+        ("HEAD_DIM", head_dim),
+        ("IS_BF16", 1 if dtype == "bfloat16" else 0),
+        ("BLOCK_M", tile.block_m),
+        ("BLOCK_N", tile.block_n),
+        ("WARPS", tile.warps),
+        ("MIN_BLOCKS", tile.min_blocks),
+    )
+    return KernelVariant("prefill_sm80.cu", "prefill_sm80", defines, arch)
+
+
+def kv_offsets_variant(arch: str = HOPPER_ARCH) -> KernelVariant:
+    """The device-side offset builder used by run() for strides plan() did not see."""
+    return KernelVariant("kv_offsets.cu", "build_kv_offsets", (), arch)
+
+
+def all_variants() -> list[KernelVariant]:
+    out = []
+    for arch in (HOPPER_ARCH, PORTABLE_ARCH):
+        out += [prefill_sm80_variant(hd, dt, arch) for hd in HEAD_DIMS for dt in DTYPES]
+        out.append(kv_offsets_variant(arch))
+    return out
+
+
+def default_variants() -> list[KernelVariant]:
+    """Compiled at import: the common Hopper case (head_dim 128) and the offset builder."""
+    return [prefill_sm80_variant(128, dt) for dt in DTYPES] + [kv_offsets_variant()]

@@ -1,0 +1,300 @@
+"""FlashInfer-compatible BatchPrefillWithPagedKVCacheWrapper (plan once per batch, run per layer)
+and the one-call functional API `paged_prefill`.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from . import arrays, launcher, planner, validate, variants
+
+LOG2E = 1.4426950408889634
+BACKENDS = ("auto", "sm80", "sm90")
+
+# FlashInfer plan()/run() keywords we accept for drop-in use, with the only values supported.
+_PLAN_DEFAULTS = {"pos_encoding_mode": "NONE", "custom_mask": None, "packed_custom_mask": None,
+                  "allow_fp16_qk_reduction": False, "rope_scale": None, "rope_theta": None,
+                  "use_fp16_qk_reduction": False}
+_PLAN_IGNORED = ("non_blocking", "o_data_type", "fixed_split_size", "disable_split_kv", "prefix_len_ptr",
+                 "token_pos_in_items_ptr", "token_pos_in_items_len", "max_item_len_ptr", "seq_lens",
+                 "seq_lens_q", "block_tables", "max_token_per_sequence", "max_sequence_kv")
+
+
+def _needs_plan(method):
+    """Lifecycle precondition: run() before plan() is a clear error, not a crash."""
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        if self._plan is None:
+            raise RuntimeError(f"{method.__name__}() cannot be called before plan() has been called "
+                               f"on this BatchPrefillWithPagedKVCacheWrapper.")
+        return method(self, *args, **kwargs)
+    return checked
+
+
+def _check_extra(kwargs: dict, where: str) -> None:
+    for key, value in kwargs.items():
+        if key in _PLAN_IGNORED:
+            continue
+        if key not in _PLAN_DEFAULTS:
+            raise TypeError(f"{where}() got an unexpected keyword argument {key!r}")
+        if value != _PLAN_DEFAULTS[key] and not (value is None and _PLAN_DEFAULTS[key] is None):
+            raise NotImplementedError(f"{where}(): {key}={value!r} is not supported "
+                                      f"(only {_PLAN_DEFAULTS[key]!r})")
+
+
+class BatchPrefillWithPagedKVCacheWrapper:
+    """Batch prefill attention over a paged KV cache with any strides.
+
+    workspace_buffer: a device uint8 array (CuPy, torch, DLPack), e.g. 128 MiB; plan() writes the
+    batch's plan into it with one host-to-device copy, every layer's run() reads it.
+    kv_layout: "NHD" ([pages, page_size, Hkv, D]) or "HND" ([pages, Hkv, page_size, D]).
+    backend: "auto" (best for the GPU), "sm80" (portable mma.sync kernel) or "sm90".
+
+    Example (one plan, every layer of a [pages, layers, 2, page_size, Hkv, D] pool):
+        w = BatchPrefillWithPagedKVCacheWrapper(cupy.empty(128 << 20, cupy.uint8))
+        w.plan(qo_indptr, kv_indptr, kv_indices, last_page_len, 32, 8, 128, 16, causal=True,
+               q_data_type="float16")
+        for layer in range(num_layers):
+            o = w.run(q[layer], (pool[:, layer, 0], pool[:, layer, 1]))
+    """
+
+    def __init__(self, workspace_buffer, kv_layout: str = "NHD", backend: str = "auto", **kwargs):
+        self._kv_layout = validate.check_kv_layout(kv_layout)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "sm90":
+            raise NotImplementedError("backend='sm90' (the wgmma/TMA Hopper kernel) is not available yet; "
+                                      "use backend='auto' or 'sm80'")
+        for key in kwargs:
+            if key not in ("use_cuda_graph", "qo_indptr_buf", "paged_kv_indptr_buf", "paged_kv_indices_buf",
+                           "paged_kv_last_page_len_buf", "custom_mask_buf", "mask_indptr_buf", "jit_args"):
+                raise TypeError(f"BatchPrefillWithPagedKVCacheWrapper() got an unexpected keyword argument {key!r}")
+        self._backend = "sm80"
+        ws = arrays.wrap(workspace_buffer, "workspace_buffer")
+        if ws.device is None:
+            raise ValueError("workspace_buffer must be a CUDA device array, got a host array")
+        if ws.strides != arrays._contiguous_strides(ws.shape):
+            raise ValueError(f"workspace_buffer must be contiguous, got strides {ws.strides}")
+        if ws.ptr % 256:
+            raise ValueError(f"workspace_buffer must be 256-byte aligned, got address {ws.ptr:#x}")
+        self._workspace = ws
+        self._workspace_bytes = int(np.prod(ws.shape, dtype=np.int64)) * ws.itemsize
+        self._plan = None
+        self._offsets_key = None
+        self._params = None
+        self._grow_workspace = False  # only the functional API's private wrappers grow
+
+    def _reallocate_workspace(self, nbytes: int) -> None:
+        import cupy
+
+        with cupy.cuda.Device(self._workspace.device):
+            buf = cupy.empty(nbytes, dtype=cupy.uint8)
+        self._workspace = arrays.wrap(buf, "workspace_buffer")
+        self._workspace_bytes = nbytes
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @property
+    def kv_layout(self) -> str:
+        return self._kv_layout
+
+    def plan(self, qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
+             num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int,
+             causal: bool = False, sm_scale: float | None = None, window_left: int = -1,
+             logits_soft_cap: float | None = None, q_data_type="float16", kv_data_type=None,
+             paged_kv_cache=None, stream=None, **kwargs) -> None:
+        """Plan one batch (host work, once; may synchronize). Index arrays: NumPy, CuPy or torch.
+
+        paged_kv_cache (optional, our extension): the cache, or any layer view of the pool; its
+        strides let plan() build the K/V offset tables now. Without it the first run() builds
+        them on the device (a small kernel, CUDA-graph capturable) and later runs reuse them;
+        every layer view of one pool has the same strides, so that happens once per plan.
+        """
+        _check_extra(kwargs, "plan")
+        a = validate.check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
+                                     num_qo_heads, num_kv_heads, head_dim, page_size, causal, sm_scale,
+                                     window_left, logits_soft_cap, q_data_type, kv_data_type)
+        key = None
+        if paged_kv_cache is not None:
+            k, v = arrays.split_cache(paged_kv_cache)
+            key = self._offset_key(k, v, a["page_size"], self._max_index(a))
+        device = self._workspace.device
+        kernel = launcher.prefill_sm80_kernel(a["head_dim"], a["dtype"], device)
+        tile = variants.sm80_tile(a["head_dim"], kernel.variant.arch)
+        plan = planner.make_plan(
+            a["qo_indptr"], a["paged_kv_indptr"], a["paged_kv_indices"], a["paged_kv_last_page_len"],
+            a["num_qo_heads"], a["num_kv_heads"], a["head_dim"], a["page_size"], causal=a["causal"],
+            window_left=a["window_left"], sm_scale=a["sm_scale"], logits_soft_cap=a["logits_soft_cap"],
+            dtype=a["dtype"], num_ctas=launcher.sm_count(device) * kernel.blocks_per_sm,
+            block_m=tile.block_m, offsets_key=key)
+        if plan.workspace_bytes > self._workspace_bytes and self._grow_workspace:
+            self._reallocate_workspace(2 * plan.workspace_bytes)
+        if plan.workspace_bytes > self._workspace_bytes:
+            raise ValueError(f"workspace_buffer holds {self._workspace_bytes} bytes but this batch's plan "
+                             f"needs {plan.workspace_bytes}; pass a larger buffer")
+        if paged_kv_cache is not None:
+            validate.check_cache(k, v, plan, self._kv_layout)
+        launcher.copy_host_to_device(self._workspace.ptr, plan.image,
+                                     arrays.current_stream(self._workspace, stream))
+        self._plan, self._offsets_key, self._kernel = plan, plan.offsets_key, kernel
+        self._params = self._plan_params(plan)
+
+    begin_forward = plan  # FlashInfer's older name
+
+    @staticmethod
+    def _max_index(a) -> int:
+        used = a["paged_kv_indices"][: int(a["paged_kv_indptr"][-1])]
+        return int(used.max()) if used.size else -1
+
+    def _offset_key(self, k, v, page_size: int, max_page_index: int) -> tuple:
+        ks = arrays.cache_strides(k, self._kv_layout, page_size)
+        vs = arrays.cache_strides(v, self._kv_layout, page_size)
+        key = planner.offset_key(ks, vs)
+        if not planner.units_fit(key, max_page_index, page_size):
+            key = ("elements", ks[0], ks[1], vs[0], vs[1])
+        return key
+
+    def _section(self, name: str) -> int:
+        return self._workspace.ptr + self._plan.layout[name][0]
+
+    def _plan_params(self, plan) -> launcher.PrefillParams:
+        p = launcher.PrefillParams()
+        for name in ("qo_indptr", "kv_lens", "kv_tok_indptr", "tiles", "work_indptr"):
+            setattr(p, name, self._workspace.ptr + plan.layout[name][0])
+        p.num_qo_heads = plan.num_qo_heads
+        p.group_size = plan.group_size
+        p.causal = int(plan.causal)
+        p.window_left = plan.window_left
+        if plan.logits_soft_cap > 0:
+            p.scale_log2 = LOG2E
+            p.soft_cap = plan.logits_soft_cap
+            p.cap_scale = plan.sm_scale / plan.logits_soft_cap
+        else:
+            p.scale_log2 = plan.sm_scale * LOG2E
+        return p
+
+    def _build_offsets(self, key: tuple, stream: int) -> None:
+        plan = self._plan
+        op = launcher.OffsetParams()
+        op.tok_page = self._section("tok_page")
+        op.tok_slot = self._section("tok_slot")
+        op.total_kv = plan.total_kv
+        if key[0] == "units":
+            op.tok_units = self._section("tok_units")
+            op.page_ratio = key[1]
+        else:
+            op.k_tok_elems = self._section("k_tok_elems")
+            op.v_tok_elems = self._section("v_tok_elems")
+            op.k_stride_page, op.k_stride_tok, op.v_stride_page, op.v_stride_tok = key[1:]
+        kernel = launcher.offsets_kernel(self._workspace.device)
+        grid = min(max(1, -(-plan.total_kv // kernel.threads)), 4096)
+        kernel.launch(grid, op, stream)
+
+    @_needs_plan
+    def run(self, q, paged_kv_cache, out=None, lse=None, return_lse: bool = False, stream=None,
+            k_scale=None, v_scale=None):
+        """Attention for one layer: returns o [total_q, num_qo_heads, head_dim] (q's array type)
+        or (o, lse) with lse float32 [total_q, num_qo_heads] (base-2 log-sum-exp of the logits).
+        No host-device sync and no allocation when out (and lse) are given: capturable.
+        """
+        if k_scale is not None or v_scale is not None:
+            raise NotImplementedError("run(): k_scale/v_scale (fp8 KV) are not supported")
+        plan = self._plan
+        qo = arrays.wrap(q, "q")
+        validate.check_q(qo, plan)
+        k, v = arrays.split_cache(paged_kv_cache)
+        validate.check_cache(k, v, plan, self._kv_layout)
+        if k.device != qo.device or qo.device != self._workspace.device:
+            raise ValueError(f"q (cuda:{qo.device}), paged_kv_cache (cuda:{k.device}) and workspace_buffer "
+                             f"(cuda:{self._workspace.device}) must be on the same device")
+        oo = lo = None
+        if out is not None:
+            oo = arrays.wrap(out, "out")
+            validate.check_out(oo, qo)
+        if lse is not None:
+            lo = arrays.wrap(lse, "lse")
+            validate.check_lse(lo, qo)
+        if out is None:
+            out = arrays.empty_like_kind(qo, qo.shape, qo.dtype)
+            oo = arrays.wrap(out, "out")
+        if lse is None and return_lse:
+            lse = arrays.empty_like_kind(qo, qo.shape[:2], "float32")
+            lo = arrays.wrap(lse, "lse")
+
+        raw_stream = arrays.current_stream(qo, stream)
+        key = self._offset_key(k, v, plan.page_size, plan.max_page_index)
+        if key != self._offsets_key:
+            self._build_offsets(key, raw_stream)
+            self._offsets_key = key
+
+        p = self._params
+        p.q, p.k, p.v, p.o = qo.ptr, k.ptr, v.ptr, oo.ptr
+        p.q_stride_tok, p.q_stride_head = qo.strides[0], qo.strides[1]
+        p.o_stride_tok, p.o_stride_head = oo.strides[0], oo.strides[1]
+        if lo is not None:
+            p.lse, p.lse_stride_tok, p.lse_stride_head = lo.ptr, lo.strides[0], lo.strides[1]
+        else:
+            p.lse, p.lse_stride_tok, p.lse_stride_head = None, 0, 0
+        ks = arrays.cache_strides(k, self._kv_layout, plan.page_size)
+        vs = arrays.cache_strides(v, self._kv_layout, plan.page_size)
+        p.k_stride_tok, p.k_stride_head = ks[1], ks[2]
+        p.v_stride_tok, p.v_stride_head = vs[1], vs[2]
+        if key[0] == "units":
+            p.tok_units, p.k_tok_elems, p.v_tok_elems = self._section("tok_units"), None, None
+        else:
+            p.tok_units = None
+            p.k_tok_elems, p.v_tok_elems = self._section("k_tok_elems"), self._section("v_tok_elems")
+        if plan.num_tiles:
+            self._kernel.launch(plan.num_ctas, p, raw_stream)
+        return (out, lse) if return_lse else out
+
+    forward = run
+
+
+_functional: dict = {}
+
+
+def _functional_wrapper(device: int, kv_layout: str, backend: str) -> "BatchPrefillWithPagedKVCacheWrapper":
+    """One wrapper per (device, layout, backend) whose workspace grows to the largest plan seen."""
+    import cupy
+
+    key = (device, kv_layout, backend)
+    w = _functional.get(key)
+    if w is None:
+        with cupy.cuda.Device(device):
+            w = BatchPrefillWithPagedKVCacheWrapper(cupy.empty(8 << 20, dtype=cupy.uint8), kv_layout, backend)
+        w._grow_workspace = True
+        _functional[key] = w
+    return w
+
+
+def paged_prefill(q, paged_kv_cache, qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
+                  *, causal: bool = False, kv_layout: str = "NHD", sm_scale: float | None = None,
+                  window_left: int = -1, logits_soft_cap: float | None = None, return_lse: bool = False,
+                  backend: str = "auto", out=None, lse=None, stream=None):
+    """One-call prefill: plan + run. Head counts, head_dim, page_size and dtype come from the
+    arrays. For many layers of one batch use the wrapper (plan once, run per layer).
+
+    Example: o = paged_prefill(q, (k_cache, v_cache), qo_indptr, kv_indptr, kv_indices,
+                               last_page_len, causal=True)
+    """
+    qo = arrays.wrap(q, "q")
+    if qo.ndim != 3:
+        raise ValueError(f"q must be 3-D [total_q, num_qo_heads, head_dim], got shape {list(qo.shape)}")
+    validate.check_kv_layout(kv_layout)
+    k, _ = arrays.split_cache(paged_kv_cache)
+    if k.ndim != 4:
+        raise ValueError(f"paged_kv_cache K must be 4-D, got shape {list(k.shape)}")
+    page_size, num_kv_heads = (k.shape[1], k.shape[2]) if kv_layout == "NHD" else (k.shape[2], k.shape[1])
+    if qo.device is None:
+        raise ValueError("q must be on a CUDA device, got a host array")
+    w = _functional_wrapper(qo.device, kv_layout, backend)
+    w.plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, qo.shape[1], num_kv_heads,
+           qo.shape[2], page_size, causal=causal, sm_scale=sm_scale, window_left=window_left,
+           logits_soft_cap=logits_soft_cap, q_data_type=qo.dtype, kv_data_type=k.dtype,
+           paged_kv_cache=paged_kv_cache, stream=stream)
+    return w.run(q, paged_kv_cache, out=out, lse=lse, return_lse=return_lse, stream=stream)

@@ -1,0 +1,360 @@
+"""Shared test plumbing: the `gpu` marker (skipped cleanly without a usable CUDA device) and
+builders for random paged batches, KV pools, poisoned outputs and error checks.
+
+Nothing here touches the device at import or collection time, so CI without a GPU collects every
+test and reports the GPU ones as skipped.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+# Kernels need mma.sync m16n8k16 with bf16 (sm_80+).
+MIN_COMPUTE_CAPABILITY = 80
+
+
+@functools.lru_cache(maxsize=None)
+def gpu_unavailable_reason() -> str | None:
+    """None when a CUDA device usable by CuPy is present, else why not (for the skip message)."""
+    try:
+        import cupy
+    except Exception as exc:  # noqa: BLE001 - any import failure means no GPU path
+        return f"cupy not importable ({type(exc).__name__}: {exc})"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # noqa: BLE001 - CUDARuntimeError, missing driver library, ...
+        return f"no usable CUDA driver/device ({type(exc).__name__}: {exc})"
+    if count == 0:
+        return "no CUDA device"
+    try:
+        cc = int(cupy.cuda.Device(0).compute_capability)
+    except Exception as exc:  # noqa: BLE001
+        return f"CUDA device not usable ({type(exc).__name__}: {exc})"
+    if cc < MIN_COMPUTE_CAPABILITY:
+        return f"compute capability {cc} < {MIN_COMPUTE_CAPABILITY}"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def torch_cuda_unavailable_reason() -> str | None:
+    """None when torch with CUDA is usable (needed for bf16 data and torch-tensor cases)."""
+    reason = gpu_unavailable_reason()
+    if reason:
+        return reason
+    try:
+        import torch
+    except Exception as exc:  # noqa: BLE001
+        return f"torch not importable ({type(exc).__name__})"
+    if not torch.cuda.is_available():
+        return "torch has no CUDA"
+    return None
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "gpu: needs a CUDA GPU (sm_80+); skipped with a reason when none is usable"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    reason = None
+    for item in items:
+        if item.get_closest_marker("gpu") is None:
+            continue
+        if reason is None:
+            reason = gpu_unavailable_reason() or ""
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=f"GPU test: {reason}"))
+
+
+@pytest.fixture
+def gpu():
+    """Skip unless a CUDA device is usable (also implied by the `gpu` marker)."""
+    reason = gpu_unavailable_reason()
+    if reason:
+        pytest.skip(f"GPU test: {reason}")
+
+
+def require_torch_cuda():
+    reason = torch_cuda_unavailable_reason()
+    if reason:
+        pytest.skip(f"needs torch with CUDA: {reason}")
+
+
+# --------------------------------------------------------------------------------------------
+# Paged batches (host side, pure NumPy)
+
+
+@dataclass(frozen=True)
+class PagedBatch:
+    """A batch's CSR page table (int32 NumPy) and lengths; pages are a random permutation."""
+
+    qo_lens: np.ndarray
+    kv_lens: np.ndarray
+    page_size: int
+    max_pages: int
+    qo_indptr: np.ndarray
+    paged_kv_indptr: np.ndarray
+    paged_kv_indices: np.ndarray
+    paged_kv_last_page_len: np.ndarray
+
+    @property
+    def total_q(self) -> int:
+        return int(self.qo_indptr[-1])
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.qo_lens)
+
+    def index_args(self):
+        return (self.qo_indptr, self.paged_kv_indptr, self.paged_kv_indices, self.paged_kv_last_page_len)
+
+
+def make_page_table(qo_lens, kv_lens, page_size, seed, extra_pages=3) -> PagedBatch:
+    """Page table for the given lengths over a pool of (needed + extra) pages, randomly permuted.
+
+    Requests with kv_len 0 get zero pages (and a random last_page_len, which must be ignored).
+    The pages used are never 0..n in order.
+    """
+    rng = np.random.default_rng(seed)
+    qo_lens = np.asarray(qo_lens, dtype=np.int64)
+    kv_lens = np.asarray(kv_lens, dtype=np.int64)
+    n_pages = (kv_lens + page_size - 1) // page_size
+    needed = int(n_pages.sum())
+    max_pages = needed + extra_pages
+    perm = rng.permutation(max_pages)
+    if needed > 1 and np.array_equal(perm[:needed], np.arange(needed)):
+        perm[:needed] = perm[:needed][::-1]
+    indices = perm[:needed]
+    last = np.where(n_pages > 0, (kv_lens - 1) % page_size + 1, rng.integers(1, page_size + 1, len(kv_lens)))
+    return PagedBatch(
+        qo_lens=qo_lens,
+        kv_lens=kv_lens,
+        page_size=int(page_size),
+        max_pages=max_pages,
+        qo_indptr=np.concatenate(([0], np.cumsum(qo_lens))).astype(np.int32),
+        paged_kv_indptr=np.concatenate(([0], np.cumsum(n_pages))).astype(np.int32),
+        paged_kv_indices=indices.astype(np.int32),
+        paged_kv_last_page_len=last.astype(np.int32),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Device arrays in either framework ("cupy" or "torch")
+
+
+def _torch_dtype(name):
+    import torch
+
+    return {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+            "uint8": torch.uint8, "int32": torch.int32}[name]
+
+
+def randn(fw, shape, dtype, seed, scale=1.0):
+    """Random normal data (never zeros) of dtype 'float16' / 'bfloat16' / 'float32'."""
+    shape = tuple(int(s) for s in shape)
+    if fw == "torch":
+        import torch
+
+        g = torch.Generator(device="cuda")
+        g.manual_seed(int(seed))
+        x = torch.randn(shape, generator=g, device="cuda", dtype=torch.float32)
+        return (x * scale).to(_torch_dtype(dtype))
+    import cupy
+
+    if dtype == "bfloat16":
+        pytest.skip("bf16 data needs torch tensors (CuPy has no bf16 dtype)")
+    x = cupy.random.RandomState(int(seed)).standard_normal(shape, dtype=cupy.float32)
+    return (x * scale).astype(dtype)
+
+
+def empty(fw, shape, dtype):
+    shape = tuple(int(s) for s in shape)
+    if fw == "torch":
+        import torch
+
+        return torch.empty(shape, device="cuda", dtype=_torch_dtype(dtype))
+    import cupy
+
+    return cupy.empty(shape, dtype=dtype)
+
+
+def to_device_ints(fw, a):
+    """An int32 index array on the device in the given framework."""
+    if fw == "torch":
+        import torch
+
+        return torch.as_tensor(np.asarray(a, dtype=np.int32), device="cuda")
+    import cupy
+
+    return cupy.asarray(np.asarray(a, dtype=np.int32))
+
+
+def workspace(fw, nbytes=128 << 20):
+    return empty(fw, (nbytes,), "uint8")
+
+
+def poison(x):
+    """Fill a floating array (any strides) with NaN, in place; returns x."""
+    if type(x).__module__.startswith("torch"):
+        x.fill_(float("nan"))
+    else:
+        x.fill(np.nan)
+    return x
+
+
+def synchronize():
+    import cupy
+
+    cupy.cuda.Device().synchronize()
+    reason = torch_cuda_unavailable_reason()
+    if reason is None:
+        import torch
+
+        torch.cuda.synchronize()
+
+
+class Snapshot:
+    """Exact bit-copy of a contiguous buffer; `.unchanged()` compares as integers (NaN-safe)."""
+
+    def __init__(self, buf):
+        self.buf = buf
+        if type(buf).__module__.startswith("torch"):
+            import torch
+
+            assert buf.is_contiguous()
+            self.copy = buf.detach().view(torch.uint8).clone()
+        else:
+            assert buf.flags.c_contiguous
+            self.copy = buf.view(np.uint8).copy()
+
+    def unchanged(self) -> bool:
+        synchronize()
+        if type(self.buf).__module__.startswith("torch"):
+            import torch
+
+            return bool(torch.equal(self.buf.detach().view(torch.uint8), self.copy))
+        xp = _xp(self.buf)
+        return bool(xp.array_equal(self.buf.view(np.uint8), self.copy))
+
+
+def _xp(x):
+    try:
+        import cupy
+
+        return cupy.get_array_module(x)
+    except Exception:  # noqa: BLE001
+        return np
+
+
+@dataclass
+class KVPool:
+    """A [max_pages, num_layers, 2, page_size, Hkv, D] pool (HND: [..., Hkv, page_size, D])."""
+
+    buf: object
+    kv_layout: str
+
+    def layer(self, layer: int):
+        """(k, v) strided views of one layer, as a model would pass them."""
+        return self.buf[:, layer, 0], self.buf[:, layer, 1]
+
+
+def make_pool(fw, dtype, max_pages, page_size, num_kv_heads, head_dim, *, num_layers=4,
+              kv_layout="NHD", seed=0) -> KVPool:
+    """Random pool with K/V of every layer interleaved on dims 1 and 2 (non-contiguous views)."""
+    if kv_layout == "NHD":
+        shape = (max_pages, num_layers, 2, page_size, num_kv_heads, head_dim)
+    else:
+        shape = (max_pages, num_layers, 2, num_kv_heads, page_size, head_dim)
+    return KVPool(buf=randn(fw, shape, dtype, seed), kv_layout=kv_layout)
+
+
+# --------------------------------------------------------------------------------------------
+# Error checks
+
+# Relative L2 error bounds against the float32 reference (the reference sees the same rounded
+# inputs, so this is the kernel's own rounding: P and O in 16-bit, fp32 accumulation).
+REL_TOL = {"float16": 5e-3, "bfloat16": 2e-2}
+LSE_ABS_TOL = 1e-2
+
+
+def dtype_name(x) -> str:
+    s = str(x.dtype)
+    return s.replace("torch.", "")
+
+
+def check_attention(o, lse, ref_o, ref_lse, dtype, what=""):
+    """Assert o (and lse when given) match the reference: no NaN, rel L2 error within the dtype's
+    bound, masked rows exactly 0 in o, LSE -inf exactly where the reference is -inf."""
+    from nvrtc_attn.reference import as_float_array
+
+    synchronize()
+    of = as_float_array(o)
+    xp = _xp(of)
+    ref_o = xp.asarray(ref_o, dtype=xp.float32)
+    assert of.shape == ref_o.shape, f"{what}: o shape {of.shape} != {ref_o.shape}"
+    n_nan = int(xp.isnan(of).sum())
+    assert n_nan == 0, f"{what}: {n_nan} NaN in o (unwritten or bad values)"
+    assert bool(xp.isfinite(of).all()), f"{what}: inf in o"
+    ref_norm = float(xp.linalg.norm(ref_o))
+    err = float(xp.linalg.norm(of - ref_o))
+    rel = err / ref_norm if ref_norm > 0 else err
+    assert rel <= REL_TOL[dtype], f"{what}: rel L2 error {rel:.3e} > {REL_TOL[dtype]:.0e}"
+    if ref_lse is not None:
+        ref_lse = xp.asarray(ref_lse, dtype=xp.float32)
+        dead = xp.isneginf(ref_lse)  # [T, H]: rows that see no key
+        if bool(dead.any()):
+            assert float(xp.abs(of[dead]).max()) == 0.0, f"{what}: fully masked rows not zero"
+    if lse is not None:
+        lf = as_float_array(lse)
+        assert lf.shape == ref_lse.shape, f"{what}: lse shape {lf.shape} != {ref_lse.shape}"
+        assert int(xp.isnan(lf).sum()) == 0, f"{what}: NaN in lse"
+        dead = xp.isneginf(ref_lse)
+        assert bool(xp.array_equal(xp.isneginf(lf), dead)), f"{what}: lse -inf pattern differs"
+        live = ~dead
+        if bool(live.any()):
+            lerr = float(xp.abs(lf[live] - ref_lse[live]).max())
+            assert lerr <= LSE_ABS_TOL, f"{what}: lse abs error {lerr:.3e} > {LSE_ABS_TOL}"
+    return rel
+
+
+class Kit:
+    """The helpers above as one fixture (`kit.make_pool(...)`), so tests need not import conftest."""
+
+    make_page_table = staticmethod(make_page_table)
+    make_pool = staticmethod(make_pool)
+    randn = staticmethod(randn)
+    empty = staticmethod(empty)
+    to_device_ints = staticmethod(to_device_ints)
+    workspace = staticmethod(workspace)
+    poison = staticmethod(poison)
+    synchronize = staticmethod(synchronize)
+    Snapshot = Snapshot
+    check_attention = staticmethod(check_attention)
+    require_torch_cuda = staticmethod(require_torch_cuda)
+    dtype_name = staticmethod(dtype_name)
+    REL_TOL = REL_TOL
+
+
+@pytest.fixture
+def kit():
+    return Kit
+
+
+@pytest.fixture(name="poison")
+def poison_fixture():
+    return poison
+
+
+@pytest.fixture(name="make_page_table")
+def make_page_table_fixture():
+    return make_page_table
+
+
+@pytest.fixture(name="make_pool")
+def make_pool_named_fixture():
+    return make_pool

@@ -1,0 +1,70 @@
+"""The ctypes mirrors in launcher.py match kernels_cu/params.cuh: NVRTC checks every field offset
+and the struct size with static_assert (CPU only, no GPU)."""
+import ctypes
+
+import pytest
+
+from nvrtc_attn import compiler, launcher, variants
+
+
+def _layout_source(struct: type, cxx_name: str) -> str:
+    lines = ['#include "params.cuh"']
+    for name, _ in struct._fields_:
+        offset = getattr(struct, name).offset
+        lines.append(f'static_assert(__builtin_offsetof({cxx_name}, {name}) == {offset}, "{name}");')
+    lines.append(f'static_assert(sizeof({cxx_name}) == {ctypes.sizeof(struct)}, "size");')
+    lines.append('extern "C" __global__ void layout_probe() {}')
+    return "\n".join(lines)
+
+
+def _has_builtin_offsetof() -> bool:
+    from cuda.core import Program, ProgramOptions
+
+    src = 'struct S { int a; long long b; };\nstatic_assert(__builtin_offsetof(S, b) == 8, "b");\n'
+    try:
+        Program(src, "c++", ProgramOptions(arch=variants.HOPPER_ARCH, std="c++17")).compile("cubin")
+        return True
+    except Exception:
+        return False
+
+
+# NVRTC 13.0 has no __builtin_offsetof (13.5 does); the layout is the same C ABI either way, so the
+# check runs wherever the compiler supports it (CI installs the newest NVRTC).
+needs_offsetof = pytest.mark.skipif(not _has_builtin_offsetof(), reason="this NVRTC lacks __builtin_offsetof")
+
+
+@needs_offsetof
+@pytest.mark.parametrize("struct, cxx_name", [(launcher.PrefillParams, "PrefillParams"),
+                                              (launcher.OffsetParams, "OffsetParams")])
+def test_params_mirror_matches_cuda_struct(struct, cxx_name):
+    from cuda.core import Program, ProgramOptions
+
+    opts = ProgramOptions(arch=variants.HOPPER_ARCH, std="c++17", include_path=[str(compiler.KERNELS_DIR)])
+    Program(_layout_source(struct, cxx_name), "c++", opts).compile("cubin")  # raises on mismatch
+
+
+@needs_offsetof
+def test_mirror_check_can_fail():
+    """The probe really detects a wrong offset (the test above cannot pass vacuously)."""
+    from cuda.core import Program, ProgramOptions
+
+    src = '#include "params.cuh"\nstatic_assert(__builtin_offsetof(PrefillParams, k) == 0, "k");\n'
+    opts = ProgramOptions(arch=variants.HOPPER_ARCH, std="c++17", include_path=[str(compiler.KERNELS_DIR)])
+    with pytest.raises(Exception):
+        Program(src, "c++", opts).compile("cubin")
+
+
+def test_smem_formula_matches_kernel_constant():
+    """variants.Sm80Tile.smem_bytes mirrors kSmemBytes of prefill_sm80.cu (checked by NVRTC)."""
+    from cuda.core import Program, ProgramOptions
+
+    for v in variants.all_variants():
+        if v.entry != "prefill_sm80":
+            continue
+        hd = dict(v.defines)["HEAD_DIM"]
+        tile = variants.sm80_tile(hd, v.arch)
+        src = (open(compiler.KERNELS_DIR / "prefill_sm80.cu").read()
+               + f'\nstatic_assert(kSmemBytes == {tile.smem_bytes(hd)}, "smem");\n')
+        opts = ProgramOptions(arch=v.arch, std="c++17", include_path=[str(compiler.KERNELS_DIR)],
+                              define_macro=[(k, str(x)) for k, x in v.defines])
+        Program(src, "c++", opts).compile("cubin")

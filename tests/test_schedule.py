@@ -1,0 +1,153 @@
+"""schedule.py invariants: tiles cover every query row once with the brute-force key range; the
+partition is a deterministic longest-first CSR work list within the greedy balance bound (CPU only)."""
+
+import numpy as np
+import pytest
+
+from nvrtc_attn.schedule import TILE_OVERHEAD_KEYS, make_tiles, partition, tile_costs
+
+SEEDS = range(8)
+
+
+def visible(qo_len, kv_len, causal, window_left):
+    """bool[qo_len, kv_len] straight from the contract's mask definition."""
+    i = np.arange(qo_len)[:, None]
+    j = np.arange(kv_len)[None, :]
+    c = kv_len - qo_len
+    mask = (i < qo_len) & (j < kv_len)  # full [qo_len, kv_len] even when nothing else applies
+    if causal:
+        mask = mask & (j <= i + c)
+    if window_left >= 0:
+        mask = mask & (j >= i + c - window_left)
+    return mask
+
+
+def random_batch(rng):
+    batch = int(rng.integers(1, 7))
+    qo = rng.integers(0, 40, size=batch)
+    kv = rng.integers(0, 60, size=batch)
+    # Always exercise the edge cases: empty query, empty keys, qo_len > kv_len, qo_len < kv_len.
+    qo = np.concatenate((qo, [0, 5, 30, 4, 0]))
+    kv = np.concatenate((kv, [10, 0, 7, 50, 0]))
+    return qo.astype(np.int32), kv.astype(np.int32)
+
+
+def check_tiles(tiles, qo, kv, group_size, num_kv_heads, block_m, causal, window_left):
+    assert tiles.dtype == np.int32 and tiles.ndim == 2 and tiles.shape[1] == 8
+    assert (tiles[:, 6:] == 0).all()
+    req, kh, r0, r1, k0, k1 = (tiles[:, col] for col in range(6))
+    assert ((r1 - r0 >= 1) & (r1 - r0 <= block_m)).all()
+    assert ((kh >= 0) & (kh < num_kv_heads)).all()
+
+    # Expand packed rows to (request, qo head, query token) and count.
+    num_qo_heads = group_size * num_kv_heads
+    counts = [np.zeros((num_qo_heads, q), np.int64) for q in qo]
+    for b, h, lo, hi in zip(req, kh, r0, r1):
+        r = np.arange(lo, hi)
+        np.add.at(counts[b], (h * group_size + r % group_size, r // group_size), 1)
+    for b in range(len(qo)):
+        assert (counts[b] == 1).all(), f"request {b} rows not covered exactly once"
+
+    # Key range = union of visible keys over the tile's rows, by brute force.
+    masks = [visible(q, k, causal, window_left) for q, k in zip(qo, kv)]
+    for b, lo, hi, ks, ke in zip(req, r0, r1, k0, k1):
+        seen = masks[b][np.arange(lo, hi) // group_size].any(axis=0)
+        keys = np.flatnonzero(seen)
+        if keys.size == 0:
+            assert (ks, ke) == (0, 0)  # empty tiles are canonical, never a negative kv_end
+        else:
+            assert (ks, ke) == (keys[0], keys[-1] + 1) and seen[ks:ke].all()
+        assert 0 <= ks and ke <= kv[b]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("causal", (False, True))
+@pytest.mark.parametrize("window_left", (-1, 0, 3, 17))
+def test_tiles_cover_rows_and_visible_keys(seed, causal, window_left):
+    rng = np.random.default_rng([seed, window_left + 1, int(causal)])
+    qo, kv = random_batch(rng)
+    group_size = int(rng.choice([1, 2, 4, 7]))
+    num_kv_heads = int(rng.integers(1, 4))
+    block_m = int(rng.choice([1, 4, 16, 64]))
+    tiles = make_tiles(qo, kv, group_size, num_kv_heads, block_m, causal, window_left)
+    check_tiles(tiles, qo, kv, group_size, num_kv_heads, block_m, causal, window_left)
+    # Same inputs, same tiles; int64 inputs give the same answer.
+    again = make_tiles(qo.astype(np.int64), kv.astype(np.int64), group_size, num_kv_heads, block_m, causal, window_left)
+    np.testing.assert_array_equal(tiles, again)
+
+
+def test_tiles_docstring_example_and_empty_requests():
+    np.testing.assert_array_equal(
+        make_tiles([3], [5], 2, 1, 4, True, -1), [[0, 0, 0, 4, 0, 4, 0, 0], [0, 0, 4, 6, 0, 5, 0, 0]]
+    )
+    # qo_len 0 -> no tiles; kv_len 0 -> tiles that see nothing but still exist.
+    tiles = make_tiles([0, 3], [8, 0], 1, 2, 2, False, -1)
+    np.testing.assert_array_equal(tiles[:, :6], [[1, 0, 0, 2, 0, 0], [1, 0, 2, 3, 0, 0],
+                                                  [1, 1, 0, 2, 0, 0], [1, 1, 2, 3, 0, 0]])
+    assert make_tiles([0, 0], [4, 0], 4, 2, 64, True, -1).shape == (0, 8)
+    assert make_tiles(np.zeros(0, np.int32), np.zeros(0, np.int32), 1, 1, 64, True, -1).shape == (0, 8)
+
+
+def test_tile_costs():
+    tiles = make_tiles([3, 1], [5, 0], 2, 1, 4, True, -1)
+    np.testing.assert_array_equal(tile_costs(tiles), [4 + TILE_OVERHEAD_KEYS, 5 + TILE_OVERHEAD_KEYS, TILE_OVERHEAD_KEYS])
+    np.testing.assert_array_equal(tile_costs(tiles, block_m=4), 4 * tile_costs(tiles))
+    assert tile_costs(tiles).dtype == np.int64
+
+
+def check_partition(costs, num_ctas):
+    order, work_indptr = partition(costs, num_ctas)
+    costs = np.asarray(costs, np.int64)
+    n = len(costs)
+    assert order.dtype == np.int32 and work_indptr.dtype == np.int32
+    assert work_indptr.shape == (num_ctas + 1,) and work_indptr[0] == 0 and work_indptr[-1] == n
+    assert (np.diff(work_indptr) >= 0).all()
+    np.testing.assert_array_equal(np.sort(order), np.arange(n))  # each tile exactly once
+    loads = np.array([costs[order[a:b]].sum() for a, b in zip(work_indptr[:-1], work_indptr[1:])])
+    for a, b in zip(work_indptr[:-1], work_indptr[1:]):
+        assert (np.diff(costs[order[a:b]]) <= 0).all()  # longest first within a CTA
+    if n:
+        assert loads.max() <= loads.sum() / num_ctas + costs.max()  # greedy (LPT) bound
+    order2, work_indptr2 = partition(costs.copy(), num_ctas)
+    np.testing.assert_array_equal(order, order2)
+    np.testing.assert_array_equal(work_indptr, work_indptr2)
+    return order, work_indptr, loads
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("num_ctas", (1, 3, 16, 132))
+def test_partition_random(seed, num_ctas):
+    rng = np.random.default_rng(seed * 1000 + num_ctas)
+    n = int(rng.integers(0, 300))
+    # Few distinct values so ties are common.
+    costs = rng.choice([0, 1, 7, 64, 128, 129, 4096], size=n)
+    check_partition(costs, num_ctas)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_partition_on_real_tiles(seed):
+    rng = np.random.default_rng(seed)
+    qo, kv = random_batch(rng)
+    tiles = make_tiles(qo, kv, 4, 2, 16, True, -1)
+    check_partition(tile_costs(tiles, 16), int(rng.integers(1, 40)))
+
+
+def test_partition_worked_example():
+    order, work_indptr = partition([5, 3, 3, 2, 2, 1], 2)
+    np.testing.assert_array_equal(order, [0, 3, 5, 1, 2, 4])
+    np.testing.assert_array_equal(work_indptr, [0, 3, 6])
+
+
+def test_partition_more_ctas_than_tiles():
+    order, work_indptr, loads = check_partition([3, 9, 1], 8)
+    # One tile each, longest to the lowest CTA id; the rest are empty.
+    np.testing.assert_array_equal(order, [1, 0, 2])
+    np.testing.assert_array_equal(work_indptr, [0, 1, 2, 3, 3, 3, 3, 3, 3])
+    order, work_indptr, _ = check_partition(np.zeros(0, np.int64), 4)
+    assert order.shape == (0,)
+    np.testing.assert_array_equal(work_indptr, [0, 0, 0, 0, 0])
+
+
+def test_partition_rejects_no_ctas():
+    with pytest.raises(ValueError, match="num_ctas"):
+        partition([1, 2], 0)
