@@ -241,13 +241,15 @@ def spot_check(bk: Backend, w, batch, q, k, v, out, rows: int, seed: int) -> flo
     return worst
 
 
-def sdpa_peer(bk: Backend, w, qo_lens, kv_lens, iters, warmup):
-    """torch SDPA, cuDNN backend, dense bf16 [B, H, S, D]; None when not comparable."""
+def sdpa_peer(bk: Backend, w, qo_lens, kv_lens, iters, warmup, kind: str = "cudnn"):
+    """torch SDPA, dense bf16 [B, H, S, D], cuDNN backend (or "flash": FlashAttention-2, the
+    issue-2 yardstick for the portable kernel); None when not comparable."""
     if bk.torch is None or not np.array_equal(qo_lens, kv_lens) or len(set(qo_lens.tolist())) != 1:
         return None, "-"
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.functional import scaled_dot_product_attention as sdpa
 
+    backend = SDPBackend.CUDNN_ATTENTION if kind == "cudnn" else SDPBackend.FLASH_ATTENTION
     bsz, s = len(qo_lens), int(qo_lens[0])
     hqo, hkv, d = w["num_qo_heads"], w["num_kv_heads"], w["head_dim"]
     q = bk.randn((bsz, hqo, s, d), 101)
@@ -257,9 +259,9 @@ def sdpa_peer(bk: Backend, w, qo_lens, kv_lens, iters, warmup):
     gqa = {"enable_gqa": True} if hqo != hkv else {}
     how = "enable_gqa" if gqa else "mha"
     try:
-        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+        with sdpa_kernel(backend):
             sdpa(q, k, v, is_causal=causal, **gqa)
-    except Exception:  # noqa: BLE001 - cuDNN without GQA support: repeat the KV heads
+    except Exception:  # noqa: BLE001 - backend without GQA support: repeat the KV heads
         k = k.repeat_interleave(hqo // hkv, dim=1)
         v = v.repeat_interleave(hqo // hkv, dim=1)
         gqa, how = {}, "repeated kv heads"
@@ -268,12 +270,12 @@ def sdpa_peer(bk: Backend, w, qo_lens, kv_lens, iters, warmup):
         return sdpa(q, k, v, is_causal=causal, **gqa)
 
     try:
-        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+        with sdpa_kernel(backend):
             ms = bk.time_ms(run, iters, warmup)
     except Exception as exc:  # noqa: BLE001
-        print(f"  SDPA cuDNN failed: {type(exc).__name__}: {exc}", flush=True)
+        print(f"  SDPA {kind} failed: {type(exc).__name__}: {exc}", flush=True)
         return None, "-"
-    return ms, f"torch-sdpa-cudnn ({how})"
+    return ms, f"torch-sdpa-{kind} ({how})"
 
 
 def measure_ours(bk: Backend, w: dict, batch: dict, args) -> dict:
@@ -340,12 +342,16 @@ def bench_workload(bk: Backend, w: dict, args) -> dict:
     peer_ms, peer = (None, "-") if args.no_peer else sdpa_peer(
         bk, w, batch["qo_lens"], batch["kv_lens"], args.iters, args.warmup)
     peer_tflops = flops / (peer_ms * 1e-3) / 1e12 if peer_ms else None
+    flash_ms, _ = (None, "-") if args.no_peer else sdpa_peer(
+        bk, w, batch["qo_lens"], batch["kv_lens"], args.iters, args.warmup, kind="flash")
+    flash_tflops = flops / (flash_ms * 1e-3) / 1e12 if flash_ms else None
     best = BEST_PAGED_PEER.get(wid)
     row = {
         "workload": wid, "ms": ms, "tflops": tflops, "plan_ms": ours["plan_ms"],
         "first_plan_ms": ours["first_plan_ms"], "peer": peer if peer_ms else None,
         "peer_ms": peer_ms, "peer_tflops": peer_tflops,
         "ratio_peer": tflops / peer_tflops if peer_tflops else None,
+        "flash_tflops": flash_tflops, "ratio_flash": tflops / flash_tflops if flash_tflops else None,
         "best_paged_peer_tflops": best, "ratio_best_paged": tflops / best if best else None,
         "max_rel_err": ours["max_rel_err"], "dtype": bk.dtype, "backend": ours["backend"],
         "flops": flops,
@@ -359,15 +365,16 @@ def _fmt(x, spec):
 
 def print_table(rows):
     head = ("workload", "ms", "TFLOP/s", "plan ms", "SDPA-cuDNN TFLOP/s", "ratio",
-            "best paged peer", "ratio", "max rel err")
+            "SDPA-flash TFLOP/s", "ratio", "best paged peer", "ratio", "max rel err")
     lines = [head]
     for r in rows:
         if "error" in r:
-            lines.append((r["workload"], "FAIL", r["error"][:60], "", "", "", "", "", ""))
+            lines.append((r["workload"], "FAIL", r["error"][:60]) + ("",) * (len(head) - 3))
             continue
         lines.append((r["workload"], _fmt(r["ms"], ".3f"), _fmt(r["tflops"], ".1f"),
                       _fmt(r["plan_ms"], ".2f"), _fmt(r["peer_tflops"], ".1f"),
-                      _fmt(r["ratio_peer"], ".2f"), _fmt(r["best_paged_peer_tflops"], "d"),
+                      _fmt(r["ratio_peer"], ".2f"), _fmt(r.get("flash_tflops"), ".1f"),
+                      _fmt(r.get("ratio_flash"), ".2f"), _fmt(r["best_paged_peer_tflops"], "d"),
                       _fmt(r["ratio_best_paged"], ".2f"), _fmt(r["max_rel_err"], ".1e")))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     for n, line in enumerate(lines):
