@@ -49,10 +49,27 @@ NA_DEVICE void stage_row_offsets(const PrefillParams& p, KvRowOffsets<kBlockN>& 
   }
 }
 
+// Units mode: one thread per row loads the row's token-unit offset into a register while the
+// tensor cores run (one 32-bit register held), then stores final element offsets (head offset
+// included) for K and V with store_row_offsets before the next barrier.
+template <int kBlockN>
+NA_DEVICE int32_t load_row_units(const PrefillParams& p, int tok0, int n0, int kv_end, int tid) {
+  const int j = n0 + tid;
+  return (tid < kBlockN && j < kv_end) ? p.tok_units[tok0 + j] : 0;
+}
+template <int kBlockN>
+NA_DEVICE void store_row_offsets(const PrefillParams& p, KvRowOffsets<kBlockN>& offs, int parity,
+                                 int32_t units, int kv_head, int tid) {
+  if (tid < kBlockN) {
+    offs.k_elems[parity][tid] = units * p.k_stride_tok + kv_head * p.k_stride_head;
+    offs.v_elems[parity][tid] = units * p.v_stride_tok + kv_head * p.v_stride_head;
+  }
+}
+
 // Gather one [kBlockN, kHeadDim] block of K or V (rows n0..) into swizzled shared memory with
 // 16-byte cp.async: element offset = units * stride_token (or the element table) + head offset.
 // Rows at or past kv_end are zero-filled.
-template <int kHeadDim, int kBlockN, int kThreads, bool kIsV>
+template <int kHeadDim, int kBlockN, int kThreads, bool kIsV, bool kFinal = false>
 NA_DEVICE void gather_kv_block(const PrefillParams& p, uint32_t smem_tile, const KvRowOffsets<kBlockN>& offs,
                                int parity, int n0, int kv_end, int kv_head, int tid) {
   constexpr int kChunks = kHeadDim / 8;            // 16-byte chunks per row
@@ -68,9 +85,9 @@ NA_DEVICE void gather_kv_block(const PrefillParams& p, uint32_t smem_tile, const
   for (int pass = 0; pass < kBlockN / kRowsPerPass; ++pass) {
     const int row = row0 + pass * kRowsPerPass;
     const bool valid = n0 + row < kv_end;
-    const int64_t off = units ? offs.units[parity][row] * stride_tok
-                              : (kIsV ? offs.v_elems[parity][row] : offs.k_elems[parity][row]);
-    const uint16_t* src = valid ? base + off + head_off + chunk * 8 : base;
+    const int64_t staged = kIsV ? offs.v_elems[parity][row] : offs.k_elems[parity][row];
+    const int64_t off = kFinal ? staged : (units ? offs.units[parity][row] * stride_tok : staged) + head_off;
+    const uint16_t* src = valid ? base + off + chunk * 8 : base;
     ptx::cp_async_16(smem_tile + swizzled_offset(row, chunk, kChunks), src, valid ? 16 : 0);
   }
 }

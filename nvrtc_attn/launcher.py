@@ -102,15 +102,16 @@ def compute_capability(device: int) -> tuple[int, int]:
     return int(cc[0]), int(cc[1])
 
 
-def prefill_sm80_kernel(head_dim: int, dtype: str, device: int) -> LoadedKernel:
-    """The portable kernel for this device: the sm_90a build on Hopper, sm_80 elsewhere."""
+def prefill_sm80_kernel(head_dim: int, dtype: str, device: int, units: bool = True) -> LoadedKernel:
+    """The portable kernel for this device (sm_90a build on Hopper, sm_80 elsewhere) and K/V
+    load path (units: int32 token-unit offsets; else int64 element offsets)."""
     arch = variants.HOPPER_ARCH if compute_capability(device) == (9, 0) else variants.PORTABLE_ARCH
-    key = ("sm80", head_dim, dtype, arch, device)
+    key = ("sm80", head_dim, dtype, arch, device, units)
     with _lock:
         k = _kernels.get(key)
     if k is None:
         tile = variants.sm80_tile(head_dim, arch)
-        k = LoadedKernel(variants.prefill_sm80_variant(head_dim, dtype, arch), device,
+        k = LoadedKernel(variants.prefill_sm80_variant(head_dim, dtype, arch, units), device,
                          tile.threads, tile.smem_bytes(head_dim))
         with _lock:
             _kernels[key] = k

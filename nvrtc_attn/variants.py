@@ -66,12 +66,18 @@ class KernelVariant:
                 parts.append(f"hd{value}")
             elif key == "IS_BF16":
                 parts.append("bf16" if int(value) else "fp16")
+            elif key == "OFFSET_UNITS" and not int(value):
+                parts.append("elems")
         parts.append(self.arch)
         return "_".join(parts)
 
 
-def prefill_sm80_variant(head_dim: int, dtype: str, arch: str = HOPPER_ARCH) -> KernelVariant:
-    """The portable mma.sync kernel for one head dim and dtype ("bfloat16"/"float16")."""
+def prefill_sm80_variant(head_dim: int, dtype: str, arch: str = HOPPER_ARCH, units: bool = True) -> KernelVariant:
+    """The portable mma.sync kernel for one head dim and dtype ("bfloat16"/"float16").
+
+    units: the K/V load path. True reads the int32 token-unit offset table (every pool view with
+    stride_page % stride_token == 0); False the int64 element tables (the fallback).
+    """
     tile = sm80_tile(head_dim, arch)
     defines = (
         ("HEAD_DIM", head_dim),
@@ -80,6 +86,7 @@ def prefill_sm80_variant(head_dim: int, dtype: str, arch: str = HOPPER_ARCH) -> 
         ("BLOCK_N", tile.block_n),
         ("WARPS", tile.warps),
         ("MIN_BLOCKS", tile.min_blocks),
+        ("OFFSET_UNITS", 1 if units else 0),
     )
     return KernelVariant("prefill_sm80.cu", "prefill_sm80", defines, arch)
 
@@ -92,7 +99,8 @@ def kv_offsets_variant(arch: str = HOPPER_ARCH) -> KernelVariant:
 def all_variants() -> list[KernelVariant]:
     out = []
     for arch in (HOPPER_ARCH, PORTABLE_ARCH):
-        out += [prefill_sm80_variant(hd, dt, arch) for hd in HEAD_DIMS for dt in DTYPES]
+        out += [prefill_sm80_variant(hd, dt, arch, units) for units in (True, False)
+                for hd in HEAD_DIMS for dt in DTYPES]
         out.append(kv_offsets_variant(arch))
     return out
 

@@ -138,6 +138,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
                              f"needs {plan.workspace_bytes}; pass a larger buffer")
         if paged_kv_cache is not None:
             validate.check_cache(k, v, plan, self._kv_layout)
+            if key[0] != "units":
+                launcher.prefill_sm80_kernel(a["head_dim"], a["dtype"], device, units=False)
         launcher.copy_host_to_device(self._workspace.ptr, plan.image,
                                      arrays.current_stream(self._workspace, stream))
         self._plan, self._offsets_key, self._kernel = plan, plan.offsets_key, kernel
@@ -157,6 +159,14 @@ class BatchPrefillWithPagedKVCacheWrapper:
         if not planner.units_fit(key, max_page_index, page_size):
             key = ("elements", ks[0], ks[1], vs[0], vs[1])
         return key
+
+    def _kernel_for(self, units: bool) -> launcher.LoadedKernel:
+        """The kernel of the plan's head_dim/dtype for a K/V load path; the element-offset build
+        is loaded on first use (plan() preloads it when it sees such a cache)."""
+        if units:
+            return self._kernel
+        plan = self._plan
+        return launcher.prefill_sm80_kernel(plan.head_dim, plan.dtype, self._workspace.device, units=False)
 
     def _section(self, name: str) -> int:
         return self._workspace.ptr + self._plan.layout[name][0]
@@ -243,13 +253,14 @@ class BatchPrefillWithPagedKVCacheWrapper:
         vs = arrays.cache_strides(v, self._kv_layout, plan.page_size)
         p.k_stride_tok, p.k_stride_head = ks[1], ks[2]
         p.v_stride_tok, p.v_stride_head = vs[1], vs[2]
-        if key[0] == "units":
+        units = key[0] == "units"
+        if units:
             p.tok_units, p.k_tok_elems, p.v_tok_elems = self._section("tok_units"), None, None
         else:
             p.tok_units = None
             p.k_tok_elems, p.v_tok_elems = self._section("k_tok_elems"), self._section("v_tok_elems")
         if plan.num_tiles:
-            self._kernel.launch(plan.num_ctas, p, raw_stream)
+            self._kernel_for(units).launch(plan.num_ctas, p, raw_stream)
         return (out, lse) if return_lse else out
 
     forward = run
