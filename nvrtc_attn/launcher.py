@@ -8,6 +8,7 @@ cuda.core's argument packing does not express; the struct is packed with ctypes.
 from __future__ import annotations
 
 import ctypes
+import functools
 import threading
 
 from . import compiler, variants
@@ -96,6 +97,7 @@ def sm_count(device: int) -> int:
         return _sm_counts[device]
 
 
+@functools.lru_cache(maxsize=None)
 def compute_capability(device: int) -> tuple[int, int]:
     from cuda.core import Device
     cc = Device(device).compute_capability

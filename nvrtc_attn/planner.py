@@ -17,14 +17,15 @@ SECTIONS = ("qo_indptr", "kv_lens", "kv_tok_indptr", "tiles", "work_indptr",
             "tok_page", "tok_slot", "tok_units", "k_tok_elems", "v_tok_elems")
 
 
-def offset_key(k_strides, v_strides) -> tuple:
+def offset_key(k_strides, v_strides, max_page_index: int, page_size: int) -> tuple:
     """What the offset tables depend on, from normalized (stride_page, stride_token, stride_head)
     element strides (see arrays.cache_strides): ("units", ratio) when one int32 table in units of
-    the token stride serves both K and V (the kernel multiplies by each tensor's token stride),
-    else ("elements", k_page, k_token, v_page, v_token) for two int64 tables.
+    the token stride serves both K and V (the kernel multiplies by each tensor's token stride) and
+    the batch's largest page index fits it, else ("elements", k_page, k_token, v_page, v_token)
+    for two int64 tables.
     """
     mode, ratio = paging.choose_offset_mode(tuple(k_strides), tuple(v_strides))
-    if mode == "units":
+    if mode == "units" and units_fit(("units", int(ratio)), max_page_index, page_size):
         return ("units", int(ratio))
     return ("elements", int(k_strides[0]), int(k_strides[1]), int(v_strides[0]), int(v_strides[1]))
 

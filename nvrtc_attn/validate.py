@@ -115,7 +115,7 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
                          f"{int(qo_lens[b])} > kv_len {int(kv_lens[b])}")
     if qo[-1] >= 2**31 or kv_lens.sum() >= 2**31 or (qo_lens * (num_qo_heads // num_kv_heads)).max(initial=0) >= 2**31:
         raise ValueError("qo_indptr / paged_kv_indptr: batch too large for int32 indexing")
-    return dict(qo_indptr=qo, paged_kv_indptr=kv, paged_kv_indices=idx, paged_kv_last_page_len=np.where(has_pages, last, 1),
+    return dict(max_page_index=int(used.max()) if used.size else -1, qo_indptr=qo, paged_kv_indptr=kv, paged_kv_indices=idx, paged_kv_last_page_len=np.where(has_pages, last, 1),
                 num_qo_heads=num_qo_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
                 page_size=page_size, dtype=q_dt, window_left=int(window_left),
                 sm_scale=None if sm_scale is None else float(sm_scale),

@@ -121,7 +121,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         key = None
         if paged_kv_cache is not None:
             k, v = arrays.split_cache(paged_kv_cache)
-            key = self._offset_key(k, v, a["page_size"], self._max_index(a))
+            key, _, _ = self._offset_key(k, v, a["page_size"], a["max_page_index"])
         device = self._workspace.device
         kernel = launcher.prefill_sm80_kernel(a["head_dim"], a["dtype"], device)
         tile = variants.sm80_tile(a["head_dim"], kernel.variant.arch)
@@ -147,18 +147,11 @@ class BatchPrefillWithPagedKVCacheWrapper:
 
     begin_forward = plan  # FlashInfer's older name
 
-    @staticmethod
-    def _max_index(a) -> int:
-        used = a["paged_kv_indices"][: int(a["paged_kv_indptr"][-1])]
-        return int(used.max()) if used.size else -1
-
     def _offset_key(self, k, v, page_size: int, max_page_index: int) -> tuple:
+        """(offset key, K strides, V strides) of a cache view: O(1), no device work."""
         ks = arrays.cache_strides(k, self._kv_layout, page_size)
         vs = arrays.cache_strides(v, self._kv_layout, page_size)
-        key = planner.offset_key(ks, vs)
-        if not planner.units_fit(key, max_page_index, page_size):
-            key = ("elements", ks[0], ks[1], vs[0], vs[1])
-        return key
+        return planner.offset_key(ks, vs, max_page_index, page_size), ks, vs
 
     def _kernel_for(self, units: bool) -> launcher.LoadedKernel:
         """The kernel of the plan's head_dim/dtype for a K/V load path; the element-offset build
@@ -236,7 +229,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
             lo = arrays.wrap(lse, "lse")
 
         raw_stream = arrays.current_stream(qo, stream)
-        key = self._offset_key(k, v, plan.page_size, plan.max_page_index)
+        key, ks, vs = self._offset_key(k, v, plan.page_size, plan.max_page_index)
         if key != self._offsets_key:
             self._build_offsets(key, raw_stream)
             self._offsets_key = key
@@ -249,8 +242,6 @@ class BatchPrefillWithPagedKVCacheWrapper:
             p.lse, p.lse_stride_tok, p.lse_stride_head = lo.ptr, lo.strides[0], lo.strides[1]
         else:
             p.lse, p.lse_stride_tok, p.lse_stride_head = None, 0, 0
-        ks = arrays.cache_strides(k, self._kv_layout, plan.page_size)
-        vs = arrays.cache_strides(v, self._kv_layout, plan.page_size)
         p.k_stride_tok, p.k_stride_head = ks[1], ks[2]
         p.v_stride_tok, p.v_stride_head = vs[1], vs[2]
         units = key[0] == "units"
