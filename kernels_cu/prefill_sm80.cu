@@ -6,6 +6,7 @@
 #include "ptx_sm80.cuh"
 #include "paged_kv_load.cuh"
 #include "softmax.cuh"
+#include "scheduler.cuh"
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
@@ -53,19 +54,6 @@ static_assert(kMT >= 1, "each warp needs at least one m-tile");
 // Dynamic shared memory: [Q | K | V | row offsets]; launcher.py computes the same size.
 constexpr int kSmemBytes = kQBytes + 2 * kKVBytes + (int)sizeof(KvRowOffsets<kBN>);
 
-struct TileCoords {
-  int req, kv_head, row_start, row_end, kv_start, kv_end;
-  int q0, qo_len, kv_len;
-};
-
-// Visible keys of query token i: [lo, hi) (bottom-right aligned causal mask, sliding window).
-NA_DEVICE int row_hi(const PrefillParams& p, const TileCoords& c, int i) {
-  return p.causal ? min(i + c.kv_len - c.qo_len + 1, c.kv_len) : c.kv_len;
-}
-NA_DEVICE int row_lo(const PrefillParams& p, const TileCoords& c, int i) {
-  return p.window_left >= 0 ? i + c.kv_len - c.qo_len - p.window_left : 0;
-}
-
 // Gather the tile's Q rows (packed (token, head) rows) into swizzled shared memory.
 NA_DEVICE void load_q_tile(const PrefillParams& p, const TileCoords& c, uint32_t q_sa, int tid) {
   const uint16_t* q = static_cast<const uint16_t*>(p.q);
@@ -108,14 +96,7 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
   const uint32_t v_lane = v_sa + a_row * kRowBytes + (((lane / 16) ^ (lane % 8)) << 4);
 
   for (int w = p.work_indptr[blockIdx.x]; w < p.work_indptr[blockIdx.x + 1]; ++w) {
-    const int4 t0 = reinterpret_cast<const int4*>(p.tiles)[2 * w];
-    const int4 t1 = reinterpret_cast<const int4*>(p.tiles)[2 * w + 1];
-    TileCoords c;
-    c.req = t0.x; c.kv_head = t0.y; c.row_start = t0.z; c.row_end = t0.w;
-    c.kv_start = t1.x; c.kv_end = t1.y;
-    c.q0 = p.qo_indptr[c.req];
-    c.qo_len = p.qo_indptr[c.req + 1] - c.q0;
-    c.kv_len = p.kv_lens[c.req];
+    const TileCoords c = load_tile(p, w);
     const int n_blocks = c.kv_end > c.kv_start ? (c.kv_end - c.kv_start + kBN - 1) / kBN : 0;
     // Keys every row of the tile sees: blocks inside [max_lo, min_hi) need no mask.
     const int min_hi = row_hi(p, c, c.row_start / p.group_size);
