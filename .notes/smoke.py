@@ -7,7 +7,7 @@ import nvrtc_attn
 from nvrtc_attn.reference import paged_prefill_reference
 print("import", time.time() - t0, flush=True)
 
-def case(B, qo, kv, Hq, Hk, D, ps, causal, dtype=torch.bfloat16, layout="NHD", window=-1, cap=None, seed=0, timing=False, check=True):
+def case(B, qo, kv, Hq, Hk, D, ps, causal, dtype=torch.bfloat16, layout="NHD", window=-1, cap=None, seed=0, timing=False, check=True, backend="auto"):
     g = torch.Generator(device="cuda").manual_seed(seed)
     rng = np.random.default_rng(seed)
     qo_lens = [qo] * B if np.isscalar(qo) else list(qo)
@@ -24,7 +24,7 @@ def case(B, qo, kv, Hq, Hk, D, ps, causal, dtype=torch.bfloat16, layout="NHD", w
     k, v = buf[:, 2, 0], buf[:, 2, 1]
     q = torch.randn((int(qo_indptr[-1]), Hq, D), device="cuda", dtype=dtype, generator=g)
     ws = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
-    w = nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(ws, layout)
+    w = nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(ws, layout, backend=backend)
     tp = time.time()
     w.plan(qo_indptr, kv_indptr, indices, last, Hq, Hk, D, ps, causal=causal, window_left=window,
            logits_soft_cap=cap, q_data_type=dtype)

@@ -120,6 +120,23 @@ def prefill_sm80_kernel(head_dim: int, dtype: str, device: int, units: bool = Tr
     return k
 
 
+def prefill_sm90_kernel(head_dim: int, dtype: str, device: int) -> LoadedKernel:
+    """The Hopper kernel (sm_90a only)."""
+    if compute_capability(device) != (9, 0):
+        raise ValueError(f"backend='sm90' needs a Hopper GPU (compute capability 9.0), "
+                         f"cuda:{device} is {compute_capability(device)}")
+    key = ("sm90", head_dim, dtype, device)
+    with _lock:
+        k = _kernels.get(key)
+    if k is None:
+        tile = variants.SM90_TILES[head_dim]
+        k = LoadedKernel(variants.prefill_sm90_variant(head_dim, dtype), device, tile.threads,
+                         tile.smem_bytes(head_dim))
+        with _lock:
+            _kernels[key] = k
+    return k
+
+
 def offsets_kernel(device: int) -> LoadedKernel:
     arch = variants.HOPPER_ARCH if compute_capability(device) == (9, 0) else variants.PORTABLE_ARCH
     key = ("offsets", arch, device)

@@ -52,6 +52,27 @@ def sm80_tile(head_dim: int, arch: str = HOPPER_ARCH) -> Sm80Tile:
 
 
 @dataclass(frozen=True)
+class Sm90Tile:
+    """Tile of prefill_sm90.cu: 128 query rows (two consumer warpgroups of 64), block_n keys,
+    one producer warpgroup; 2-stage K and V rings in 128-byte-swizzled shared memory."""
+
+    block_n: int
+    block_m: int = 128
+    threads: int = 384
+    stages: int = 2
+
+    def smem_bytes(self, head_dim: int) -> int:
+        # Mirror of kSmemBytes in prefill_sm90.cu: Q + K/V stages + 128 B of mbarriers + int64 K/V
+        # row offsets for two blocks + 1024 alignment slack.
+        return 2 * head_dim * (self.block_m + 2 * self.stages * self.block_n) + 128 + 32 * self.block_n + 1024
+
+
+# 128-key blocks keep S (64 x 128) and O (64 x 128) in registers at head_dim <= 128; head_dim 256
+# halves the block so Q + 2 x (K, V) stages fit in 227 KB of shared memory.
+SM90_TILES = {64: Sm90Tile(block_n=128), 128: Sm90Tile(block_n=128), 256: Sm90Tile(block_n=64)}
+
+
+@dataclass(frozen=True)
 class KernelVariant:
     source: str                                   # file in kernels_cu/
     entry: str                                    # extern "C" kernel name
@@ -91,6 +112,16 @@ def prefill_sm80_variant(head_dim: int, dtype: str, arch: str = HOPPER_ARCH, uni
     return KernelVariant("prefill_sm80.cu", "prefill_sm80", defines, arch)
 
 
+def prefill_sm90_variant(head_dim: int, dtype: str) -> KernelVariant:
+    """The Hopper kernel (wgmma, warp-specialized, cp.async gathers) for one head dim and dtype."""
+    defines = (
+        ("HEAD_DIM", head_dim),
+        ("IS_BF16", 1 if dtype == "bfloat16" else 0),
+        ("BLOCK_N", SM90_TILES[head_dim].block_n),
+    )
+    return KernelVariant("prefill_sm90.cu", "prefill_sm90", defines, HOPPER_ARCH)
+
+
 def kv_offsets_variant(arch: str = HOPPER_ARCH) -> KernelVariant:
     """The device-side offset builder used by run() for strides plan() did not see."""
     return KernelVariant("kv_offsets.cu", "build_kv_offsets", (), arch)
@@ -102,6 +133,7 @@ def all_variants() -> list[KernelVariant]:
         out += [prefill_sm80_variant(hd, dt, arch, units) for units in (True, False)
                 for hd in HEAD_DIMS for dt in DTYPES]
         out.append(kv_offsets_variant(arch))
+    out += [prefill_sm90_variant(hd, dt) for hd in HEAD_DIMS for dt in DTYPES]
     return out
 
 

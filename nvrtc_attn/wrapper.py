@@ -64,14 +64,12 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._kv_layout = validate.check_kv_layout(kv_layout)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if backend == "sm90":
-            raise NotImplementedError("backend='sm90' (the wgmma/TMA Hopper kernel) is not available yet; "
-                                      "use backend='auto' or 'sm80'")
         for key in kwargs:
             if key not in ("use_cuda_graph", "qo_indptr_buf", "paged_kv_indptr_buf", "paged_kv_indices_buf",
                            "paged_kv_last_page_len_buf", "custom_mask_buf", "mask_indptr_buf", "jit_args"):
                 raise TypeError(f"BatchPrefillWithPagedKVCacheWrapper() got an unexpected keyword argument {key!r}")
-        self._backend = "sm80"
+        self._backend_request = backend
+        self._backend = "sm80" if backend == "auto" else backend  # resolved per device in plan()
         ws = arrays.wrap(workspace_buffer, "workspace_buffer")
         if ws.device is None:
             raise ValueError("workspace_buffer must be a CUDA device array, got a host array")
@@ -123,8 +121,13 @@ class BatchPrefillWithPagedKVCacheWrapper:
             k, v = arrays.split_cache(paged_kv_cache)
             key, _, _ = self._offset_key(k, v, a["page_size"], a["max_page_index"])
         device = self._workspace.device
-        kernel = launcher.prefill_sm80_kernel(a["head_dim"], a["dtype"], device)
-        tile = variants.sm80_tile(a["head_dim"], kernel.variant.arch)
+        self._backend = self._resolve_backend(device)
+        if self._backend == "sm90":
+            kernel = launcher.prefill_sm90_kernel(a["head_dim"], a["dtype"], device)
+            tile = variants.SM90_TILES[a["head_dim"]]
+        else:
+            kernel = launcher.prefill_sm80_kernel(a["head_dim"], a["dtype"], device)
+            tile = variants.sm80_tile(a["head_dim"], kernel.variant.arch)
         plan = planner.make_plan(
             a["qo_indptr"], a["paged_kv_indptr"], a["paged_kv_indices"], a["paged_kv_last_page_len"],
             a["num_qo_heads"], a["num_kv_heads"], a["head_dim"], a["page_size"], causal=a["causal"],
@@ -138,7 +141,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
                              f"needs {plan.workspace_bytes}; pass a larger buffer")
         if paged_kv_cache is not None:
             validate.check_cache(k, v, plan, self._kv_layout)
-            if key[0] != "units":
+            if key[0] != "units" and self._backend == "sm80":
                 launcher.prefill_sm80_kernel(a["head_dim"], a["dtype"], device, units=False)
         launcher.copy_host_to_device(self._workspace.ptr, plan.image,
                                      arrays.current_stream(self._workspace, stream))
@@ -153,10 +156,18 @@ class BatchPrefillWithPagedKVCacheWrapper:
         vs = arrays.cache_strides(v, self._kv_layout, page_size)
         return planner.offset_key(ks, vs, max_page_index, page_size), ks, vs
 
+    def _resolve_backend(self, device: int) -> str:
+        """"auto": the portable kernel everywhere for now (the sm90 kernel is opt-in until it
+        beats sm80 on every workload); "sm90" needs compute capability 9.0."""
+        if self._backend_request == "auto":
+            return "sm80"
+        return self._backend_request
+
     def _kernel_for(self, units: bool) -> launcher.LoadedKernel:
-        """The kernel of the plan's head_dim/dtype for a K/V load path; the element-offset build
-        is loaded on first use (plan() preloads it when it sees such a cache)."""
-        if units:
+        """The kernel of the plan's head_dim/dtype for a K/V load path; the sm80 element-offset
+        build is loaded on first use (plan() preloads it when it sees such a cache). The sm90
+        kernel reads either table at run time."""
+        if units or self._backend == "sm90":
             return self._kernel
         plan = self._plan
         return launcher.prefill_sm80_kernel(plan.head_dim, plan.dtype, self._workspace.device, units=False)

@@ -1,0 +1,344 @@
+// Hopper paged prefill (sm_90a): one producer warpgroup gathers Q and K/V rows through the plan's
+// per-token offsets with cp.async into 128-byte-swizzled shared memory (2-stage K and V rings,
+// mbarrier full/empty handshakes); two consumer warpgroups of 64 query rows each compute
+// S = Q K^T and O += P V with wgmma (HGMMA) and the online softmax in registers.
+// Specialized by macros HEAD_DIM, IS_BF16, BLOCK_N (from nvrtc_attn/variants.py).
+#include "params.cuh"
+#include "ptx_sm80.cuh"
+#include "ptx_wgmma.cuh"
+#include "ptx_mbarrier.cuh"
+#include "softmax.cuh"
+#include "scheduler.cuh"
+
+#if !defined(HEAD_DIM) || !defined(IS_BF16) || !defined(BLOCK_N)
+#error "HEAD_DIM, IS_BF16 and BLOCK_N come from nvrtc_attn/variants.py"
+#endif
+// V is the N-major B operand of O += P V; which descriptor offset steps between its 64-column
+// blocks (LBO) and which between 8-row groups (SBO).
+#ifndef V_DESC_SWAP
+#define V_DESC_SWAP 0
+#endif
+
+constexpr int kD = HEAD_DIM;
+constexpr int kBM = 128;                 // query rows per tile: two consumer warpgroups x 64
+constexpr int kBN = BLOCK_N;             // keys per block
+constexpr int kStages = 2;
+constexpr int kThreads = 384;            // producer warpgroup + 2 consumer warpgroups
+constexpr int kChunks = kD / 8;          // 16-byte chunks per row
+constexpr int kRowsPerPass = 128 / kChunks;
+constexpr bool kBf16 = IS_BF16 != 0;
+constexpr int kQBytes = kBM * kD * 2;
+constexpr int kKVBytes = kBN * kD * 2;
+constexpr int kSwizzleRowBytes = 128;    // one 64-element column block row, 128B swizzle atom
+constexpr int kAtomBytes = 8 * kSwizzleRowBytes;
+constexpr int kProducerRegs = 56;
+constexpr int kConsumerRegs = 224;
+static_assert(kD % 64 == 0, "head_dim must be a multiple of the 64-element swizzle atom");
+
+// mbarriers: full (producer -> consumers) and empty (consumers -> producer) per stage, and Q.
+enum class Bar : int { FullK = 0, FullV = kStages, EmptyK = 2 * kStages, EmptyV = 3 * kStages,
+                       QFull = 4 * kStages, QEmpty = 4 * kStages + 1, Count = 4 * kStages + 2 };
+constexpr int kBarOffset = kQBytes + 2 * kStages * kKVBytes;
+// Dynamic shared memory: [Q | K stages | V stages | barriers | row offsets] + slack to align the base to the
+// 1024-byte swizzle period; launcher.py computes the same size (variants.Sm90Tile).
+constexpr int kOffsetsOffset = kBarOffset + 128;  // BlockOffsets, after the barriers
+constexpr int kSmemBytes = kOffsetsOffset + 2 * 2 * 8 * kBN + 1024;
+
+// Byte offset of 16-byte chunk `chunk` of row `row` in a [rows][kD] tile stored as kD/64 column
+// blocks of [rows][64] with the 128-byte swizzle (chunk ^ row % 8) that wgmma descriptors expect.
+NA_DEVICE uint32_t sw128_offset(int row, int chunk, int rows) {
+  return static_cast<uint32_t>((chunk >> 3) * rows * kSwizzleRowBytes + row * kSwizzleRowBytes +
+                               (((chunk & 7) ^ (row & 7)) << 4));
+}
+
+NA_DEVICE uint32_t bar_addr(uint32_t bars, Bar b, int stage = 0) {
+  return bars + 8 * (static_cast<int>(b) + stage);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Producer: cp.async gathers, signalled one group late so each signal follows a completed group
+// (wait_group 1) and a proxy fence (cp.async writes are generic-proxy, wgmma reads async-proxy).
+// kGroupsInFlight cp.async groups stay in flight; the oldest is signalled when a new one starts.
+constexpr int kGroupsInFlight = 3;
+
+struct Producer {
+  uint32_t pending[kGroupsInFlight - 1] = {};  // barriers of groups in flight, oldest first (0: none)
+
+  NA_DEVICE void signal_after_commit(uint32_t bar) {
+    ptx::cp_async_commit();
+    ptx::cp_async_wait<kGroupsInFlight - 1>();
+    if (pending[0]) { ptx::fence_proxy_async(); ptx::mbar_arrive(pending[0]); }
+#pragma unroll
+    for (int i = 0; i + 1 < kGroupsInFlight - 1; ++i) pending[i] = pending[i + 1];
+    pending[kGroupsInFlight - 2] = bar;
+  }
+  // Signal everything in flight (before waiting on a barrier that needs those signals).
+  NA_DEVICE void flush() {
+    ptx::cp_async_wait<0>();
+    ptx::fence_proxy_async();
+#pragma unroll
+    for (int i = 0; i < kGroupsInFlight - 1; ++i) {
+      if (pending[i]) ptx::mbar_arrive(pending[i]);
+      pending[i] = 0;
+    }
+  }
+};
+
+NA_DEVICE void gather_q(const PrefillParams& p, const TileCoords& c, uint32_t q_tile, int ptid) {
+  const uint16_t* q = static_cast<const uint16_t*>(p.q);
+  const int chunk = ptid % kChunks;
+#pragma unroll 4
+  for (int pass = 0; pass < kBM / kRowsPerPass; ++pass) {
+    const int row = ptid / kChunks + pass * kRowsPerPass;
+    const int packed = c.row_start + row;
+    const bool valid = packed < c.row_end;
+    const int i = packed / p.group_size;
+    const int h = c.kv_head * p.group_size + (packed - i * p.group_size);
+    const uint16_t* src = valid ? q + (c.q0 + i) * p.q_stride_tok + h * p.q_stride_head + chunk * 8 : q;
+    ptx::cp_async_16(q_tile + sw128_offset(row, chunk, kBM), src, valid ? 16 : 0);
+  }
+}
+
+// Final element offsets (head offset included) of one KV block's rows, double-buffered by block
+// parity in shared memory: one producer thread per row loads its offset once for K and V; the
+// gathers then read them with broadcast loads instead of holding 64-bit addresses in registers.
+struct BlockOffsets {
+  int64_t k[2][kBN];
+  int64_t v[2][kBN];
+};
+
+NA_DEVICE void stage_block_offsets(const PrefillParams& p, const TileCoords& c, int tok0, int n0, int ptid,
+                                   BlockOffsets& offs, int parity) {
+  const int j = n0 + ptid;
+  if (ptid < kBN && j < c.kv_end) {
+    const int t = tok0 + j;
+    if (p.tok_units != nullptr) {
+      const int64_t u = p.tok_units[t];
+      offs.k[parity][ptid] = u * p.k_stride_tok + c.kv_head * p.k_stride_head;
+      offs.v[parity][ptid] = u * p.v_stride_tok + c.kv_head * p.v_stride_head;
+    } else {
+      offs.k[parity][ptid] = p.k_tok_elems[t] + c.kv_head * p.k_stride_head;
+      offs.v[parity][ptid] = p.v_tok_elems[t] + c.kv_head * p.v_stride_head;
+    }
+  }
+  ptx::named_barrier_sync(ptx::NamedBarrier::Producer, 128);
+}
+
+template <bool kIsV>
+NA_DEVICE void gather_kv(const PrefillParams& p, const TileCoords& c, int n0, const int64_t* row_off,
+                         uint32_t tile, int ptid) {
+  const uint16_t* base = static_cast<const uint16_t*>(kIsV ? p.v : p.k);
+  const int chunk = ptid % kChunks;
+#pragma unroll 4
+  for (int pass = 0; pass < kBN / kRowsPerPass; ++pass) {
+    const int row = ptid / kChunks + pass * kRowsPerPass;
+    const bool valid = n0 + row < c.kv_end;
+    const uint16_t* src = valid ? base + row_off[row] + chunk * 8 : base;
+    ptx::cp_async_16(tile + sw128_offset(row, chunk, kBN), src, valid ? 16 : 0);
+  }
+}
+
+NA_DEVICE void producer_loop(const PrefillParams& p, uint32_t smem, BlockOffsets& offs, uint32_t bars, int ptid) {
+  Producer prod;
+  int it = 0, tq = 0;
+  for (int w = p.work_indptr[blockIdx.x]; w < p.work_indptr[blockIdx.x + 1]; ++w) {
+    const TileCoords c = load_tile(p, w);
+    const int n_blocks = c.kv_end > c.kv_start ? (c.kv_end - c.kv_start + kBN - 1) / kBN : 0;
+    if (n_blocks == 0) continue;
+    prod.flush();  // the previous tile's last K/V must be signalled before waiting for its Q release
+    ptx::mbar_wait(bar_addr(bars, Bar::QEmpty), (tq & 1) ^ 1);
+    gather_q(p, c, smem, ptid);
+    prod.signal_after_commit(bar_addr(bars, Bar::QFull));
+    ++tq;
+    const int tok0 = p.kv_tok_indptr[c.req];
+    for (int n = n_blocks - 1; n >= 0; --n, ++it) {
+      const int s = it % kStages;
+      const uint32_t ph = (it / kStages) & 1;
+      const int n0 = c.kv_start + n * kBN;
+      stage_block_offsets(p, c, tok0, n0, ptid, offs, it & 1);
+      ptx::mbar_wait(bar_addr(bars, Bar::EmptyK, s), ph ^ 1);
+      gather_kv<false>(p, c, n0, offs.k[it & 1], smem + kQBytes + s * kKVBytes, ptid);
+      prod.signal_after_commit(bar_addr(bars, Bar::FullK, s));
+      ptx::mbar_wait(bar_addr(bars, Bar::EmptyV, s), ph ^ 1);
+      gather_kv<true>(p, c, n0, offs.v[it & 1], smem + kQBytes + (kStages + s) * kKVBytes, ptid);
+      prod.signal_after_commit(bar_addr(bars, Bar::FullV, s));
+    }
+  }
+  prod.flush();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consumers: each warpgroup owns 64 rows of the 128-row tile.
+NA_DEVICE uint64_t kmajor_desc(uint32_t addr) {
+  return wgmma::desc_sw128(addr, 16, kAtomBytes);  // LBO unused for swizzled K-major operands
+}
+
+NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bars, int cw, int ctid) {
+  const int warp = ctid / 32;
+  const int lane = ctid % 32;
+  const int g = lane / 4;
+  const int t4 = lane % 4;
+  const int wg_row0 = cw * 64;
+  const float c2 = p.scale_log2;
+  int it = 0, tq = 0;
+
+  for (int w = p.work_indptr[blockIdx.x]; w < p.work_indptr[blockIdx.x + 1]; ++w) {
+    const TileCoords c = load_tile(p, w);
+    const int n_blocks = c.kv_end > c.kv_start ? (c.kv_end - c.kv_start + kBN - 1) / kBN : 0;
+    const int min_hi = row_hi(p, c, c.row_start / p.group_size);
+    const int max_lo = row_lo(p, c, (c.row_end - 1) / p.group_size);
+
+    float o[kD / 2];
+#pragma unroll
+    for (int x = 0; x < kD / 2; ++x) o[x] = 0.f;
+    float row_max[2] = {NA_NEG_INF, NA_NEG_INF};
+    float row_sum[2] = {0.f, 0.f};
+
+    if (n_blocks > 0) {
+      ptx::mbar_wait(bar_addr(bars, Bar::QFull), tq & 1);
+      ++tq;
+      for (int n = n_blocks - 1; n >= 0; --n, ++it) {
+        const int s = it % kStages;
+        const uint32_t ph = (it / kStages) & 1;
+        const int n0 = c.kv_start + n * kBN;
+        const uint32_t k_tile = smem + kQBytes + s * kKVBytes;
+        const uint32_t v_tile = smem + kQBytes + (kStages + s) * kKVBytes;
+
+        // S = Q K^T
+        float sacc[kBN / 2];
+        ptx::mbar_wait(bar_addr(bars, Bar::FullK, s), ph);
+        wgmma::fence();
+#pragma unroll
+        for (int kk = 0; kk < kD / 16; ++kk) {
+          const uint32_t a = smem + (kk / 4) * kBM * kSwizzleRowBytes + wg_row0 * kSwizzleRowBytes + (kk % 4) * 32;
+          const uint32_t b = k_tile + (kk / 4) * kBN * kSwizzleRowBytes + (kk % 4) * 32;
+          wgmma::mma_ss<kBN, kBf16, 0>(sacc, kmajor_desc(a), kmajor_desc(b), kk > 0 ? 1 : 0);
+        }
+        wgmma::commit();
+        wgmma::wait<0>();
+        ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, s));
+        if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty));  // last read of this tile's Q
+
+        // Soft cap, mask, online softmax (log2 domain); sacc[4 * nt + 2 * hh + e].
+        if (p.soft_cap != 0.f) {
+#pragma unroll
+          for (int x = 0; x < kBN / 2; ++x) sacc[x] = p.soft_cap * ptx::tanh(sacc[x] * p.cap_scale);
+        }
+        if (n0 + kBN > min_hi || n0 < max_lo) {
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            const int packed = c.row_start + wg_row0 + warp * 16 + g + hh * 8;
+            const int i = packed / p.group_size;
+            const int hi = row_hi(p, c, i);
+            const int lo = row_lo(p, c, i);
+#pragma unroll
+            for (int nt = 0; nt < kBN / 8; ++nt)
+#pragma unroll
+              for (int e = 0; e < 2; ++e) {
+                const int j = n0 + nt * 8 + 2 * t4 + e;
+                if (j >= hi || j < lo) sacc[4 * nt + 2 * hh + e] = NA_NEG_INF;
+              }
+          }
+        }
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          float mx = row_max[hh];
+#pragma unroll
+          for (int nt = 0; nt < kBN / 8; ++nt) mx = fmaxf(mx, fmaxf(sacc[4 * nt + 2 * hh], sacc[4 * nt + 2 * hh + 1]));
+          mx = quad_max(mx);
+          const float offset = safe_offset(mx, c2);
+          const float corr = ptx::exp2(row_max[hh] * c2 - offset);
+          row_max[hh] = mx;
+          float sum = 0.f;
+#pragma unroll
+          for (int nt = 0; nt < kBN / 8; ++nt)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const float pv = ptx::exp2(fmaf(sacc[4 * nt + 2 * hh + e], c2, -offset));
+              sacc[4 * nt + 2 * hh + e] = pv;
+              sum += pv;
+            }
+          row_sum[hh] = row_sum[hh] * corr + sum;
+#pragma unroll
+          for (int dt = 0; dt < kD / 8; ++dt) {
+            o[4 * dt + 2 * hh] *= corr;
+            o[4 * dt + 2 * hh + 1] *= corr;
+          }
+        }
+
+        // O += P V (P from registers, V N-major from shared memory)
+        uint32_t pa[kBN / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < kBN / 16; ++kk) {
+          pa[kk][0] = ptx::pack2<kBf16>(sacc[8 * kk + 0], sacc[8 * kk + 1]);
+          pa[kk][1] = ptx::pack2<kBf16>(sacc[8 * kk + 2], sacc[8 * kk + 3]);
+          pa[kk][2] = ptx::pack2<kBf16>(sacc[8 * kk + 4], sacc[8 * kk + 5]);
+          pa[kk][3] = ptx::pack2<kBf16>(sacc[8 * kk + 6], sacc[8 * kk + 7]);
+        }
+        ptx::mbar_wait(bar_addr(bars, Bar::FullV, s), ph);
+        wgmma::fence();
+#pragma unroll
+        for (int kk = 0; kk < kBN / 16; ++kk) {
+          const uint32_t b = v_tile + kk * 16 * kSwizzleRowBytes;
+          const uint64_t desc = V_DESC_SWAP ? wgmma::desc_sw128(b, kAtomBytes, kBN * kSwizzleRowBytes)
+                                            : wgmma::desc_sw128(b, kBN * kSwizzleRowBytes, kAtomBytes);
+          wgmma::mma_rs<kD, kBf16, 1>(o, pa[kk], desc, 1);
+        }
+        wgmma::commit();
+        wgmma::wait<0>();
+        ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, s));
+      }
+    }
+
+    // Epilogue: normalize and store straight from registers (4-byte pairs), LSE by one lane per row.
+    uint16_t* out = static_cast<uint16_t*>(p.o);
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const float l = quad_sum(row_sum[hh]);
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      const int packed = c.row_start + wg_row0 + warp * 16 + g + hh * 8;
+      if (packed < c.row_end) {
+        const int i = packed / p.group_size;
+        const int h = c.kv_head * p.group_size + (packed - i * p.group_size);
+        uint16_t* row = out + (c.q0 + i) * p.o_stride_tok + h * p.o_stride_head + 2 * t4;
+#pragma unroll
+        for (int dt = 0; dt < kD / 8; ++dt)
+          *reinterpret_cast<uint32_t*>(row + dt * 8) =
+              ptx::pack2<kBf16>(o[4 * dt + 2 * hh] * inv, o[4 * dt + 2 * hh + 1] * inv);
+        if (p.lse != nullptr && t4 == 0)
+          p.lse[(c.q0 + i) * p.lse_stride_tok + h * p.lse_stride_head] =
+              l > 0.f ? row_max[hh] * c2 + ptx::log2(l) : NA_NEG_INF;
+      }
+    }
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(kThreads, 1)
+prefill_sm90(const __grid_constant__ PrefillParams p) {
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  if (ptx::dynamic_smem_size() < kSmemBytes) __trap();  // launcher.py and this file disagree
+  const uint32_t smem = (ptx::smem_addr(smem_raw) + 1023) & ~1023u;  // swizzle atoms need 1024
+  const uint32_t bars = smem + kBarOffset;
+  const int tid = threadIdx.x;
+  if (tid == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      ptx::mbar_init(bar_addr(bars, Bar::FullK, s), 128);
+      ptx::mbar_init(bar_addr(bars, Bar::FullV, s), 128);
+      ptx::mbar_init(bar_addr(bars, Bar::EmptyK, s), 256);
+      ptx::mbar_init(bar_addr(bars, Bar::EmptyV, s), 256);
+    }
+    ptx::mbar_init(bar_addr(bars, Bar::QFull), 128);
+    ptx::mbar_init(bar_addr(bars, Bar::QEmpty), 256);
+  }
+  __syncthreads();
+
+  const int warpgroup = tid / 128;
+  if (warpgroup == 0) {
+    ptx::regs_dealloc<kProducerRegs>();
+    BlockOffsets& offs = *reinterpret_cast<BlockOffsets*>(smem_raw + (smem - ptx::smem_addr(smem_raw)) + kOffsetsOffset);
+    producer_loop(p, smem, offs, bars, tid);
+  } else {
+    ptx::regs_alloc<kConsumerRegs>();
+    consumer_loop(p, smem, bars, warpgroup - 1, tid % 128);
+  }
+}
