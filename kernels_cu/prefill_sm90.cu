@@ -181,6 +181,12 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
   const int wg_row0 = cw * 64;
   const float c2 = p.scale_log2;
   int it = 0, tq = 0;
+  // Inter-warpgroup ping-pong (both warpgroups walk the same blocks): warpgroup cw issues its S GEMM
+  // on its turn and then hands the turn over, so one warpgroup's softmax runs while the other's
+  // GEMM occupies the tensor cores. Warpgroup 0 starts.
+  const int my_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + cw;
+  const int other_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + (1 - cw);
+  if (cw == 1) ptx::named_barrier_arrive(other_turn, 256);
 
   for (int w = p.work_indptr[blockIdx.x]; w < p.work_indptr[blockIdx.x + 1]; ++w) {
     const TileCoords c = load_tile(p, w);
@@ -207,6 +213,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
         // S = Q K^T
         float sacc[kBN / 2];
         ptx::mbar_wait(bar_addr(bars, Bar::FullK, s), ph);
+        ptx::named_barrier_sync(my_turn, 256);  // ping-pong: S GEMMs of the two warpgroups alternate
         wgmma::fence();
 #pragma unroll
         for (int kk = 0; kk < kD / 16; ++kk) {
@@ -215,6 +222,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
           wgmma::mma_ss<kBN, kBf16, 0>(sacc, kmajor_desc(a), kmajor_desc(b), kk > 0 ? 1 : 0);
         }
         wgmma::commit();
+        ptx::named_barrier_arrive(other_turn, 256);  // the other warpgroup's GEMM overlaps our softmax
         wgmma::wait<0>();
         ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, s));
         if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty));  // last read of this tile's Q

@@ -26,10 +26,17 @@ NA_DEVICE void mbar_wait(uint32_t bar, uint32_t parity) {
 NA_DEVICE void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
 // Named barriers (bar.sync id, threads): 0 is __syncthreads.
-enum class NamedBarrier : int { Producer = 1 };
+enum class NamedBarrier : int { Producer = 1, ConsumerTurn0 = 2, ConsumerTurn1 = 3 };
 // bar.sync id, count
 NA_DEVICE void named_barrier_sync(NamedBarrier id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(static_cast<int>(id)), "r"(threads) : "memory");
+}
+NA_DEVICE void named_barrier_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+// bar.arrive id, count (signal without waiting)
+NA_DEVICE void named_barrier_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
 // setmaxnreg.{dec,inc}.sync.aligned.u32: hand registers from the producer to the consumers.

@@ -55,15 +55,16 @@ def test_mirror_check_can_fail():
 
 
 def test_smem_formula_matches_kernel_constant():
-    """variants.Sm80Tile.smem_bytes mirrors kSmemBytes of prefill_sm80.cu (checked by NVRTC)."""
+    """Sm80Tile/Sm90Tile.smem_bytes mirror kSmemBytes of the kernels (checked by NVRTC)."""
     from cuda.core import Program, ProgramOptions
 
     for v in variants.all_variants():
-        if v.entry != "prefill_sm80":
+        if v.entry not in ("prefill_sm80", "prefill_sm90"):
             continue
         hd = dict(v.defines)["HEAD_DIM"]
-        tile = variants.sm80_tile(hd, v.arch)
-        src = (open(compiler.KERNELS_DIR / "prefill_sm80.cu").read()
+        tile = variants.sm80_tile(hd, v.arch) if v.entry == "prefill_sm80" else variants.SM90_TILES[hd]
+        src_name = v.source
+        src = (open(compiler.KERNELS_DIR / src_name).read()
                + f'\nstatic_assert(kSmemBytes == {tile.smem_bytes(hd)}, "smem");\n')
         opts = ProgramOptions(arch=v.arch, std="c++17", include_path=[str(compiler.KERNELS_DIR)],
                               define_macro=[(k, str(x)) for k, x in v.defines])
