@@ -19,6 +19,8 @@ struct PrefillParams {
   const int32_t* tok_units;      // [total_kv] page * (stride_page / stride_token) + slot, or null
   const int64_t* k_tok_elems;    // [total_kv] element offsets (fallback when tok_units is null)
   const int64_t* v_tok_elems;
+  const int32_t* tok_page;       // [total_kv] pool page of each token (sm90 TMA boxes)
+  const int32_t* tok_slot;       // [total_kv] token slot within its page
   const int32_t* tiles;          // [num_tiles, 8]: req, kv_head, row_start, row_end, kv_start, kv_end, 0, 0
   const int32_t* work_indptr;    // [grid + 1] CTA c runs tiles[work_indptr[c] .. work_indptr[c+1])
 
@@ -35,7 +37,23 @@ struct PrefillParams {
   float scale_log2;              // multiplies the (capped) logit before exp2
   float soft_cap;                // 0: off; else logit = soft_cap * tanh(q.k * cap_scale)
   float cap_scale;               // sm_scale / soft_cap
+  int32_t kv_box_tokens;         // sm90: 0 = K/V by cp.async gather; else TMA boxes of this many tokens
+  int32_t q_tma;                 // sm90: 1 = Q by TMA (group_size divides 128), 0 = cp.async
   int32_t pad0;
+  int32_t pad1;
+};
+
+// The driver's opaque 128-byte CUtensorMap (cuda.h is not available under NVRTC).
+struct alignas(64) TensorMap {
+  uint64_t opaque[16];
+};
+
+// The Hopper kernel's second parameter: TMA descriptors encoded by run() (launcher.py). Q is
+// (head_dim, qo head, token) with boxes of (64, group_size, 128 / group_size); K and V are this
+// layer's pool views as (head_dim, token in page, kv head, page) with boxes of
+// (64, kv_box_tokens, 1, 1). A map is all zeros when its path is off (q_tma = 0, kv_box_tokens = 0).
+struct Sm90TensorMaps {
+  TensorMap q, k, v;
 };
 
 // The device-side offset builder (kv_offsets.cu): used when run() meets a stride set that

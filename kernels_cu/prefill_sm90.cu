@@ -1,12 +1,20 @@
-// Hopper paged prefill (sm_90a): one producer warpgroup gathers Q and K/V rows through the plan's
-// per-token offsets with cp.async into 128-byte-swizzled shared memory (2-stage K and V rings,
-// mbarrier full/empty handshakes); two consumer warpgroups of 64 query rows each compute
-// S = Q K^T and O += P V with wgmma (HGMMA) and the online softmax in registers.
+// Hopper paged prefill (sm_90a): one producer warpgroup loads Q and K/V into 128-byte-swizzled
+// shared memory (2-stage K and V rings, mbarrier full/empty handshakes); two consumer warpgroups of
+// 64 query rows each compute S = Q K^T and O += P V with wgmma (HGMMA) and the online softmax in
+// registers.
+// K/V loads take one of two paths, chosen by run() (p.kv_box_tokens):
+//   TMA:    page_size a multiple of 8; one cp.async.bulk.tensor box of kv_box_tokens tokens per
+//           (page part, 64-column block), addressed by the plan's per-token (page, slot) tables.
+//           A request's last, partial block still takes the gather path: its cp.async zero-fills
+//           keys past kv_len, so stale or unwritten cache slots never reach P V.
+//   gather: every page size; producer threads issue 16-byte cp.async from the plan's offsets.
+// Q comes by TMA when group_size divides 128 (p.q_tma), by cp.async otherwise.
 // Specialized by macros HEAD_DIM, IS_BF16, BLOCK_N (from nvrtc_attn/variants.py).
 #include "params.cuh"
 #include "ptx_sm80.cuh"
 #include "ptx_wgmma.cuh"
 #include "ptx_mbarrier.cuh"
+#include "ptx_tma.cuh"
 #include "softmax.cuh"
 #include "scheduler.cuh"
 
@@ -55,6 +63,14 @@ NA_DEVICE uint32_t bar_addr(uint32_t bars, Bar b, int stage = 0) {
   return bars + 8 * (static_cast<int>(b) + stage);
 }
 
+// Key blocks of a tile start at kv_start rounded down to a multiple of kBN, so a TMA box (whose
+// token count divides kBN and the page size) never straddles two pages; the keys below kv_start
+// that this adds are masked like any key outside a row's window.
+NA_DEVICE int first_key(const TileCoords& c) { return c.kv_start / kBN * kBN; }
+NA_DEVICE int num_blocks(const TileCoords& c) {
+  return c.kv_end > c.kv_start ? (c.kv_end - first_key(c) + kBN - 1) / kBN : 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Producer: cp.async gathers, signalled one group late so each signal follows a completed group
 // (wait_group 1) and a proxy fence (cp.async writes are generic-proxy, wgmma reads async-proxy).
@@ -71,6 +87,12 @@ struct Producer {
 #pragma unroll
     for (int i = 0; i + 1 < kGroupsInFlight - 1; ++i) pending[i] = pending[i + 1];
     pending[kGroupsInFlight - 2] = bar;
+  }
+  NA_DEVICE bool idle() const {
+#pragma unroll
+    for (int i = 0; i < kGroupsInFlight - 1; ++i)
+      if (pending[i]) return false;
+    return true;
   }
   // Signal everything in flight (before waiting on a barrier that needs those signals).
   NA_DEVICE void flush() {
@@ -138,29 +160,100 @@ NA_DEVICE void gather_kv(const PrefillParams& p, const TileCoords& c, int n0, co
   }
 }
 
-NA_DEVICE void producer_loop(const PrefillParams& p, uint32_t smem, BlockOffsets& offs, uint32_t bars, int ptid) {
+// TMA path. Box b of a block (kv_box_tokens tokens, inside one page) is loaded by producer lane b;
+// its (page, slot) is read from the plan's tables before the stage wait so the latency overlaps.
+struct Box {
+  int page = 0, slot = 0;
+};
+
+NA_DEVICE Box box_of(const PrefillParams& p, int tok, int ptid) {
+  Box b;
+  if (ptid < kBN / p.kv_box_tokens) {
+    const int t = tok + ptid * p.kv_box_tokens;
+    b.page = p.tok_page[t];
+    b.slot = p.tok_slot[t];
+  }
+  return b;
+}
+
+// One stage's boxes by warp 0 (lane 0 first announces the stage's bytes), one arrival per producer
+// thread as in the gather path, so the full barriers keep one arrival count for both paths.
+NA_DEVICE void tma_kv(const PrefillParams& p, const TensorMap* map, const Box& b, int kv_head, uint32_t tile,
+                      uint32_t full, int ptid) {
+  if (ptid < 32) {
+    if (ptid == 0) ptx::mbar_arrive_expect_tx(full, kKVBytes);
+    __syncwarp();
+    if (ptid < kBN / p.kv_box_tokens) {
+      const uint32_t dst = tile + ptid * p.kv_box_tokens * kSwizzleRowBytes;
+#pragma unroll
+      for (int cb = 0; cb < kD / 64; ++cb)
+        ptx::tma_load_4d(dst + cb * kBN * kSwizzleRowBytes, map, full, cb * 64, b.slot, kv_head, b.page);
+    }
+    if (ptid != 0) ptx::mbar_arrive(full);
+  } else {
+    ptx::mbar_arrive(full);
+  }
+}
+
+// Q by TMA: kD / 64 boxes of (64 columns, group_size heads, 128 / group_size tokens), i.e. the
+// tile's 128 packed rows in order; rows past total_q are zero-filled by the hardware.
+NA_DEVICE void tma_q(const PrefillParams& p, const Sm90TensorMaps& maps, const TileCoords& c, uint32_t q_tile,
+                     uint32_t full, int ptid) {
+  if (ptid == 0) {
+    ptx::mbar_arrive_expect_tx(full, kQBytes);
+    const int tok = c.q0 + c.row_start / p.group_size;
+#pragma unroll
+    for (int cb = 0; cb < kD / 64; ++cb)
+      ptx::tma_load_3d(q_tile + cb * kBM * kSwizzleRowBytes, &maps.q, full, cb * 64, c.kv_head * p.group_size, tok);
+  } else {
+    ptx::mbar_arrive(full);
+  }
+}
+
+NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps, uint32_t smem, BlockOffsets& offs,
+                             uint32_t bars, int ptid) {
   Producer prod;
   int it = 0, tq = 0;
+  if (ptid == 0) {
+    if (p.q_tma) ptx::tma_prefetch_map(&maps.q);
+    if (p.kv_box_tokens) { ptx::tma_prefetch_map(&maps.k); ptx::tma_prefetch_map(&maps.v); }
+  }
   for (int w = p.work_indptr[blockIdx.x]; w < p.work_indptr[blockIdx.x + 1]; ++w) {
     const TileCoords c = load_tile(p, w);
-    const int n_blocks = c.kv_end > c.kv_start ? (c.kv_end - c.kv_start + kBN - 1) / kBN : 0;
+    const int n_blocks = num_blocks(c);
     if (n_blocks == 0) continue;
     prod.flush();  // the previous tile's last K/V must be signalled before waiting for its Q release
     ptx::mbar_wait(bar_addr(bars, Bar::QEmpty), (tq & 1) ^ 1);
-    gather_q(p, c, smem, ptid);
-    prod.signal_after_commit(bar_addr(bars, Bar::QFull));
+    if (p.q_tma) {
+      tma_q(p, maps, c, smem, bar_addr(bars, Bar::QFull), ptid);
+    } else {
+      gather_q(p, c, smem, ptid);
+      prod.signal_after_commit(bar_addr(bars, Bar::QFull));
+    }
     ++tq;
     const int tok0 = p.kv_tok_indptr[c.req];
     for (int n = n_blocks - 1; n >= 0; --n, ++it) {
       const int s = it % kStages;
       const uint32_t ph = (it / kStages) & 1;
-      const int n0 = c.kv_start + n * kBN;
+      const int n0 = first_key(c) + n * kBN;
+      const uint32_t k_tile = smem + kQBytes + s * kKVBytes;
+      const uint32_t v_tile = smem + kQBytes + (kStages + s) * kKVBytes;
+      if (p.kv_box_tokens && n0 + kBN <= c.kv_len) {
+        // Pending gathers (a tile's partial first block) are signalled before we can block on a stage.
+        if (!prod.idle()) prod.flush();
+        const Box b = box_of(p, tok0 + n0, ptid);
+        ptx::mbar_wait(bar_addr(bars, Bar::EmptyK, s), ph ^ 1);
+        tma_kv(p, &maps.k, b, c.kv_head, k_tile, bar_addr(bars, Bar::FullK, s), ptid);
+        ptx::mbar_wait(bar_addr(bars, Bar::EmptyV, s), ph ^ 1);
+        tma_kv(p, &maps.v, b, c.kv_head, v_tile, bar_addr(bars, Bar::FullV, s), ptid);
+        continue;
+      }
       stage_block_offsets(p, c, tok0, n0, ptid, offs, it & 1);
       ptx::mbar_wait(bar_addr(bars, Bar::EmptyK, s), ph ^ 1);
-      gather_kv<false>(p, c, n0, offs.k[it & 1], smem + kQBytes + s * kKVBytes, ptid);
+      gather_kv<false>(p, c, n0, offs.k[it & 1], k_tile, ptid);
       prod.signal_after_commit(bar_addr(bars, Bar::FullK, s));
       ptx::mbar_wait(bar_addr(bars, Bar::EmptyV, s), ph ^ 1);
-      gather_kv<true>(p, c, n0, offs.v[it & 1], smem + kQBytes + (kStages + s) * kKVBytes, ptid);
+      gather_kv<true>(p, c, n0, offs.v[it & 1], v_tile, ptid);
       prod.signal_after_commit(bar_addr(bars, Bar::FullV, s));
     }
   }
@@ -190,7 +283,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
 
   for (int w = p.work_indptr[blockIdx.x]; w < p.work_indptr[blockIdx.x + 1]; ++w) {
     const TileCoords c = load_tile(p, w);
-    const int n_blocks = c.kv_end > c.kv_start ? (c.kv_end - c.kv_start + kBN - 1) / kBN : 0;
+    const int n_blocks = num_blocks(c);
     const int min_hi = row_hi(p, c, c.row_start / p.group_size);
     const int max_lo = row_lo(p, c, (c.row_end - 1) / p.group_size);
 
@@ -206,7 +299,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
       for (int n = n_blocks - 1; n >= 0; --n, ++it) {
         const int s = it % kStages;
         const uint32_t ph = (it / kStages) & 1;
-        const int n0 = c.kv_start + n * kBN;
+        const int n0 = first_key(c) + n * kBN;
         const uint32_t k_tile = smem + kQBytes + s * kKVBytes;
         const uint32_t v_tile = smem + kQBytes + (kStages + s) * kKVBytes;
 
@@ -322,7 +415,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
 }
 
 extern "C" __global__ void __launch_bounds__(kThreads, 1)
-prefill_sm90(const __grid_constant__ PrefillParams p) {
+prefill_sm90(const __grid_constant__ PrefillParams p, const __grid_constant__ Sm90TensorMaps maps) {
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   if (ptx::dynamic_smem_size() < kSmemBytes) __trap();  // launcher.py and this file disagree
   const uint32_t smem = (ptx::smem_addr(smem_raw) + 1023) & ~1023u;  // swizzle atoms need 1024
@@ -344,7 +437,7 @@ prefill_sm90(const __grid_constant__ PrefillParams p) {
   if (warpgroup == 0) {
     ptx::regs_dealloc<kProducerRegs>();
     BlockOffsets& offs = *reinterpret_cast<BlockOffsets*>(smem_raw + (smem - ptx::smem_addr(smem_raw)) + kOffsetsOffset);
-    producer_loop(p, smem, offs, bars, tid);
+    producer_loop(p, maps, smem, offs, bars, tid);
   } else {
     ptx::regs_alloc<kConsumerRegs>();
     consumer_loop(p, smem, bars, warpgroup - 1, tid % 128);

@@ -22,15 +22,29 @@ class PrefillParams(ctypes.Structure):
     _fields_ = [
         ("q", _p), ("k", _p), ("v", _p), ("o", _p), ("lse", _p),
         ("qo_indptr", _p), ("kv_lens", _p), ("kv_tok_indptr", _p), ("tok_units", _p),
-        ("k_tok_elems", _p), ("v_tok_elems", _p), ("tiles", _p), ("work_indptr", _p),
+        ("k_tok_elems", _p), ("v_tok_elems", _p), ("tok_page", _p), ("tok_slot", _p),
+        ("tiles", _p), ("work_indptr", _p),
         ("q_stride_tok", _i64), ("q_stride_head", _i64),
         ("o_stride_tok", _i64), ("o_stride_head", _i64),
         ("lse_stride_tok", _i64), ("lse_stride_head", _i64),
         ("k_stride_tok", _i64), ("k_stride_head", _i64),
         ("v_stride_tok", _i64), ("v_stride_head", _i64),
         ("num_qo_heads", _i32), ("group_size", _i32), ("causal", _i32), ("window_left", _i32),
-        ("scale_log2", _f32), ("soft_cap", _f32), ("cap_scale", _f32), ("pad0", _i32),
+        ("scale_log2", _f32), ("soft_cap", _f32), ("cap_scale", _f32),
+        ("kv_box_tokens", _i32), ("q_tma", _i32), ("pad0", _i32), ("pad1", _i32),
     ]
+
+
+class TensorMap(ctypes.Structure):
+    """Mirror of `struct TensorMap` (kernels_cu/params.cuh): the driver's opaque CUtensorMap."""
+
+    _fields_ = [("opaque", ctypes.c_uint64 * 16)]
+
+
+class Sm90TensorMaps(ctypes.Structure):
+    """Mirror of `struct Sm90TensorMaps` (kernels_cu/params.cuh), the sm90 kernel's 2nd parameter."""
+
+    _fields_ = [("q", TensorMap), ("k", TensorMap), ("v", TensorMap)]
 
 
 class OffsetParams(ctypes.Structure):
@@ -74,12 +88,14 @@ class LoadedKernel:
         self.blocks_per_sm = max(1, _check(driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(
             self.function, threads, smem_bytes)))
 
-    def launch(self, grid: int, params: ctypes.Structure, stream: int) -> None:
+    def launch(self, grid: int, params: ctypes.Structure, stream: int, *more: ctypes.Structure) -> None:
+        """One launch; params (and `more` by-value structs) are the kernel's parameters in order."""
         from cuda.bindings import driver
 
         if grid <= 0:
             return
-        args = (ctypes.c_void_p * 1)(ctypes.addressof(params))
+        structs = (params,) + more
+        args = (ctypes.c_void_p * len(structs))(*[ctypes.addressof(x) for x in structs])
         _check(driver.cuLaunchKernel(self.function, grid, 1, 1, self.threads, 1, 1, self.smem_bytes,
                                      driver.CUstream(stream), ctypes.addressof(args), 0))
 
@@ -147,6 +163,42 @@ def offsets_kernel(device: int) -> LoadedKernel:
         with _lock:
             _kernels[key] = k
     return k
+
+
+# cuTensorMapEncodeTiled for 16-bit elements with the 128-byte swizzle the wgmma operands use.
+_TMA_CACHE_MAX = 512
+_tma_cache: dict = {}
+
+
+def encode_tensor_map(dst: TensorMap, ptr: int, dims, byte_strides, box) -> bool:
+    """Fill `dst` with a tiled TMA descriptor of a 16-bit tensor: dims (innermost first, elements),
+    byte_strides of dims 1.. (len(dims) - 1 values), box (elements per dim). Returns False, leaving
+    dst untouched, when the driver rejects the geometry (the caller then gathers with cp.async).
+    Encodings are cached by geometry and address: every layer's K/V view is encoded once.
+    """
+    key = (ptr, tuple(dims), tuple(byte_strides), tuple(box))
+    raw = _tma_cache.get(key)
+    if raw is None:
+        from cuda.bindings import driver
+
+        rank = len(dims)
+        err, tmap = driver.cuTensorMapEncodeTiled(
+            driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT16, rank, ptr,
+            [driver.cuuint64_t(int(d)) for d in dims], [driver.cuuint64_t(int(s)) for s in byte_strides],
+            [driver.cuuint32_t(int(b)) for b in box], [driver.cuuint32_t(1)] * rank,
+            driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
+            driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
+            driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE)
+        if err != driver.CUresult.CUDA_SUCCESS:
+            return False
+        raw = ctypes.string_at(tmap.getPtr(), ctypes.sizeof(TensorMap))
+        with _lock:
+            if len(_tma_cache) >= _TMA_CACHE_MAX:
+                _tma_cache.clear()
+            _tma_cache[key] = raw
+    ctypes.memmove(ctypes.addressof(dst), raw, len(raw))
+    return True
 
 
 def copy_host_to_device(dst_ptr: int, host_array, stream: int) -> None:

@@ -5,6 +5,7 @@ shared memory) and the planner (rows per tile) always agree with the compiled bi
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 HOPPER_ARCH = "sm_90a"
@@ -70,6 +71,18 @@ class Sm90Tile:
 # 128-key blocks keep S (64 x 128) and O (64 x 128) in registers at head_dim <= 128; head_dim 256
 # halves the block so Q + 2 x (K, V) stages fit in 227 KB of shared memory.
 SM90_TILES = {64: Sm90Tile(block_n=128), 128: Sm90Tile(block_n=128), 256: Sm90Tile(block_n=64)}
+SM90_TILE_M = 128
+
+
+def sm90_kv_box_tokens(page_size: int, head_dim: int) -> int:
+    """Tokens per TMA box of the sm90 K/V path, or 0 when the page size needs the gather path.
+
+    A box lies inside one page and fills whole 8-row groups of the 128-byte swizzle, and a key
+    block (block_n keys) is a whole number of boxes: gcd(page_size, block_n) when that is a
+    multiple of 8. page_size 16 -> 8 boxes of 16 per 128-key block; 64 -> 2 of 64; 256 -> 1 of 128.
+    """
+    box = math.gcd(int(page_size), SM90_TILES[head_dim].block_n)
+    return box if box % 8 == 0 else 0
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from . import arrays, launcher, planner, validate, variants
 
 LOG2E = 1.4426950408889634
 BACKENDS = ("auto", "sm80", "sm90")
+KV_LOADS = ("auto", "gather")
 
 # FlashInfer plan()/run() keywords we accept for drop-in use, with the only values supported.
 _PLAN_DEFAULTS = {"pos_encoding_mode": "NONE", "custom_mask": None, "packed_custom_mask": None,
@@ -51,6 +52,9 @@ class BatchPrefillWithPagedKVCacheWrapper:
     batch's plan into it with one host-to-device copy, every layer's run() reads it.
     kv_layout: "NHD" ([pages, page_size, Hkv, D]) or "HND" ([pages, Hkv, page_size, D]).
     backend: "auto" (best for the GPU), "sm80" (portable mma.sync kernel) or "sm90".
+    kv_load (sm90 only): "auto" loads K/V pages with TMA when page_size is a multiple of 8 and the
+    cache view's geometry suits the TMA unit, else gathers rows with cp.async; "gather" always
+    gathers. `kv_load_path` tells which path the last run() took.
 
     Example (one plan, every layer of a [pages, layers, 2, page_size, Hkv, D] pool):
         w = BatchPrefillWithPagedKVCacheWrapper(cupy.empty(128 << 20, cupy.uint8))
@@ -60,10 +64,17 @@ class BatchPrefillWithPagedKVCacheWrapper:
             o = w.run(q[layer], (pool[:, layer, 0], pool[:, layer, 1]))
     """
 
-    def __init__(self, workspace_buffer, kv_layout: str = "NHD", backend: str = "auto", **kwargs):
+    def __init__(self, workspace_buffer, kv_layout: str = "NHD", backend: str = "auto", kv_load: str = "auto",
+                 **kwargs):
         self._kv_layout = validate.check_kv_layout(kv_layout)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if kv_load not in KV_LOADS:
+            raise ValueError(f"kv_load must be one of {KV_LOADS}, got {kv_load!r}")
+        self._kv_load = kv_load
+        self._kv_box = 0            # TMA box tokens chosen by plan() (0: gather)
+        self._kv_load_path = None   # "tma" or "gather": what the last run() used
+        self._maps = launcher.Sm90TensorMaps()
         for key in kwargs:
             if key not in ("use_cuda_graph", "qo_indptr_buf", "paged_kv_indptr_buf", "paged_kv_indices_buf",
                            "paged_kv_last_page_len_buf", "custom_mask_buf", "mask_indptr_buf", "jit_args"):
@@ -99,6 +110,11 @@ class BatchPrefillWithPagedKVCacheWrapper:
     @property
     def kv_layout(self) -> str:
         return self._kv_layout
+
+    @property
+    def kv_load_path(self) -> str | None:
+        """"tma" or "gather": how the last run() loaded K/V (None before the first run)."""
+        return self._kv_load_path
 
     def plan(self, qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
              num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int,
@@ -147,6 +163,10 @@ class BatchPrefillWithPagedKVCacheWrapper:
                                      arrays.current_stream(self._workspace, stream))
         self._plan, self._offsets_key, self._kernel = plan, plan.offsets_key, kernel
         self._params = self._plan_params(plan)
+        self._kv_box = 0
+        if self._backend == "sm90" and self._kv_load == "auto":
+            self._kv_box = variants.sm90_kv_box_tokens(a["page_size"], a["head_dim"])
+        self._kv_load_path = None
 
     begin_forward = plan  # FlashInfer's older name
 
@@ -177,7 +197,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
 
     def _plan_params(self, plan) -> launcher.PrefillParams:
         p = launcher.PrefillParams()
-        for name in ("qo_indptr", "kv_lens", "kv_tok_indptr", "tiles", "work_indptr"):
+        for name in ("qo_indptr", "kv_lens", "kv_tok_indptr", "tok_page", "tok_slot", "tiles", "work_indptr"):
             setattr(p, name, self._workspace.ptr + plan.layout[name][0])
         p.num_qo_heads = plan.num_qo_heads
         p.group_size = plan.group_size
@@ -261,11 +281,49 @@ class BatchPrefillWithPagedKVCacheWrapper:
         else:
             p.tok_units = None
             p.k_tok_elems, p.v_tok_elems = self._section("k_tok_elems"), self._section("v_tok_elems")
-        if plan.num_tiles:
+        if self._backend == "sm90":
+            self._set_tensor_maps(p, qo, k, v, ks, vs)
+            if plan.num_tiles:
+                self._kernel.launch(plan.num_ctas, p, raw_stream, self._maps)
+        elif plan.num_tiles:
             self._kernel_for(units).launch(plan.num_ctas, p, raw_stream)
         return (out, lse) if return_lse else out
 
+    def _set_tensor_maps(self, p, qo, k, v, ks, vs) -> None:
+        """TMA descriptors of this run's q and K/V views (sm90); a geometry the driver rejects
+        falls back to the cp.async path for that operand."""
+        plan = self._plan
+        d, g = plan.head_dim, plan.group_size
+        p.q_tma = 0
+        if plan.total_q and variants.SM90_TILE_M % g == 0:
+            p.q_tma = int(launcher.encode_tensor_map(
+                self._maps.q, qo.ptr, *_tma_geometry((d, plan.num_qo_heads, plan.total_q),
+                                                     (qo.strides[1], qo.strides[0])),
+                (64, g, variants.SM90_TILE_M // g)))
+        p.kv_box_tokens = 0
+        if self._kv_box:
+            pages = k.shape[0]
+            box = (64, self._kv_box, 1, 1)
+            dims = (d, plan.page_size, plan.num_kv_heads, pages)
+            if (launcher.encode_tensor_map(self._maps.k, k.ptr, *_tma_geometry(dims, (ks[1], ks[2], ks[0])), box)
+                    and launcher.encode_tensor_map(self._maps.v, v.ptr,
+                                                   *_tma_geometry(dims, (vs[1], vs[2], vs[0])), box)):
+                p.kv_box_tokens = self._kv_box
+        self._kv_load_path = "tma" if p.kv_box_tokens else "gather"
+
     forward = run
+
+
+def _tma_geometry(dims, strides, itemsize: int = 2) -> tuple[tuple, tuple]:
+    """(dims, byte strides of dims 1..) for cuTensorMapEncodeTiled from element strides of dims
+    1.. (dim 0 has stride 1). Size-1 dims get the packed stride: DLPack strides of such dims are
+    arbitrary (even 0), and the TMA unit wants every stride a positive multiple of 16 bytes.
+    """
+    out, packed = [], dims[0] * itemsize
+    for size, stride in zip(dims[1:], strides):
+        out.append(packed if size == 1 or stride <= 0 else stride * itemsize)
+        packed = out[-1] * size
+    return tuple(dims), tuple(out)
 
 
 _functional: dict = {}

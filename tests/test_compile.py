@@ -80,6 +80,16 @@ if SM90_NAMES:  # generated once a Hopper (wgmma) kernel exists in all_variants(
     def test_sm90_path_uses_wgmma(compiled, reports, name):
         _kernel(compiled, name)
         assert reports[name]["HGMMA"], f"{name}: no HGMMA (wgmma) in SASS"
+        assert not reports[name]["HMMA"], f"{name}: mma.sync (HMMA) in the Hopper kernel"
+
+    @needs_cuobjdump
+    @pytest.mark.parametrize("name", SM90_NAMES)
+    def test_sm90_path_has_tma_and_gather_loads(compiled, reports, name):
+        """Both K/V load paths are in every Hopper binary (run() picks one per cache view):
+        UTMALDG (cp.async.bulk.tensor, the per-page TMA path and Q) and LDGSTS (the gather path)."""
+        _kernel(compiled, name)
+        assert reports[name]["UTMALDG"], f"{name}: no UTMALDG (TMA load) in SASS"
+        assert reports[name]["LDGSTS"], f"{name}: no LDGSTS (cp.async gather) in SASS"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,7 +35,8 @@ needs_offsetof = pytest.mark.skipif(not _has_builtin_offsetof(), reason="this NV
 
 @needs_offsetof
 @pytest.mark.parametrize("struct, cxx_name", [(launcher.PrefillParams, "PrefillParams"),
-                                              (launcher.OffsetParams, "OffsetParams")])
+                                              (launcher.OffsetParams, "OffsetParams"),
+                                              (launcher.Sm90TensorMaps, "Sm90TensorMaps")])
 def test_params_mirror_matches_cuda_struct(struct, cxx_name):
     from cuda.core import Program, ProgramOptions
 
@@ -69,3 +70,23 @@ def test_smem_formula_matches_kernel_constant():
         opts = ProgramOptions(arch=v.arch, std="c++17", include_path=[str(compiler.KERNELS_DIR)],
                               define_macro=[(k, str(x)) for k, x in v.defines])
         Program(src, "c++", opts).compile("cubin")
+
+
+def test_tma_geometry_pins_size_one_strides():
+    """Size-1 dims (one head, one page, one token) get a packed positive stride, others keep theirs."""
+    from nvrtc_attn.wrapper import _tma_geometry
+
+    dims, strides = _tma_geometry((128, 16, 1, 40), (8 * 128, 0, 4 * 2 * 16 * 8 * 128))
+    assert dims == (128, 16, 1, 40)
+    assert strides == (2 * 8 * 128, 2 * 8 * 128 * 16, 2 * 4 * 2 * 16 * 8 * 128)
+    assert all(s > 0 and s % 16 == 0 for s in strides)
+
+
+@pytest.mark.parametrize("page_size, head_dim, box", [(1, 128, 0), (5, 128, 0), (12, 128, 0), (8, 128, 8),
+                                                      (16, 128, 16), (24, 128, 8), (64, 128, 64),
+                                                      (256, 128, 128), (256, 256, 64), (32, 256, 32)])
+def test_sm90_kv_box_tokens(page_size, head_dim, box):
+    """TMA boxes lie in one page, fill whole 8-row swizzle groups and tile a key block exactly."""
+    assert variants.sm90_kv_box_tokens(page_size, head_dim) == box
+    if box:
+        assert page_size % box == 0 and variants.SM90_TILES[head_dim].block_n % box == 0 and box % 8 == 0

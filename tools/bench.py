@@ -293,7 +293,8 @@ def measure_ours(bk: Backend, w: dict, batch: dict, args) -> dict:
     q = bk.randn((total_q, hqo, d), seed=2)
     out = bk.empty((total_q, hqo, d))
     wrapper = nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(
-        bk.empty((args.workspace_mb << 20,), "uint8"), kv_layout="NHD", backend=args.backend)
+        bk.empty((args.workspace_mb << 20,), "uint8"), kv_layout="NHD", backend=args.backend,
+        kv_load=args.kv_load)
     index_args = (batch["qo_indptr"], batch["paged_kv_indptr"], batch["paged_kv_indices"],
                   batch["paged_kv_last_page_len"])
 
@@ -327,7 +328,8 @@ def measure_ours(bk: Backend, w: dict, batch: dict, args) -> dict:
     if bk.has_nan(out):
         raise RuntimeError(f"{wid}: NaN in the output after timing")
     return {"ms": ms, "plan_ms": plan_ms, "first_plan_ms": first_plan_ms, "max_rel_err": err,
-            "backend": getattr(wrapper, "backend", args.backend)}
+            "backend": getattr(wrapper, "backend", args.backend),
+            "kv_load": getattr(wrapper, "kv_load_path", None)}
 
 
 def bench_workload(bk: Backend, w: dict, args) -> dict:
@@ -354,7 +356,7 @@ def bench_workload(bk: Backend, w: dict, args) -> dict:
         "flash_tflops": flash_tflops, "ratio_flash": tflops / flash_tflops if flash_tflops else None,
         "best_paged_peer_tflops": best, "ratio_best_paged": tflops / best if best else None,
         "max_rel_err": ours["max_rel_err"], "dtype": bk.dtype, "backend": ours["backend"],
-        "flops": flops,
+        "kv_load": ours.get("kv_load"), "flops": flops,
     }
     return row
 
@@ -364,14 +366,14 @@ def _fmt(x, spec):
 
 
 def print_table(rows):
-    head = ("workload", "ms", "TFLOP/s", "plan ms", "SDPA-cuDNN TFLOP/s", "ratio",
+    head = ("workload", "kv load", "ms", "TFLOP/s", "plan ms", "SDPA-cuDNN TFLOP/s", "ratio",
             "SDPA-flash TFLOP/s", "ratio", "best paged peer", "ratio", "max rel err")
     lines = [head]
     for r in rows:
         if "error" in r:
-            lines.append((r["workload"], "FAIL", r["error"][:60]) + ("",) * (len(head) - 3))
+            lines.append((r["workload"], "", "FAIL", r["error"][:60]) + ("",) * (len(head) - 4))
             continue
-        lines.append((r["workload"], _fmt(r["ms"], ".3f"), _fmt(r["tflops"], ".1f"),
+        lines.append((r["workload"], r.get("kv_load") or "-", _fmt(r["ms"], ".3f"), _fmt(r["tflops"], ".1f"),
                       _fmt(r["plan_ms"], ".2f"), _fmt(r["peer_tflops"], ".1f"),
                       _fmt(r["ratio_peer"], ".2f"), _fmt(r.get("flash_tflops"), ".1f"),
                       _fmt(r.get("ratio_flash"), ".2f"), _fmt(r["best_paged_peer_tflops"], "d"),
@@ -387,6 +389,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="", help="comma-separated workload ids, e.g. W1,W2")
     ap.add_argument("--backend", default="auto", choices=("auto", "sm80", "sm90"))
+    ap.add_argument("--kv-load", default="auto", choices=("auto", "gather"),
+                    help="sm90 K/V load path: auto (TMA where pages allow) or gather")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--workloads", default=None, help="workloads.json (default: ../shared/bench, "
                                                       "else tools/workloads.json)")
@@ -431,7 +435,7 @@ def main(argv=None) -> int:
             print(f"!!! {w['id']} FAILED: {row['error']}", file=sys.stderr, flush=True)
         else:
             print(f"{w['id']}: {row['ms']:.3f} ms, {row['tflops']:.1f} TFLOP/s, plan "
-                  f"{row['plan_ms']:.2f} ms (first {row['first_plan_ms']:.0f} ms), "
+                  f"{row['plan_ms']:.2f} ms (first {row['first_plan_ms']:.0f} ms), kv {row.get('kv_load')}, "
                   f"peer {_fmt(row['peer_tflops'], '.1f')}, spot-check err {row['max_rel_err']:.1e}",
                   flush=True)
         rows.append(row)
