@@ -31,6 +31,7 @@ constexpr int kD = HEAD_DIM;
 constexpr int kBM = 128;                 // query rows per tile: two consumer warpgroups x 64
 constexpr int kBN = BLOCK_N;             // keys per block
 constexpr int kStages = 2;
+constexpr int kQStages = HEAD_DIM <= 128 ? 2 : 1;  // the next tile's Q loads during this tile (smem allowing)
 constexpr int kThreads = 384;            // producer warpgroup + 2 consumer warpgroups
 constexpr int kChunks = kD / 8;          // 16-byte chunks per row
 constexpr int kRowsPerPass = 128 / kChunks;
@@ -43,12 +44,15 @@ constexpr int kProducerRegs = 56;
 constexpr int kConsumerRegs = 224;
 static_assert(kD % 64 == 0, "head_dim must be a multiple of the 64-element swizzle atom");
 
-// mbarriers: full (producer -> consumers) and empty (consumers -> producer) per stage, and Q.
+// mbarriers: full (producer -> consumers) and empty (consumers -> producer) per K/V and Q stage.
 enum class Bar : int { FullK = 0, FullV = kStages, EmptyK = 2 * kStages, EmptyV = 3 * kStages,
-                       QFull = 4 * kStages, QEmpty = 4 * kStages + 1, Count = 4 * kStages + 2 };
-constexpr int kBarOffset = kQBytes + 2 * kStages * kKVBytes;
-// Dynamic shared memory: [Q | K stages | V stages | barriers | row offsets] + slack to align the base to the
-// 1024-byte swizzle period; launcher.py computes the same size (variants.Sm90Tile).
+                       QFull = 4 * kStages, QEmpty = 4 * kStages + kQStages,
+                       Count = 4 * kStages + 2 * kQStages };
+static_assert(static_cast<int>(Bar::Count) * 8 <= 128, "barriers outgrew their 128 bytes");
+constexpr int kKVBase = kQStages * kQBytes;
+constexpr int kBarOffset = kKVBase + 2 * kStages * kKVBytes;
+// Dynamic shared memory: [Q stages | K stages | V stages | barriers | row offsets] + slack to align the base
+// to the 1024-byte swizzle period; launcher.py computes the same size (variants.Sm90Tile).
 constexpr int kOffsetsOffset = kBarOffset + 128;  // BlockOffsets, after the barriers
 constexpr int kSmemBytes = kOffsetsOffset + 2 * 2 * 8 * kBN + 1024;
 
@@ -72,39 +76,11 @@ NA_DEVICE int num_blocks(const TileCoords& c) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Producer: cp.async gathers, signalled one group late so each signal follows a completed group
-// (wait_group 1) and a proxy fence (cp.async writes are generic-proxy, wgmma reads async-proxy).
-// kGroupsInFlight cp.async groups stay in flight; the oldest is signalled when a new one starts.
-constexpr int kGroupsInFlight = 3;
-
-struct Producer {
-  uint32_t pending[kGroupsInFlight - 1] = {};  // barriers of groups in flight, oldest first (0: none)
-
-  NA_DEVICE void signal_after_commit(uint32_t bar) {
-    ptx::cp_async_commit();
-    ptx::cp_async_wait<kGroupsInFlight - 1>();
-    if (pending[0]) { ptx::fence_proxy_async(); ptx::mbar_arrive(pending[0]); }
-#pragma unroll
-    for (int i = 0; i + 1 < kGroupsInFlight - 1; ++i) pending[i] = pending[i + 1];
-    pending[kGroupsInFlight - 2] = bar;
-  }
-  NA_DEVICE bool idle() const {
-#pragma unroll
-    for (int i = 0; i < kGroupsInFlight - 1; ++i)
-      if (pending[i]) return false;
-    return true;
-  }
-  // Signal everything in flight (before waiting on a barrier that needs those signals).
-  NA_DEVICE void flush() {
-    ptx::cp_async_wait<0>();
-    ptx::fence_proxy_async();
-#pragma unroll
-    for (int i = 0; i < kGroupsInFlight - 1; ++i) {
-      if (pending[i]) ptx::mbar_arrive(pending[i]);
-      pending[i] = 0;
-    }
-  }
-};
+// Producer. Gathers signal their stage with cp.async.mbarrier.arrive (the hardware arrives once the
+// thread's copies have landed, the thread never waits); TMA copies complete the stage's transaction
+// count. Either way a full barrier sees one arrival per producer thread. cp.async writes go through
+// the generic proxy, so consumers fence (fence.proxy.async) after waiting on a gathered stage and
+// before wgmma reads it.
 
 NA_DEVICE void gather_q(const PrefillParams& p, const TileCoords& c, uint32_t q_tile, int ptid) {
   const uint16_t* q = static_cast<const uint16_t*>(p.q);
@@ -212,8 +188,8 @@ NA_DEVICE void tma_q(const PrefillParams& p, const Sm90TensorMaps& maps, const T
 
 NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps, uint32_t smem, BlockOffsets& offs,
                              uint32_t bars, int ptid) {
-  Producer prod;
   int it = 0, tq = 0;
+  int gathered = 0;  // gather blocks so far: parity of their row-offset buffer
   if (ptid == 0) {
     if (p.q_tma) ptx::tma_prefetch_map(&maps.q);
     if (p.kv_box_tokens) { ptx::tma_prefetch_map(&maps.k); ptx::tma_prefetch_map(&maps.v); }
@@ -222,13 +198,14 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
     const TileCoords c = load_tile(p, w);
     const int n_blocks = num_blocks(c);
     if (n_blocks == 0) continue;
-    prod.flush();  // the previous tile's last K/V must be signalled before waiting for its Q release
-    ptx::mbar_wait(bar_addr(bars, Bar::QEmpty), (tq & 1) ^ 1);
+    const int qs = tq % kQStages;
+    ptx::mbar_wait(bar_addr(bars, Bar::QEmpty, qs), ((tq / kQStages) & 1) ^ 1);
+    const uint32_t q_tile = smem + qs * kQBytes;
     if (p.q_tma) {
-      tma_q(p, maps, c, smem, bar_addr(bars, Bar::QFull), ptid);
+      tma_q(p, maps, c, q_tile, bar_addr(bars, Bar::QFull, qs), ptid);
     } else {
-      gather_q(p, c, smem, ptid);
-      prod.signal_after_commit(bar_addr(bars, Bar::QFull));
+      gather_q(p, c, q_tile, ptid);
+      ptx::cp_async_mbar_arrive(bar_addr(bars, Bar::QFull, qs));
     }
     ++tq;
     const int tok0 = p.kv_tok_indptr[c.req];
@@ -236,11 +213,9 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
       const int s = it % kStages;
       const uint32_t ph = (it / kStages) & 1;
       const int n0 = first_key(c) + n * kBN;
-      const uint32_t k_tile = smem + kQBytes + s * kKVBytes;
-      const uint32_t v_tile = smem + kQBytes + (kStages + s) * kKVBytes;
+      const uint32_t k_tile = smem + kKVBase + s * kKVBytes;
+      const uint32_t v_tile = smem + kKVBase + (kStages + s) * kKVBytes;
       if (p.kv_box_tokens && n0 + kBN <= c.kv_len) {
-        // Pending gathers (a tile's partial first block) are signalled before we can block on a stage.
-        if (!prod.idle()) prod.flush();
         const Box b = box_of(p, tok0 + n0, ptid);
         ptx::mbar_wait(bar_addr(bars, Bar::EmptyK, s), ph ^ 1);
         tma_kv(p, &maps.k, b, c.kv_head, k_tile, bar_addr(bars, Bar::FullK, s), ptid);
@@ -248,16 +223,17 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
         tma_kv(p, &maps.v, b, c.kv_head, v_tile, bar_addr(bars, Bar::FullV, s), ptid);
         continue;
       }
-      stage_block_offsets(p, c, tok0, n0, ptid, offs, it & 1);
+      const int par = gathered++ & 1;
+      stage_block_offsets(p, c, tok0, n0, ptid, offs, par);
       ptx::mbar_wait(bar_addr(bars, Bar::EmptyK, s), ph ^ 1);
-      gather_kv<false>(p, c, n0, offs.k[it & 1], k_tile, ptid);
-      prod.signal_after_commit(bar_addr(bars, Bar::FullK, s));
+      gather_kv<false>(p, c, n0, offs.k[par], k_tile, ptid);
+      ptx::cp_async_mbar_arrive(bar_addr(bars, Bar::FullK, s));
       ptx::mbar_wait(bar_addr(bars, Bar::EmptyV, s), ph ^ 1);
-      gather_kv<true>(p, c, n0, offs.v[it & 1], v_tile, ptid);
-      prod.signal_after_commit(bar_addr(bars, Bar::FullV, s));
+      gather_kv<true>(p, c, n0, offs.v[par], v_tile, ptid);
+      ptx::cp_async_mbar_arrive(bar_addr(bars, Bar::FullV, s));
     }
   }
-  prod.flush();
+  ptx::cp_async_wait<0>();  // no copy may outlive the CTA
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -294,23 +270,28 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
     float row_sum[2] = {0.f, 0.f};
 
     if (n_blocks > 0) {
-      ptx::mbar_wait(bar_addr(bars, Bar::QFull), tq & 1);
+      const int qs = tq % kQStages;
+      const uint32_t q_tile = smem + qs * kQBytes;
+      ptx::mbar_wait(bar_addr(bars, Bar::QFull, qs), (tq / kQStages) & 1);
+      if (!p.q_tma) ptx::fence_proxy_async();
       ++tq;
       for (int n = n_blocks - 1; n >= 0; --n, ++it) {
         const int s = it % kStages;
         const uint32_t ph = (it / kStages) & 1;
         const int n0 = first_key(c) + n * kBN;
-        const uint32_t k_tile = smem + kQBytes + s * kKVBytes;
-        const uint32_t v_tile = smem + kQBytes + (kStages + s) * kKVBytes;
+        const uint32_t k_tile = smem + kKVBase + s * kKVBytes;
+        const uint32_t v_tile = smem + kKVBase + (kStages + s) * kKVBytes;
+        const bool gathered = p.kv_box_tokens == 0 || n0 + kBN > c.kv_len;  // producer's choice, mirrored
 
         // S = Q K^T
         float sacc[kBN / 2];
         ptx::mbar_wait(bar_addr(bars, Bar::FullK, s), ph);
+        if (gathered) ptx::fence_proxy_async();
         ptx::named_barrier_sync(my_turn, 256);  // ping-pong: S GEMMs of the two warpgroups alternate
         wgmma::fence();
 #pragma unroll
         for (int kk = 0; kk < kD / 16; ++kk) {
-          const uint32_t a = smem + (kk / 4) * kBM * kSwizzleRowBytes + wg_row0 * kSwizzleRowBytes + (kk % 4) * 32;
+          const uint32_t a = q_tile + (kk / 4) * kBM * kSwizzleRowBytes + wg_row0 * kSwizzleRowBytes + (kk % 4) * 32;
           const uint32_t b = k_tile + (kk / 4) * kBN * kSwizzleRowBytes + (kk % 4) * 32;
           wgmma::mma_ss<kBN, kBf16, 0>(sacc, kmajor_desc(a), kmajor_desc(b), kk > 0 ? 1 : 0);
         }
@@ -318,7 +299,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
         ptx::named_barrier_arrive(other_turn, 256);  // the other warpgroup's GEMM overlaps our softmax
         wgmma::wait<0>();
         ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, s));
-        if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty));  // last read of this tile's Q
+        if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));  // last read of this tile's Q
 
         // Soft cap, mask, online softmax (log2 domain); sacc[4 * nt + 2 * hh + e].
         if (p.soft_cap != 0.f) {
@@ -377,6 +358,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
           pa[kk][3] = ptx::pack2<kBf16>(sacc[8 * kk + 6], sacc[8 * kk + 7]);
         }
         ptx::mbar_wait(bar_addr(bars, Bar::FullV, s), ph);
+        if (gathered) ptx::fence_proxy_async();
         wgmma::fence();
 #pragma unroll
         for (int kk = 0; kk < kBN / 16; ++kk) {
@@ -428,8 +410,10 @@ prefill_sm90(const __grid_constant__ PrefillParams p, const __grid_constant__ Sm
       ptx::mbar_init(bar_addr(bars, Bar::EmptyK, s), 256);
       ptx::mbar_init(bar_addr(bars, Bar::EmptyV, s), 256);
     }
-    ptx::mbar_init(bar_addr(bars, Bar::QFull), 128);
-    ptx::mbar_init(bar_addr(bars, Bar::QEmpty), 256);
+    for (int s = 0; s < kQStages; ++s) {
+      ptx::mbar_init(bar_addr(bars, Bar::QFull, s), 128);
+      ptx::mbar_init(bar_addr(bars, Bar::QEmpty, s), 256);
+    }
   }
   __syncthreads();
 

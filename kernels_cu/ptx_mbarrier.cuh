@@ -21,6 +21,11 @@ NA_DEVICE void mbar_wait(uint32_t bar, uint32_t parity) {
       "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
       "@!done bra WAIT_AGAIN;\n}\n" ::"r"(bar), "r"(parity) : "memory");
 }
+// cp.async.mbarrier.arrive.noinc.shared::cta.b64: one arrival on `bar`, made by the hardware once
+// every cp.async this thread issued before it has completed (the thread does not wait).
+NA_DEVICE void cp_async_mbar_arrive(uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
 // fence.proxy.async.shared::cta: make this thread's generic-proxy shared-memory writes (st.shared,
 // completed cp.async) visible to the async proxy that wgmma reads operands through.
 NA_DEVICE void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }

@@ -62,10 +62,15 @@ class Sm90Tile:
     threads: int = 384
     stages: int = 2
 
+    def q_stages(self, head_dim: int) -> int:
+        """Q buffers: two (the next tile's Q loads during this one) where shared memory allows."""
+        return 2 if head_dim <= 128 else 1
+
     def smem_bytes(self, head_dim: int) -> int:
-        # Mirror of kSmemBytes in prefill_sm90.cu: Q + K/V stages + 128 B of mbarriers + int64 K/V
-        # row offsets for two blocks + 1024 alignment slack.
-        return 2 * head_dim * (self.block_m + 2 * self.stages * self.block_n) + 128 + 32 * self.block_n + 1024
+        # Mirror of kSmemBytes in prefill_sm90.cu: Q stages + K/V stages + 128 B of mbarriers + int64
+        # K/V row offsets for two blocks + 1024 alignment slack.
+        q = self.q_stages(head_dim) * self.block_m
+        return 2 * head_dim * (q + 2 * self.stages * self.block_n) + 128 + 32 * self.block_n + 1024
 
 
 # 128-key blocks keep S (64 x 128) and O (64 x 128) in registers at head_dim <= 128; head_dim 256
