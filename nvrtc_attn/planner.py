@@ -115,7 +115,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     pages = paging.token_pages(paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, page_size)
     group = num_qo_heads // num_kv_heads
     tiles = schedule.make_tiles(qo_lens, pages.kv_lens, group, num_kv_heads, block_m, causal, window_left)
-    order, work_indptr = schedule.partition(schedule.tile_costs(tiles, block_m), num_ctas)
+    sections = schedule.l2_sections(tiles, kv_bytes_per_token=4 * head_dim)  # K and V, 16-bit
+    order, work_indptr = schedule.partition(schedule.tile_costs(tiles, block_m), num_ctas, sections)
     tiles = np.ascontiguousarray(tiles[order], dtype=np.int32)
 
     n_kv = int(pages.tok_page.shape[0])

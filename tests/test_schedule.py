@@ -4,7 +4,7 @@ partition is a deterministic longest-first CSR work list within the greedy balan
 import numpy as np
 import pytest
 
-from nvrtc_attn.schedule import TILE_OVERHEAD_KEYS, make_tiles, partition, tile_costs
+from nvrtc_attn.schedule import TILE_OVERHEAD_KEYS, l2_sections, make_tiles, partition, tile_costs
 
 SEEDS = range(8)
 
@@ -151,3 +151,29 @@ def test_partition_more_ctas_than_tiles():
 def test_partition_rejects_no_ctas():
     with pytest.raises(ValueError, match="num_ctas"):
         partition([1, 2], 0)
+
+
+def test_l2_sections_group_requests_and_heads_within_budget():
+    # 3 requests x 2 KV heads; group bytes = longest kv_end x 10 bytes per token.
+    tiles = make_tiles([4, 4, 4], [100, 300, 50], group_size=1, num_kv_heads=2, block_m=2,
+                       causal=False, window_left=-1)
+    sec = l2_sections(tiles, kv_bytes_per_token=10, budget=4000)
+    # groups (req, head): 1000, 1000, 3000, 3000, 500, 500 bytes -> sections 0 0 | 1 | 2 2 2
+    group_sections = [0, 0, 1, 2, 2, 2]
+    want = np.repeat(group_sections, 2)  # two tiles per group
+    np.testing.assert_array_equal(sec, want)
+    assert l2_sections(tiles[:0], 10).shape == (0,)
+
+
+def test_partition_with_sections_runs_sections_in_order():
+    costs = np.array([1, 9, 5, 7, 3, 8])
+    sections = np.array([1, 1, 0, 0, 1, 0])
+    order, work_indptr = partition(costs, 2, sections)
+    # section 0 longest first (8, 7, 5), then section 1 (9, 3, 1), each to the least-loaded CTA
+    taken = sorted(range(6), key=lambda t: (sections[t], -costs[t]))
+    assert taken == [5, 3, 2, 1, 4, 0]
+    for c in range(2):
+        mine = order[work_indptr[c]:work_indptr[c + 1]].tolist()
+        assert mine == [t for t in taken if t in mine], "a CTA runs its tiles in section order"
+    loads = [costs[order[work_indptr[c]:work_indptr[c + 1]]].sum() for c in range(2)]
+    assert max(loads) <= costs.sum() / 2 + costs.max()
