@@ -39,8 +39,8 @@ struct PrefillParams {
   float cap_scale;               // sm_scale / soft_cap
   int32_t kv_box_tokens;         // sm90: 0 = K/V by cp.async gather; else TMA boxes of this many tokens
   int32_t q_tma;                 // sm90: 1 = Q by TMA (group_size divides 128), 0 = cp.async
-  int32_t pad0;
-  int32_t pad1;
+  int32_t k_page_heads;          // sm90 TMA: page stride / head stride of K (heads dim folded into pages)
+  int32_t v_page_heads;
 };
 
 // The driver's opaque 128-byte CUtensorMap (cuda.h is not available under NVRTC).
@@ -48,10 +48,11 @@ struct alignas(64) TensorMap {
   uint64_t opaque[16];
 };
 
-// The Hopper kernel's second parameter: TMA descriptors encoded by run() (launcher.py). Q is
+// The Hopper kernel's second parameter: TMA descriptors encoded by run() (wrapper.py). Q is
 // (head_dim, qo head, token) with boxes of (64, group_size, 128 / group_size); K and V are this
-// layer's pool views as (head_dim, token in page, kv head, page) with boxes of
-// (64, kv_box_tokens, 1, 1). A map is all zeros when its path is off (q_tma = 0, kv_box_tokens = 0).
+// layer's pool views as (64 columns, token % 8, column block, token / 8 in page, head + page *
+// page_heads) with boxes of (64, 8, head_dim / 64, kv_box_tokens / 8, 1). A map is all zeros when
+// its path is off (q_tma = 0, kv_box_tokens = 0).
 struct Sm90TensorMaps {
   TensorMap q, k, v;
 };

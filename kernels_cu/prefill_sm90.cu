@@ -21,11 +21,6 @@
 #if !defined(HEAD_DIM) || !defined(IS_BF16) || !defined(BLOCK_N)
 #error "HEAD_DIM, IS_BF16 and BLOCK_N come from nvrtc_attn/variants.py"
 #endif
-// V is the N-major B operand of O += P V; which descriptor offset steps between its 64-column
-// blocks (LBO) and which between 8-row groups (SBO).
-#ifndef V_DESC_SWAP
-#define V_DESC_SWAP 0
-#endif
 
 constexpr int kD = HEAD_DIM;
 constexpr int kBM = 128;                 // query rows per tile: two consumer warpgroups x 64
@@ -39,7 +34,9 @@ constexpr bool kBf16 = IS_BF16 != 0;
 constexpr int kQBytes = kBM * kD * 2;
 constexpr int kKVBytes = kBN * kD * 2;
 constexpr int kSwizzleRowBytes = 128;    // one 64-element column block row, 128B swizzle atom
-constexpr int kAtomBytes = 8 * kSwizzleRowBytes;
+constexpr int kAtomBytes = 8 * kSwizzleRowBytes;  // 8 rows x 128 B: the swizzle period
+constexpr int kColBlocks = kD / 64;
+constexpr int kKVGroupBytes = kColBlocks * kAtomBytes;  // 8 keys x all of head_dim
 constexpr int kProducerRegs = 56;
 constexpr int kConsumerRegs = 224;
 static_assert(kD % 64 == 0, "head_dim must be a multiple of the 64-element swizzle atom");
@@ -61,6 +58,14 @@ constexpr int kSmemBytes = kOffsetsOffset + 2 * 2 * 8 * kBN + 1024;
 NA_DEVICE uint32_t sw128_offset(int row, int chunk, int rows) {
   return static_cast<uint32_t>((chunk >> 3) * rows * kSwizzleRowBytes + row * kSwizzleRowBytes +
                                (((chunk & 7) ^ (row & 7)) << 4));
+}
+
+// K and V tiles are stored 8 keys at a time: [key / 8][column block][key % 8][128 B], swizzled as
+// above. One TMA box of a page part (any multiple of 8 keys, every column) is then one contiguous
+// piece of the tile; the wgmma descriptors step kKVGroupBytes between 8-key groups.
+NA_DEVICE uint32_t kv_offset(int row, int chunk) {
+  return static_cast<uint32_t>((row >> 3) * kKVGroupBytes + (chunk >> 3) * kAtomBytes +
+                               (row & 7) * kSwizzleRowBytes + (((chunk & 7) ^ (row & 7)) << 4));
 }
 
 NA_DEVICE uint32_t bar_addr(uint32_t bars, Bar b, int stage = 0) {
@@ -132,7 +137,7 @@ NA_DEVICE void gather_kv(const PrefillParams& p, const TileCoords& c, int n0, co
     const int row = ptid / kChunks + pass * kRowsPerPass;
     const bool valid = n0 + row < c.kv_end;
     const uint16_t* src = valid ? base + row_off[row] + chunk * 8 : base;
-    ptx::cp_async_16(tile + sw128_offset(row, chunk, kBN), src, valid ? 16 : 0);
+    ptx::cp_async_16(tile + kv_offset(row, chunk), src, valid ? 16 : 0);
   }
 }
 
@@ -154,16 +159,16 @@ NA_DEVICE Box box_of(const PrefillParams& p, int tok, int ptid) {
 
 // One stage's boxes by warp 0 (lane 0 first announces the stage's bytes), one arrival per producer
 // thread as in the gather path, so the full barriers keep one arrival count for both paths.
-NA_DEVICE void tma_kv(const PrefillParams& p, const TensorMap* map, const Box& b, int kv_head, uint32_t tile,
-                      uint32_t full, int ptid) {
+// The maps are 5-D (64 columns, key % 8, column block, key / 8 in the page, head + page * page_heads):
+// one box is kv_box_tokens keys x head_dim, landing as kv_box_tokens / 8 consecutive 8-key groups.
+NA_DEVICE void tma_kv(const PrefillParams& p, const TensorMap* map, const Box& b, int kv_head, int page_heads,
+                      uint32_t tile, uint32_t full, int ptid) {
   if (ptid < 32) {
     if (ptid == 0) ptx::mbar_arrive_expect_tx(full, kKVBytes);
     __syncwarp();
     if (ptid < kBN / p.kv_box_tokens) {
-      const uint32_t dst = tile + ptid * p.kv_box_tokens * kSwizzleRowBytes;
-#pragma unroll
-      for (int cb = 0; cb < kD / 64; ++cb)
-        ptx::tma_load_4d(dst + cb * kBN * kSwizzleRowBytes, map, full, cb * 64, b.slot, kv_head, b.page);
+      const uint32_t dst = tile + ptid * (p.kv_box_tokens / 8) * kKVGroupBytes;
+      ptx::tma_load_5d(dst, map, full, 0, 0, 0, b.slot / 8, b.page * page_heads + kv_head);
     }
     if (ptid != 0) ptx::mbar_arrive(full);
   } else {
@@ -218,9 +223,9 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
       if (p.kv_box_tokens && n0 + kBN <= c.kv_len) {
         const Box b = box_of(p, tok0 + n0, ptid);
         ptx::mbar_wait(bar_addr(bars, Bar::EmptyK, s), ph ^ 1);
-        tma_kv(p, &maps.k, b, c.kv_head, k_tile, bar_addr(bars, Bar::FullK, s), ptid);
+        tma_kv(p, &maps.k, b, c.kv_head, p.k_page_heads, k_tile, bar_addr(bars, Bar::FullK, s), ptid);
         ptx::mbar_wait(bar_addr(bars, Bar::EmptyV, s), ph ^ 1);
-        tma_kv(p, &maps.v, b, c.kv_head, v_tile, bar_addr(bars, Bar::FullV, s), ptid);
+        tma_kv(p, &maps.v, b, c.kv_head, p.v_page_heads, v_tile, bar_addr(bars, Bar::FullV, s), ptid);
         continue;
       }
       const int par = gathered++ & 1;
@@ -238,8 +243,15 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
 
 // ---------------------------------------------------------------------------------------------
 // Consumers: each warpgroup owns 64 rows of the 128-row tile.
-NA_DEVICE uint64_t kmajor_desc(uint32_t addr) {
+NA_DEVICE uint64_t q_desc(uint32_t addr) {
   return wgmma::desc_sw128(addr, 16, kAtomBytes);  // LBO unused for swizzled K-major operands
+}
+NA_DEVICE uint64_t k_desc(uint32_t addr) {
+  return wgmma::desc_sw128(addr, 16, kKVGroupBytes);
+}
+// V is the N-major B operand of O += P V: LBO steps between 64-column blocks, SBO between 8-key groups.
+NA_DEVICE uint64_t v_desc(uint32_t addr) {
+  return wgmma::desc_sw128(addr, kAtomBytes, kKVGroupBytes);
 }
 
 NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bars, int cw, int ctid) {
@@ -292,8 +304,8 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
 #pragma unroll
         for (int kk = 0; kk < kD / 16; ++kk) {
           const uint32_t a = q_tile + (kk / 4) * kBM * kSwizzleRowBytes + wg_row0 * kSwizzleRowBytes + (kk % 4) * 32;
-          const uint32_t b = k_tile + (kk / 4) * kBN * kSwizzleRowBytes + (kk % 4) * 32;
-          wgmma::mma_ss<kBN, kBf16, 0>(sacc, kmajor_desc(a), kmajor_desc(b), kk > 0 ? 1 : 0);
+          const uint32_t b = k_tile + (kk / 4) * kAtomBytes + (kk % 4) * 32;
+          wgmma::mma_ss<kBN, kBf16, 0>(sacc, q_desc(a), k_desc(b), kk > 0 ? 1 : 0);
         }
         wgmma::commit();
         ptx::named_barrier_arrive(other_turn, 256);  // the other warpgroup's GEMM overlaps our softmax
@@ -362,10 +374,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
         wgmma::fence();
 #pragma unroll
         for (int kk = 0; kk < kBN / 16; ++kk) {
-          const uint32_t b = v_tile + kk * 16 * kSwizzleRowBytes;
-          const uint64_t desc = V_DESC_SWAP ? wgmma::desc_sw128(b, kAtomBytes, kBN * kSwizzleRowBytes)
-                                            : wgmma::desc_sw128(b, kBN * kSwizzleRowBytes, kAtomBytes);
-          wgmma::mma_rs<kD, kBf16, 1>(o, pa[kk], desc, 1);
+          wgmma::mma_rs<kD, kBf16, 1>(o, pa[kk], v_desc(v_tile + kk * 2 * kKVGroupBytes), 1);
         }
         wgmma::commit();
         wgmma::wait<0>();

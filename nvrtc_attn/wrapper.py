@@ -302,13 +302,13 @@ class BatchPrefillWithPagedKVCacheWrapper:
                 (64, g, variants.SM90_TILE_M // g)))
         p.kv_box_tokens = 0
         if self._kv_box:
-            pages = k.shape[0]
-            box = (64, self._kv_box, 1, 1)
-            dims = (d, plan.page_size, plan.num_kv_heads, pages)
-            if (launcher.encode_tensor_map(self._maps.k, k.ptr, *_tma_geometry(dims, (ks[1], ks[2], ks[0])), box)
-                    and launcher.encode_tensor_map(self._maps.v, v.ptr,
-                                                   *_tma_geometry(dims, (vs[1], vs[2], vs[0])), box)):
+            box = (64, 8, d // 64, self._kv_box // 8, 1)
+            gk = _kv_tma_geometry(d, plan.page_size, plan.num_kv_heads, k.shape[0], ks)
+            gv = _kv_tma_geometry(d, plan.page_size, plan.num_kv_heads, v.shape[0], vs)
+            if (gk and gv and launcher.encode_tensor_map(self._maps.k, k.ptr, gk[0], gk[1], box)
+                    and launcher.encode_tensor_map(self._maps.v, v.ptr, gv[0], gv[1], box)):
                 p.kv_box_tokens = self._kv_box
+                p.k_page_heads, p.v_page_heads = gk[2], gv[2]
         self._kv_load_path = "tma" if p.kv_box_tokens else "gather"
 
     forward = run
@@ -324,6 +324,33 @@ def _tma_geometry(dims, strides, itemsize: int = 2) -> tuple[tuple, tuple]:
         out.append(packed if size == 1 or stride <= 0 else stride * itemsize)
         packed = out[-1] * size
     return tuple(dims), tuple(out)
+
+
+def _kv_tma_geometry(head_dim: int, page_size: int, num_kv_heads: int, pages: int, strides,
+                     itemsize: int = 2):
+    """The 5-D TMA view of a K or V pool view for the sm90 kernel, or None if it has none.
+
+    strides: normalized (page, token, head) element strides (arrays.cache_strides). Dims, innermost
+    first: 64 columns, token % 8, column block (64 columns), token // 8, and head + page * R with
+    R = stride_page / stride_head (heads and pages folded into one dim, so 5 dims suffice).
+    Returns (dims, byte strides of dims 1..4, R). Needs stride_page % stride_head == 0 (any
+    [pages, layers, 2, page_size, H, D] or HND pool view has it) and coordinates within int32.
+    """
+    sp, st, sh = (int(x) for x in strides)
+    if num_kv_heads == 1:
+        ratio, unit = 1, sp if sp > 0 else st * page_size
+    elif sh > 0 and sp % sh == 0:
+        ratio, unit = sp // sh, sh
+    else:
+        return None
+    folded = (pages - 1) * ratio + num_kv_heads
+    if folded >= 2**31 or ratio >= 2**31 or page_size % 8:
+        return None
+    dims = (64, 8, head_dim // 64, page_size // 8, folded)
+    byte_strides = (st * itemsize, 64 * itemsize, 8 * st * itemsize, unit * itemsize)
+    if any(x <= 0 for x in byte_strides):
+        return None
+    return dims, byte_strides, ratio
 
 
 _functional: dict = {}

@@ -90,3 +90,24 @@ def test_sm90_kv_box_tokens(page_size, head_dim, box):
     assert variants.sm90_kv_box_tokens(page_size, head_dim) == box
     if box:
         assert page_size % box == 0 and variants.SM90_TILES[head_dim].block_n % box == 0 and box % 8 == 0
+
+
+def test_kv_tma_geometry_folds_heads_into_pages():
+    """A [pages, layers=4, 2, 16, H=8, 128] pool view: 5-D map whose last dim is head + page * R."""
+    from nvrtc_attn.wrapper import _kv_tma_geometry
+
+    st, sh = 8 * 128, 128
+    sp = 4 * 2 * 16 * st
+    dims, strides, ratio = _kv_tma_geometry(128, 16, 8, 100, (sp, st, sh))
+    assert ratio == sp // sh == 1024
+    assert dims == (64, 8, 2, 2, 99 * 1024 + 8)
+    assert strides == (2 * st, 128, 2 * 8 * st, 2 * sh)
+    # HND: head stride page_size * D, token stride D
+    dims, strides, ratio = _kv_tma_geometry(64, 32, 4, 10, (4 * 32 * 64 * 6, 64, 32 * 64))
+    assert ratio == 4 * 6 and dims == (64, 8, 1, 4, 9 * 24 + 4) and strides == (128, 128, 1024, 2 * 32 * 64)
+    # one KV head: the page is the coordinate
+    dims, strides, ratio = _kv_tma_geometry(128, 16, 1, 7, (16 * 128 * 3, 128, 0))
+    assert ratio == 1 and dims[-1] == 7 and strides[-1] == 2 * 16 * 128 * 3
+    # page stride not a multiple of the head stride, or a page size that is not a multiple of 8
+    assert _kv_tma_geometry(128, 16, 8, 10, (8 * 128 * 16 + 64, 8 * 128, 128)) is None
+    assert _kv_tma_geometry(128, 12, 8, 10, (8 * 128 * 12, 8 * 128, 128)) is None
