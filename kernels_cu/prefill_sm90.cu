@@ -27,6 +27,8 @@ constexpr int kBM = 128;                 // query rows per tile: two consumer wa
 constexpr int kBN = BLOCK_N;             // keys per block
 constexpr int kStages = 2;
 constexpr int kQStages = HEAD_DIM <= 128 ? 2 : 1;  // the next tile's Q loads during this tile (smem allowing)
+// Intra-warpgroup overlap keeps S, P and O live at once: it fits the registers up to head_dim 128.
+constexpr bool kOverlap = HEAD_DIM <= 128;
 constexpr int kThreads = 384;            // producer warpgroup + 2 consumer warpgroups
 constexpr int kChunks = kD / 8;          // 16-byte chunks per row
 constexpr int kRowsPerPass = 128 / kChunks;
@@ -242,7 +244,6 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
 }
 
 // ---------------------------------------------------------------------------------------------
-// Consumers: each warpgroup owns 64 rows of the 128-row tile.
 NA_DEVICE uint64_t q_desc(uint32_t addr) {
   return wgmma::desc_sw128(addr, 16, kAtomBytes);  // LBO unused for swizzled K-major operands
 }
@@ -254,6 +255,37 @@ NA_DEVICE uint64_t v_desc(uint32_t addr) {
   return wgmma::desc_sw128(addr, kAtomBytes, kKVGroupBytes);
 }
 
+// Keeps the compiler from moving register reads/writes of wgmma operands across the wgmma issue and
+// wait points (an empty asm that "modifies" each register, ordered with the volatile wgmma asms).
+template <int N>
+NA_DEVICE void fence_regs(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+template <int N>
+NA_DEVICE void fence_regs(uint32_t (&r)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) asm volatile("" : "+r"(r[i][j])::"memory");
+}
+
+// One key block's stage in the K/V rings, as both producer and consumers count them.
+struct StageRef {
+  int s;
+  uint32_t ph;
+  bool gathered;  // loaded by cp.async (consumers fence before wgmma reads it)
+};
+
+NA_DEVICE StageRef stage_of(const PrefillParams& p, const TileCoords& c, int it, int n0) {
+  return {it % kStages, static_cast<uint32_t>((it / kStages) & 1),
+          p.kv_box_tokens == 0 || n0 + kBN > c.kv_len};  // the producer's choice, mirrored
+}
+
+// Consumers: each warpgroup owns 64 rows of the 128-row tile. Intra-warpgroup overlap: block n's
+// S GEMM and block n+1's P V GEMM are issued together, and block n's softmax runs while the P V GEMM
+// is still on the tensor cores; O is rescaled after it completes. The two warpgroups also take
+// turns issuing (ping-pong), so one's softmax overlaps the other's GEMMs.
 NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bars, int cw, int ctid) {
   const int warp = ctid / 32;
   const int lane = ctid % 32;
@@ -262,9 +294,6 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
   const int wg_row0 = cw * 64;
   const float c2 = p.scale_log2;
   int it = 0, tq = 0;
-  // Inter-warpgroup ping-pong (both warpgroups walk the same blocks): warpgroup cw issues its S GEMM
-  // on its turn and then hands the turn over, so one warpgroup's softmax runs while the other's
-  // GEMM occupies the tensor cores. Warpgroup 0 starts.
   const int my_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + cw;
   const int other_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + (1 - cw);
   if (cw == 1) ptx::named_barrier_arrive(other_turn, 256);
@@ -287,33 +316,31 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
       ptx::mbar_wait(bar_addr(bars, Bar::QFull, qs), (tq / kQStages) & 1);
       if (!p.q_tma) ptx::fence_proxy_async();
       ++tq;
-      for (int n = n_blocks - 1; n >= 0; --n, ++it) {
-        const int s = it % kStages;
-        const uint32_t ph = (it / kStages) & 1;
-        const int n0 = first_key(c) + n * kBN;
-        const uint32_t k_tile = smem + kKVBase + s * kKVBytes;
-        const uint32_t v_tile = smem + kKVBase + (kStages + s) * kKVBytes;
-        const bool gathered = p.kv_box_tokens == 0 || n0 + kBN > c.kv_len;  // producer's choice, mirrored
 
-        // S = Q K^T
-        float sacc[kBN / 2];
-        ptx::mbar_wait(bar_addr(bars, Bar::FullK, s), ph);
-        if (gathered) ptx::fence_proxy_async();
-        ptx::named_barrier_sync(my_turn, 256);  // ping-pong: S GEMMs of the two warpgroups alternate
-        wgmma::fence();
+      float sacc[kBN / 2];
+      uint32_t pa[kBN / 16][4];
+      float corr[2];
+
+      // S = Q K^T for the block in stage st (issue only).
+      auto issue_s = [&](const StageRef& st) {
+        const uint32_t k_tile = smem + kKVBase + st.s * kKVBytes;
 #pragma unroll
         for (int kk = 0; kk < kD / 16; ++kk) {
           const uint32_t a = q_tile + (kk / 4) * kBM * kSwizzleRowBytes + wg_row0 * kSwizzleRowBytes + (kk % 4) * 32;
           const uint32_t b = k_tile + (kk / 4) * kAtomBytes + (kk % 4) * 32;
           wgmma::mma_ss<kBN, kBf16, 0>(sacc, q_desc(a), k_desc(b), kk > 0 ? 1 : 0);
         }
-        wgmma::commit();
-        ptx::named_barrier_arrive(other_turn, 256);  // the other warpgroup's GEMM overlaps our softmax
-        wgmma::wait<0>();
-        ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, s));
-        if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));  // last read of this tile's Q
-
-        // Soft cap, mask, online softmax (log2 domain); sacc[4 * nt + 2 * hh + e].
+      };
+      // O += P V for the block in stage st (issue only).
+      auto issue_pv = [&](const StageRef& st) {
+        const uint32_t v_tile = smem + kKVBase + (kStages + st.s) * kKVBytes;
+#pragma unroll
+        for (int kk = 0; kk < kBN / 16; ++kk)
+          wgmma::mma_rs<kD, kBf16, 1>(o, pa[kk], v_desc(v_tile + kk * 2 * kKVGroupBytes), 1);
+      };
+      // Soft cap, mask and online softmax of block n0 (log2 domain): sacc becomes P (fp32), the
+      // row statistics advance, corr[hh] is the factor O must be rescaled by.
+      auto softmax = [&](int n0) {
         if (p.soft_cap != 0.f) {
 #pragma unroll
           for (int x = 0; x < kBN / 2; ++x) sacc[x] = p.soft_cap * ptx::tanh(sacc[x] * p.cap_scale);
@@ -341,7 +368,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
           for (int nt = 0; nt < kBN / 8; ++nt) mx = fmaxf(mx, fmaxf(sacc[4 * nt + 2 * hh], sacc[4 * nt + 2 * hh + 1]));
           mx = quad_max(mx);
           const float offset = safe_offset(mx, c2);
-          const float corr = ptx::exp2(row_max[hh] * c2 - offset);
+          corr[hh] = ptx::exp2(row_max[hh] * c2 - offset);
           row_max[hh] = mx;
           float sum = 0.f;
 #pragma unroll
@@ -352,16 +379,19 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
               sacc[4 * nt + 2 * hh + e] = pv;
               sum += pv;
             }
-          row_sum[hh] = row_sum[hh] * corr + sum;
-#pragma unroll
-          for (int dt = 0; dt < kD / 8; ++dt) {
-            o[4 * dt + 2 * hh] *= corr;
-            o[4 * dt + 2 * hh + 1] *= corr;
-          }
+          row_sum[hh] = row_sum[hh] * corr[hh] + sum;
         }
-
-        // O += P V (P from registers, V N-major from shared memory)
-        uint32_t pa[kBN / 16][4];
+      };
+      auto rescale_o = [&]() {
+#pragma unroll
+        for (int dt = 0; dt < kD / 8; ++dt) {
+          o[4 * dt + 0] *= corr[0];
+          o[4 * dt + 1] *= corr[0];
+          o[4 * dt + 2] *= corr[1];
+          o[4 * dt + 3] *= corr[1];
+        }
+      };
+      auto pack_p = [&]() {
 #pragma unroll
         for (int kk = 0; kk < kBN / 16; ++kk) {
           pa[kk][0] = ptx::pack2<kBf16>(sacc[8 * kk + 0], sacc[8 * kk + 1]);
@@ -369,17 +399,101 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
           pa[kk][2] = ptx::pack2<kBf16>(sacc[8 * kk + 4], sacc[8 * kk + 5]);
           pa[kk][3] = ptx::pack2<kBf16>(sacc[8 * kk + 6], sacc[8 * kk + 7]);
         }
-        ptx::mbar_wait(bar_addr(bars, Bar::FullV, s), ph);
-        if (gathered) ptx::fence_proxy_async();
-        wgmma::fence();
-#pragma unroll
-        for (int kk = 0; kk < kBN / 16; ++kk) {
-          wgmma::mma_rs<kD, kBf16, 1>(o, pa[kk], v_desc(v_tile + kk * 2 * kKVGroupBytes), 1);
+      };
+
+      if constexpr (!kOverlap) {
+        // One block at a time: S, softmax, P V (head_dim 256: O alone takes 128 registers).
+        for (int n = n_blocks - 1; n >= 0; --n, ++it) {
+          const int n0 = first_key(c) + n * kBN;
+          const StageRef st = stage_of(p, c, it, n0);
+          ptx::mbar_wait(bar_addr(bars, Bar::FullK, st.s), st.ph);
+          if (st.gathered) ptx::fence_proxy_async();
+          ptx::named_barrier_sync(my_turn, 256);
+          wgmma::fence();
+          issue_s(st);
+          wgmma::commit();
+          ptx::named_barrier_arrive(other_turn, 256);
+          wgmma::wait<0>();
+          fence_regs(sacc);
+          ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, st.s));
+          if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));
+          softmax(n0);
+          rescale_o();
+          pack_p();
+          ptx::mbar_wait(bar_addr(bars, Bar::FullV, st.s), st.ph);
+          if (st.gathered) ptx::fence_proxy_async();
+          fence_regs(o);
+          fence_regs(pa);
+          wgmma::fence();
+          issue_pv(st);
+          wgmma::commit();
+          wgmma::wait<0>();
+          fence_regs(o);
+          ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, st.s));
         }
+      } else {
+      // First (highest) block: S alone.
+      int n = n_blocks - 1;
+      int n0 = first_key(c) + n * kBN;
+      StageRef cur = stage_of(p, c, it, n0);
+      ptx::mbar_wait(bar_addr(bars, Bar::FullK, cur.s), cur.ph);
+      if (cur.gathered) ptx::fence_proxy_async();
+      ptx::named_barrier_sync(my_turn, 256);
+      wgmma::fence();
+      issue_s(cur);
+      wgmma::commit();
+      ptx::named_barrier_arrive(other_turn, 256);
+      wgmma::wait<0>();
+      fence_regs(sacc);
+      ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, cur.s));
+      if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));
+      softmax(n0);
+      pack_p();
+      ++it;
+
+      // Steady state: S of block n with P V of block n + 1.
+      for (--n; n >= 0; --n, ++it) {
+        const StageRef prev = cur;
+        n0 = first_key(c) + n * kBN;
+        cur = stage_of(p, c, it, n0);
+        ptx::mbar_wait(bar_addr(bars, Bar::FullK, cur.s), cur.ph);
+        if (cur.gathered) ptx::fence_proxy_async();
+        ptx::mbar_wait(bar_addr(bars, Bar::FullV, prev.s), prev.ph);
+        if (prev.gathered) ptx::fence_proxy_async();
+        ptx::named_barrier_sync(my_turn, 256);
+        fence_regs(o);
+        fence_regs(pa);
+        wgmma::fence();
+        issue_s(cur);
         wgmma::commit();
+        issue_pv(prev);
+        wgmma::commit();
+        ptx::named_barrier_arrive(other_turn, 256);
+        wgmma::wait<1>();  // S done, P V may still run
+        fence_regs(sacc);
+        ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, cur.s));
+        if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));
+        softmax(n0);
         wgmma::wait<0>();
-        ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, s));
+        fence_regs(o);
+        fence_regs(pa);
+        ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, prev.s));
+        rescale_o();
+        pack_p();
       }
+
+      // Last P V.
+      ptx::mbar_wait(bar_addr(bars, Bar::FullV, cur.s), cur.ph);
+      if (cur.gathered) ptx::fence_proxy_async();
+      fence_regs(o);
+      fence_regs(pa);
+      wgmma::fence();
+      issue_pv(cur);
+      wgmma::commit();
+      wgmma::wait<0>();
+      fence_regs(o);
+      ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, cur.s));
+      }  // kOverlap
     }
 
     // Epilogue: normalize and store straight from registers (4-byte pairs), LSE by one lane per row.
