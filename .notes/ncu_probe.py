@@ -6,7 +6,7 @@ import bench, nvrtc_attn
 
 wid = sys.argv[1]
 kv_load = sys.argv[2] if len(sys.argv) > 2 else "auto"
-w = next(x for x in json.load(open("../shared/bench/workloads.json"))["workloads"] if x["id"] == wid)
+w = next(x for x in bench.load_workloads(None)[0] if x["id"] == wid)
 b = bench.build_batch(w, seed=0)
 hqo, hkv, d, ps = w["num_qo_heads"], w["num_kv_heads"], w["head_dim"], w["page_size"]
 buf = torch.randn((b["max_pages"], 4, 2, ps, hkv, d), device="cuda", dtype=torch.bfloat16)
