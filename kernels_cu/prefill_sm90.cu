@@ -104,42 +104,72 @@ NA_DEVICE void gather_q(const PrefillParams& p, const TileCoords& c, uint32_t q_
   }
 }
 
-// Final element offsets (head offset included) of one KV block's rows, double-buffered by block
-// parity in shared memory: one producer thread per row loads its offset once for K and V; the
-// gathers then read them with broadcast loads instead of holding 64-bit addresses in registers.
+// Row addresses of one gathered KV block, double-buffered by parity in shared memory: one producer
+// thread per row turns its plan offset into a K and a V address once; the gathers then read them
+// with broadcast loads instead of holding 64-bit addresses in registers.
 struct BlockOffsets {
-  int64_t k[2][kBN];
-  int64_t v[2][kBN];
+  const uint16_t* k[2][kBN];
+  const uint16_t* v[2][kBN];
 };
 
-NA_DEVICE void stage_block_offsets(const PrefillParams& p, const TileCoords& c, int tok0, int n0, int ptid,
-                                   BlockOffsets& offs, int parity) {
+// This thread's row (ptid < kBN) of the block at key n0: element offsets with the head included.
+struct RowOffset {
+  int64_t k = 0, v = 0;
+};
+
+// The units-table entry of this thread's row of the block at n0 (0 past the tile's keys), loaded a
+// block ahead by gather-only producers so its latency hides behind the previous block's copies.
+NA_DEVICE int32_t load_row_unit(const PrefillParams& p, const TileCoords& c, int tok0, int n0, int ptid) {
+  const int j = n0 + ptid;
+  return ptid < kBN && j < c.kv_end ? p.tok_units[tok0 + j] : 0;
+}
+
+NA_DEVICE RowOffset load_row_offset(const PrefillParams& p, const TileCoords& c, int tok0, int n0, int ptid,
+                                    int32_t unit, bool have_unit) {
+  RowOffset r;
   const int j = n0 + ptid;
   if (ptid < kBN && j < c.kv_end) {
     const int t = tok0 + j;
     if (p.tok_units != nullptr) {
-      const int64_t u = p.tok_units[t];
-      offs.k[parity][ptid] = u * p.k_stride_tok + c.kv_head * p.k_stride_head;
-      offs.v[parity][ptid] = u * p.v_stride_tok + c.kv_head * p.v_stride_head;
+      const int64_t u = have_unit ? unit : p.tok_units[t];
+      r.k = u * p.k_stride_tok + c.kv_head * p.k_stride_head;
+      r.v = u * p.v_stride_tok + c.kv_head * p.v_stride_head;
     } else {
-      offs.k[parity][ptid] = p.k_tok_elems[t] + c.kv_head * p.k_stride_head;
-      offs.v[parity][ptid] = p.v_tok_elems[t] + c.kv_head * p.v_stride_head;
+      r.k = p.k_tok_elems[t] + c.kv_head * p.k_stride_head;
+      r.v = p.v_tok_elems[t] + c.kv_head * p.v_stride_head;
     }
+  }
+  return r;
+}
+
+NA_DEVICE void stage_block_offsets(const PrefillParams& p, const RowOffset& r, int ptid, BlockOffsets& offs,
+                                   int parity) {
+  if (ptid < kBN) {
+    offs.k[parity][ptid] = static_cast<const uint16_t*>(p.k) + r.k;
+    offs.v[parity][ptid] = static_cast<const uint16_t*>(p.v) + r.v;
   }
   ptx::named_barrier_sync(ptx::NamedBarrier::Producer, 128);
 }
 
+// Thread ptid copies 16-byte chunk ptid % kChunks of rows ptid / kChunks + pass * kRowsPerPass.
+// When kRowsPerPass is a multiple of 8 a row keeps its swizzle phase (row % 8) across passes, so
+// the destination is one per-thread base plus a constant per pass.
 template <bool kIsV>
-NA_DEVICE void gather_kv(const PrefillParams& p, const TileCoords& c, int n0, const int64_t* row_off,
+NA_DEVICE void gather_kv(const PrefillParams& p, const TileCoords& c, int n0, const uint16_t* const* rows,
                          uint32_t tile, int ptid) {
-  const uint16_t* base = static_cast<const uint16_t*>(kIsV ? p.v : p.k);
+  const uint16_t* dummy = static_cast<const uint16_t*>(kIsV ? p.v : p.k);  // valid address for 0-byte copies
   const int chunk = ptid % kChunks;
-#pragma unroll 4
+  const int r0 = ptid / kChunks;
+  const int live = c.kv_end - n0;  // rows [0, live) exist
+  const uint32_t dst0 = tile + kv_offset(r0, chunk);
+#pragma unroll 8
   for (int pass = 0; pass < kBN / kRowsPerPass; ++pass) {
-    const int row = ptid / kChunks + pass * kRowsPerPass;
-    const bool valid = n0 + row < c.kv_end;
-    const uint16_t* src = valid ? base + row_off[row] + chunk * 8 : base;
-    ptx::cp_async_16(tile + kv_offset(row, chunk), src, valid ? 16 : 0);
+    const int row = r0 + pass * kRowsPerPass;
+    const bool valid = row < live;
+    const uint16_t* src = valid ? rows[row] + chunk * 8 : dummy;
+    const uint32_t dst = kRowsPerPass % 8 == 0 ? dst0 + pass * (kRowsPerPass / 8) * kKVGroupBytes
+                                               : tile + kv_offset(row, chunk);
+    ptx::cp_async_16(dst, src, valid ? 16 : 0);
   }
 }
 
@@ -197,6 +227,8 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
                              uint32_t bars, int ptid) {
   int it = 0, tq = 0;
   int gathered = 0;  // gather blocks so far: parity of their row-offset buffer
+  int32_t prefetched = 0;  // units-table entry of the next block's row (gather-only batches)
+  int prefetched_n0 = -1;
   if (ptid == 0) {
     if (p.q_tma) ptx::tma_prefetch_map(&maps.q);
     if (p.kv_box_tokens) { ptx::tma_prefetch_map(&maps.k); ptx::tma_prefetch_map(&maps.v); }
@@ -231,7 +263,13 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
         continue;
       }
       const int par = gathered++ & 1;
-      stage_block_offsets(p, c, tok0, n0, ptid, offs, par);
+      const RowOffset ro = load_row_offset(p, c, tok0, n0, ptid, prefetched, prefetched_n0 == n0);
+      prefetched_n0 = -1;
+      if (p.kv_box_tokens == 0 && p.tok_units != nullptr && n > 0) {
+        prefetched = load_row_unit(p, c, tok0, n0 - kBN, ptid);
+        prefetched_n0 = n0 - kBN;
+      }
+      stage_block_offsets(p, ro, ptid, offs, par);
       ptx::mbar_wait(bar_addr(bars, Bar::EmptyK, s), ph ^ 1);
       gather_kv<false>(p, c, n0, offs.k[par], k_tile, ptid);
       ptx::cp_async_mbar_arrive(bar_addr(bars, Bar::FullK, s));
