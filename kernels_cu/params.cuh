@@ -38,7 +38,7 @@ struct PrefillParams {
   float soft_cap;                // 0: off; else logit = soft_cap * tanh(q.k * cap_scale)
   float cap_scale;               // sm_scale / soft_cap
   int32_t kv_box_tokens;         // sm90: 0 = K/V by cp.async gather; else TMA boxes of this many tokens
-  int32_t q_tma;                 // sm90: 1 = Q by TMA (group_size divides 128), 0 = cp.async
+  int32_t q_tma;                 // sm90: 1 = Q by TMA (group_size divides block_m), 0 = cp.async
   int32_t k_page_heads;          // sm90 TMA: page stride / head stride of K (heads dim folded into pages)
   int32_t v_page_heads;
 };
@@ -49,7 +49,7 @@ struct alignas(64) TensorMap {
 };
 
 // The Hopper kernel's second parameter: TMA descriptors encoded by run() (wrapper.py). Q is
-// (head_dim, qo head, token) with boxes of (64, group_size, 128 / group_size); K and V are this
+// (head_dim, qo head, token) with boxes of (64, group_size, block_m / group_size); K and V are this
 // layer's pool views as (64 columns, token % 8, column block, token / 8 in page, head + page *
 // page_heads) with boxes of (64, 8, head_dim / 64, kv_box_tokens / 8, 1). A map is all zeros when
 // its path is off (q_tma = 0, kv_box_tokens = 0).

@@ -1,15 +1,15 @@
 // Hopper paged prefill (sm_90a): one producer warpgroup loads Q and K/V into 128-byte-swizzled
-// shared memory (2-stage K and V rings, mbarrier full/empty handshakes); two consumer warpgroups of
-// 64 query rows each compute S = Q K^T and O += P V with wgmma (HGMMA) and the online softmax in
-// registers.
+// shared memory (2-stage K and V rings, mbarrier full/empty handshakes); two consumer warpgroups
+// (three at head_dim 64) of 64 query rows each compute S = Q K^T and O += P V with wgmma (HGMMA)
+// and the online softmax in registers.
 // K/V loads take one of two paths, chosen by run() (p.kv_box_tokens):
 //   TMA:    page_size a multiple of 8; one cp.async.bulk.tensor box of kv_box_tokens tokens per
 //           (page part, 64-column block), addressed by the plan's per-token (page, slot) tables.
 //           A request's last, partial block still takes the gather path: its cp.async zero-fills
 //           keys past kv_len, so stale or unwritten cache slots never reach P V.
 //   gather: every page size; producer threads issue 16-byte cp.async from the plan's offsets.
-// Q comes by TMA when group_size divides 128 (p.q_tma), by cp.async otherwise.
-// Specialized by macros HEAD_DIM, IS_BF16, BLOCK_N (from nvrtc_attn/variants.py).
+// Q comes by TMA when group_size divides the tile rows (p.q_tma), by cp.async otherwise.
+// Specialized by macros HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS (from nvrtc_attn/variants.py).
 #include "params.cuh"
 #include "ptx_sm80.cuh"
 #include "ptx_wgmma.cuh"
@@ -18,18 +18,21 @@
 #include "softmax.cuh"
 #include "scheduler.cuh"
 
-#if !defined(HEAD_DIM) || !defined(IS_BF16) || !defined(BLOCK_N)
-#error "HEAD_DIM, IS_BF16 and BLOCK_N come from nvrtc_attn/variants.py"
+#if !defined(HEAD_DIM) || !defined(IS_BF16) || !defined(BLOCK_N) || !defined(CONSUMER_WGS)
+#error "HEAD_DIM, IS_BF16, BLOCK_N and CONSUMER_WGS come from nvrtc_attn/variants.py"
 #endif
 
 constexpr int kD = HEAD_DIM;
-constexpr int kBM = 128;                 // query rows per tile: two consumer warpgroups x 64
+constexpr int kConsumerWGs = CONSUMER_WGS;  // 2, or 3 at head_dim 64 (registers allow 192-row tiles)
+constexpr int kConsumerThreads = 128 * kConsumerWGs;
+constexpr int kBM = 64 * kConsumerWGs;   // query rows per tile: 64 per consumer warpgroup
 constexpr int kBN = BLOCK_N;             // keys per block
 constexpr int kStages = 2;
 constexpr int kQStages = HEAD_DIM <= 128 ? 2 : 1;  // the next tile's Q loads during this tile (smem allowing)
-// Intra-warpgroup overlap keeps S, P and O live at once: it fits the registers up to head_dim 128.
-constexpr bool kOverlap = HEAD_DIM <= 128;
-constexpr int kThreads = 384;            // producer warpgroup + 2 consumer warpgroups
+// Intra-warpgroup overlap keeps S, P and O live at once: it fits the registers of two consumer
+// warpgroups up to head_dim 128 (not head_dim 256, nor three warpgroups' 152 registers).
+constexpr bool kOverlap = HEAD_DIM <= 128 && CONSUMER_WGS == 2;
+constexpr int kThreads = 128 + kConsumerThreads;  // producer warpgroup + consumer warpgroups
 constexpr int kChunks = kD / 8;          // 16-byte chunks per row
 constexpr int kRowsPerPass = 128 / kChunks;
 constexpr bool kBf16 = IS_BF16 != 0;
@@ -39,8 +42,10 @@ constexpr int kSwizzleRowBytes = 128;    // one 64-element column block row, 128
 constexpr int kAtomBytes = 8 * kSwizzleRowBytes;  // 8 rows x 128 B: the swizzle period
 constexpr int kColBlocks = kD / 64;
 constexpr int kKVGroupBytes = kColBlocks * kAtomBytes;  // 8 keys x all of head_dim
-constexpr int kProducerRegs = 56;
-constexpr int kConsumerRegs = 224;
+// setmaxnreg split of the 64K-register file (the launch bound gives every thread 65536 / kThreads).
+constexpr int kProducerRegs = kConsumerWGs == 2 ? 56 : 48;
+constexpr int kConsumerRegs = kConsumerWGs == 2 ? 224 : 144;
+static_assert(kProducerRegs * 128 + kConsumerRegs * kConsumerThreads <= 65536 / kThreads * kThreads, "registers");
 static_assert(kD % 64 == 0, "head_dim must be a multiple of the 64-element swizzle atom");
 
 // mbarriers: full (producer -> consumers) and empty (consumers -> producer) per K/V and Q stage.
@@ -162,7 +167,7 @@ NA_DEVICE void gather_kv(const PrefillParams& p, const TileCoords& c, int n0, co
   const int r0 = ptid / kChunks;
   const int live = c.kv_end - n0;  // rows [0, live) exist
   const uint32_t dst0 = tile + kv_offset(r0, chunk);
-#pragma unroll 8
+#pragma unroll (kConsumerWGs == 2 ? 8 : 4)  // fewer live addresses in a 48-register producer
   for (int pass = 0; pass < kBN / kRowsPerPass; ++pass) {
     const int row = r0 + pass * kRowsPerPass;
     const bool valid = row < live;
@@ -208,8 +213,8 @@ NA_DEVICE void tma_kv(const PrefillParams& p, const TensorMap* map, const Box& b
   }
 }
 
-// Q by TMA: kD / 64 boxes of (64 columns, group_size heads, 128 / group_size tokens), i.e. the
-// tile's 128 packed rows in order; rows past total_q are zero-filled by the hardware.
+// Q by TMA: kD / 64 boxes of (64 columns, group_size heads, kBM / group_size tokens), i.e. the
+// tile's kBM packed rows in order; rows past total_q are zero-filled by the hardware.
 NA_DEVICE void tma_q(const PrefillParams& p, const Sm90TensorMaps& maps, const TileCoords& c, uint32_t q_tile,
                      uint32_t full, int ptid) {
   if (ptid == 0) {
@@ -265,7 +270,7 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
       const int par = gathered++ & 1;
       const RowOffset ro = load_row_offset(p, c, tok0, n0, ptid, prefetched, prefetched_n0 == n0);
       prefetched_n0 = -1;
-      if (p.kv_box_tokens == 0 && p.tok_units != nullptr && n > 0) {
+      if (kConsumerWGs == 2 && p.kv_box_tokens == 0 && p.tok_units != nullptr && n > 0) {  // 48-register producers: no room
         prefetched = load_row_unit(p, c, tok0, n0 - kBN, ptid);
         prefetched_n0 = n0 - kBN;
       }
@@ -332,9 +337,11 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
   const int wg_row0 = cw * 64;
   const float c2 = p.scale_log2;
   int it = 0, tq = 0;
+  // Turns cycle through the warpgroups: each waits for its own, issues, and passes the turn on
+  // (named barrier of the next warpgroup: its 128 waiting threads + our 128 arriving ones).
   const int my_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + cw;
-  const int other_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + (1 - cw);
-  if (cw == 1) ptx::named_barrier_arrive(other_turn, 256);
+  const int other_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + (cw + 1) % kConsumerWGs;
+  if (cw == kConsumerWGs - 1) ptx::named_barrier_arrive(other_turn, 256);
 
   for (int w = p.work_indptr[blockIdx.x]; w < p.work_indptr[blockIdx.x + 1]; ++w) {
     const TileCoords c = load_tile(p, w);
@@ -568,12 +575,12 @@ prefill_sm90(const __grid_constant__ PrefillParams p, const __grid_constant__ Sm
     for (int s = 0; s < kStages; ++s) {
       ptx::mbar_init(bar_addr(bars, Bar::FullK, s), 128);
       ptx::mbar_init(bar_addr(bars, Bar::FullV, s), 128);
-      ptx::mbar_init(bar_addr(bars, Bar::EmptyK, s), 256);
-      ptx::mbar_init(bar_addr(bars, Bar::EmptyV, s), 256);
+      ptx::mbar_init(bar_addr(bars, Bar::EmptyK, s), kConsumerThreads);
+      ptx::mbar_init(bar_addr(bars, Bar::EmptyV, s), kConsumerThreads);
     }
     for (int s = 0; s < kQStages; ++s) {
       ptx::mbar_init(bar_addr(bars, Bar::QFull, s), 128);
-      ptx::mbar_init(bar_addr(bars, Bar::QEmpty, s), 256);
+      ptx::mbar_init(bar_addr(bars, Bar::QEmpty, s), kConsumerThreads);
     }
   }
   __syncthreads();

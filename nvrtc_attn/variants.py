@@ -54,13 +54,20 @@ def sm80_tile(head_dim: int, arch: str = HOPPER_ARCH) -> Sm80Tile:
 
 @dataclass(frozen=True)
 class Sm90Tile:
-    """Tile of prefill_sm90.cu: 128 query rows (two consumer warpgroups of 64), block_n keys,
-    one producer warpgroup; 2-stage K and V rings in 128-byte-swizzled shared memory."""
+    """Tile of prefill_sm90.cu: 64 query rows per consumer warpgroup, block_n keys, one producer
+    warpgroup; 2-stage K and V rings in 128-byte-swizzled shared memory."""
 
     block_n: int
-    block_m: int = 128
-    threads: int = 384
+    consumer_wgs: int = 2
     stages: int = 2
+
+    @property
+    def block_m(self) -> int:
+        return 64 * self.consumer_wgs
+
+    @property
+    def threads(self) -> int:
+        return 128 * (1 + self.consumer_wgs)
 
     def q_stages(self, head_dim: int) -> int:
         """Q buffers: two (the next tile's Q loads during this one) where shared memory allows."""
@@ -74,9 +81,10 @@ class Sm90Tile:
 
 
 # 128-key blocks keep S (64 x 128) and O (64 x 128) in registers at head_dim <= 128; head_dim 256
-# halves the block so Q + 2 x (K, V) stages fit in 227 KB of shared memory.
-SM90_TILES = {64: Sm90Tile(block_n=128), 128: Sm90Tile(block_n=128), 256: Sm90Tile(block_n=64)}
-SM90_TILE_M = 128
+# halves the block so Q + 2 x (K, V) stages fit in 227 KB of shared memory. head_dim 64 has
+# registers for three consumer warpgroups (192-row tiles: more warps to hide the softmax latency,
+# a third less K/V traffic per FLOP).
+SM90_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=3), 128: Sm90Tile(block_n=128), 256: Sm90Tile(block_n=64)}
 
 
 def sm90_kv_box_tokens(page_size: int, head_dim: int) -> int:
@@ -136,6 +144,7 @@ def prefill_sm90_variant(head_dim: int, dtype: str) -> KernelVariant:
         ("HEAD_DIM", head_dim),
         ("IS_BF16", 1 if dtype == "bfloat16" else 0),
         ("BLOCK_N", SM90_TILES[head_dim].block_n),
+        ("CONSUMER_WGS", SM90_TILES[head_dim].consumer_wgs),
     )
     return KernelVariant("prefill_sm90.cu", "prefill_sm90", defines, HOPPER_ARCH)
 

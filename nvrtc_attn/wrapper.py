@@ -295,11 +295,12 @@ class BatchPrefillWithPagedKVCacheWrapper:
         plan = self._plan
         d, g = plan.head_dim, plan.group_size
         p.q_tma = 0
-        if plan.total_q and variants.SM90_TILE_M % g == 0:
+        bm = plan.block_m
+        if plan.total_q and bm % g == 0 and bm // g <= 256:
             p.q_tma = int(launcher.encode_tensor_map(
                 self._maps.q, qo.ptr, *_tma_geometry((d, plan.num_qo_heads, plan.total_q),
                                                      (qo.strides[1], qo.strides[0])),
-                (64, g, variants.SM90_TILE_M // g)))
+                (64, g, bm // g)))
         p.kv_box_tokens = 0
         if self._kv_box:
             box = (64, 8, d // 64, self._kv_box // 8, 1)
