@@ -21,7 +21,7 @@ struct PrefillParams {
   const int64_t* v_tok_elems;
   const int32_t* tok_page;       // [total_kv] pool page of each token (sm90 TMA boxes)
   const int32_t* tok_slot;       // [total_kv] token slot within its page
-  const int32_t* tiles;          // [num_tiles, 8]: req, kv_head, row_start, row_end, kv_start, kv_end, 0, 0
+  const int32_t* tiles;          // [num_tiles, 12]: planner.DEVICE_TILE_FIELDS
   const int32_t* work_indptr;    // [grid + 1] CTA c runs tiles[work_indptr[c] .. work_indptr[c+1])
 
   int64_t q_stride_tok, q_stride_head;

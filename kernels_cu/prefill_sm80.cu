@@ -95,8 +95,10 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
   const uint32_t k_lane = k_sa + b_row * kRowBytes + ((((lane / 8) % 2) ^ (lane % 8)) << 4);
   const uint32_t v_lane = v_sa + a_row * kRowBytes + (((lane / 16) ^ (lane % 8)) << 4);
 
-  for (int w = p.work_indptr[blockIdx.x]; w < p.work_indptr[blockIdx.x + 1]; ++w) {
+  const int w_end = p.work_indptr[blockIdx.x + 1];
+  for (int w = p.work_indptr[blockIdx.x]; w < w_end; ++w) {
     const TileCoords c = load_tile(p, w);
+    if (w + 1 < w_end) prefetch_tile(p, w + 1);
     const int n_blocks = c.kv_end > c.kv_start ? (c.kv_end - c.kv_start + kBN - 1) / kBN : 0;
     // Keys every row of the tile sees: blocks inside [max_lo, min_hi) need no mask.
     const int min_hi = row_hi(p, c, c.row_start / p.group_size);
@@ -113,7 +115,7 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
     }
 
     if (n_blocks > 0) {
-      const int tok0 = p.kv_tok_indptr[c.req];
+      const int tok0 = c.kv_tok0;
       int n = n_blocks - 1;  // walk KV blocks last to first: masked blocks come first
 #if OFFSET_UNITS
       store_row_offsets<kBN>(p, offs, n & 1, load_row_units<kBN>(p, tok0, c.kv_start + n * kBN, c.kv_end, tid),

@@ -43,8 +43,8 @@ constexpr int kAtomBytes = 8 * kSwizzleRowBytes;  // 8 rows x 128 B: the swizzle
 constexpr int kColBlocks = kD / 64;
 constexpr int kKVGroupBytes = kColBlocks * kAtomBytes;  // 8 keys x all of head_dim
 // setmaxnreg split of the 64K-register file (the launch bound gives every thread 65536 / kThreads).
-constexpr int kProducerRegs = kConsumerWGs == 2 ? 56 : 48;
-constexpr int kConsumerRegs = kConsumerWGs == 2 ? 224 : 144;
+constexpr int kProducerRegs = 56;
+constexpr int kConsumerRegs = kConsumerWGs == 2 ? 224 : 152;
 static_assert(kProducerRegs * 128 + kConsumerRegs * kConsumerThreads <= 65536 / kThreads * kThreads, "registers");
 static_assert(kD % 64 == 0, "head_dim must be a multiple of the 64-element swizzle atom");
 
@@ -167,7 +167,7 @@ NA_DEVICE void gather_kv(const PrefillParams& p, const TileCoords& c, int n0, co
   const int r0 = ptid / kChunks;
   const int live = c.kv_end - n0;  // rows [0, live) exist
   const uint32_t dst0 = tile + kv_offset(r0, chunk);
-#pragma unroll (kConsumerWGs == 2 ? 8 : 4)  // fewer live addresses in a 48-register producer
+#pragma unroll 8
   for (int pass = 0; pass < kBN / kRowsPerPass; ++pass) {
     const int row = r0 + pass * kRowsPerPass;
     const bool valid = row < live;
@@ -238,8 +238,10 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
     if (p.q_tma) ptx::tma_prefetch_map(&maps.q);
     if (p.kv_box_tokens) { ptx::tma_prefetch_map(&maps.k); ptx::tma_prefetch_map(&maps.v); }
   }
-  for (int w = p.work_indptr[blockIdx.x]; w < p.work_indptr[blockIdx.x + 1]; ++w) {
+  const int w_end = p.work_indptr[blockIdx.x + 1];
+  for (int w = p.work_indptr[blockIdx.x]; w < w_end; ++w) {
     const TileCoords c = load_tile(p, w);
+    if (w + 1 < w_end) prefetch_tile(p, w + 1);
     const int n_blocks = num_blocks(c);
     if (n_blocks == 0) continue;
     const int qs = tq % kQStages;
@@ -252,7 +254,7 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
       ptx::cp_async_mbar_arrive(bar_addr(bars, Bar::QFull, qs));
     }
     ++tq;
-    const int tok0 = p.kv_tok_indptr[c.req];
+    const int tok0 = c.kv_tok0;
     for (int n = n_blocks - 1; n >= 0; --n, ++it) {
       const int s = it % kStages;
       const uint32_t ph = (it / kStages) & 1;
@@ -270,7 +272,7 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
       const int par = gathered++ & 1;
       const RowOffset ro = load_row_offset(p, c, tok0, n0, ptid, prefetched, prefetched_n0 == n0);
       prefetched_n0 = -1;
-      if (kConsumerWGs == 2 && p.kv_box_tokens == 0 && p.tok_units != nullptr && n > 0) {  // 48-register producers: no room
+      if (p.kv_box_tokens == 0 && p.tok_units != nullptr && n > 0) {
         prefetched = load_row_unit(p, c, tok0, n0 - kBN, ptid);
         prefetched_n0 = n0 - kBN;
       }
@@ -343,6 +345,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
   const int other_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + (cw + 1) % kConsumerWGs;
   if (cw == kConsumerWGs - 1) ptx::named_barrier_arrive(other_turn, 256);
 
+  // No prefetch here: the producer, running ahead on this SM, has already pulled the tile into L1.
   for (int w = p.work_indptr[blockIdx.x]; w < p.work_indptr[blockIdx.x + 1]; ++w) {
     const TileCoords c = load_tile(p, w);
     const int n_blocks = num_blocks(c);

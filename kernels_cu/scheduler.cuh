@@ -5,7 +5,7 @@
 
 struct TileCoords {  // one work tile, decoded
   int req, kv_head, row_start, row_end, kv_start, kv_end;
-  int q0, qo_len, kv_len;
+  int q0, qo_len, kv_len, kv_tok0;  // the request's first query row, lengths, first offset-table token
 };
 
 // Visible keys of query token i: [lo, hi) (bottom-right aligned causal mask, sliding window).
@@ -16,15 +16,19 @@ NA_DEVICE int row_lo(const PrefillParams& p, const TileCoords& c, int i) {
   return p.window_left >= 0 ? i + c.kv_len - c.qo_len - p.window_left : 0;
 }
 
-// Decode tile w of the plan (two int4 loads) and its request's lengths.
+// Decode tile w of the plan: three independent loads (planner.DEVICE_TILE_FIELDS).
 NA_DEVICE TileCoords load_tile(const PrefillParams& p, int w) {
-  const int4 t0 = reinterpret_cast<const int4*>(p.tiles)[2 * w];
-  const int4 t1 = reinterpret_cast<const int4*>(p.tiles)[2 * w + 1];
+  const int4* t = reinterpret_cast<const int4*>(p.tiles) + 3 * w;
+  const int4 t0 = t[0], t1 = t[1];
+  const int2 t2 = *reinterpret_cast<const int2*>(t + 2);  // reserved words not loaded
   TileCoords c;
   c.req = t0.x; c.kv_head = t0.y; c.row_start = t0.z; c.row_end = t0.w;
-  c.kv_start = t1.x; c.kv_end = t1.y;
-  c.q0 = p.qo_indptr[c.req];
-  c.qo_len = p.qo_indptr[c.req + 1] - c.q0;
-  c.kv_len = p.kv_lens[c.req];
+  c.kv_start = t1.x; c.kv_end = t1.y; c.q0 = t1.z; c.qo_len = t1.w;
+  c.kv_len = t2.x; c.kv_tok0 = t2.y;
   return c;
+}
+
+// Pull tile w into this SM's L1 ahead of its load_tile (the latency hides behind the current tile).
+NA_DEVICE void prefetch_tile(const PrefillParams& p, int w) {
+  asm volatile("prefetch.global.L1 [%0];\n" ::"l"(p.tiles + 12 * w));
 }

@@ -93,6 +93,28 @@ def build_offsets(tok_page, tok_slot, key) -> dict[str, np.ndarray]:
             "v_tok_elems": paging.offsets_in_elements(tok_page, tok_slot, v_sp, v_st)}
 
 
+# A tile as the kernels read it (kernels_cu/scheduler.cuh): the schedule's 6 fields plus the
+# request's lengths and offsets, so a CTA decodes a tile with three independent 16-byte loads
+# instead of chasing req into qo_indptr and kv_lens (two dependent round trips per tile).
+DEVICE_TILE_FIELDS = ("req", "kv_head", "row_start", "row_end", "kv_start", "kv_end",
+                      "q0", "qo_len", "kv_len", "kv_tok0", "reserved0", "reserved1")
+
+
+def device_tiles(tiles: np.ndarray, qo_indptr, kv_lens, kv_tok_indptr) -> np.ndarray:
+    """int32 [T, 12] in DEVICE_TILE_FIELDS order from the schedule's [T, 8] tiles."""
+    tiles = np.asarray(tiles)
+    req = tiles[:, 0].astype(np.int64)
+    qo_indptr = np.asarray(qo_indptr, dtype=np.int64)
+    out = np.zeros((tiles.shape[0], len(DEVICE_TILE_FIELDS)), dtype=np.int32)
+    out[:, :6] = tiles[:, :6]
+    if tiles.shape[0]:
+        out[:, 6] = qo_indptr[req]
+        out[:, 7] = qo_indptr[req + 1] - qo_indptr[req]
+        out[:, 8] = np.asarray(kv_lens)[req]
+        out[:, 9] = np.asarray(kv_tok_indptr)[req]
+    return out
+
+
 def units_fit(key: tuple, max_page_index: int, page_size: int) -> bool:
     """Whether the units table of `key` fits in int32 for this batch's largest page index."""
     return key[0] != "units" or max(max_page_index, 0) * key[1] + page_size < 2**31
@@ -128,7 +150,7 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
         "qo_indptr": qo_indptr.astype(np.int32),
         "kv_lens": pages.kv_lens.astype(np.int32),
         "kv_tok_indptr": pages.kv_tok_indptr.astype(np.int32),
-        "tiles": tiles,
+        "tiles": device_tiles(tiles, qo_indptr, pages.kv_lens, pages.kv_tok_indptr),
         "work_indptr": work_indptr.astype(np.int32),
         "tok_page": pages.tok_page.astype(np.int32),
         "tok_slot": pages.tok_slot.astype(np.int32),

@@ -177,3 +177,22 @@ def test_partition_with_sections_runs_sections_in_order():
         assert mine == [t for t in taken if t in mine], "a CTA runs its tiles in section order"
     loads = [costs[order[work_indptr[c]:work_indptr[c + 1]]].sum() for c in range(2)]
     assert max(loads) <= costs.sum() / 2 + costs.max()
+
+
+def test_device_tiles_carry_request_lengths():
+    """The kernels decode a tile without dependent loads: q0, qo_len, kv_len and the request's first
+    offset-table token sit in the tile row (planner.DEVICE_TILE_FIELDS)."""
+    from nvrtc_attn.planner import DEVICE_TILE_FIELDS, device_tiles
+
+    qo_lens, kv_lens = [3, 0, 5], [7, 4, 5]
+    tiles = make_tiles(qo_lens, kv_lens, group_size=2, num_kv_heads=2, block_m=4, causal=True, window_left=-1)
+    qo_indptr = np.concatenate(([0], np.cumsum(qo_lens)))
+    kv_tok_indptr = np.concatenate(([0], np.cumsum(kv_lens)))
+    dev = device_tiles(tiles, qo_indptr, np.asarray(kv_lens), kv_tok_indptr)
+    assert dev.shape == (len(tiles), len(DEVICE_TILE_FIELDS)) == (len(tiles), 12) and dev.dtype == np.int32
+    np.testing.assert_array_equal(dev[:, :6], tiles[:, :6])
+    for row in dev:
+        r = row[0]
+        assert (row[6], row[7], row[8], row[9]) == (qo_indptr[r], qo_lens[r], kv_lens[r], kv_tok_indptr[r])
+    assert (dev[:, 10:] == 0).all()
+    assert device_tiles(tiles[:0], qo_indptr, np.asarray(kv_lens), kv_tok_indptr).shape == (0, 12)
