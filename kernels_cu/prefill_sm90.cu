@@ -9,7 +9,8 @@
 //           keys past kv_len, so stale or unwritten cache slots never reach P V.
 //   gather: every page size; producer threads issue 16-byte cp.async from the plan's offsets.
 // Q comes by TMA when group_size divides the tile rows (p.q_tma), by cp.async otherwise.
-// Specialized by macros HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS (from nvrtc_attn/variants.py).
+// Specialized by macros HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS, KV_STAGES, Q_STAGES (from
+// nvrtc_attn/variants.py).
 #include "params.cuh"
 #include "ptx_sm80.cuh"
 #include "ptx_wgmma.cuh"
@@ -18,8 +19,9 @@
 #include "softmax.cuh"
 #include "scheduler.cuh"
 
-#if !defined(HEAD_DIM) || !defined(IS_BF16) || !defined(BLOCK_N) || !defined(CONSUMER_WGS)
-#error "HEAD_DIM, IS_BF16, BLOCK_N and CONSUMER_WGS come from nvrtc_attn/variants.py"
+#if !defined(HEAD_DIM) || !defined(IS_BF16) || !defined(BLOCK_N) || !defined(CONSUMER_WGS) || \
+    !defined(KV_STAGES) || !defined(Q_STAGES)
+#error "HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS, KV_STAGES and Q_STAGES come from nvrtc_attn/variants.py"
 #endif
 
 constexpr int kD = HEAD_DIM;
@@ -27,8 +29,8 @@ constexpr int kConsumerWGs = CONSUMER_WGS;  // 2, or 3 at head_dim 64 (registers
 constexpr int kConsumerThreads = 128 * kConsumerWGs;
 constexpr int kBM = 64 * kConsumerWGs;   // query rows per tile: 64 per consumer warpgroup
 constexpr int kBN = BLOCK_N;             // keys per block
-constexpr int kStages = 2;
-constexpr int kQStages = HEAD_DIM <= 128 ? 2 : 1;  // the next tile's Q loads during this tile (smem allowing)
+constexpr int kStages = KV_STAGES;   // K and V ring depth
+constexpr int kQStages = Q_STAGES;   // 2: the next tile's Q loads during this tile
 // Intra-warpgroup overlap keeps S, P and O live at once: it fits the registers of two consumer
 // warpgroups up to head_dim 128 (not head_dim 256, nor three warpgroups' 152 registers).
 constexpr bool kOverlap = HEAD_DIM <= 128 && CONSUMER_WGS == 2;

@@ -55,11 +55,13 @@ def sm80_tile(head_dim: int, arch: str = HOPPER_ARCH) -> Sm80Tile:
 @dataclass(frozen=True)
 class Sm90Tile:
     """Tile of prefill_sm90.cu: 64 query rows per consumer warpgroup, block_n keys, one producer
-    warpgroup; 2-stage K and V rings in 128-byte-swizzled shared memory."""
+    warpgroup; `stages`-deep K and V rings and `q_stages` Q buffers in 128-byte-swizzled shared
+    memory."""
 
     block_n: int
     consumer_wgs: int = 2
     stages: int = 2
+    q_stages: int = 1
 
     @property
     def block_m(self) -> int:
@@ -69,14 +71,10 @@ class Sm90Tile:
     def threads(self) -> int:
         return 128 * (1 + self.consumer_wgs)
 
-    def q_stages(self, head_dim: int) -> int:
-        """Q buffers: two (the next tile's Q loads during this one) where shared memory allows."""
-        return 2 if head_dim <= 128 else 1
-
     def smem_bytes(self, head_dim: int) -> int:
         # Mirror of kSmemBytes in prefill_sm90.cu: Q stages + K/V stages + 128 B of mbarriers + int64
         # K/V row offsets for two blocks + 1024 alignment slack.
-        q = self.q_stages(head_dim) * self.block_m
+        q = self.q_stages * self.block_m
         return 2 * head_dim * (q + 2 * self.stages * self.block_n) + 128 + 32 * self.block_n + 1024
 
 
@@ -84,7 +82,9 @@ class Sm90Tile:
 # halves the block so Q + 2 x (K, V) stages fit in 227 KB of shared memory. head_dim 64 has
 # registers for three consumer warpgroups (192-row tiles: more warps to hide the softmax latency,
 # a third less K/V traffic per FLOP).
-SM90_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=3), 128: Sm90Tile(block_n=128), 256: Sm90Tile(block_n=64)}
+SM90_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=3, stages=2, q_stages=2),
+              128: Sm90Tile(block_n=128, stages=2, q_stages=2),
+              256: Sm90Tile(block_n=64, stages=2, q_stages=1)}
 
 
 def sm90_kv_box_tokens(page_size: int, head_dim: int) -> int:
@@ -145,6 +145,8 @@ def prefill_sm90_variant(head_dim: int, dtype: str) -> KernelVariant:
         ("IS_BF16", 1 if dtype == "bfloat16" else 0),
         ("BLOCK_N", SM90_TILES[head_dim].block_n),
         ("CONSUMER_WGS", SM90_TILES[head_dim].consumer_wgs),
+        ("KV_STAGES", SM90_TILES[head_dim].stages),
+        ("Q_STAGES", SM90_TILES[head_dim].q_stages),
     )
     return KernelVariant("prefill_sm90.cu", "prefill_sm90", defines, HOPPER_ARCH)
 
