@@ -329,334 +329,244 @@ NA_DEVICE StageRef stage_of(const PrefillParams& p, const TileCoords& c, int it,
           p.kv_box_tokens == 0 || n0 + kBN > c.kv_len};  // the producer's choice, mirrored
 }
 
-// Consumers: each warpgroup owns 64 rows of the tile. Per thread: rows g and g + 8 of its warp's 16
-// (hh = 0, 1), columns 8 nt + 2 t4 + e of S and 8 dt + 2 t4 + e of O (the mma.sync m16n8 layout).
-struct Lane {
-  int warp, g, t4, wg_row0;
-};
-
-// One tile as a consumer sees it.
-struct ConsumerTile {
-  TileCoords c;
-  int n_blocks;
-  int min_hi, max_lo;  // mask needed on a block [n0, n0 + kBN) iff n0 + kBN > min_hi or n0 < max_lo
-};
-
-NA_DEVICE ConsumerTile consumer_tile(const PrefillParams& p, int w) {
-  ConsumerTile t;
-  t.c = load_tile(p, w);
-  t.n_blocks = num_blocks(t.c);
-  t.min_hi = row_hi(p, t.c, t.c.row_start / p.group_size);
-  t.max_lo = row_lo(p, t.c, (t.c.row_end - 1) / p.group_size);
-  return t;
-}
-
-// Online-softmax state of this thread's two rows.
-struct RowStats {
-  float max[2] = {NA_NEG_INF, NA_NEG_INF};
-  float sum[2] = {0.f, 0.f};
-  float corr[2] = {1.f, 1.f};  // factor O must be rescaled by after the last softmax step
-};
-
-// S = Q K^T for the block in stage st (issue only; accumulators overwritten).
-NA_DEVICE void issue_s(float (&sacc)[kBN / 2], uint32_t smem, uint32_t q_tile, int s, int wg_row0) {
-  const uint32_t k_tile = smem + kKVBase + s * kKVBytes;
-#pragma unroll
-  for (int kk = 0; kk < kD / 16; ++kk) {
-    const uint32_t a = q_tile + (kk / 4) * kBM * kSwizzleRowBytes + wg_row0 * kSwizzleRowBytes + (kk % 4) * 32;
-    const uint32_t b = k_tile + (kk / 4) * kAtomBytes + (kk % 4) * 32;
-    wgmma::mma_ss<kBN, kBf16, 0>(sacc, q_desc(a), k_desc(b), kk > 0 ? 1 : 0);
-  }
-}
-
-// O += P V for the block in stage s (issue only).
-NA_DEVICE void issue_pv(float (&o)[kD / 2], const uint32_t (&pa)[kBN / 16][4], uint32_t smem, int s) {
-  const uint32_t v_tile = smem + kKVBase + (kStages + s) * kKVBytes;
-#pragma unroll
-  for (int kk = 0; kk < kBN / 16; ++kk)
-    wgmma::mma_rs<kD, kBf16, 1>(o, pa[kk], v_desc(v_tile + kk * 2 * kKVGroupBytes), 1);
-}
-
-// Soft cap, mask and online softmax of the block at key n0 (log2 domain): sacc becomes P (fp32),
-// the row statistics advance, st.corr is the factor O must be rescaled by.
-NA_DEVICE void softmax_block(const PrefillParams& p, const ConsumerTile& t, const Lane& l, int n0,
-                             float (&sacc)[kBN / 2], RowStats& st) {
-  const float c2 = p.scale_log2;
-  if (p.soft_cap != 0.f) {
-#pragma unroll
-    for (int x = 0; x < kBN / 2; ++x) sacc[x] = p.soft_cap * ptx::tanh(sacc[x] * p.cap_scale);
-  }
-  if (n0 + kBN > t.min_hi || n0 < t.max_lo) {
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      const int packed = t.c.row_start + l.wg_row0 + l.warp * 16 + l.g + hh * 8;
-      const int i = packed / p.group_size;
-      const int hi = row_hi(p, t.c, i);
-      const int lo = row_lo(p, t.c, i);
-#pragma unroll
-      for (int nt = 0; nt < kBN / 8; ++nt)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int j = n0 + nt * 8 + 2 * l.t4 + e;
-          if (j >= hi || j < lo) sacc[4 * nt + 2 * hh + e] = NA_NEG_INF;
-        }
-    }
-  }
-#pragma unroll
-  for (int hh = 0; hh < 2; ++hh) {
-    float mx = st.max[hh];
-#pragma unroll
-    for (int nt = 0; nt < kBN / 8; ++nt) mx = fmaxf(mx, fmaxf(sacc[4 * nt + 2 * hh], sacc[4 * nt + 2 * hh + 1]));
-    mx = quad_max(mx);
-    const float offset = safe_offset(mx, c2);
-    st.corr[hh] = ptx::exp2(st.max[hh] * c2 - offset);
-    st.max[hh] = mx;
-    float sum = 0.f;
-#pragma unroll
-    for (int nt = 0; nt < kBN / 8; ++nt)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const float pv = ptx::exp2(fmaf(sacc[4 * nt + 2 * hh + e], c2, -offset));
-        sacc[4 * nt + 2 * hh + e] = pv;
-        sum += pv;
-      }
-    st.sum[hh] = st.sum[hh] * st.corr[hh] + sum;
-  }
-}
-
-NA_DEVICE void rescale_o(float (&o)[kD / 2], const RowStats& st) {
-#pragma unroll
-  for (int dt = 0; dt < kD / 8; ++dt) {
-    o[4 * dt + 0] *= st.corr[0];
-    o[4 * dt + 1] *= st.corr[0];
-    o[4 * dt + 2] *= st.corr[1];
-    o[4 * dt + 3] *= st.corr[1];
-  }
-}
-
-NA_DEVICE void pack_p(uint32_t (&pa)[kBN / 16][4], const float (&sacc)[kBN / 2]) {
-#pragma unroll
-  for (int kk = 0; kk < kBN / 16; ++kk) {
-    pa[kk][0] = ptx::pack2<kBf16>(sacc[8 * kk + 0], sacc[8 * kk + 1]);
-    pa[kk][1] = ptx::pack2<kBf16>(sacc[8 * kk + 2], sacc[8 * kk + 3]);
-    pa[kk][2] = ptx::pack2<kBf16>(sacc[8 * kk + 4], sacc[8 * kk + 5]);
-    pa[kk][3] = ptx::pack2<kBf16>(sacc[8 * kk + 6], sacc[8 * kk + 7]);
-  }
-}
-
-// Normalize and store O straight from registers (4-byte pairs), LSE by one lane per row. A tile
-// without keys (kEmpty) stores O = 0 and LSE = -inf without touching the O registers.
-template <bool kEmpty>
-NA_DEVICE void epilogue(const PrefillParams& p, const TileCoords& c, const Lane& l, const float (&o)[kD / 2],
-                        const RowStats& st) {
-  uint16_t* out = static_cast<uint16_t*>(p.o);
-#pragma unroll
-  for (int hh = 0; hh < 2; ++hh) {
-    const float sum = kEmpty ? 0.f : quad_sum(st.sum[hh]);
-    const float inv = sum > 0.f ? 1.f / sum : 0.f;
-    const int packed = c.row_start + l.wg_row0 + l.warp * 16 + l.g + hh * 8;
-    if (packed < c.row_end) {
-      const int i = packed / p.group_size;
-      const int h = c.kv_head * p.group_size + (packed - i * p.group_size);
-      uint16_t* row = out + (c.q0 + i) * p.o_stride_tok + h * p.o_stride_head + 2 * l.t4;
-#pragma unroll
-      for (int dt = 0; dt < kD / 8; ++dt)
-        *reinterpret_cast<uint32_t*>(row + dt * 8) =
-            kEmpty ? 0u : ptx::pack2<kBf16>(o[4 * dt + 2 * hh] * inv, o[4 * dt + 2 * hh + 1] * inv);
-      if (p.lse != nullptr && l.t4 == 0)
-        p.lse[(c.q0 + i) * p.lse_stride_tok + h * p.lse_stride_head] =
-            sum > 0.f ? st.max[hh] * p.scale_log2 + ptx::log2(sum) : NA_NEG_INF;
-    }
-  }
-}
-
-// Block-by-block consumer (head_dim 256, three warpgroups): S, softmax, P V in turn; the warpgroups
-// take turns issuing (ping-pong), so one's softmax overlaps another's GEMMs.
+// Consumers: each warpgroup owns 64 rows of the 128-row tile. Intra-warpgroup overlap: block n's
+// S GEMM and block n+1's P V GEMM are issued together, and block n's softmax runs while the P V GEMM
+// is still on the tensor cores; O is rescaled after it completes. The two warpgroups also take
+// turns issuing (ping-pong), so one's softmax overlaps the other's GEMMs.
 NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bars, int cw, int ctid) {
-  const Lane l{ctid / 32, (ctid % 32) / 4, ctid % 4, cw * 64};
+  const int warp = ctid / 32;
+  const int lane = ctid % 32;
+  const int g = lane / 4;
+  const int t4 = lane % 4;
+  const int wg_row0 = cw * 64;
+  const float c2 = p.scale_log2;
   int it = 0, tq = 0;
   // Turns cycle through the warpgroups: each waits for its own, issues, and passes the turn on
   // (named barrier of the next warpgroup: its 128 waiting threads + our 128 arriving ones).
   const int my_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + cw;
-  const int next_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + (cw + 1) % kConsumerWGs;
-  if (cw == kConsumerWGs - 1) ptx::named_barrier_arrive(next_turn, 256);
+  const int other_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + (cw + 1) % kConsumerWGs;
+  if (cw == kConsumerWGs - 1) ptx::named_barrier_arrive(other_turn, 256);
 
-  float sacc[kBN / 2];
-  uint32_t pa[kBN / 16][4];
-  float o[kD / 2];
+  // No prefetch here: the producer, running ahead on this SM, has already pulled the tile into L1.
   for (int w = p.work_indptr[blockIdx.x]; w < p.work_indptr[blockIdx.x + 1]; ++w) {
-    const ConsumerTile t = consumer_tile(p, w);
-    if (t.n_blocks == 0) {
-      epilogue<true>(p, t.c, l, o, RowStats{});
-      continue;
-    }
+    const TileCoords c = load_tile(p, w);
+    const int n_blocks = num_blocks(c);
+    const int min_hi = row_hi(p, c, c.row_start / p.group_size);
+    const int max_lo = row_lo(p, c, (c.row_end - 1) / p.group_size);
+
+    float o[kD / 2];
 #pragma unroll
     for (int x = 0; x < kD / 2; ++x) o[x] = 0.f;
-    RowStats st;
-    const int qs = tq % kQStages;
-    const uint32_t q_tile = smem + qs * kQBytes;
-    ptx::mbar_wait(bar_addr(bars, Bar::QFull, qs), (tq / kQStages) & 1);
-    if (!p.q_tma) ptx::fence_proxy_async();
-    ++tq;
-    for (int n = t.n_blocks - 1; n >= 0; --n, ++it) {
-      const int n0 = first_key(t.c) + n * kBN;
-      const StageRef sr = stage_of(p, t.c, it, n0);
-      ptx::mbar_wait(bar_addr(bars, Bar::FullK, sr.s), sr.ph);
-      if (sr.gathered) ptx::fence_proxy_async();
-      ptx::named_barrier_sync(my_turn, 256);
-      wgmma::fence();
-      issue_s(sacc, smem, q_tile, sr.s, l.wg_row0);
-      wgmma::commit();
-      ptx::named_barrier_arrive(next_turn, 256);
-      wgmma::wait<0>();
-      fence_regs(sacc);
-      ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, sr.s));
-      if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));
-      softmax_block(p, t, l, n0, sacc, st);
-      rescale_o(o, st);
-      pack_p(pa, sacc);
-      ptx::mbar_wait(bar_addr(bars, Bar::FullV, sr.s), sr.ph);
-      if (sr.gathered) ptx::fence_proxy_async();
-      fence_regs(o);
-      fence_regs(pa);
-      wgmma::fence();
-      issue_pv(o, pa, smem, sr.s);
-      wgmma::commit();
-      wgmma::wait<0>();
-      fence_regs(o);
-      ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, sr.s));
-    }
-    epilogue<false>(p, t.c, l, o, st);
-  }
-}
+    float row_max[2] = {NA_NEG_INF, NA_NEG_INF};
+    float row_sum[2] = {0.f, 0.f};
 
-// Overlapped consumer (two warpgroups, head_dim <= 128). One stream of key blocks across the CTA's
-// tiles: block b's S GEMM is issued together with block b-1's P V GEMM, and b's softmax runs while
-// that P V is still on the tensor cores; O is rescaled (or, at a tile boundary, normalized and
-// stored) after it completes. So a tile's first softmax and last P V overlap its neighbours' GEMMs
-// instead of stalling. The warpgroups also take turns issuing (ping-pong).
-NA_DEVICE void consumer_loop_overlap(const PrefillParams& p, uint32_t smem, uint32_t bars, int cw, int ctid) {
-  const Lane l{ctid / 32, (ctid % 32) / 4, ctid % 4, cw * 64};
-  int it = 0, tq = 0;
-  const int my_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + cw;
-  const int next_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + (cw + 1) % kConsumerWGs;
-  if (cw == kConsumerWGs - 1) ptx::named_barrier_arrive(next_turn, 256);
-
-  float sacc[kBN / 2];
-  uint32_t pa[kBN / 16][4];
-  float o[kD / 2];
-  const int w_end = p.work_indptr[blockIdx.x + 1];
-  // The next tile with keys at or after w; tiles without keys on the way get their O = 0 / LSE = -inf
-  // (their stores do not touch the O registers, which may be in flight).
-  auto next_tile = [&](int w, ConsumerTile& t) {
-    for (; w < w_end; ++w) {
-      t = consumer_tile(p, w);
-      if (t.n_blocks > 0) break;
-      epilogue<true>(p, t.c, l, o, RowStats{});
-    }
-    return w;
-  };
-
-  ConsumerTile cur;
-  int w = next_tile(p.work_indptr[blockIdx.x], cur);
-  if (w >= w_end) return;
-  RowStats st;
-  int qs = tq % kQStages;
-  ptx::mbar_wait(bar_addr(bars, Bar::QFull, qs), (tq / kQStages) & 1);
-  if (!p.q_tma) ptx::fence_proxy_async();
-  ++tq;
-
-  // The first block of the stream: S alone.
-  int n = cur.n_blocks - 1;
-  int n0 = first_key(cur.c) + n * kBN;
-  StageRef prev = stage_of(p, cur.c, it, n0);
-  ptx::mbar_wait(bar_addr(bars, Bar::FullK, prev.s), prev.ph);
-  if (prev.gathered) ptx::fence_proxy_async();
-  ptx::named_barrier_sync(my_turn, 256);
-  wgmma::fence();
-  issue_s(sacc, smem, smem + qs * kQBytes, prev.s, l.wg_row0);
-  wgmma::commit();
-  ptx::named_barrier_arrive(next_turn, 256);
-  wgmma::wait<0>();
-  fence_regs(sacc);
-  ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, prev.s));
-  if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));
-  softmax_block(p, cur, l, n0, sacc, st);
-#pragma unroll
-  for (int x = 0; x < kD / 2; ++x) o[x] = 0.f;
-  pack_p(pa, sacc);
-  ++it;
-
-  while (true) {
-    // The block after `prev`: the next one of this tile, or the first of the next tile with keys.
-    ConsumerTile nxt = cur;
-    bool new_tile = n == 0;
-    if (new_tile) {
-      w = next_tile(w + 1, nxt);
-      if (w >= w_end) break;
-      qs = tq % kQStages;
+    if (n_blocks > 0) {
+      const int qs = tq % kQStages;
+      const uint32_t q_tile = smem + qs * kQBytes;
       ptx::mbar_wait(bar_addr(bars, Bar::QFull, qs), (tq / kQStages) & 1);
       if (!p.q_tma) ptx::fence_proxy_async();
       ++tq;
-      n = nxt.n_blocks - 1;
-    } else {
-      --n;
-    }
-    n0 = first_key(nxt.c) + n * kBN;
-    const StageRef sr = stage_of(p, nxt.c, it, n0);
-    ptx::mbar_wait(bar_addr(bars, Bar::FullK, sr.s), sr.ph);
-    if (sr.gathered) ptx::fence_proxy_async();
-    ptx::mbar_wait(bar_addr(bars, Bar::FullV, prev.s), prev.ph);
-    if (prev.gathered) ptx::fence_proxy_async();
-    ptx::named_barrier_sync(my_turn, 256);
-    fence_regs(o);
-    fence_regs(pa);
-    wgmma::fence();
-    issue_s(sacc, smem, smem + qs * kQBytes, sr.s, l.wg_row0);
-    wgmma::commit();
-    issue_pv(o, pa, smem, prev.s);
-    wgmma::commit();
-    ptx::named_barrier_arrive(next_turn, 256);
-    wgmma::wait<1>();  // S done, P V may still run
-    fence_regs(sacc);
-    ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, sr.s));
-    if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));
-    if (new_tile) {
-      RowStats fresh;
-      softmax_block(p, nxt, l, n0, sacc, fresh);
-      wgmma::wait<0>();
-      fence_regs(o);
-      ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, prev.s));
-      epilogue<false>(p, cur.c, l, o, st);
-#pragma unroll
-      for (int x = 0; x < kD / 2; ++x) o[x] = 0.f;
-      st = fresh;
-      cur = nxt;
-    } else {
-      softmax_block(p, cur, l, n0, sacc, st);
-      wgmma::wait<0>();
-      fence_regs(o);
-      ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, prev.s));
-      rescale_o(o, st);
-    }
-    fence_regs(pa);
-    pack_p(pa, sacc);
-    prev = sr;
-    ++it;
-  }
 
-  // The stream's last P V.
-  ptx::mbar_wait(bar_addr(bars, Bar::FullV, prev.s), prev.ph);
-  if (prev.gathered) ptx::fence_proxy_async();
-  fence_regs(o);
-  fence_regs(pa);
-  wgmma::fence();
-  issue_pv(o, pa, smem, prev.s);
-  wgmma::commit();
-  wgmma::wait<0>();
-  fence_regs(o);
-  ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, prev.s));
-  epilogue<false>(p, cur.c, l, o, st);
+      float sacc[kBN / 2];
+      uint32_t pa[kBN / 16][4];
+      float corr[2];
+
+      // S = Q K^T for the block in stage st (issue only).
+      auto issue_s = [&](const StageRef& st) {
+        const uint32_t k_tile = smem + kKVBase + st.s * kKVBytes;
+#pragma unroll
+        for (int kk = 0; kk < kD / 16; ++kk) {
+          const uint32_t a = q_tile + (kk / 4) * kBM * kSwizzleRowBytes + wg_row0 * kSwizzleRowBytes + (kk % 4) * 32;
+          const uint32_t b = k_tile + (kk / 4) * kAtomBytes + (kk % 4) * 32;
+          wgmma::mma_ss<kBN, kBf16, 0>(sacc, q_desc(a), k_desc(b), kk > 0 ? 1 : 0);
+        }
+      };
+      // O += P V for the block in stage st (issue only).
+      auto issue_pv = [&](const StageRef& st) {
+        const uint32_t v_tile = smem + kKVBase + (kStages + st.s) * kKVBytes;
+#pragma unroll
+        for (int kk = 0; kk < kBN / 16; ++kk)
+          wgmma::mma_rs<kD, kBf16, 1>(o, pa[kk], v_desc(v_tile + kk * 2 * kKVGroupBytes), 1);
+      };
+      // Soft cap, mask and online softmax of block n0 (log2 domain): sacc becomes P (fp32), the
+      // row statistics advance, corr[hh] is the factor O must be rescaled by.
+      auto softmax = [&](int n0) {
+        if (p.soft_cap != 0.f) {
+#pragma unroll
+          for (int x = 0; x < kBN / 2; ++x) sacc[x] = p.soft_cap * ptx::tanh(sacc[x] * p.cap_scale);
+        }
+        if (n0 + kBN > min_hi || n0 < max_lo) {
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            const int packed = c.row_start + wg_row0 + warp * 16 + g + hh * 8;
+            const int i = packed / p.group_size;
+            const int hi = row_hi(p, c, i);
+            const int lo = row_lo(p, c, i);
+#pragma unroll
+            for (int nt = 0; nt < kBN / 8; ++nt)
+#pragma unroll
+              for (int e = 0; e < 2; ++e) {
+                const int j = n0 + nt * 8 + 2 * t4 + e;
+                if (j >= hi || j < lo) sacc[4 * nt + 2 * hh + e] = NA_NEG_INF;
+              }
+          }
+        }
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          float mx = row_max[hh];
+#pragma unroll
+          for (int nt = 0; nt < kBN / 8; ++nt) mx = fmaxf(mx, fmaxf(sacc[4 * nt + 2 * hh], sacc[4 * nt + 2 * hh + 1]));
+          mx = quad_max(mx);
+          const float offset = safe_offset(mx, c2);
+          corr[hh] = ptx::exp2(row_max[hh] * c2 - offset);
+          row_max[hh] = mx;
+          float sum = 0.f;
+#pragma unroll
+          for (int nt = 0; nt < kBN / 8; ++nt)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const float pv = ptx::exp2(fmaf(sacc[4 * nt + 2 * hh + e], c2, -offset));
+              sacc[4 * nt + 2 * hh + e] = pv;
+              sum += pv;
+            }
+          row_sum[hh] = row_sum[hh] * corr[hh] + sum;
+        }
+      };
+      auto rescale_o = [&]() {
+#pragma unroll
+        for (int dt = 0; dt < kD / 8; ++dt) {
+          o[4 * dt + 0] *= corr[0];
+          o[4 * dt + 1] *= corr[0];
+          o[4 * dt + 2] *= corr[1];
+          o[4 * dt + 3] *= corr[1];
+        }
+      };
+      auto pack_p = [&]() {
+#pragma unroll
+        for (int kk = 0; kk < kBN / 16; ++kk) {
+          pa[kk][0] = ptx::pack2<kBf16>(sacc[8 * kk + 0], sacc[8 * kk + 1]);
+          pa[kk][1] = ptx::pack2<kBf16>(sacc[8 * kk + 2], sacc[8 * kk + 3]);
+          pa[kk][2] = ptx::pack2<kBf16>(sacc[8 * kk + 4], sacc[8 * kk + 5]);
+          pa[kk][3] = ptx::pack2<kBf16>(sacc[8 * kk + 6], sacc[8 * kk + 7]);
+        }
+      };
+
+      if constexpr (!kOverlap) {
+        // One block at a time: S, softmax, P V (head_dim 256: O alone takes 128 registers).
+        for (int n = n_blocks - 1; n >= 0; --n, ++it) {
+          const int n0 = first_key(c) + n * kBN;
+          const StageRef st = stage_of(p, c, it, n0);
+          ptx::mbar_wait(bar_addr(bars, Bar::FullK, st.s), st.ph);
+          if (st.gathered) ptx::fence_proxy_async();
+          ptx::named_barrier_sync(my_turn, 256);
+          wgmma::fence();
+          issue_s(st);
+          wgmma::commit();
+          ptx::named_barrier_arrive(other_turn, 256);
+          wgmma::wait<0>();
+          fence_regs(sacc);
+          ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, st.s));
+          if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));
+          softmax(n0);
+          rescale_o();
+          pack_p();
+          ptx::mbar_wait(bar_addr(bars, Bar::FullV, st.s), st.ph);
+          if (st.gathered) ptx::fence_proxy_async();
+          fence_regs(o);
+          fence_regs(pa);
+          wgmma::fence();
+          issue_pv(st);
+          wgmma::commit();
+          wgmma::wait<0>();
+          fence_regs(o);
+          ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, st.s));
+        }
+      } else {
+      // First (highest) block: S alone.
+      int n = n_blocks - 1;
+      int n0 = first_key(c) + n * kBN;
+      StageRef cur = stage_of(p, c, it, n0);
+      ptx::mbar_wait(bar_addr(bars, Bar::FullK, cur.s), cur.ph);
+      if (cur.gathered) ptx::fence_proxy_async();
+      ptx::named_barrier_sync(my_turn, 256);
+      wgmma::fence();
+      issue_s(cur);
+      wgmma::commit();
+      ptx::named_barrier_arrive(other_turn, 256);
+      wgmma::wait<0>();
+      fence_regs(sacc);
+      ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, cur.s));
+      if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));
+      softmax(n0);
+      pack_p();
+      ++it;
+
+      // Steady state: S of block n with P V of block n + 1.
+      for (--n; n >= 0; --n, ++it) {
+        const StageRef prev = cur;
+        n0 = first_key(c) + n * kBN;
+        cur = stage_of(p, c, it, n0);
+        ptx::mbar_wait(bar_addr(bars, Bar::FullK, cur.s), cur.ph);
+        if (cur.gathered) ptx::fence_proxy_async();
+        ptx::mbar_wait(bar_addr(bars, Bar::FullV, prev.s), prev.ph);
+        if (prev.gathered) ptx::fence_proxy_async();
+        ptx::named_barrier_sync(my_turn, 256);
+        fence_regs(o);
+        fence_regs(pa);
+        wgmma::fence();
+        issue_s(cur);
+        wgmma::commit();
+        issue_pv(prev);
+        wgmma::commit();
+        ptx::named_barrier_arrive(other_turn, 256);
+        wgmma::wait<1>();  // S done, P V may still run
+        fence_regs(sacc);
+        ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, cur.s));
+        if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));
+        softmax(n0);
+        wgmma::wait<0>();
+        fence_regs(o);
+        fence_regs(pa);
+        ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, prev.s));
+        rescale_o();
+        pack_p();
+      }
+
+      // Last P V.
+      ptx::mbar_wait(bar_addr(bars, Bar::FullV, cur.s), cur.ph);
+      if (cur.gathered) ptx::fence_proxy_async();
+      fence_regs(o);
+      fence_regs(pa);
+      wgmma::fence();
+      issue_pv(cur);
+      wgmma::commit();
+      wgmma::wait<0>();
+      fence_regs(o);
+      ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, cur.s));
+      }  // kOverlap
+    }
+
+    // Epilogue: normalize and store straight from registers (4-byte pairs), LSE by one lane per row.
+    uint16_t* out = static_cast<uint16_t*>(p.o);
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const float l = quad_sum(row_sum[hh]);
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      const int packed = c.row_start + wg_row0 + warp * 16 + g + hh * 8;
+      if (packed < c.row_end) {
+        const int i = packed / p.group_size;
+        const int h = c.kv_head * p.group_size + (packed - i * p.group_size);
+        uint16_t* row = out + (c.q0 + i) * p.o_stride_tok + h * p.o_stride_head + 2 * t4;
+#pragma unroll
+        for (int dt = 0; dt < kD / 8; ++dt)
+          *reinterpret_cast<uint32_t*>(row + dt * 8) =
+              ptx::pack2<kBf16>(o[4 * dt + 2 * hh] * inv, o[4 * dt + 2 * hh + 1] * inv);
+        if (p.lse != nullptr && t4 == 0)
+          p.lse[(c.q0 + i) * p.lse_stride_tok + h * p.lse_stride_head] =
+              l > 0.f ? row_max[hh] * c2 + ptx::log2(l) : NA_NEG_INF;
+      }
+    }
+  }
 }
 
 extern "C" __global__ void __launch_bounds__(kThreads, 1)
@@ -687,7 +597,6 @@ prefill_sm90(const __grid_constant__ PrefillParams p, const __grid_constant__ Sm
     producer_loop(p, maps, smem, offs, bars, tid);
   } else {
     ptx::regs_alloc<kConsumerRegs>();
-    if constexpr (kOverlap) consumer_loop_overlap(p, smem, bars, warpgroup - 1, tid % 128);
-    else consumer_loop(p, smem, bars, warpgroup - 1, tid % 128);
+    consumer_loop(p, smem, bars, warpgroup - 1, tid % 128);
   }
 }
