@@ -41,8 +41,6 @@ struct PrefillParams {
   int32_t q_tma;                 // sm90: 1 = Q by TMA (group_size divides block_m), 0 = cp.async
   int32_t k_page_heads;          // sm90 TMA: page stride / head stride of K (heads dim folded into pages)
   int32_t v_page_heads;
-  int32_t pingpong;              // sm90: 1 = consumer warpgroups take turns issuing GEMMs (plan's choice)
-  int32_t pad0;
 };
 
 // The driver's opaque 128-byte CUtensorMap (cuda.h is not available under NVRTC).

@@ -345,10 +345,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
   // (named barrier of the next warpgroup: its 128 waiting threads + our 128 arriving ones).
   const int my_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + cw;
   const int other_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + (cw + 1) % kConsumerWGs;
-  // Turn-taking pays off when tiles are short (a tile's first softmax and last P V then overlap the
-  // other warpgroups' GEMMs); on long tiles the intra-warpgroup overlap alone is faster. plan() picks.
-  const bool pingpong = p.pingpong != 0;
-  if (pingpong && cw == kConsumerWGs - 1) ptx::named_barrier_arrive(other_turn, 256);
+  if (cw == kConsumerWGs - 1) ptx::named_barrier_arrive(other_turn, 256);
 
   // No prefetch here: the producer, running ahead on this SM, has already pulled the tile into L1.
   for (int w = p.work_indptr[blockIdx.x]; w < p.work_indptr[blockIdx.x + 1]; ++w) {
@@ -461,11 +458,11 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
           const StageRef st = stage_of(p, c, it, n0);
           ptx::mbar_wait(bar_addr(bars, Bar::FullK, st.s), st.ph);
           if (st.gathered) ptx::fence_proxy_async();
-          if (pingpong) ptx::named_barrier_sync(my_turn, 256);
+          ptx::named_barrier_sync(my_turn, 256);
           wgmma::fence();
           issue_s(st);
           wgmma::commit();
-          if (pingpong) ptx::named_barrier_arrive(other_turn, 256);
+          ptx::named_barrier_arrive(other_turn, 256);
           wgmma::wait<0>();
           fence_regs(sacc);
           ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, st.s));
@@ -491,11 +488,11 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
       StageRef cur = stage_of(p, c, it, n0);
       ptx::mbar_wait(bar_addr(bars, Bar::FullK, cur.s), cur.ph);
       if (cur.gathered) ptx::fence_proxy_async();
-      if (pingpong) ptx::named_barrier_sync(my_turn, 256);
+      ptx::named_barrier_sync(my_turn, 256);
       wgmma::fence();
       issue_s(cur);
       wgmma::commit();
-      if (pingpong) ptx::named_barrier_arrive(other_turn, 256);
+      ptx::named_barrier_arrive(other_turn, 256);
       wgmma::wait<0>();
       fence_regs(sacc);
       ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, cur.s));
@@ -513,7 +510,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
         if (cur.gathered) ptx::fence_proxy_async();
         ptx::mbar_wait(bar_addr(bars, Bar::FullV, prev.s), prev.ph);
         if (prev.gathered) ptx::fence_proxy_async();
-        if (pingpong) ptx::named_barrier_sync(my_turn, 256);
+        ptx::named_barrier_sync(my_turn, 256);
         fence_regs(o);
         fence_regs(pa);
         wgmma::fence();
@@ -521,7 +518,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
         wgmma::commit();
         issue_pv(prev);
         wgmma::commit();
-        if (pingpong) ptx::named_barrier_arrive(other_turn, 256);
+        ptx::named_barrier_arrive(other_turn, 256);
         wgmma::wait<1>();  // S done, P V may still run
         fence_regs(sacc);
         ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, cur.s));

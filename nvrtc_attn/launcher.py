@@ -32,7 +32,6 @@ class PrefillParams(ctypes.Structure):
         ("num_qo_heads", _i32), ("group_size", _i32), ("causal", _i32), ("window_left", _i32),
         ("scale_log2", _f32), ("soft_cap", _f32), ("cap_scale", _f32),
         ("kv_box_tokens", _i32), ("q_tma", _i32), ("k_page_heads", _i32), ("v_page_heads", _i32),
-        ("pingpong", _i32), ("pad0", _i32),
     ]
 
 

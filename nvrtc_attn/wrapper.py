@@ -8,16 +8,11 @@ import math
 
 import numpy as np
 
-from . import arrays, launcher, planner, schedule, validate, variants
+from . import arrays, launcher, planner, validate, variants
 
 LOG2E = 1.4426950408889634
 BACKENDS = ("auto", "sm80", "sm90")
 KV_LOADS = ("auto", "gather")
-# sm90: consumer warpgroups take turns issuing their GEMMs when the batch's tiles average fewer key
-# blocks than this (H100, 2026-11-24, A/B in one device call: turn-taking +2.5% on 16 x 1024 causal
-# prompts, 4.5 blocks per tile; -2 to -5% on 8K prompts and 4K-key chunks, 30-64 blocks per tile),
-# and always with three consumer warpgroups (head_dim 64).
-PINGPONG_MAX_BLOCKS = 8.0
 
 # FlashInfer plan()/run() keywords we accept for drop-in use, with the only values supported.
 _PLAN_DEFAULTS = {"pos_encoding_mode": "NONE", "custom_mask": None, "packed_custom_mask": None,
@@ -169,11 +164,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._plan, self._offsets_key, self._kernel = plan, plan.offsets_key, kernel
         self._params = self._plan_params(plan)
         self._kv_box = 0
-        if self._backend == "sm90":
-            if self._kv_load == "auto":
-                self._kv_box = variants.sm90_kv_box_tokens(a["page_size"], a["head_dim"])
-            self._params.pingpong = int(tile.consumer_wgs > 2 or schedule.mean_blocks_per_tile(
-                plan.tiles, tile.block_n) < PINGPONG_MAX_BLOCKS)
+        if self._backend == "sm90" and self._kv_load == "auto":
+            self._kv_box = variants.sm90_kv_box_tokens(a["page_size"], a["head_dim"])
         self._kv_load_path = None
 
     begin_forward = plan  # FlashInfer's older name
