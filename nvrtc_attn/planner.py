@@ -124,7 +124,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
               num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int, *,
               causal: bool = False, window_left: int = -1, sm_scale: float | None = None,
               logits_soft_cap: float | None = None, dtype: str = "float16",
-              num_ctas: int = 132, block_m: int = 128, offsets_key: tuple | None = None) -> Plan:
+              num_ctas: int = 132, block_m: int = 128, offsets_key: tuple | None = None,
+              l2_section_bytes: int = schedule.L2_SECTION_BYTES) -> Plan:
     """Plan one batch from validated host index arrays (see validate.check_plan_args).
 
     Example: 2 requests of 100 and 300 query tokens on 100 and 400 keys, 8 q heads on 2 KV heads:
@@ -137,7 +138,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     pages = paging.token_pages(paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, page_size)
     group = num_qo_heads // num_kv_heads
     tiles = schedule.make_tiles(qo_lens, pages.kv_lens, group, num_kv_heads, block_m, causal, window_left)
-    sections = schedule.l2_sections(tiles, kv_bytes_per_token=4 * head_dim)  # K and V, 16-bit
+    sections = schedule.l2_sections(tiles, kv_bytes_per_token=4 * head_dim,  # K and V, 16-bit
+                                    budget=l2_section_bytes)
     order, work_indptr = schedule.partition(schedule.tile_costs(tiles, block_m), num_ctas, sections)
     tiles = np.ascontiguousarray(tiles[order], dtype=np.int32)
 

@@ -62,6 +62,7 @@ class Sm90Tile:
     consumer_wgs: int = 2
     stages: int = 2
     q_stages: int = 1
+    l2_section_bytes: int = 24 << 20  # planner: K/V bytes of the tiles scheduled together (schedule.py)
 
     @property
     def block_m(self) -> int:
@@ -82,7 +83,9 @@ class Sm90Tile:
 # halves the block so Q + 2 x (K, V) stages fit in 227 KB of shared memory. head_dim 64 has
 # registers for three consumer warpgroups (192-row tiles: more warps to hide the softmax latency,
 # a third less K/V traffic per FLOP).
-SM90_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=3, stages=2, q_stages=2),
+# head_dim 64's 192-row tiles measured 1.5% faster with 32 MB L2 sections than with 24 MB (H100, 4 x 4096
+# causal, 32 heads), head_dim 128 3.5% slower (16 x 1024 causal).
+SM90_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=3, stages=2, q_stages=2, l2_section_bytes=32 << 20),
               128: Sm90Tile(block_n=128, stages=2, q_stages=2),
               256: Sm90Tile(block_n=64, stages=2, q_stages=1)}
 

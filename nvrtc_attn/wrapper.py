@@ -149,7 +149,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
             a["num_qo_heads"], a["num_kv_heads"], a["head_dim"], a["page_size"], causal=a["causal"],
             window_left=a["window_left"], sm_scale=a["sm_scale"], logits_soft_cap=a["logits_soft_cap"],
             dtype=a["dtype"], num_ctas=launcher.sm_count(device) * kernel.blocks_per_sm,
-            block_m=tile.block_m, offsets_key=key)
+            block_m=tile.block_m, offsets_key=key,
+            l2_section_bytes=getattr(tile, "l2_section_bytes", planner.schedule.L2_SECTION_BYTES))
         if plan.workspace_bytes > self._workspace_bytes and self._grow_workspace:
             self._reallocate_workspace(2 * plan.workspace_bytes)
         if plan.workspace_bytes > self._workspace_bytes:
