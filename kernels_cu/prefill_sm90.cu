@@ -158,25 +158,29 @@ NA_DEVICE void stage_block_offsets(const PrefillParams& p, const RowOffset& r, i
   ptx::named_barrier_sync(ptx::NamedBarrier::Producer, 128);
 }
 
-// Thread ptid copies 16-byte chunk ptid % kChunks of rows ptid / kChunks + pass * kRowsPerPass.
-// When kRowsPerPass is a multiple of 8 a row keeps its swizzle phase (row % 8) across passes, so
-// the destination is one per-thread base plus a constant per pass.
+// Eight threads per row: thread ptid copies chunk ptid % 8 of every 64-column block (one row
+// address, kColBlocks copies) of rows ptid / 8 + 16 * pass. A warp's copy instruction then covers
+// four rows x 128 contiguous bytes, and the row keeps its swizzle phase (row % 8) across passes,
+// so the destination is one per-thread base plus constants.
+constexpr int kGatherRowsPerPass = 128 / 8;
+
 template <bool kIsV>
 NA_DEVICE void gather_kv(const PrefillParams& p, const TileCoords& c, int n0, const uint16_t* const* rows,
                          uint32_t tile, int ptid) {
   const uint16_t* dummy = static_cast<const uint16_t*>(kIsV ? p.v : p.k);  // valid address for 0-byte copies
-  const int chunk = ptid % kChunks;
-  const int r0 = ptid / kChunks;
+  const int chunk = ptid % 8;
+  const int r0 = ptid / 8;
   const int live = c.kv_end - n0;  // rows [0, live) exist
   const uint32_t dst0 = tile + kv_offset(r0, chunk);
-#pragma unroll 8
-  for (int pass = 0; pass < kBN / kRowsPerPass; ++pass) {
-    const int row = r0 + pass * kRowsPerPass;
+#pragma unroll 4
+  for (int pass = 0; pass < kBN / kGatherRowsPerPass; ++pass) {
+    const int row = r0 + pass * kGatherRowsPerPass;
     const bool valid = row < live;
     const uint16_t* src = valid ? rows[row] + chunk * 8 : dummy;
-    const uint32_t dst = kRowsPerPass % 8 == 0 ? dst0 + pass * (kRowsPerPass / 8) * kKVGroupBytes
-                                               : tile + kv_offset(row, chunk);
-    ptx::cp_async_16(dst, src, valid ? 16 : 0);
+    const uint32_t dst = dst0 + pass * (kGatherRowsPerPass / 8) * kKVGroupBytes;
+#pragma unroll
+    for (int cb = 0; cb < kColBlocks; ++cb)
+      ptx::cp_async_16(dst + cb * kAtomBytes, valid ? src + cb * 64 : dummy, valid ? 16 : 0);
   }
 }
 
