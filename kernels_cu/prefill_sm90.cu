@@ -9,7 +9,7 @@
 //           keys past kv_len, so stale or unwritten cache slots never reach P V.
 //   gather: every page size; producer threads issue 16-byte cp.async from the plan's offsets.
 // Q comes by TMA when group_size divides the tile rows (p.q_tma), by cp.async otherwise.
-// Specialized by macros HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS, KV_STAGES, Q_STAGES (from
+// Specialized by macros HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS, KV_STAGES, Q_STAGES, PINGPONG (from
 // nvrtc_attn/variants.py).
 #include "params.cuh"
 #include "ptx_sm80.cuh"
@@ -20,8 +20,8 @@
 #include "scheduler.cuh"
 
 #if !defined(HEAD_DIM) || !defined(IS_BF16) || !defined(BLOCK_N) || !defined(CONSUMER_WGS) || \
-    !defined(KV_STAGES) || !defined(Q_STAGES)
-#error "HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS, KV_STAGES and Q_STAGES come from nvrtc_attn/variants.py"
+    !defined(KV_STAGES) || !defined(Q_STAGES) || !defined(PINGPONG)
+#error "HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS, KV_STAGES, Q_STAGES, PINGPONG come from nvrtc_attn/variants.py"
 #endif
 
 constexpr int kD = HEAD_DIM;
@@ -34,6 +34,8 @@ constexpr int kQStages = Q_STAGES;   // 2: the next tile's Q loads during this t
 // Intra-warpgroup overlap keeps S, P and O live at once: it fits the registers of two consumer
 // warpgroups up to head_dim 128 (not head_dim 256, nor three warpgroups' 152 registers).
 constexpr bool kOverlap = HEAD_DIM <= 128 && CONSUMER_WGS == 2;
+// Consumer warpgroups take turns issuing their GEMMs (plan() picks the build: short tiles want it).
+constexpr bool kPingPong = PINGPONG != 0;
 constexpr int kThreads = 128 + kConsumerThreads;  // producer warpgroup + consumer warpgroups
 constexpr int kChunks = kD / 8;          // 16-byte chunks per row
 constexpr int kRowsPerPass = 128 / kChunks;
@@ -349,7 +351,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
   // (named barrier of the next warpgroup: its 128 waiting threads + our 128 arriving ones).
   const int my_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + cw;
   const int other_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + (cw + 1) % kConsumerWGs;
-  if (cw == kConsumerWGs - 1) ptx::named_barrier_arrive(other_turn, 256);
+  if (kPingPong && cw == kConsumerWGs - 1) ptx::named_barrier_arrive(other_turn, 256);
 
   // No prefetch here: the producer, running ahead on this SM, has already pulled the tile into L1.
   for (int w = p.work_indptr[blockIdx.x]; w < p.work_indptr[blockIdx.x + 1]; ++w) {
@@ -462,11 +464,11 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
           const StageRef st = stage_of(p, c, it, n0);
           ptx::mbar_wait(bar_addr(bars, Bar::FullK, st.s), st.ph);
           if (st.gathered) ptx::fence_proxy_async();
-          ptx::named_barrier_sync(my_turn, 256);
+          if constexpr (kPingPong) ptx::named_barrier_sync(my_turn, 256);
           wgmma::fence();
           issue_s(st);
           wgmma::commit();
-          ptx::named_barrier_arrive(other_turn, 256);
+          if constexpr (kPingPong) ptx::named_barrier_arrive(other_turn, 256);
           wgmma::wait<0>();
           fence_regs(sacc);
           ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, st.s));
@@ -492,11 +494,11 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
       StageRef cur = stage_of(p, c, it, n0);
       ptx::mbar_wait(bar_addr(bars, Bar::FullK, cur.s), cur.ph);
       if (cur.gathered) ptx::fence_proxy_async();
-      ptx::named_barrier_sync(my_turn, 256);
+      if constexpr (kPingPong) ptx::named_barrier_sync(my_turn, 256);
       wgmma::fence();
       issue_s(cur);
       wgmma::commit();
-      ptx::named_barrier_arrive(other_turn, 256);
+      if constexpr (kPingPong) ptx::named_barrier_arrive(other_turn, 256);
       wgmma::wait<0>();
       fence_regs(sacc);
       ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, cur.s));
@@ -514,7 +516,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
         if (cur.gathered) ptx::fence_proxy_async();
         ptx::mbar_wait(bar_addr(bars, Bar::FullV, prev.s), prev.ph);
         if (prev.gathered) ptx::fence_proxy_async();
-        ptx::named_barrier_sync(my_turn, 256);
+        if constexpr (kPingPong) ptx::named_barrier_sync(my_turn, 256);
         fence_regs(o);
         fence_regs(pa);
         wgmma::fence();
@@ -522,7 +524,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
         wgmma::commit();
         issue_pv(prev);
         wgmma::commit();
-        ptx::named_barrier_arrive(other_turn, 256);
+        if constexpr (kPingPong) ptx::named_barrier_arrive(other_turn, 256);
         wgmma::wait<1>();  // S done, P V may still run
         fence_regs(sacc);
         ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, cur.s));

@@ -136,18 +136,18 @@ def prefill_sm80_kernel(head_dim: int, dtype: str, device: int, units: bool = Tr
     return k
 
 
-def prefill_sm90_kernel(head_dim: int, dtype: str, device: int) -> LoadedKernel:
-    """The Hopper kernel (sm_90a only)."""
+def prefill_sm90_kernel(head_dim: int, dtype: str, device: int, pingpong: bool = True) -> LoadedKernel:
+    """The Hopper kernel (sm_90a only); pingpong picks the turn-taking build (variants.sm90_pingpong)."""
     if compute_capability(device) != (9, 0):
         raise ValueError(f"backend='sm90' needs a Hopper GPU (compute capability 9.0), "
                          f"cuda:{device} is {compute_capability(device)}")
-    key = ("sm90", head_dim, dtype, device)
+    variant = variants.prefill_sm90_variant(head_dim, dtype, pingpong)
+    key = ("sm90", variant.name, device)
     with _lock:
         k = _kernels.get(key)
     if k is None:
         tile = variants.SM90_TILES[head_dim]
-        k = LoadedKernel(variants.prefill_sm90_variant(head_dim, dtype), device, tile.threads,
-                         tile.smem_bytes(head_dim))
+        k = LoadedKernel(variant, device, tile.threads, tile.smem_bytes(head_dim))
         with _lock:
             _kernels[key] = k
     return k

@@ -10,7 +10,7 @@ import heapq
 import numpy as np
 
 __all__ = ["TILE_OVERHEAD_KEYS", "TILE_FIELDS", "L2_SECTION_BYTES", "make_tiles", "tile_costs", "l2_sections",
-           "partition"]
+           "partition", "mean_blocks_per_tile"]
 
 # Column meaning of a tile row; the last two are reserved (zero) so a row is 32 bytes.
 TILE_FIELDS = ("req", "kv_head", "row_start", "row_end", "kv_start", "kv_end", "reserved0", "reserved1")
@@ -171,3 +171,14 @@ def partition(costs, num_ctas: int, sections=None) -> tuple[np.ndarray, np.ndarr
     work_indptr = np.zeros(num_ctas + 1, dtype=np.int32)
     np.cumsum(np.bincount(cta_of, minlength=num_ctas), out=work_indptr[1:])
     return order, work_indptr
+
+
+def mean_blocks_per_tile(tiles: np.ndarray, block_n: int) -> float:
+    """Mean number of block_n-key blocks a tile visits (its key range from a block boundary); 0.0
+    without tiles. Picks the sm90 kernel build (variants.sm90_pingpong)."""
+    tiles = np.asarray(tiles)
+    if tiles.shape[0] == 0:
+        return 0.0
+    start = tiles[:, 4].astype(np.int64) // block_n * block_n
+    keys = np.where(tiles[:, 5] > tiles[:, 4], tiles[:, 5].astype(np.int64) - start, 0)
+    return float(np.mean(-(-keys // block_n)))

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from . import arrays, launcher, planner, validate, variants
+from . import arrays, launcher, planner, schedule, validate, variants
 
 LOG2E = 1.4426950408889634
 BACKENDS = ("auto", "sm80", "sm90")
@@ -112,6 +112,11 @@ class BatchPrefillWithPagedKVCacheWrapper:
         return self._kv_layout
 
     @property
+    def kernel_name(self) -> str | None:
+        """The compiled kernel build plan() chose (e.g. "prefill_sm90_hd128_bf16_sm_90a"), None before plan()."""
+        return self._kernel.variant.name if self._plan is not None else None
+
+    @property
     def kv_load_path(self) -> str | None:
         """"tma" or "gather": how the last run() loaded K/V (None before the first run)."""
         return self._kv_load_path
@@ -150,7 +155,10 @@ class BatchPrefillWithPagedKVCacheWrapper:
             window_left=a["window_left"], sm_scale=a["sm_scale"], logits_soft_cap=a["logits_soft_cap"],
             dtype=a["dtype"], num_ctas=launcher.sm_count(device) * kernel.blocks_per_sm,
             block_m=tile.block_m, offsets_key=key,
-            l2_section_bytes=getattr(tile, "l2_section_bytes", planner.schedule.L2_SECTION_BYTES))
+            l2_section_bytes=getattr(tile, "l2_section_bytes", schedule.L2_SECTION_BYTES))
+        if self._backend == "sm90" and not variants.sm90_pingpong(
+                a["head_dim"], schedule.mean_blocks_per_tile(plan.tiles, tile.block_n)):
+            kernel = launcher.prefill_sm90_kernel(a["head_dim"], a["dtype"], device, pingpong=False)
         if plan.workspace_bytes > self._workspace_bytes and self._grow_workspace:
             self._reallocate_workspace(2 * plan.workspace_bytes)
         if plan.workspace_bytes > self._workspace_bytes:

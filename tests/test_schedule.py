@@ -196,3 +196,12 @@ def test_device_tiles_carry_request_lengths():
         assert (row[6], row[7], row[8], row[9]) == (qo_indptr[r], qo_lens[r], kv_lens[r], kv_tok_indptr[r])
     assert (dev[:, 10:] == 0).all()
     assert device_tiles(tiles[:0], qo_indptr, np.asarray(kv_lens), kv_tok_indptr).shape == (0, 12)
+
+
+def test_mean_blocks_per_tile():
+    from nvrtc_attn.schedule import mean_blocks_per_tile
+
+    tiles = np.zeros((3, 8), dtype=np.int32)
+    tiles[:, 4:6] = [[0, 128], [100, 300], [5, 5]]  # 1 block; keys 0..300 from block 0 -> 3; empty -> 0
+    assert mean_blocks_per_tile(tiles, 128) == (1 + 3 + 0) / 3
+    assert mean_blocks_per_tile(tiles[:0], 128) == 0.0

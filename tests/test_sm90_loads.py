@@ -61,11 +61,19 @@ CASES = [
     (12, 128, 4, 2, [100], [250], True, -1, "NHD", "bfloat16", "gather"),       # 12 % 8 != 0
     (5, 64, 4, 2, [60, 9], [90, 200], False, -1, "HND", "float16", "gather"),
     (1, 128, 8, 1, [130], [130], True, 20, "NHD", "bfloat16", "gather"),
+    # long tiles (>= 8 key blocks on average): the build without turn-taking
+    (16, 128, 4, 2, [200, 40], [2100, 1500], False, -1, "NHD", "bfloat16", "tma"),
+    (16, 256, 2, 2, [100], [1100], True, -1, "HND", "float16", "tma"),
+    (1, 128, 1, 2, [64], [1300], False, 200, "NHD", "float16", "gather"),
 ]
 
 
 def _case_id(c):
     return f"ps{c[0]}-hd{c[1]}-g{c[2]}-{c[8]}-{'causal' if c[6] else 'full'}-w{c[7]}"
+
+
+# Cases whose tiles average >= 8 key blocks: plan() picks the build without turn-taking.
+LONG_TILE_CASES = {_case_id(CASES[-3]), _case_id(CASES[-2])}
 
 
 @pytest.mark.parametrize("c", CASES, ids=[_case_id(c) for c in CASES])
@@ -100,6 +108,8 @@ def test_sm90_load_paths(kit, c):
         if backend == "sm90":
             want = expected if kv_load == "auto" else "gather"
             assert w.kv_load_path == want, f"{name}: K/V loaded by {w.kv_load_path}, expected {want}"
+            long_tiles = _case_id(c) in LONG_TILE_CASES
+            assert ("_nopp" in w.kernel_name) == long_tiles, f"{name}: build {w.kernel_name}"
     assert snap.unchanged(), "run() modified the KV cache"
 
     o_ref = as_float_array(results["sm80"][0])
