@@ -83,11 +83,12 @@ class Sm90Tile:
 # halves the block so Q + 2 x (K, V) stages fit in 227 KB of shared memory. head_dim 64 has
 # registers for three consumer warpgroups (192-row tiles: more warps to hide the softmax latency,
 # a third less K/V traffic per FLOP).
-# head_dim 64's 192-row tiles measured 1.5% faster with 32 MB L2 sections than with 24 MB (H100, 4 x 4096
-# causal, 32 heads), head_dim 128 3.5% slower (16 x 1024 causal).
+# L2 sections (planner): head_dim 128 runs best with 24 MB (+3.5% on 16 x 1024 causal prompts over
+# 32 MB, H100 A/B in one device call); head_dim 64 (192-row tiles, 1.5%) and head_dim 256 (13% on
+# 1 x 8192 causal, 16 heads: 24 MB holds only 3 of its 8 MB heads) want 32 MB.
 SM90_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=3, stages=2, q_stages=2, l2_section_bytes=32 << 20),
               128: Sm90Tile(block_n=128, stages=2, q_stages=2),
-              256: Sm90Tile(block_n=64, stages=2, q_stages=1)}
+              256: Sm90Tile(block_n=64, stages=2, q_stages=1, l2_section_bytes=32 << 20)}
 
 
 def sm90_kv_box_tokens(page_size: int, head_dim: int) -> int:
