@@ -3,8 +3,8 @@
 // (three at head_dim 64) of 64 query rows each compute S = Q K^T and O += P V with wgmma (HGMMA)
 // and the online softmax in registers.
 // K/V loads take one of two paths, chosen by run() (p.kv_box_tokens):
-//   TMA:    page_size a multiple of 8; one cp.async.bulk.tensor box of kv_box_tokens tokens per
-//           (page part, 64-column block), addressed by the plan's per-token (page, slot) tables.
+//   TMA:    page_size a multiple of 8; one 5-D cp.async.bulk.tensor box of kv_box_tokens tokens x
+//           head_dim per page part, addressed by the plan's per-token (page, slot) tables.
 //           A request's last, partial block still takes the gather path: its cp.async zero-fills
 //           keys past kv_len, so stale or unwritten cache slots never reach P V.
 //   gather: every page size; producer threads issue 16-byte cp.async from the plan's offsets.
@@ -335,10 +335,11 @@ NA_DEVICE StageRef stage_of(const PrefillParams& p, const TileCoords& c, int it,
           p.kv_box_tokens == 0 || n0 + kBN > c.kv_len};  // the producer's choice, mirrored
 }
 
-// Consumers: each warpgroup owns 64 rows of the 128-row tile. Intra-warpgroup overlap: block n's
-// S GEMM and block n+1's P V GEMM are issued together, and block n's softmax runs while the P V GEMM
-// is still on the tensor cores; O is rescaled after it completes. The two warpgroups also take
-// turns issuing (ping-pong), so one's softmax overlaps the other's GEMMs.
+// Consumers: each warpgroup owns 64 rows of the tile. With kOverlap (two warpgroups, head_dim <= 128)
+// block n's S GEMM and block n+1's P V GEMM are issued together, and block n's softmax runs while the
+// P V GEMM is still on the tensor cores; O is rescaled after it completes. Otherwise S, softmax and
+// P V run in turn. With kPingPong the warpgroups also take turns issuing (one's softmax overlaps the
+// other's GEMMs); plan() picks that build for short tiles.
 NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bars, int cw, int ctid) {
   const int warp = ctid / 32;
   const int lane = ctid % 32;
@@ -488,67 +489,67 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
           ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, st.s));
         }
       } else {
-      // First (highest) block: S alone.
-      int n = n_blocks - 1;
-      int n0 = first_key(c) + n * kBN;
-      StageRef cur = stage_of(p, c, it, n0);
-      ptx::mbar_wait(bar_addr(bars, Bar::FullK, cur.s), cur.ph);
-      if (cur.gathered) ptx::fence_proxy_async();
-      if constexpr (kPingPong) ptx::named_barrier_sync(my_turn, 256);
-      wgmma::fence();
-      issue_s(cur);
-      wgmma::commit();
-      if constexpr (kPingPong) ptx::named_barrier_arrive(other_turn, 256);
-      wgmma::wait<0>();
-      fence_regs(sacc);
-      ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, cur.s));
-      if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));
-      softmax(n0);
-      pack_p();
-      ++it;
-
-      // Steady state: S of block n with P V of block n + 1.
-      for (--n; n >= 0; --n, ++it) {
-        const StageRef prev = cur;
-        n0 = first_key(c) + n * kBN;
-        cur = stage_of(p, c, it, n0);
+        // First (highest) block: S alone.
+        int n = n_blocks - 1;
+        int n0 = first_key(c) + n * kBN;
+        StageRef cur = stage_of(p, c, it, n0);
         ptx::mbar_wait(bar_addr(bars, Bar::FullK, cur.s), cur.ph);
         if (cur.gathered) ptx::fence_proxy_async();
-        ptx::mbar_wait(bar_addr(bars, Bar::FullV, prev.s), prev.ph);
-        if (prev.gathered) ptx::fence_proxy_async();
         if constexpr (kPingPong) ptx::named_barrier_sync(my_turn, 256);
-        fence_regs(o);
-        fence_regs(pa);
         wgmma::fence();
         issue_s(cur);
         wgmma::commit();
-        issue_pv(prev);
-        wgmma::commit();
         if constexpr (kPingPong) ptx::named_barrier_arrive(other_turn, 256);
-        wgmma::wait<1>();  // S done, P V may still run
+        wgmma::wait<0>();
         fence_regs(sacc);
         ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, cur.s));
         if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));
         softmax(n0);
-        wgmma::wait<0>();
+        pack_p();
+        ++it;
+
+        // Steady state: S of block n with P V of block n + 1.
+        for (--n; n >= 0; --n, ++it) {
+          const StageRef prev = cur;
+          n0 = first_key(c) + n * kBN;
+          cur = stage_of(p, c, it, n0);
+          ptx::mbar_wait(bar_addr(bars, Bar::FullK, cur.s), cur.ph);
+          if (cur.gathered) ptx::fence_proxy_async();
+          ptx::mbar_wait(bar_addr(bars, Bar::FullV, prev.s), prev.ph);
+          if (prev.gathered) ptx::fence_proxy_async();
+          if constexpr (kPingPong) ptx::named_barrier_sync(my_turn, 256);
+          fence_regs(o);
+          fence_regs(pa);
+          wgmma::fence();
+          issue_s(cur);
+          wgmma::commit();
+          issue_pv(prev);
+          wgmma::commit();
+          if constexpr (kPingPong) ptx::named_barrier_arrive(other_turn, 256);
+          wgmma::wait<1>();  // S done, P V may still run
+          fence_regs(sacc);
+          ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, cur.s));
+          if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));
+          softmax(n0);
+          wgmma::wait<0>();
+          fence_regs(o);
+          fence_regs(pa);
+          ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, prev.s));
+          rescale_o();
+          pack_p();
+        }
+
+        // Last P V.
+        ptx::mbar_wait(bar_addr(bars, Bar::FullV, cur.s), cur.ph);
+        if (cur.gathered) ptx::fence_proxy_async();
         fence_regs(o);
         fence_regs(pa);
-        ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, prev.s));
-        rescale_o();
-        pack_p();
-      }
-
-      // Last P V.
-      ptx::mbar_wait(bar_addr(bars, Bar::FullV, cur.s), cur.ph);
-      if (cur.gathered) ptx::fence_proxy_async();
-      fence_regs(o);
-      fence_regs(pa);
-      wgmma::fence();
-      issue_pv(cur);
-      wgmma::commit();
-      wgmma::wait<0>();
-      fence_regs(o);
-      ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, cur.s));
+        wgmma::fence();
+        issue_pv(cur);
+        wgmma::commit();
+        wgmma::wait<0>();
+        fence_regs(o);
+        ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, cur.s));
       }  // kOverlap
     }
 
