@@ -39,10 +39,13 @@ def make_tiles(qo_lens, kv_lens, group_size: int, num_kv_heads: int, block_m: in
     nothing (kv_len == 0, or causal rows with i + c < 0) is kept with kv_start = kv_end = 0 so the
     kernel still writes O = 0 and LSE = -inf for it.
 
+    With the causal mask a request's partial tile is its first (fewest visible keys), otherwise its
+    last.
+
     Example: qo_lens=[3], kv_lens=[5], group_size=2, num_kv_heads=1, block_m=4, causal=True,
-    window_left=-1 -> rows [0,4) are queries 0..1 (see keys < 4), rows [4,6) query 2 (keys < 5):
-      [[0, 0, 0, 4, 0, 4, 0, 0],
-       [0, 0, 4, 6, 0, 5, 0, 0]]
+    window_left=-1 -> rows [0,2) are query 0 (sees keys < 3), rows [2,6) queries 1..2 (keys < 5):
+      [[0, 0, 0, 2, 0, 3, 0, 0],
+       [0, 0, 2, 6, 0, 5, 0, 0]]
     """
     qo = np.asarray(qo_lens, dtype=np.int64)
     kv = np.asarray(kv_lens, dtype=np.int64)
@@ -59,8 +62,15 @@ def make_tiles(qo_lens, kv_lens, group_size: int, num_kv_heads: int, block_m: in
     req = np.repeat(np.arange(len(qo), dtype=np.int64), tiles_per_req)
     local = np.arange(int(tiles_per_req.sum()), dtype=np.int64) - first_tile[req]
     kv_head, row_tile = np.divmod(local, np.maximum(row_tiles[req], 1))
-    row_start = row_tile * block_m
-    row_end = np.minimum(row_start + block_m, rows[req])
+    if causal:
+        # The partial tile goes first, where causal rows see the fewest keys: a kernel computes all
+        # block_m rows of a tile, so a partial last tile would waste the most expensive key range.
+        first = rows[req] - (row_tiles[req] - 1) * block_m  # rows of tile 0, in (0, block_m]
+        row_start = np.where(row_tile == 0, 0, first + (row_tile - 1) * block_m)
+        row_end = first + row_tile * block_m
+    else:
+        row_start = row_tile * block_m
+        row_end = np.minimum(row_start + block_m, rows[req])
 
     # lo(i) and hi(i) are non-decreasing in i and consecutive non-empty ranges touch, so the union
     # over the tile's queries [i_first, i_last] is one range [lo(i_first), hi(i_last)), where

@@ -78,7 +78,7 @@ def test_tiles_cover_rows_and_visible_keys(seed, causal, window_left):
 
 def test_tiles_docstring_example_and_empty_requests():
     np.testing.assert_array_equal(
-        make_tiles([3], [5], 2, 1, 4, True, -1), [[0, 0, 0, 4, 0, 4, 0, 0], [0, 0, 4, 6, 0, 5, 0, 0]]
+        make_tiles([3], [5], 2, 1, 4, True, -1), [[0, 0, 0, 2, 0, 3, 0, 0], [0, 0, 2, 6, 0, 5, 0, 0]]
     )
     # qo_len 0 -> no tiles; kv_len 0 -> tiles that see nothing but still exist.
     tiles = make_tiles([0, 3], [8, 0], 1, 2, 2, False, -1)
@@ -90,7 +90,7 @@ def test_tiles_docstring_example_and_empty_requests():
 
 def test_tile_costs():
     tiles = make_tiles([3, 1], [5, 0], 2, 1, 4, True, -1)
-    np.testing.assert_array_equal(tile_costs(tiles), [4 + TILE_OVERHEAD_KEYS, 5 + TILE_OVERHEAD_KEYS, TILE_OVERHEAD_KEYS])
+    np.testing.assert_array_equal(tile_costs(tiles), [3 + TILE_OVERHEAD_KEYS, 5 + TILE_OVERHEAD_KEYS, TILE_OVERHEAD_KEYS])
     np.testing.assert_array_equal(tile_costs(tiles, block_m=4), 4 * tile_costs(tiles))
     assert tile_costs(tiles).dtype == np.int64
 
