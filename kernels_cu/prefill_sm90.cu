@@ -62,7 +62,10 @@ constexpr int kBarOffset = kKVBase + 2 * kStages * kKVBytes;
 // Dynamic shared memory: [Q stages | K stages | V stages | barriers | row offsets] + slack to align the base
 // to the 1024-byte swizzle period; launcher.py computes the same size (variants.Sm90Tile).
 constexpr int kOffsetsOffset = kBarOffset + 128;  // BlockOffsets, after the barriers
-constexpr int kSmemBytes = kOffsetsOffset + 2 * 2 * 8 * kBN + 1024;
+// Epilogue staging: per consumer warp, 16 rows x 64 columns of 16-bit O (one column block at a time).
+constexpr int kEpiWarpBytes = 16 * kSwizzleRowBytes;
+constexpr int kEpiOffset = kOffsetsOffset + 2 * 2 * 8 * kBN;
+constexpr int kSmemBytes = kEpiOffset + (kConsumerThreads / 32) * kEpiWarpBytes + 1024;
 
 // Byte offset of 16-byte chunk `chunk` of row `row` in a [rows][kD] tile stored as kD/64 column
 // blocks of [rows][64] with the 128-byte swizzle (chunk ^ row % 8) that wgmma descriptors expect.
@@ -553,25 +556,56 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
       }  // kOverlap
     }
 
-    // Epilogue: normalize and store straight from registers (4-byte pairs), LSE by one lane per row.
-    uint16_t* out = static_cast<uint16_t*>(p.o);
+    // Epilogue: normalize O, stage each warp's 16 rows x 64 columns in shared memory (16-byte chunks
+    // swizzled by row, conflict-free both ways) and store them as whole 128-byte row segments with
+    // 16-byte stores; LSE by one lane per row.
+    float inv[2];
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
       const float l = quad_sum(row_sum[hh]);
-      const float inv = l > 0.f ? 1.f / l : 0.f;
+      inv[hh] = l > 0.f ? 1.f / l : 0.f;
       const int packed = c.row_start + wg_row0 + warp * 16 + g + hh * 8;
-      if (packed < c.row_end) {
+      if (p.lse != nullptr && t4 == 0 && packed < c.row_end) {
         const int i = packed / p.group_size;
         const int h = c.kv_head * p.group_size + (packed - i * p.group_size);
-        uint16_t* row = out + (c.q0 + i) * p.o_stride_tok + h * p.o_stride_head + 2 * t4;
-#pragma unroll
-        for (int dt = 0; dt < kD / 8; ++dt)
-          *reinterpret_cast<uint32_t*>(row + dt * 8) =
-              ptx::pack2<kBf16>(o[4 * dt + 2 * hh] * inv, o[4 * dt + 2 * hh + 1] * inv);
-        if (p.lse != nullptr && t4 == 0)
-          p.lse[(c.q0 + i) * p.lse_stride_tok + h * p.lse_stride_head] =
-              l > 0.f ? row_max[hh] * c2 + ptx::log2(l) : NA_NEG_INF;
+        p.lse[(c.q0 + i) * p.lse_stride_tok + h * p.lse_stride_head] =
+            l > 0.f ? row_max[hh] * c2 + ptx::log2(l) : NA_NEG_INF;
       }
+    }
+    // The swizzled staging offsets are recomputed here from an opaque copy of the lane index: hoisted
+    // out of the tile loop they would be a dozen registers live across the GEMMs (and spill).
+    int ln;
+    asm volatile("mov.u32 %0, %1;\n" : "=r"(ln) : "r"(lane));
+    const int wg = ln / 4;  // == g
+    const uint32_t stage = smem + kEpiOffset + (ctid / 32 + cw * 4) * kEpiWarpBytes;
+    // Reads: lane copies chunk lane % 8 of rows lane / 8 + 4 k.
+    const int rd_chunk = ln % 8;
+    uint16_t* out = static_cast<uint16_t*>(p.o);
+#pragma unroll
+    for (int cb = 0; cb < kColBlocks; ++cb) {
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const int r = wg + hh * 8;
+#pragma unroll
+        for (int d8 = 0; d8 < 8; ++d8) {
+          const int dt = cb * 8 + d8;
+          ptx::st_shared_32(stage + r * kSwizzleRowBytes + ((d8 ^ wg) << 4) + 4 * (ln % 4),
+                            ptx::pack2<kBf16>(o[4 * dt + 2 * hh] * inv[hh], o[4 * dt + 2 * hh + 1] * inv[hh]));
+        }
+      }
+      __syncwarp();
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int r = ln / 8 + 4 * k;
+        const uint4 v = ptx::ld_shared_16(stage + r * kSwizzleRowBytes + ((rd_chunk ^ (r & 7)) << 4));
+        const int packed = c.row_start + wg_row0 + warp * 16 + r;
+        if (packed < c.row_end) {
+          const int i = packed / p.group_size;
+          const int h = c.kv_head * p.group_size + (packed - i * p.group_size);
+          ptx::st_global_16(out + (c.q0 + i) * p.o_stride_tok + h * p.o_stride_head + cb * 64 + rd_chunk * 8, v);
+        }
+      }
+      __syncwarp();  // the next column block overwrites the staging rows
     }
   }
 }

@@ -94,6 +94,17 @@ NA_DEVICE uint32_t dynamic_smem_size() {
   return r;
 }
 
+// st.shared.b32 / ld.shared.v4.b32 on a shared-memory address (the epilogue's staging buffer).
+NA_DEVICE void st_shared_32(uint32_t addr, uint32_t v) {
+  asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
+}
+NA_DEVICE uint4 ld_shared_16(uint32_t addr) {
+  uint4 v;
+  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(addr) : "memory");
+  return v;
+}
+
 // st.global.v4.b32 (16-byte store)
 NA_DEVICE void st_global_16(void* p, uint4 v) {
   asm volatile("st.global.v4.b32 [%0], {%1,%2,%3,%4};\n" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w));

@@ -73,10 +73,12 @@ class Sm90Tile:
         return 128 * (1 + self.consumer_wgs)
 
     def smem_bytes(self, head_dim: int) -> int:
-        # Mirror of kSmemBytes in prefill_sm90.cu: Q stages + K/V stages + 128 B of mbarriers + int64
-        # K/V row offsets for two blocks + 1024 alignment slack.
+        # Mirror of kSmemBytes in prefill_sm90.cu: Q stages + K/V stages + 128 B of mbarriers + K/V
+        # row addresses for two blocks + 2 KB of epilogue staging per consumer warp + 1024
+        # alignment slack.
         q = self.q_stages * self.block_m
-        return 2 * head_dim * (q + 2 * self.stages * self.block_n) + 128 + 32 * self.block_n + 1024
+        return (2 * head_dim * (q + 2 * self.stages * self.block_n) + 128 + 32 * self.block_n
+                + 4 * self.consumer_wgs * 2048 + 1024)
 
 
 # 128-key blocks keep S (64 x 128) and O (64 x 128) in registers at head_dim <= 128; head_dim 256
