@@ -11,8 +11,6 @@ struct PrefillParams {
   const void* v;
   void* o;                  // [total_q, num_qo_heads, head_dim]
   float* lse;               // [total_q, num_qo_heads] or null
-  float* partial_o;         // sm90 split tiles: [slots, block_m, head_dim] fp32 (plan's workspace)
-  float* partial_lse;       // [slots, block_m]
 
   // Plan (workspace). Built once per batch by plan(), shared by every layer.
   const int32_t* qo_indptr;      // [batch + 1] first query row of each request in q
@@ -57,19 +55,6 @@ struct alignas(64) TensorMap {
 // its path is off (q_tma = 0, kv_box_tokens = 0).
 struct Sm90TensorMaps {
   TensorMap q, k, v;
-};
-
-// The merge of split tiles (merge_split.cu): one CTA per entry of the plan's merges table (device
-// tile rows whose slot/pieces fields give the pieces' partial results).
-struct MergeParams {
-  const int32_t* merges;    // [num_merges, 12]
-  const float* partial_o;   // [slots, block_m, head_dim]
-  const float* partial_lse; // [slots, block_m]
-  void* o;
-  float* lse;               // or null
-  int64_t o_stride_tok, o_stride_head;
-  int64_t lse_stride_tok, lse_stride_head;
-  int32_t group_size, head_dim, block_m, is_bf16;
 };
 
 // The device-side offset builder (kv_offsets.cu): used when run() meets a stride set that

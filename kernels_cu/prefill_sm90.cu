@@ -556,25 +556,6 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
       }  // kOverlap
     }
 
-    // A piece of a split tile (schedule.split_equal_tail): normalized O (fp32) and LSE go to its
-    // slot, for merge_split.cu to combine after this kernel, instead of to the output.
-    const int slot = p.tiles[12 * w + 10];
-    if (slot >= 0) {
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const float l = quad_sum(row_sum[hh]);
-        const float inv = l > 0.f ? 1.f / l : 0.f;
-        const int r = wg_row0 + warp * 16 + g + hh * 8;
-        float* dst = p.partial_o + (static_cast<int64_t>(slot) * kBM + r) * kD + 2 * t4;
-#pragma unroll
-        for (int dt = 0; dt < kD / 8; ++dt)
-          *reinterpret_cast<float2*>(dst + dt * 8) = make_float2(o[4 * dt + 2 * hh] * inv, o[4 * dt + 2 * hh + 1] * inv);
-        if (t4 == 0)
-          p.partial_lse[static_cast<int64_t>(slot) * kBM + r] = l > 0.f ? row_max[hh] * c2 + ptx::log2(l) : NA_NEG_INF;
-      }
-      continue;
-    }
-
     // Epilogue: normalize O, stage each warp's 16 rows x 64 columns in shared memory (16-byte chunks
     // swizzled by row, conflict-free both ways) and store them as whole 128-byte row segments with
     // 16-byte stores; LSE by one lane per row.

@@ -20,7 +20,7 @@ class PrefillParams(ctypes.Structure):
     """Mirror of `struct PrefillParams` (kernels_cu/params.cuh); tests check size and offsets."""
 
     _fields_ = [
-        ("q", _p), ("k", _p), ("v", _p), ("o", _p), ("lse", _p), ("partial_o", _p), ("partial_lse", _p),
+        ("q", _p), ("k", _p), ("v", _p), ("o", _p), ("lse", _p),
         ("qo_indptr", _p), ("kv_lens", _p), ("kv_tok_indptr", _p), ("tok_units", _p),
         ("k_tok_elems", _p), ("v_tok_elems", _p), ("tok_page", _p), ("tok_slot", _p),
         ("tiles", _p), ("work_indptr", _p),
@@ -45,16 +45,6 @@ class Sm90TensorMaps(ctypes.Structure):
     """Mirror of `struct Sm90TensorMaps` (kernels_cu/params.cuh), the sm90 kernel's 2nd parameter."""
 
     _fields_ = [("q", TensorMap), ("k", TensorMap), ("v", TensorMap)]
-
-
-class MergeParams(ctypes.Structure):
-    """Mirror of `struct MergeParams` (kernels_cu/params.cuh)."""
-
-    _fields_ = [
-        ("merges", _p), ("partial_o", _p), ("partial_lse", _p), ("o", _p), ("lse", _p),
-        ("o_stride_tok", _i64), ("o_stride_head", _i64), ("lse_stride_tok", _i64), ("lse_stride_head", _i64),
-        ("group_size", _i32), ("head_dim", _i32), ("block_m", _i32), ("is_bf16", _i32),
-    ]
 
 
 class OffsetParams(ctypes.Structure):
@@ -158,18 +148,6 @@ def prefill_sm90_kernel(head_dim: int, dtype: str, device: int, pingpong: bool =
     if k is None:
         tile = variants.SM90_TILES[head_dim]
         k = LoadedKernel(variant, device, tile.threads, tile.smem_bytes(head_dim))
-        with _lock:
-            _kernels[key] = k
-    return k
-
-
-def merge_kernel(device: int) -> LoadedKernel:
-    """The merge of split tiles (sm_90a)."""
-    key = ("merge", device)
-    with _lock:
-        k = _kernels.get(key)
-    if k is None:
-        k = LoadedKernel(variants.merge_split_variant(), device, 256, 0)
         with _lock:
             _kernels[key] = k
     return k

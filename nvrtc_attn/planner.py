@@ -14,8 +14,7 @@ from . import paging, schedule
 # 16-byte vector loads of the tiles want at least 16).
 _ALIGN = 256
 SECTIONS = ("qo_indptr", "kv_lens", "kv_tok_indptr", "tiles", "work_indptr",
-            "tok_page", "tok_slot", "tok_units", "k_tok_elems", "v_tok_elems",
-            "merges", "partial_o", "partial_lse")
+            "tok_page", "tok_slot", "tok_units", "k_tok_elems", "v_tok_elems")
 
 
 def offset_key(k_strides, v_strides, max_page_index: int, page_size: int) -> tuple:
@@ -52,9 +51,8 @@ class Plan:
     max_page_index: int           # -1 when the batch has no pages
     qo_lens: np.ndarray
     kv_lens: np.ndarray
-    tiles: np.ndarray             # int32 [T, 8], already in CTA order (split pieces included)
+    tiles: np.ndarray             # int32 [T, 8], already in CTA order
     work_indptr: np.ndarray       # int32 [num_ctas + 1]
-    num_merges: int               # tiles split across CTAs (merged by merge_split.cu after the run)
     tok_page: np.ndarray
     tok_slot: np.ndarray
     offsets_key: tuple | None     # offsets in the image were built for this key (None: not yet)
@@ -99,12 +97,11 @@ def build_offsets(tok_page, tok_slot, key) -> dict[str, np.ndarray]:
 # request's lengths and offsets, so a CTA decodes a tile with three independent 16-byte loads
 # instead of chasing req into qo_indptr and kv_lens (two dependent round trips per tile).
 DEVICE_TILE_FIELDS = ("req", "kv_head", "row_start", "row_end", "kv_start", "kv_end",
-                      "q0", "qo_len", "kv_len", "kv_tok0", "slot", "pieces")
+                      "q0", "qo_len", "kv_len", "kv_tok0", "reserved0", "reserved1")
 
 
-def device_tiles(tiles: np.ndarray, qo_indptr, kv_lens, kv_tok_indptr, slots=None) -> np.ndarray:
-    """int32 [T, 12] in DEVICE_TILE_FIELDS order from the schedule's [T, 8] tiles. slots: the
-    partial-result slot of each tile (split pieces), -1 for tiles that write O directly."""
+def device_tiles(tiles: np.ndarray, qo_indptr, kv_lens, kv_tok_indptr) -> np.ndarray:
+    """int32 [T, 12] in DEVICE_TILE_FIELDS order from the schedule's [T, 8] tiles."""
     tiles = np.asarray(tiles)
     req = tiles[:, 0].astype(np.int64)
     qo_indptr = np.asarray(qo_indptr, dtype=np.int64)
@@ -115,7 +112,6 @@ def device_tiles(tiles: np.ndarray, qo_indptr, kv_lens, kv_tok_indptr, slots=Non
         out[:, 7] = qo_indptr[req + 1] - qo_indptr[req]
         out[:, 8] = np.asarray(kv_lens)[req]
         out[:, 9] = np.asarray(kv_tok_indptr)[req]
-    out[:, 10] = -1 if slots is None else slots
     return out
 
 
@@ -129,18 +125,13 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
               causal: bool = False, window_left: int = -1, sm_scale: float | None = None,
               logits_soft_cap: float | None = None, dtype: str = "float16",
               num_ctas: int = 132, block_m: int = 128, offsets_key: tuple | None = None,
-              l2_section_bytes: int = schedule.L2_SECTION_BYTES, split_block_n: int | None = None) -> Plan:
+              l2_section_bytes: int = schedule.L2_SECTION_BYTES) -> Plan:
     """Plan one batch from validated host index arrays (see validate.check_plan_args).
 
     Example: 2 requests of 100 and 300 query tokens on 100 and 400 keys, 8 q heads on 2 KV heads:
         make_plan([0, 100, 400], [0, 7, 32], pages, [4, 16], 8, 2, 128, 16, causal=True)
     gives tiles of up to 128 packed (token, head) rows per (request, KV head), spread over
     132 CTAs longest-first.
-
-    split_block_n: when given (kernels that write partial results: sm90), a batch of equal tiles
-    whose last wave would leave CTAs idle has that wave's tiles split over every CTA
-    (schedule.split_equal_tail) at multiples of split_block_n keys; the pieces' results go to the
-    partial_o/partial_lse sections and the `merges` table says how to combine them.
     """
     qo_indptr = np.asarray(qo_indptr, dtype=np.int64)
     qo_lens = np.diff(qo_indptr).astype(np.int32)
@@ -151,25 +142,6 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
                                     budget=l2_section_bytes)
     order, work_indptr = schedule.partition(schedule.tile_costs(tiles, block_m), num_ctas, sections)
     tiles = np.ascontiguousarray(tiles[order], dtype=np.int32)
-    split = schedule.split_equal_tail(tiles, num_ctas, split_block_n) if split_block_n else None
-    slots = np.full(tiles.shape[0], -1, dtype=np.int32)
-    merges = np.zeros((0, len(DEVICE_TILE_FIELDS)), dtype=np.int32)
-    if split is not None:
-        whole = tiles
-        tiles, work_indptr, piece_tile = split
-        tiles = np.ascontiguousarray(tiles, dtype=np.int32)
-        tail = whole[whole.shape[0] - (int(piece_tile.max()) + 1):]
-        counts = np.bincount(piece_tile[piece_tile >= 0], minlength=tail.shape[0])
-        first_slot = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        slots = np.full(tiles.shape[0], -1, dtype=np.int32)
-        seen = np.zeros(tail.shape[0], dtype=np.int64)
-        for row in np.flatnonzero(piece_tile >= 0).tolist():  # pieces of a tile appear in key order
-            i = int(piece_tile[row])
-            slots[row] = first_slot[i] + seen[i]
-            seen[i] += 1
-        merges = device_tiles(tail, qo_indptr, pages.kv_lens, pages.kv_tok_indptr)
-        merges[:, 10], merges[:, 11] = first_slot, counts
-    num_slots = int((slots >= 0).sum())
 
     n_kv = int(pages.tok_page.shape[0])
     indptr = np.asarray(paged_kv_indptr, dtype=np.int64)
@@ -180,16 +152,13 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
         "qo_indptr": qo_indptr.astype(np.int32),
         "kv_lens": pages.kv_lens.astype(np.int32),
         "kv_tok_indptr": pages.kv_tok_indptr.astype(np.int32),
-        "tiles": device_tiles(tiles, qo_indptr, pages.kv_lens, pages.kv_tok_indptr, slots),
+        "tiles": device_tiles(tiles, qo_indptr, pages.kv_lens, pages.kv_tok_indptr),
         "work_indptr": work_indptr.astype(np.int32),
         "tok_page": pages.tok_page.astype(np.int32),
         "tok_slot": pages.tok_slot.astype(np.int32),
     }
     sizes = {name: arr.nbytes for name, arr in arrays.items()}
-    arrays["merges"] = merges
-    sizes["merges"] = merges.nbytes
-    sizes.update(tok_units=4 * n_kv, k_tok_elems=8 * n_kv, v_tok_elems=8 * n_kv,
-                 partial_o=4 * num_slots * block_m * head_dim, partial_lse=4 * num_slots * block_m)
+    sizes.update(tok_units=4 * n_kv, k_tok_elems=8 * n_kv, v_tok_elems=8 * n_kv)
     layout, total = _layout(sizes)
 
     if offsets_key is not None:
@@ -209,7 +178,6 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
         logits_soft_cap=float(logits_soft_cap or 0.0), dtype=dtype, block_m=int(block_m),
         num_ctas=int(num_ctas), total_q=int(qo_indptr[-1]) if qo_indptr.size else 0, total_kv=n_kv,
         max_page_index=max_page_index, qo_lens=qo_lens, kv_lens=pages.kv_lens, tiles=tiles,
-        work_indptr=arrays["work_indptr"], num_merges=int(merges.shape[0]), tok_page=arrays["tok_page"],
-        tok_slot=arrays["tok_slot"],
+        work_indptr=arrays["work_indptr"], tok_page=arrays["tok_page"], tok_slot=arrays["tok_slot"],
         offsets_key=offsets_key, layout=layout, image=image,
     )

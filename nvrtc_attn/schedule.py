@@ -10,7 +10,7 @@ import heapq
 import numpy as np
 
 __all__ = ["TILE_OVERHEAD_KEYS", "TILE_FIELDS", "L2_SECTION_BYTES", "make_tiles", "tile_costs", "l2_sections",
-           "partition", "mean_blocks_per_tile", "split_equal_tail"]
+           "partition", "mean_blocks_per_tile"]
 
 # Column meaning of a tile row; the last two are reserved (zero) so a row is 32 bytes.
 TILE_FIELDS = ("req", "kv_head", "row_start", "row_end", "kv_start", "kv_end", "reserved0", "reserved1")
@@ -192,66 +192,3 @@ def mean_blocks_per_tile(tiles: np.ndarray, block_n: int) -> float:
     start = tiles[:, 4].astype(np.int64) // block_n * block_n
     keys = np.where(tiles[:, 5] > tiles[:, 4], tiles[:, 5].astype(np.int64) - start, 0)
     return float(np.mean(-(-keys // block_n)))
-
-
-# A split tail hands each CTA at least this many key blocks (a piece costs a Q load, a pipeline
-# fill and a partial-result store on top of its blocks).
-MIN_SPLIT_BLOCKS = 4
-
-
-def split_equal_tail(tiles: np.ndarray, num_ctas: int, block_n: int):
-    """Balance a batch of equal tiles by splitting the last, partial wave across every CTA.
-
-    tiles: int[T, 8] in the order they should run (the partition's order). Applies when every tile
-    visits the same number B >= 2 of block_n-key blocks (equal lengths, no causal mask) and
-    T = F * num_ctas + R with F >= 1 and 0 < R: then R / num_ctas of a wave would idle all but R
-    CTAs. The first F * num_ctas tiles go round-robin (F per CTA); the R tail tiles' R * B blocks are
-    laid end to end and cut into num_ctas runs of equal length (McNaughton's wrap-around rule), so a
-    tail tile falls into a few pieces, each a key range starting on a block boundary.
-
-    Returns None when it does not apply, else (pieces int32[P, 8] in CTA order, work_indptr
-    int32[num_ctas + 1], piece_tile int64[P]: the tail tile (0..R-1) a piece belongs to, or -1 for
-    a whole tile). A piece's result is partial; the pieces of one tile are merged by their
-    log-sum-exp (kernels_cu/merge_split.cu).
-
-    Example: 3 tiles of 4 blocks on 2 CTAs: tile 0 and 1 whole (one per CTA); tile 2's blocks 0-1
-    go to CTA 0, blocks 2-3 to CTA 1.
-    """
-    tiles = np.asarray(tiles)
-    t, n = int(tiles.shape[0]), int(num_ctas)
-    if t <= n or t % n == 0:
-        return None
-    start = tiles[:, 4].astype(np.int64) // block_n * block_n
-    blocks = -(-(tiles[:, 5].astype(np.int64) - start) // block_n)
-    if (tiles[:, 5] <= tiles[:, 4]).any() or (blocks != blocks[0]).any() or blocks[0] < 2:
-        return None
-    b = int(blocks[0])
-    f, r = divmod(t, n)
-    if r * b < MIN_SPLIT_BLOCKS * n:  # pieces too short to pay for their own tile start and merge
-        return None
-    whole = tiles[: f * n]
-    tail = tiles[f * n:]
-    total = r * b
-    cuts = [(c * total) // n for c in range(n + 1)]  # CTA c runs tail blocks [cuts[c], cuts[c+1])
-    rows, owner, piece_tile = [], [], []
-    for c in range(n):
-        for k in range(f):  # round-robin whole tiles: CTA c gets tiles c, c + n, ...
-            rows.append(whole[c + k * n])
-            owner.append(c)
-            piece_tile.append(-1)
-        lo, hi = cuts[c], cuts[c + 1]
-        while lo < hi:
-            i = lo // b
-            a, z = lo - i * b, min(hi, (i + 1) * b) - i * b
-            tile = tail[i].copy()
-            first = int(start[f * n + i])
-            tile[4] = tile[4] if a == 0 else first + a * block_n
-            tile[5] = min(int(tail[i][5]), first + z * block_n)
-            rows.append(tile)
-            owner.append(c)
-            piece_tile.append(i)
-            lo = (i * b) + z
-    pieces = np.asarray(rows, dtype=np.int32).reshape(-1, tiles.shape[1])
-    work_indptr = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(np.bincount(np.asarray(owner), minlength=n), out=work_indptr[1:])
-    return pieces, work_indptr, np.asarray(piece_tile, dtype=np.int64)

@@ -177,11 +177,6 @@ def sm90_pingpong(head_dim: int, mean_blocks_per_tile: float) -> bool:
     return SM90_TILES[head_dim].consumer_wgs > 2 or mean_blocks_per_tile < PINGPONG_MAX_BLOCKS
 
 
-def merge_split_variant() -> KernelVariant:
-    """Combines the partial results of tiles the sm90 plan split across CTAs."""
-    return KernelVariant("merge_split.cu", "merge_split", (), HOPPER_ARCH)
-
-
 def kv_offsets_variant(arch: str = HOPPER_ARCH) -> KernelVariant:
     """The device-side offset builder used by run() for strides plan() did not see."""
     return KernelVariant("kv_offsets.cu", "build_kv_offsets", (), arch)
@@ -194,7 +189,6 @@ def all_variants() -> list[KernelVariant]:
                 for hd in HEAD_DIMS for dt in DTYPES]
         out.append(kv_offsets_variant(arch))
     out += [prefill_sm90_variant(hd, dt) for hd in HEAD_DIMS for dt in DTYPES]
-    out.append(merge_split_variant())
     out += [prefill_sm90_variant(hd, dt, pingpong=False) for hd in HEAD_DIMS for dt in DTYPES
             if SM90_TILES[hd].consumer_wgs == 2]
     return out

@@ -155,8 +155,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
             window_left=a["window_left"], sm_scale=a["sm_scale"], logits_soft_cap=a["logits_soft_cap"],
             dtype=a["dtype"], num_ctas=launcher.sm_count(device) * kernel.blocks_per_sm,
             block_m=tile.block_m, offsets_key=key,
-            l2_section_bytes=getattr(tile, "l2_section_bytes", schedule.L2_SECTION_BYTES),
-            split_block_n=tile.block_n if self._backend == "sm90" else None)
+            l2_section_bytes=getattr(tile, "l2_section_bytes", schedule.L2_SECTION_BYTES))
         if self._backend == "sm90" and not variants.sm90_pingpong(
                 a["head_dim"], schedule.mean_blocks_per_tile(plan.tiles, tile.block_n)):
             kernel = launcher.prefill_sm90_kernel(a["head_dim"], a["dtype"], device, pingpong=False)
@@ -171,8 +170,6 @@ class BatchPrefillWithPagedKVCacheWrapper:
                 launcher.prefill_sm80_kernel(a["head_dim"], a["dtype"], device, units=False)
         launcher.copy_host_to_device(self._workspace.ptr, plan.image,
                                      arrays.current_stream(self._workspace, stream))
-        if plan.num_merges:
-            launcher.merge_kernel(device)  # loaded now: run() stays free of module loads (capturable)
         self._plan, self._offsets_key, self._kernel = plan, plan.offsets_key, kernel
         self._params = self._plan_params(plan)
         self._kv_box = 0
@@ -209,8 +206,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
 
     def _plan_params(self, plan) -> launcher.PrefillParams:
         p = launcher.PrefillParams()
-        for name in ("qo_indptr", "kv_lens", "kv_tok_indptr", "tok_page", "tok_slot", "tiles", "work_indptr",
-                     "partial_o", "partial_lse"):
+        for name in ("qo_indptr", "kv_lens", "kv_tok_indptr", "tok_page", "tok_slot", "tiles", "work_indptr"):
             setattr(p, name, self._workspace.ptr + plan.layout[name][0])
         p.num_qo_heads = plan.num_qo_heads
         p.group_size = plan.group_size
@@ -298,23 +294,9 @@ class BatchPrefillWithPagedKVCacheWrapper:
             self._set_tensor_maps(p, qo, k, v, ks, vs)
             if plan.num_tiles:
                 self._kernel.launch(plan.num_ctas, p, raw_stream, self._maps)
-            if plan.num_merges:
-                self._merge(oo, lo, raw_stream)
         elif plan.num_tiles:
             self._kernel_for(units).launch(plan.num_ctas, p, raw_stream)
         return (out, lse) if return_lse else out
-
-    def _merge(self, oo, lo, stream: int) -> None:
-        """Combine the pieces of the tiles plan() split across CTAs (same stream, after the run)."""
-        plan = self._plan
-        mp = launcher.MergeParams()
-        mp.merges, mp.partial_o, mp.partial_lse = (self._section(n) for n in ("merges", "partial_o", "partial_lse"))
-        mp.o, mp.o_stride_tok, mp.o_stride_head = oo.ptr, oo.strides[0], oo.strides[1]
-        if lo is not None:
-            mp.lse, mp.lse_stride_tok, mp.lse_stride_head = lo.ptr, lo.strides[0], lo.strides[1]
-        mp.group_size, mp.head_dim, mp.block_m = plan.group_size, plan.head_dim, plan.block_m
-        mp.is_bf16 = int(plan.dtype == "bfloat16")
-        launcher.merge_kernel(self._workspace.device).launch(plan.num_merges, mp, stream)
 
     def _set_tensor_maps(self, p, qo, k, v, ks, vs) -> None:
         """TMA descriptors of this run's q and K/V views (sm90); a geometry the driver rejects

@@ -194,7 +194,7 @@ def test_device_tiles_carry_request_lengths():
     for row in dev:
         r = row[0]
         assert (row[6], row[7], row[8], row[9]) == (qo_indptr[r], qo_lens[r], kv_lens[r], kv_tok_indptr[r])
-    assert (dev[:, 10] == -1).all() and (dev[:, 11] == 0).all()  # no split: slot -1
+    assert (dev[:, 10:] == 0).all()
     assert device_tiles(tiles[:0], qo_indptr, np.asarray(kv_lens), kv_tok_indptr).shape == (0, 12)
 
 
@@ -205,75 +205,3 @@ def test_mean_blocks_per_tile():
     tiles[:, 4:6] = [[0, 128], [100, 300], [5, 5]]  # 1 block; keys 0..300 from block 0 -> 3; empty -> 0
     assert mean_blocks_per_tile(tiles, 128) == (1 + 3 + 0) / 3
     assert mean_blocks_per_tile(tiles[:0], 128) == 0.0
-
-
-def _equal_tiles(n_tiles, kv_len, kv_start=0):
-    tiles = np.zeros((n_tiles, 8), dtype=np.int32)
-    tiles[:, 0] = np.arange(n_tiles)
-    tiles[:, 2], tiles[:, 3] = 0, 128
-    tiles[:, 4], tiles[:, 5] = kv_start, kv_len
-    return tiles
-
-
-@pytest.mark.parametrize("n_tiles, num_ctas, kv_len, kv_start", [(3, 2, 2048, 0), (2048, 132, 8192, 0),
-                                                                 (144, 132, 8192, 0), (300, 132, 2000, 70)])
-def test_split_equal_tail_covers_each_tail_tile_once_and_balances(n_tiles, num_ctas, kv_len, kv_start):
-    from nvrtc_attn.schedule import split_equal_tail
-
-    block_n = 128
-    tiles = _equal_tiles(n_tiles, kv_len, kv_start)
-    pieces, work_indptr, piece_tile = split_equal_tail(tiles, num_ctas, block_n)
-    f, r = divmod(n_tiles, num_ctas)
-    assert work_indptr[0] == 0 and work_indptr[-1] == len(pieces) and (np.diff(work_indptr) >= 0).all()
-    # whole tiles: F per CTA, unchanged
-    whole = pieces[piece_tile < 0]
-    assert len(whole) == f * num_ctas
-    np.testing.assert_array_equal(np.sort(whole[:, 0]), np.arange(f * num_ctas))
-    # tail tiles: pieces tile [kv_start, kv_end) exactly, cut on block boundaries
-    first = kv_start // block_n * block_n
-    for i in range(r):
-        mine = pieces[piece_tile == i]
-        assert (mine[:, 0] == f * num_ctas + i).all()
-        assert mine[0, 4] == kv_start and mine[-1, 5] == kv_len
-        np.testing.assert_array_equal(mine[1:, 4], mine[:-1, 5])
-        assert ((mine[1:, 4] - first) % block_n == 0).all()
-    # loads: every CTA within one block of the mean
-    blocks = -(-(pieces[:, 5] - pieces[:, 4] // block_n * block_n) // block_n)
-    loads = np.array([blocks[work_indptr[c]:work_indptr[c + 1]].sum() for c in range(num_ctas)])
-    assert loads.max() - loads.min() <= 2
-
-
-def test_split_equal_tail_declines():
-    from nvrtc_attn.schedule import split_equal_tail
-
-    assert split_equal_tail(_equal_tiles(264, 8192), 132, 128) is None      # whole waves
-    assert split_equal_tail(_equal_tiles(100, 8192), 132, 128) is None      # less than a wave
-    assert split_equal_tail(_equal_tiles(140, 256), 132, 128) is None       # pieces too short
-    uneven = _equal_tiles(200, 8192)
-    uneven[0, 5] = 4096
-    assert split_equal_tail(uneven, 132, 128) is None                       # unequal tiles
-
-
-def test_plan_split_slots_and_merges():
-    from nvrtc_attn import planner
-
-    plan = planner.make_plan([0, 560], [0, 512], np.arange(512), [16], 32, 8, 128, 16, causal=False,
-                             num_ctas=132, block_m=128, split_block_n=128)
-    start, size = plan.layout["tiles"]
-    dev = plan.image[start:start + size].view(np.int32).reshape(-1, 12)
-    start, size = plan.layout["merges"]
-    merges = plan.image[start:start + size].view(np.int32).reshape(-1, 12)
-    assert plan.num_merges == len(merges) == 144 - 132
-    slots = dev[:, 10]
-    n_slots = int((slots >= 0).sum())
-    np.testing.assert_array_equal(np.sort(slots[slots >= 0]), np.arange(n_slots))
-    assert merges[:, 11].sum() == n_slots and (merges[:, 11] >= 2).all()
-    for m in merges:  # a merge's slots are its tile's pieces, in key order
-        rows = dev[(slots >= m[10]) & (slots < m[10] + m[11])]
-        rows = rows[np.argsort(rows[:, 10])]
-        assert (rows[:, 2] == m[2]).all() and (rows[:, 1] == m[1]).all()
-        assert rows[0, 4] == m[4] and rows[-1, 5] == m[5]
-    assert plan.layout["partial_o"][1] == 4 * n_slots * 128 * 128
-    unsplit = planner.make_plan([0, 560], [0, 512], np.arange(512), [16], 32, 8, 128, 16, causal=False,
-                                num_ctas=132, block_m=128)
-    assert unsplit.num_merges == 0 and unsplit.layout["partial_o"][1] == 0

@@ -141,38 +141,3 @@ def test_sm90_tma_with_stale_nan_last_page_layers(kit):
         assert w.kv_load_path == "tma"
         ref_o, _ = paged_prefill_reference(q, cache, *batch.index_args(), causal=True)
         kit.check_attention(o, None, ref_o, None, "bfloat16", what=f"layer {layer}")
-
-
-@pytest.mark.parametrize("d, dtype, layout", [(128, "bfloat16", "NHD"), (256, "float16", "HND")])
-def test_sm90_split_tail_tiles(kit, d, dtype, layout):
-    """Equal non-causal tiles whose last wave would leave CTAs idle: plan() splits that wave's tiles
-    across every CTA and a second kernel merges the pieces. O and LSE must match the reference."""
-    from nvrtc_attn import launcher
-    from nvrtc_attn.reference import paged_prefill_reference
-
-    fw = "torch" if dtype == "bfloat16" else "cupy"
-    if fw == "torch":
-        kit.require_torch_cuda()
-    hkv, g = 8, 4
-    seed = zlib.crc32(f"split-{d}-{dtype}".encode())
-    w = _wrapper(kit, fw, layout, "sm90")
-    num_ctas = launcher.sm_count(0)  # the tests run on device 0
-    # one request, non-causal: ceil(qo * g / 128) * hkv tiles = one wave + 12 (with 132 SMs)
-    qo = ((num_ctas + 12) // hkv) * 128 // g
-    kv = 4096 if d == 256 else 8192
-    batch = kit.make_page_table([qo], [kv], 16, seed)
-    q = kit.randn(fw, (batch.total_q, hkv * g, d), dtype, seed)
-    pool = kit.make_pool(fw, dtype, batch.max_pages, 16, hkv, d, kv_layout=layout, seed=seed + 1)
-    cache = pool.layer(2)
-    _poison_unowned_slots(kit, batch, cache, layout)
-    w.plan(*batch.index_args(), hkv * g, hkv, d, 16, causal=False, q_data_type=dtype)
-    assert w._plan.num_merges > 0, "the tail wave was not split"
-    out = kit.poison(kit.empty(fw, (batch.total_q, hkv * g, d), dtype))
-    lse = kit.poison(kit.empty(fw, (batch.total_q, hkv * g), "float32"))
-    w.run(q, cache, out=out, lse=lse, return_lse=True)
-    ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), kv_layout=layout, causal=False)
-    kit.check_attention(out, lse, ref_o, ref_lse, dtype, what="split tail")
-    # the same run again (partial slots are reused): identical output
-    again = kit.poison(kit.empty(fw, (batch.total_q, hkv * g, d), dtype))
-    w.run(q, cache, out=again)
-    kit.check_attention(again, None, ref_o, None, dtype, what="split tail, second run")
