@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .schedule import L2_SECTION_BYTES
+
 HOPPER_ARCH = "sm_90a"
 PORTABLE_ARCH = "sm_80"
 HEAD_DIMS = (64, 128, 256)
@@ -22,6 +24,7 @@ class Sm80Tile:
     block_n: int
     warps: int
     min_blocks: int  # CTAs per SM the register budget is sized for (__launch_bounds__)
+    l2_section_bytes: int = L2_SECTION_BYTES  # planner: K/V bytes of the tiles scheduled together
 
     @property
     def threads(self) -> int:
@@ -62,7 +65,12 @@ class Sm90Tile:
     consumer_wgs: int = 2
     stages: int = 2
     q_stages: int = 1
-    l2_section_bytes: int = 24 << 20  # planner: K/V bytes of the tiles scheduled together (schedule.py)
+    l2_section_bytes: int = L2_SECTION_BYTES  # planner: K/V bytes of the tiles scheduled together
+
+    # One CTA per SM by construction: every tile's shared memory (smem_bytes) exceeds half of an
+    # SM's 228 KB (tests/test_launcher.py checks), so plan() sizes the persistent grid without
+    # loading a kernel build first.
+    ctas_per_sm = 1
 
     @property
     def block_m(self) -> int:

@@ -73,6 +73,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
             raise ValueError(f"kv_load must be one of {KV_LOADS}, got {kv_load!r}")
         self._kv_load = kv_load
         self._kv_box = 0            # TMA box tokens chosen by plan() (0: gather)
+        self._q_box = None          # Q's TMA box chosen by plan() (None: cp.async)
         self._kv_load_path = None   # "tma" or "gather": what the last run() used
         self._maps = launcher.Sm90TensorMaps()
         for key in kwargs:
@@ -144,21 +145,22 @@ class BatchPrefillWithPagedKVCacheWrapper:
         device = self._workspace.device
         self._backend = self._resolve_backend(device)
         if self._backend == "sm90":
-            kernel = launcher.prefill_sm90_kernel(a["head_dim"], a["dtype"], device)
             tile = variants.SM90_TILES[a["head_dim"]]
+            num_ctas = launcher.sm_count(device) * tile.ctas_per_sm
         else:
             kernel = launcher.prefill_sm80_kernel(a["head_dim"], a["dtype"], device)
             tile = variants.sm80_tile(a["head_dim"], kernel.variant.arch)
+            num_ctas = launcher.sm_count(device) * kernel.blocks_per_sm
         plan = planner.make_plan(
             a["qo_indptr"], a["paged_kv_indptr"], a["paged_kv_indices"], a["paged_kv_last_page_len"],
             a["num_qo_heads"], a["num_kv_heads"], a["head_dim"], a["page_size"], causal=a["causal"],
             window_left=a["window_left"], sm_scale=a["sm_scale"], logits_soft_cap=a["logits_soft_cap"],
-            dtype=a["dtype"], num_ctas=launcher.sm_count(device) * kernel.blocks_per_sm,
-            block_m=tile.block_m, offsets_key=key,
-            l2_section_bytes=getattr(tile, "l2_section_bytes", schedule.L2_SECTION_BYTES))
-        if self._backend == "sm90" and not variants.sm90_pingpong(
-                a["head_dim"], schedule.mean_blocks_per_tile(plan.tiles, tile.block_n)):
-            kernel = launcher.prefill_sm90_kernel(a["head_dim"], a["dtype"], device, pingpong=False)
+            dtype=a["dtype"], num_ctas=num_ctas, block_m=tile.block_m, offsets_key=key,
+            l2_section_bytes=tile.l2_section_bytes)
+        if self._backend == "sm90":  # the build (with or without turn-taking) depends on the tiles
+            blocks = schedule.mean_blocks_per_tile(plan.tiles, tile.block_n)
+            pingpong = variants.sm90_pingpong(a["head_dim"], blocks)
+            kernel = launcher.prefill_sm90_kernel(a["head_dim"], a["dtype"], device, pingpong=pingpong)
         if plan.workspace_bytes > self._workspace_bytes and self._grow_workspace:
             self._reallocate_workspace(2 * plan.workspace_bytes)
         if plan.workspace_bytes > self._workspace_bytes:
@@ -173,8 +175,13 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._plan, self._offsets_key, self._kernel = plan, plan.offsets_key, kernel
         self._params = self._plan_params(plan)
         self._kv_box = 0
-        if self._backend == "sm90" and self._kv_load == "auto":
-            self._kv_box = variants.sm90_kv_box_tokens(a["page_size"], a["head_dim"])
+        self._q_box = None
+        if self._backend == "sm90":
+            if self._kv_load == "auto":
+                self._kv_box = variants.sm90_kv_box_tokens(a["page_size"], a["head_dim"])
+            bm, g = plan.block_m, plan.group_size
+            if plan.total_q and bm % g == 0 and bm // g <= 256:  # Q by TMA: whole tiles of packed rows
+                self._q_box = (64, g, bm // g)
         self._kv_load_path = None
 
     begin_forward = plan  # FlashInfer's older name
@@ -302,14 +309,12 @@ class BatchPrefillWithPagedKVCacheWrapper:
         """TMA descriptors of this run's q and K/V views (sm90); a geometry the driver rejects
         falls back to the cp.async path for that operand."""
         plan = self._plan
-        d, g = plan.head_dim, plan.group_size
+        d = plan.head_dim
         p.q_tma = 0
-        bm = plan.block_m
-        if plan.total_q and bm % g == 0 and bm // g <= 256:
+        if self._q_box is not None:
             p.q_tma = int(launcher.encode_tensor_map(
                 self._maps.q, qo.ptr, *_tma_geometry((d, plan.num_qo_heads, plan.total_q),
-                                                     (qo.strides[1], qo.strides[0])),
-                (64, g, bm // g)))
+                                                     (qo.strides[1], qo.strides[0])), self._q_box))
         p.kv_box_tokens = 0
         if self._kv_box:
             box = (64, 8, d // 64, self._kv_box // 8, 1)

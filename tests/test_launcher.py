@@ -111,3 +111,11 @@ def test_kv_tma_geometry_folds_heads_into_pages():
     # page stride not a multiple of the head stride, or a page size that is not a multiple of 8
     assert _kv_tma_geometry(128, 16, 8, 10, (8 * 128 * 16 + 64, 8 * 128, 128)) is None
     assert _kv_tma_geometry(128, 12, 8, 10, (8 * 128 * 12, 8 * 128, 128)) is None
+
+
+def test_sm90_tiles_run_one_cta_per_sm():
+    """plan() sizes the sm90 grid as sm_count * ctas_per_sm before any build is loaded: each tile's
+    shared memory must leave no room for a second CTA (228 KB per H100 SM)."""
+    for hd, tile in variants.SM90_TILES.items():
+        assert tile.ctas_per_sm == 1
+        assert 2 * tile.smem_bytes(hd) > 228 * 1024, f"head_dim {hd}: two CTAs would fit on an SM"
