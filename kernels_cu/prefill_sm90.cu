@@ -461,52 +461,51 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
         }
       };
 
+      // S of block n, waited for (its K stage and, after the tile's last block n = 0, Q are released).
+      auto s_alone = [&](const StageRef& st, int n) {
+        ptx::mbar_wait(bar_addr(bars, Bar::FullK, st.s), st.ph);
+        if (st.gathered) ptx::fence_proxy_async();
+        if constexpr (kPingPong) ptx::named_barrier_sync(my_turn, 256);
+        wgmma::fence();
+        issue_s(st);
+        wgmma::commit();
+        if constexpr (kPingPong) ptx::named_barrier_arrive(other_turn, 256);
+        wgmma::wait<0>();
+        fence_regs(sacc);
+        ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, st.s));
+        if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));
+      };
+      // P V of one block, waited for (its V stage is released).
+      auto pv_alone = [&](const StageRef& st) {
+        ptx::mbar_wait(bar_addr(bars, Bar::FullV, st.s), st.ph);
+        if (st.gathered) ptx::fence_proxy_async();
+        fence_regs(o);
+        fence_regs(pa);
+        wgmma::fence();
+        issue_pv(st);
+        wgmma::commit();
+        wgmma::wait<0>();
+        fence_regs(o);
+        ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, st.s));
+      };
+
       if constexpr (!kOverlap) {
         // One block at a time: S, softmax, P V (head_dim 256: O alone takes 128 registers).
         for (int n = n_blocks - 1; n >= 0; --n, ++it) {
           const int n0 = first_key(c) + n * kBN;
           const StageRef st = stage_of(p, c, it, n0);
-          ptx::mbar_wait(bar_addr(bars, Bar::FullK, st.s), st.ph);
-          if (st.gathered) ptx::fence_proxy_async();
-          if constexpr (kPingPong) ptx::named_barrier_sync(my_turn, 256);
-          wgmma::fence();
-          issue_s(st);
-          wgmma::commit();
-          if constexpr (kPingPong) ptx::named_barrier_arrive(other_turn, 256);
-          wgmma::wait<0>();
-          fence_regs(sacc);
-          ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, st.s));
-          if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));
+          s_alone(st, n);
           softmax(n0);
           rescale_o();
           pack_p();
-          ptx::mbar_wait(bar_addr(bars, Bar::FullV, st.s), st.ph);
-          if (st.gathered) ptx::fence_proxy_async();
-          fence_regs(o);
-          fence_regs(pa);
-          wgmma::fence();
-          issue_pv(st);
-          wgmma::commit();
-          wgmma::wait<0>();
-          fence_regs(o);
-          ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, st.s));
+          pv_alone(st);
         }
       } else {
         // First (highest) block: S alone.
         int n = n_blocks - 1;
         int n0 = first_key(c) + n * kBN;
         StageRef cur = stage_of(p, c, it, n0);
-        ptx::mbar_wait(bar_addr(bars, Bar::FullK, cur.s), cur.ph);
-        if (cur.gathered) ptx::fence_proxy_async();
-        if constexpr (kPingPong) ptx::named_barrier_sync(my_turn, 256);
-        wgmma::fence();
-        issue_s(cur);
-        wgmma::commit();
-        if constexpr (kPingPong) ptx::named_barrier_arrive(other_turn, 256);
-        wgmma::wait<0>();
-        fence_regs(sacc);
-        ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, cur.s));
-        if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));
+        s_alone(cur, n);
         softmax(n0);
         pack_p();
         ++it;
@@ -543,16 +542,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
         }
 
         // Last P V.
-        ptx::mbar_wait(bar_addr(bars, Bar::FullV, cur.s), cur.ph);
-        if (cur.gathered) ptx::fence_proxy_async();
-        fence_regs(o);
-        fence_regs(pa);
-        wgmma::fence();
-        issue_pv(cur);
-        wgmma::commit();
-        wgmma::wait<0>();
-        fence_regs(o);
-        ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, cur.s));
+        pv_alone(cur);
       }  // kOverlap
     }
 
