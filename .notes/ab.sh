@@ -7,7 +7,7 @@ ONLY=$1; R=${2:-2}
 for r in $(seq $R); do
   for dir in . ab/*; do
     label=$([ "$dir" = . ] && echo A || basename $dir)
-    kc=$([ "$dir" = . ] && echo $PWD/.kcache || echo /tmp/kc_$label)
+    kc=$([ -d $dir/.kcache ] && echo $PWD/$dir/.kcache || echo /tmp/kc_$label)
     (cd $dir && PYTHONPATH=. NVRTC_ATTN_CACHE_DIR=$kc timeout 150 python3 tools/bench.py --only $ONLY --no-peer --iters 30 2>&1 \
       | tr -d '\000' | grep -E "^ +W[0-9]" | awk -v s=$label '{print s, $1, $7}')
   done

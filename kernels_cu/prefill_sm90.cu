@@ -62,10 +62,16 @@ constexpr int kBarOffset = kKVBase + 2 * kStages * kKVBytes;
 // Dynamic shared memory: [Q stages | K stages | V stages | barriers | row offsets] + slack to align the base
 // to the 1024-byte swizzle period; launcher.py computes the same size (variants.Sm90Tile).
 constexpr int kOffsetsOffset = kBarOffset + 128;  // BlockOffsets, after the barriers
-// Epilogue staging: per consumer warp, 16 rows x 64 columns of 16-bit O (one column block at a time).
-constexpr int kEpiWarpBytes = 16 * kSwizzleRowBytes;
+// Epilogue staging: per consumer warp, 16 rows (8 when shared memory is short: two passes) x 64
+// columns of 16-bit O, one column block at a time.
 constexpr int kEpiOffset = kOffsetsOffset + 2 * 2 * 8 * kBN;
+constexpr int kMaxSmemBytes = 227 * 1024;  // opt-in dynamic shared memory per block on sm_90
+constexpr int kEpiRows =
+    kEpiOffset + (kConsumerThreads / 32) * 16 * kSwizzleRowBytes + 1024 <= kMaxSmemBytes ? 16 : 8;
+constexpr int kEpiWarpBytes = kEpiRows * kSwizzleRowBytes;
 constexpr int kSmemBytes = kEpiOffset + (kConsumerThreads / 32) * kEpiWarpBytes + 1024;
+static_assert(kSmemBytes <= kMaxSmemBytes, "tile outgrew shared memory");
+static_assert(kBN % 16 == 0 && kBN / 8 <= 32, "key blocks: whole 16-key wgmma steps, one TMA box per producer lane");
 
 // Byte offset of 16-byte chunk `chunk` of row `row` in a [rows][kD] tile stored as kD/64 column
 // blocks of [rows][64] with the 128-byte swizzle (chunk ^ row % 8) that wgmma descriptors expect.
@@ -124,23 +130,28 @@ struct BlockOffsets {
   const uint16_t* v[2][kBN];
 };
 
-// This thread's row (ptid < kBN) of the block at key n0: element offsets with the head included.
+// Producer thread ptid stages rows ptid + 128 x (x < kRowSlots) of a block.
+constexpr int kRowSlots = (kBN + 127) / 128;
+
+// One row's element offsets, head included (0 past the tile's keys).
 struct RowOffset {
   int64_t k = 0, v = 0;
 };
 
-// The units-table entry of this thread's row of the block at n0 (0 past the tile's keys), loaded a
-// block ahead by gather-only producers so its latency hides behind the previous block's copies.
+// The units-table entry of this thread's first row (ptid) of the block at n0 (0 past the tile's keys),
+// loaded a block ahead by gather-only producers so its latency hides behind the previous block's
+// copies. Rows past 128 (kRowSlots 2) are read when staged: the producer has no registers to spare.
 NA_DEVICE int32_t load_row_unit(const PrefillParams& p, const TileCoords& c, int tok0, int n0, int ptid) {
   const int j = n0 + ptid;
   return ptid < kBN && j < c.kv_end ? p.tok_units[tok0 + j] : 0;
 }
 
-NA_DEVICE RowOffset load_row_offset(const PrefillParams& p, const TileCoords& c, int tok0, int n0, int ptid,
+// Row `row` of the block at n0; unit: its prefetched units entry when have_unit.
+NA_DEVICE RowOffset load_row_offset(const PrefillParams& p, const TileCoords& c, int tok0, int n0, int row,
                                     int32_t unit, bool have_unit) {
   RowOffset r;
-  const int j = n0 + ptid;
-  if (ptid < kBN && j < c.kv_end) {
+  const int j = n0 + row;
+  if (row < kBN && j < c.kv_end) {
     const int t = tok0 + j;
     if (p.tok_units != nullptr) {
       const int64_t u = have_unit ? unit : p.tok_units[t];
@@ -154,8 +165,18 @@ NA_DEVICE RowOffset load_row_offset(const PrefillParams& p, const TileCoords& c,
   return r;
 }
 
-NA_DEVICE void stage_block_offsets(const PrefillParams& p, const RowOffset& r, int ptid, BlockOffsets& offs,
-                                   int parity) {
+// Stages row ptid (offsets r) and this thread's further rows of the block at n0.
+NA_DEVICE void stage_block_offsets(const PrefillParams& p, const TileCoords& c, int tok0, int n0, const RowOffset& r,
+                                   int ptid, BlockOffsets& offs, int parity) {
+#pragma unroll 1
+  for (int x = 1; x < kRowSlots; ++x) {
+    const int row = ptid + 128 * x;
+    if (row < kBN) {
+      const RowOffset rx = load_row_offset(p, c, tok0, n0, row, 0, false);
+      offs.k[parity][row] = static_cast<const uint16_t*>(p.k) + rx.k;
+      offs.v[parity][row] = static_cast<const uint16_t*>(p.v) + rx.v;
+    }
+  }
   if (ptid < kBN) {
     offs.k[parity][ptid] = static_cast<const uint16_t*>(p.k) + r.k;
     offs.v[parity][ptid] = static_cast<const uint16_t*>(p.v) + r.v;
@@ -243,16 +264,19 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
                              uint32_t bars, int ptid) {
   int it = 0, tq = 0;
   int gathered = 0;  // gather blocks so far: parity of their row-offset buffer
-  int32_t prefetched = 0;  // units-table entry of the next block's row (gather-only batches)
+  int32_t prefetched = 0;  // units-table entry of the next block's first row (gather-only batches)
   int prefetched_n0 = -1;
   if (ptid == 0) {
     if (p.q_tma) ptx::tma_prefetch_map(&maps.q);
     if (p.kv_box_tokens) { ptx::tma_prefetch_map(&maps.k); ptx::tma_prefetch_map(&maps.v); }
   }
-  const int w_end = p.work_indptr[blockIdx.x + 1];
-  for (int w = p.work_indptr[blockIdx.x]; w < w_end; ++w) {
+  // With two row slots (176-key blocks) the work range's end is re-read per tile (an L1 hit) instead
+  // of held: the producer's 56 registers are spoken for.
+  const int w_end_held = p.work_indptr[blockIdx.x + 1];
+  auto w_end = [&]() { return kRowSlots == 1 ? w_end_held : p.work_indptr[blockIdx.x + 1]; };
+  for (int w = p.work_indptr[blockIdx.x]; w < w_end(); ++w) {
     const TileCoords c = load_tile(p, w);
-    if (w + 1 < w_end) prefetch_tile(p, w + 1);
+    if (w + 1 < w_end()) prefetch_tile(p, w + 1);
     const int n_blocks = num_blocks(c);
     if (n_blocks == 0) continue;
     const int qs = tq % kQStages;
@@ -283,11 +307,11 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
       const int par = gathered++ & 1;
       const RowOffset ro = load_row_offset(p, c, tok0, n0, ptid, prefetched, prefetched_n0 == n0);
       prefetched_n0 = -1;
-      if (p.kv_box_tokens == 0 && p.tok_units != nullptr && n > 0) {
+      if (kRowSlots == 1 && p.kv_box_tokens == 0 && p.tok_units != nullptr && n > 0) {
         prefetched = load_row_unit(p, c, tok0, n0 - kBN, ptid);
         prefetched_n0 = n0 - kBN;
       }
-      stage_block_offsets(p, ro, ptid, offs, par);
+      stage_block_offsets(p, c, tok0, n0, ro, ptid, offs, par);
       ptx::mbar_wait(bar_addr(bars, Bar::EmptyK, s), ph ^ 1);
       gather_kv<false>(p, c, n0, offs.k[par], k_tile, ptid);
       ptx::cp_async_mbar_arrive(bar_addr(bars, Bar::FullK, s));
@@ -574,28 +598,31 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
 #pragma unroll
     for (int cb = 0; cb < kColBlocks; ++cb) {
 #pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const int r = wg + hh * 8;
+      for (int h0 = 0; h0 < 2; h0 += kEpiRows / 8) {  // rows g + 8 hh, hh in [h0, h0 + kEpiRows / 8)
 #pragma unroll
-        for (int d8 = 0; d8 < 8; ++d8) {
-          const int dt = cb * 8 + d8;
-          ptx::st_shared_32(stage + r * kSwizzleRowBytes + ((d8 ^ wg) << 4) + 4 * (ln % 4),
-                            ptx::pack2<kBf16>(o[4 * dt + 2 * hh] * inv[hh], o[4 * dt + 2 * hh + 1] * inv[hh]));
-        }
-      }
-      __syncwarp();
+        for (int hh = h0; hh < h0 + kEpiRows / 8; ++hh) {
+          const int r = wg + (hh - h0) * 8;
 #pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        const int r = ln / 8 + 4 * k;
-        const uint4 v = ptx::ld_shared_16(stage + r * kSwizzleRowBytes + ((rd_chunk ^ (r & 7)) << 4));
-        const int packed = c.row_start + wg_row0 + warp * 16 + r;
-        if (packed < c.row_end) {
-          const int i = packed / p.group_size;
-          const int h = c.kv_head * p.group_size + (packed - i * p.group_size);
-          ptx::st_global_16(out + (c.q0 + i) * p.o_stride_tok + h * p.o_stride_head + cb * 64 + rd_chunk * 8, v);
+          for (int d8 = 0; d8 < 8; ++d8) {
+            const int dt = cb * 8 + d8;
+            ptx::st_shared_32(stage + r * kSwizzleRowBytes + ((d8 ^ wg) << 4) + 4 * (ln % 4),
+                              ptx::pack2<kBf16>(o[4 * dt + 2 * hh] * inv[hh], o[4 * dt + 2 * hh + 1] * inv[hh]));
+          }
         }
+        __syncwarp();
+#pragma unroll
+        for (int k = 0; k < kEpiRows / 4; ++k) {
+          const int r = ln / 8 + 4 * k;
+          const uint4 v = ptx::ld_shared_16(stage + r * kSwizzleRowBytes + ((rd_chunk ^ (r & 7)) << 4));
+          const int packed = c.row_start + wg_row0 + warp * 16 + h0 * 8 + r;
+          if (packed < c.row_end) {
+            const int i = packed / p.group_size;
+            const int h = c.kv_head * p.group_size + (packed - i * p.group_size);
+            ptx::st_global_16(out + (c.q0 + i) * p.o_stride_tok + h * p.o_stride_head + cb * 64 + rd_chunk * 8, v);
+          }
+        }
+        __syncwarp();  // the next rows or column block overwrite the staging rows
       }
-      __syncwarp();  // the next column block overwrites the staging rows
     }
   }
 }

@@ -136,17 +136,19 @@ def prefill_sm80_kernel(head_dim: int, dtype: str, device: int, units: bool = Tr
     return k
 
 
-def prefill_sm90_kernel(head_dim: int, dtype: str, device: int, pingpong: bool = True) -> LoadedKernel:
-    """The Hopper kernel (sm_90a only); pingpong picks the turn-taking build (variants.sm90_pingpong)."""
+def prefill_sm90_kernel(head_dim: int, dtype: str, device: int, pingpong: bool = True,
+                        tile: variants.Sm90Tile | None = None) -> LoadedKernel:
+    """The Hopper kernel (sm_90a only); pingpong picks the turn-taking build (variants.sm90_pingpong),
+    tile the key block and stages (variants.sm90_tile; SM90_TILES[head_dim] by default)."""
     if compute_capability(device) != (9, 0):
         raise ValueError(f"backend='sm90' needs a Hopper GPU (compute capability 9.0), "
                          f"cuda:{device} is {compute_capability(device)}")
-    variant = variants.prefill_sm90_variant(head_dim, dtype, pingpong)
+    tile = tile or variants.SM90_TILES[head_dim]
+    variant = variants.prefill_sm90_variant(head_dim, dtype, pingpong, tile)
     key = ("sm90", variant.name, device)
     with _lock:
         k = _kernels.get(key)
     if k is None:
-        tile = variants.SM90_TILES[head_dim]
         k = LoadedKernel(variant, device, tile.threads, tile.smem_bytes(head_dim))
         with _lock:
             _kernels[key] = k

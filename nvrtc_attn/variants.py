@@ -55,6 +55,9 @@ def sm80_tile(head_dim: int, arch: str = HOPPER_ARCH) -> Sm80Tile:
     return (SM80_TILES if arch == HOPPER_ARCH else SM80_TILES_PORTABLE)[head_dim]
 
 
+SM90_MAX_SMEM_BYTES = 227 * 1024  # opt-in dynamic shared memory per block on sm_90
+
+
 @dataclass(frozen=True)
 class Sm90Tile:
     """Tile of prefill_sm90.cu: 64 query rows per consumer warpgroup, block_n keys, one producer
@@ -82,11 +85,13 @@ class Sm90Tile:
 
     def smem_bytes(self, head_dim: int) -> int:
         # Mirror of kSmemBytes in prefill_sm90.cu: Q stages + K/V stages + 128 B of mbarriers + K/V
-        # row addresses for two blocks + 2 KB of epilogue staging per consumer warp + 1024
-        # alignment slack.
+        # row addresses for two blocks + epilogue staging per consumer warp (16 rows of 128 B, 8
+        # where 16 would not fit) + 1024 alignment slack.
         q = self.q_stages * self.block_m
-        return (2 * head_dim * (q + 2 * self.stages * self.block_n) + 128 + 32 * self.block_n
-                + 4 * self.consumer_wgs * 2048 + 1024)
+        base = 2 * head_dim * (q + 2 * self.stages * self.block_n) + 128 + 32 * self.block_n + 1024
+        warps = 4 * self.consumer_wgs
+        rows = 16 if base + warps * 16 * 128 <= SM90_MAX_SMEM_BYTES else 8
+        return base + warps * rows * 128
 
 
 # 128-key blocks keep S (64 x 128) and O (64 x 128) in registers at head_dim <= 128; head_dim 256
@@ -100,15 +105,34 @@ SM90_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=3, stages=2, q_stages=2, l2
               128: Sm90Tile(block_n=128, stages=2, q_stages=2),
               256: Sm90Tile(block_n=64, stages=2, q_stages=1, l2_section_bytes=32 << 20)}
 
+# Without a causal mask or a window every key block of a tile is full, and wider blocks spread the
+# softmax's fixed costs (row max and sum, O rescale, barrier handshakes) over more keys: head_dim 128
+# takes 176-key blocks (FlashAttention-3's choice too), with one Q buffer so two K/V stages fit.
+# Built without consumer turn-taking only (with it the 176-key build spills): plan() plans with the
+# standard tile, decides turn-taking on it, and takes the wide tile only for builds without turns.
+# Planning must not tell the two apart: same block_m and L2 budget.
+SM90_FULL_ROW_TILES = {128: Sm90Tile(block_n=176, stages=2, q_stages=1)}
+assert all(t.block_m == SM90_TILES[hd].block_m and t.l2_section_bytes == SM90_TILES[hd].l2_section_bytes
+           for hd, t in SM90_FULL_ROW_TILES.items())
 
-def sm90_kv_box_tokens(page_size: int, head_dim: int) -> int:
+
+def sm90_tile(head_dim: int, causal: bool = True, window_left: int = -1, pingpong: bool = True) -> Sm90Tile:
+    """The sm90 tile for a batch: SM90_FULL_ROW_TILES when no mask limits the keys and the batch runs
+    without turn-taking (sm90_pingpong, decided on the standard tile), else SM90_TILES."""
+    if not causal and window_left < 0 and not pingpong and head_dim in SM90_FULL_ROW_TILES:
+        return SM90_FULL_ROW_TILES[head_dim]
+    return SM90_TILES[head_dim]
+
+
+def sm90_kv_box_tokens(page_size: int, head_dim: int, tile: Sm90Tile | None = None) -> int:
     """Tokens per TMA box of the sm90 K/V path, or 0 when the page size needs the gather path.
 
     A box lies inside one page and fills whole 8-row groups of the 128-byte swizzle, and a key
     block (block_n keys) is a whole number of boxes: gcd(page_size, block_n) when that is a
     multiple of 8. page_size 16 -> 8 boxes of 16 per 128-key block; 64 -> 2 of 64; 256 -> 1 of 128.
+    tile: the batch's tile (default SM90_TILES[head_dim]).
     """
-    box = math.gcd(int(page_size), SM90_TILES[head_dim].block_n)
+    box = math.gcd(int(page_size), (tile or SM90_TILES[head_dim]).block_n)
     return box if box % 8 == 0 else 0
 
 
@@ -131,6 +155,10 @@ class KernelVariant:
                 parts.append("elems")
             elif key == "PINGPONG" and not int(value):
                 parts.append("nopp")
+            elif key == "BLOCK_N" and self.entry == "prefill_sm90":
+                hd = dict(self.defines)["HEAD_DIM"]
+                if int(value) != SM90_TILES[hd].block_n:
+                    parts.append(f"bn{value}")
         parts.append(self.arch)
         return "_".join(parts)
 
@@ -154,20 +182,23 @@ def prefill_sm80_variant(head_dim: int, dtype: str, arch: str = HOPPER_ARCH, uni
     return KernelVariant("prefill_sm80.cu", "prefill_sm80", defines, arch)
 
 
-def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True) -> KernelVariant:
+def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True,
+                         tile: Sm90Tile | None = None) -> KernelVariant:
     """The Hopper kernel (wgmma, warp-specialized, TMA and cp.async loads) for one head dim and dtype.
 
     pingpong: the consumer warpgroups take turns issuing their GEMMs. Builds without it exist for the
     two-warpgroup tiles (see sm90_pingpong); with three warpgroups it is always on.
+    tile: SM90_TILES[head_dim] by default (see sm90_tile).
     """
+    tile = tile or SM90_TILES[head_dim]
     defines = (
         ("HEAD_DIM", head_dim),
         ("IS_BF16", 1 if dtype == "bfloat16" else 0),
-        ("BLOCK_N", SM90_TILES[head_dim].block_n),
-        ("CONSUMER_WGS", SM90_TILES[head_dim].consumer_wgs),
-        ("KV_STAGES", SM90_TILES[head_dim].stages),
-        ("Q_STAGES", SM90_TILES[head_dim].q_stages),
-        ("PINGPONG", 1 if pingpong or SM90_TILES[head_dim].consumer_wgs > 2 else 0),
+        ("BLOCK_N", tile.block_n),
+        ("CONSUMER_WGS", tile.consumer_wgs),
+        ("KV_STAGES", tile.stages),
+        ("Q_STAGES", tile.q_stages),
+        ("PINGPONG", 1 if pingpong or tile.consumer_wgs > 2 else 0),
     )
     return KernelVariant("prefill_sm90.cu", "prefill_sm90", defines, HOPPER_ARCH)
 
@@ -199,6 +230,8 @@ def all_variants() -> list[KernelVariant]:
     out += [prefill_sm90_variant(hd, dt) for hd in HEAD_DIMS for dt in DTYPES]
     out += [prefill_sm90_variant(hd, dt, pingpong=False) for hd in HEAD_DIMS for dt in DTYPES
             if SM90_TILES[hd].consumer_wgs == 2]
+    out += [prefill_sm90_variant(hd, dt, pingpong=False, tile=tile) for hd, tile in SM90_FULL_ROW_TILES.items()
+            for dt in DTYPES]
     return out
 
 

@@ -145,7 +145,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         device = self._workspace.device
         self._backend = self._resolve_backend(device)
         if self._backend == "sm90":
-            tile = variants.SM90_TILES[a["head_dim"]]
+            tile = variants.SM90_TILES[a["head_dim"]]  # plans like every sm90 tile of its head_dim
             num_ctas = launcher.sm_count(device) * tile.ctas_per_sm
         else:
             kernel = launcher.prefill_sm80_kernel(a["head_dim"], a["dtype"], device)
@@ -160,7 +160,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
         if self._backend == "sm90":  # the build (with or without turn-taking) depends on the tiles
             blocks = schedule.mean_blocks_per_tile(plan.tiles, tile.block_n)
             pingpong = variants.sm90_pingpong(a["head_dim"], blocks)
-            kernel = launcher.prefill_sm90_kernel(a["head_dim"], a["dtype"], device, pingpong=pingpong)
+            tile = variants.sm90_tile(a["head_dim"], a["causal"], a["window_left"], pingpong)
+            kernel = launcher.prefill_sm90_kernel(a["head_dim"], a["dtype"], device, pingpong=pingpong, tile=tile)
         if plan.workspace_bytes > self._workspace_bytes and self._grow_workspace:
             self._reallocate_workspace(2 * plan.workspace_bytes)
         if plan.workspace_bytes > self._workspace_bytes:
@@ -178,7 +179,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._q_box = None
         if self._backend == "sm90":
             if self._kv_load == "auto":
-                self._kv_box = variants.sm90_kv_box_tokens(a["page_size"], a["head_dim"])
+                self._kv_box = variants.sm90_kv_box_tokens(a["page_size"], a["head_dim"], tile)
             bm, g = plan.block_m, plan.group_size
             if plan.total_q and bm % g == 0 and bm // g <= 256:  # Q by TMA: whole tiles of packed rows
                 self._q_box = (64, g, bm // g)

@@ -63,7 +63,12 @@ def test_smem_formula_matches_kernel_constant():
         if v.entry not in ("prefill_sm80", "prefill_sm90"):
             continue
         hd = dict(v.defines)["HEAD_DIM"]
-        tile = variants.sm80_tile(hd, v.arch) if v.entry == "prefill_sm80" else variants.SM90_TILES[hd]
+        if v.entry == "prefill_sm80":
+            tile = variants.sm80_tile(hd, v.arch)
+        else:
+            d = dict(v.defines)
+            tile = variants.Sm90Tile(block_n=d["BLOCK_N"], consumer_wgs=d["CONSUMER_WGS"], stages=d["KV_STAGES"],
+                                     q_stages=d["Q_STAGES"])
         src_name = v.source
         src = (open(compiler.KERNELS_DIR / src_name).read()
                + f'\nstatic_assert(kSmemBytes == {tile.smem_bytes(hd)}, "smem");\n')
@@ -92,6 +97,30 @@ def test_sm90_kv_box_tokens(page_size, head_dim, box):
         assert page_size % box == 0 and variants.SM90_TILES[head_dim].block_n % box == 0 and box % 8 == 0
 
 
+@pytest.mark.parametrize("page_size, box", [(1, 0), (5, 0), (8, 8), (12, 0), (16, 16), (24, 8), (32, 16),
+                                            (64, 16), (256, 16)])
+def test_sm90_kv_box_tokens_176_key_blocks(page_size, box):
+    """The unmasked head_dim 128 tile's 176-key blocks (11 x 16) take boxes of at most 16 keys."""
+    tile = variants.SM90_FULL_ROW_TILES[128]
+    assert tile.block_n == 176
+    assert variants.sm90_kv_box_tokens(page_size, 128, tile) == box
+
+
+def test_sm90_tile_choice():
+    """176-key blocks only without a mask, without turn-taking, at head_dim 128; planning is the same."""
+    wide = variants.SM90_FULL_ROW_TILES[128]
+    assert variants.sm90_tile(128, causal=False, window_left=-1, pingpong=False) is wide
+    for kw in (dict(causal=True, pingpong=False), dict(causal=False, window_left=64, pingpong=False),
+               dict(causal=False, pingpong=True)):
+        assert variants.sm90_tile(128, **kw) is variants.SM90_TILES[128], kw
+    for hd in (64, 256):
+        assert variants.sm90_tile(hd, causal=False, pingpong=False) is variants.SM90_TILES[hd]
+    assert (wide.block_m, wide.l2_section_bytes) == (variants.SM90_TILES[128].block_m,
+                                                    variants.SM90_TILES[128].l2_section_bytes)
+    names = {v.name for v in variants.all_variants()}
+    assert {"prefill_sm90_hd128_bf16_bn176_nopp_sm_90a", "prefill_sm90_hd128_fp16_bn176_nopp_sm_90a"} <= names
+
+
 def test_kv_tma_geometry_folds_heads_into_pages():
     """A [pages, layers=4, 2, 16, H=8, 128] pool view: 5-D map whose last dim is head + page * R."""
     from nvrtc_attn.wrapper import _kv_tma_geometry
@@ -116,6 +145,6 @@ def test_kv_tma_geometry_folds_heads_into_pages():
 def test_sm90_tiles_run_one_cta_per_sm():
     """plan() sizes the sm90 grid as sm_count * ctas_per_sm before any build is loaded: each tile's
     shared memory must leave no room for a second CTA (228 KB per H100 SM)."""
-    for hd, tile in variants.SM90_TILES.items():
+    for hd, tile in [*variants.SM90_TILES.items(), *variants.SM90_FULL_ROW_TILES.items()]:
         assert tile.ctas_per_sm == 1
         assert 2 * tile.smem_bytes(hd) > 228 * 1024, f"head_dim {hd}: two CTAs would fit on an SM"

@@ -65,6 +65,11 @@ CASES = [
     (16, 128, 4, 2, [200, 40], [2100, 1500], False, -1, "NHD", "bfloat16", "tma"),
     (16, 256, 2, 2, [100], [1100], True, -1, "HND", "float16", "tma"),
     (1, 128, 1, 2, [64], [1300], False, 200, "NHD", "float16", "gather"),
+    # long tiles, no mask at head_dim 128: the 176-key build (partial last blocks, boxes of 16 keys
+    # in pages of 64 and 256, Q by cp.async for group 3, a gather-only page size)
+    (64, 128, 2, 2, [150, 7], [1800, 1203], False, -1, "HND", "float16", "tma"),
+    (256, 128, 3, 2, [50, 90], [2000, 1400], False, -1, "NHD", "bfloat16", "tma"),
+    (5, 128, 4, 1, [100, 0], [1500, 9], False, -1, "NHD", "bfloat16", "gather"),
 ]
 
 
@@ -72,8 +77,15 @@ def _case_id(c):
     return f"ps{c[0]}-hd{c[1]}-g{c[2]}-{c[8]}-{'causal' if c[6] else 'full'}-w{c[7]}"
 
 
-# Cases whose tiles average >= 8 key blocks: plan() picks the build without turn-taking.
-LONG_TILE_CASES = {_case_id(CASES[-3]), _case_id(CASES[-2])}
+# Cases whose tiles average >= 8 key blocks: plan() picks the build without turn-taking, with
+# 176-key blocks when no mask limits the keys at head_dim 128.
+LONG_TILE_CASES = {_case_id(c) for c in CASES[-6:] if c[7] < 0}  # the windowed one stays short
+
+
+def _expected_build(c) -> tuple[bool, bool]:
+    """(without turn-taking, 176-key blocks) for a case."""
+    long_tiles = _case_id(c) in LONG_TILE_CASES
+    return long_tiles, long_tiles and not c[6] and c[7] < 0 and c[1] == 128
 
 
 @pytest.mark.parametrize("c", CASES, ids=[_case_id(c) for c in CASES])
@@ -108,8 +120,9 @@ def test_sm90_load_paths(kit, c):
         if backend == "sm90":
             want = expected if kv_load == "auto" else "gather"
             assert w.kv_load_path == want, f"{name}: K/V loaded by {w.kv_load_path}, expected {want}"
-            long_tiles = _case_id(c) in LONG_TILE_CASES
-            assert ("_nopp" in w.kernel_name) == long_tiles, f"{name}: build {w.kernel_name}"
+            nopp, wide = _expected_build(c)
+            assert ("_nopp" in w.kernel_name) == nopp, f"{name}: build {w.kernel_name}"
+            assert ("_bn176" in w.kernel_name) == wide, f"{name}: build {w.kernel_name}"
     assert snap.unchanged(), "run() modified the KV cache"
 
     o_ref = as_float_array(results["sm80"][0])

@@ -1,5 +1,5 @@
 # Generates kernels_cu/ptx_wgmma.cuh (checked in; regenerate with this script if N list changes).
-ns = (64, 128, 256)
+ns = (64, 128, 176, 256)
 out = ['''// wgmma (sm_90a) wrappers, one PTX instruction each: warpgroup-wide m64nNk16 MMAs with fp32
 // accumulators. SS: A and B from shared memory descriptors; RS: A from registers (the P tile).
 // Accumulator layout per thread, for each 8-column chunk c: d[4c+0..1] row g, d[4c+2..3] row g+8
@@ -80,12 +80,14 @@ template <int N, bool kBf16, int kTransB>
 NA_DEVICE void mma_ss(float (&d)[N / 2], uint64_t a, uint64_t b, int scale_d) {
   if constexpr (N == 64) mma_ss_n64<kBf16, kTransB>(d, a, b, scale_d);
   else if constexpr (N == 128) mma_ss_n128<kBf16, kTransB>(d, a, b, scale_d);
+  else if constexpr (N == 176) mma_ss_n176<kBf16, kTransB>(d, a, b, scale_d);
   else mma_ss_n256<kBf16, kTransB>(d, a, b, scale_d);
 }
 template <int N, bool kBf16, int kTransB>
 NA_DEVICE void mma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t b, int scale_d) {
   if constexpr (N == 64) mma_rs_n64<kBf16, kTransB>(d, a, b, scale_d);
   else if constexpr (N == 128) mma_rs_n128<kBf16, kTransB>(d, a, b, scale_d);
+  else if constexpr (N == 176) mma_rs_n176<kBf16, kTransB>(d, a, b, scale_d);
   else mma_rs_n256<kBf16, kTransB>(d, a, b, scale_d);
 }
 
