@@ -160,7 +160,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
         if self._backend == "sm90":  # the build (with or without turn-taking) depends on the tiles
             blocks = schedule.mean_blocks_per_tile(plan.tiles, tile.block_n)
             pingpong = variants.sm90_pingpong(a["head_dim"], blocks)
-            tile = variants.sm90_tile(a["head_dim"], a["causal"], a["window_left"], pingpong)
+            kv_tma = self._kv_load == "auto" and variants.sm90_kv_box_tokens(a["page_size"], a["head_dim"]) > 0
+            tile = variants.sm90_tile(a["head_dim"], pingpong, kv_tma, a["window_left"])
             kernel = launcher.prefill_sm90_kernel(a["head_dim"], a["dtype"], device, pingpong=pingpong, tile=tile)
         if plan.workspace_bytes > self._workspace_bytes and self._grow_workspace:
             self._reallocate_workspace(2 * plan.workspace_bytes)

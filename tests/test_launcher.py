@@ -100,21 +100,22 @@ def test_sm90_kv_box_tokens(page_size, head_dim, box):
 @pytest.mark.parametrize("page_size, box", [(1, 0), (5, 0), (8, 8), (12, 0), (16, 16), (24, 8), (32, 16),
                                             (64, 16), (256, 16)])
 def test_sm90_kv_box_tokens_176_key_blocks(page_size, box):
-    """The unmasked head_dim 128 tile's 176-key blocks (11 x 16) take boxes of at most 16 keys."""
-    tile = variants.SM90_FULL_ROW_TILES[128]
+    """The long head_dim 128 tile's 176-key blocks (11 x 16) take boxes of at most 16 keys."""
+    tile = variants.SM90_LONG_TILES[128]
     assert tile.block_n == 176
     assert variants.sm90_kv_box_tokens(page_size, 128, tile) == box
 
 
 def test_sm90_tile_choice():
-    """176-key blocks only without a mask, without turn-taking, at head_dim 128; planning is the same."""
-    wide = variants.SM90_FULL_ROW_TILES[128]
-    assert variants.sm90_tile(128, causal=False, window_left=-1, pingpong=False) is wide
-    for kw in (dict(causal=True, pingpong=False), dict(causal=False, window_left=64, pingpong=False),
-               dict(causal=False, pingpong=True)):
+    """176-key blocks only for long tiles (no turn-taking) loaded by TMA without a window, at head_dim
+    128; planning is the same."""
+    wide = variants.SM90_LONG_TILES[128]
+    assert variants.sm90_tile(128, pingpong=False, kv_tma=True) is wide
+    for kw in (dict(pingpong=True, kv_tma=True), dict(pingpong=False, kv_tma=False),
+               dict(pingpong=False, kv_tma=True, window_left=64)):
         assert variants.sm90_tile(128, **kw) is variants.SM90_TILES[128], kw
     for hd in (64, 256):
-        assert variants.sm90_tile(hd, causal=False, pingpong=False) is variants.SM90_TILES[hd]
+        assert variants.sm90_tile(hd, pingpong=False, kv_tma=True) is variants.SM90_TILES[hd]
     assert (wide.block_m, wide.l2_section_bytes) == (variants.SM90_TILES[128].block_m,
                                                     variants.SM90_TILES[128].l2_section_bytes)
     names = {v.name for v in variants.all_variants()}
@@ -145,6 +146,6 @@ def test_kv_tma_geometry_folds_heads_into_pages():
 def test_sm90_tiles_run_one_cta_per_sm():
     """plan() sizes the sm90 grid as sm_count * ctas_per_sm before any build is loaded: each tile's
     shared memory must leave no room for a second CTA (228 KB per H100 SM)."""
-    for hd, tile in [*variants.SM90_TILES.items(), *variants.SM90_FULL_ROW_TILES.items()]:
+    for hd, tile in [*variants.SM90_TILES.items(), *variants.SM90_LONG_TILES.items()]:
         assert tile.ctas_per_sm == 1
         assert 2 * tile.smem_bytes(hd) > 228 * 1024, f"head_dim {hd}: two CTAs would fit on an SM"

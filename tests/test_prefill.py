@@ -485,7 +485,7 @@ CROSS = [
          layout="NHD", window=45, cap=None),
     dict(ps=64, hd=128, g=8, causal=False, dtype="float16", lens=([0, 100, 33], [10, 300, 0]),
          layout="HND", window=-1, cap=None),
-    # long unmasked tiles: the 176-key build, soft cap, an empty request
+    # long tiles loaded by TMA: the 176-key build, soft cap, an empty request
     dict(ps=16, hd=128, g=2, causal=False, dtype="bfloat16", lens=([70, 0, 200], [1300, 5, 1700]),
          layout="NHD", window=-1, cap=30.0),
 ]

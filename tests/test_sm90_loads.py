@@ -65,10 +65,12 @@ CASES = [
     (16, 128, 4, 2, [200, 40], [2100, 1500], False, -1, "NHD", "bfloat16", "tma"),
     (16, 256, 2, 2, [100], [1100], True, -1, "HND", "float16", "tma"),
     (1, 128, 1, 2, [64], [1300], False, 200, "NHD", "float16", "gather"),
-    # long tiles, no mask at head_dim 128: the 176-key build (partial last blocks, boxes of 16 keys
-    # in pages of 64 and 256, Q by cp.async for group 3, a gather-only page size)
+    # long tiles at head_dim 128 loaded by TMA: the 176-key build (partial last blocks, boxes of 16
+    # keys in pages of 64 and 256 and of 8 in pages of 24 (22 per block), Q by cp.async for group 3,
+    # causal); the gather-only page size keeps 128-key blocks
     (64, 128, 2, 2, [150, 7], [1800, 1203], False, -1, "HND", "float16", "tma"),
     (256, 128, 3, 2, [50, 90], [2000, 1400], False, -1, "NHD", "bfloat16", "tma"),
+    (24, 128, 4, 2, [600, 1], [2000, 1111], True, -1, "NHD", "float16", "tma"),
     (5, 128, 4, 1, [100, 0], [1500, 9], False, -1, "NHD", "bfloat16", "gather"),
 ]
 
@@ -79,13 +81,13 @@ def _case_id(c):
 
 # Cases whose tiles average >= 8 key blocks: plan() picks the build without turn-taking, with
 # 176-key blocks when no mask limits the keys at head_dim 128.
-LONG_TILE_CASES = {_case_id(c) for c in CASES[-6:] if c[7] < 0}  # the windowed one stays short
+LONG_TILE_CASES = {_case_id(c) for c in CASES[-7:] if c[7] < 0}  # the windowed one stays short
 
 
-def _expected_build(c) -> tuple[bool, bool]:
-    """(without turn-taking, 176-key blocks) for a case."""
+def _expected_build(c, kv_load) -> tuple[bool, bool]:
+    """(without turn-taking, 176-key blocks) for a case run with kv_load."""
     long_tiles = _case_id(c) in LONG_TILE_CASES
-    return long_tiles, long_tiles and not c[6] and c[7] < 0 and c[1] == 128
+    return long_tiles, long_tiles and c[7] < 0 and c[1] == 128 and kv_load == "auto" and c[10] == "tma"
 
 
 @pytest.mark.parametrize("c", CASES, ids=[_case_id(c) for c in CASES])
@@ -120,7 +122,7 @@ def test_sm90_load_paths(kit, c):
         if backend == "sm90":
             want = expected if kv_load == "auto" else "gather"
             assert w.kv_load_path == want, f"{name}: K/V loaded by {w.kv_load_path}, expected {want}"
-            nopp, wide = _expected_build(c)
+            nopp, wide = _expected_build(c, kv_load)
             assert ("_nopp" in w.kernel_name) == nopp, f"{name}: build {w.kernel_name}"
             assert ("_bn176" in w.kernel_name) == wide, f"{name}: build {w.kernel_name}"
     assert snap.unchanged(), "run() modified the KV cache"
