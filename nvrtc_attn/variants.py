@@ -190,8 +190,7 @@ def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True,
                          tile: Sm90Tile | None = None) -> KernelVariant:
     """The Hopper kernel (wgmma, warp-specialized, TMA and cp.async loads) for one head dim and dtype.
 
-    pingpong: the consumer warpgroups take turns issuing their GEMMs. Builds without it exist for the
-    two-warpgroup tiles (see sm90_pingpong); with three warpgroups it is always on.
+    pingpong: the consumer warpgroups take turns issuing their GEMMs (see sm90_pingpong).
     tile: SM90_TILES[head_dim] by default (see sm90_tile).
     """
     tile = tile or SM90_TILES[head_dim]
@@ -202,7 +201,7 @@ def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True,
         ("CONSUMER_WGS", tile.consumer_wgs),
         ("KV_STAGES", tile.stages),
         ("Q_STAGES", tile.q_stages),
-        ("PINGPONG", 1 if pingpong or tile.consumer_wgs > 2 else 0),
+        ("PINGPONG", 1 if pingpong else 0),
     )
     return KernelVariant("prefill_sm90.cu", "prefill_sm90", defines, HOPPER_ARCH)
 
@@ -211,13 +210,14 @@ def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True,
 # first softmax and last P V then overlap the other warpgroup's GEMMs); on long tiles the
 # intra-warpgroup overlap alone is faster. H100 A/B in one device call (2026-11-24): with turns
 # +2.5% on 16 x 1024 causal prompts (4.5 blocks per tile); without +3% on 8K prompts (32 blocks),
-# +3% on 8K non-causal (64), +1.5% at head_dim 256 (65).
+# +3% on 8K non-causal (64), +1.5% at head_dim 256 (65), +1.2% with head_dim 64's three warpgroups
+# on 4 x 4096 causal (16).
 PINGPONG_MAX_BLOCKS = 8.0
 
 
 def sm90_pingpong(head_dim: int, mean_blocks_per_tile: float) -> bool:
     """Whether the batch runs the turn-taking build of the sm90 kernel."""
-    return SM90_TILES[head_dim].consumer_wgs > 2 or mean_blocks_per_tile < PINGPONG_MAX_BLOCKS
+    return mean_blocks_per_tile < PINGPONG_MAX_BLOCKS
 
 
 def kv_offsets_variant(arch: str = HOPPER_ARCH) -> KernelVariant:
@@ -232,8 +232,7 @@ def all_variants() -> list[KernelVariant]:
                 for hd in HEAD_DIMS for dt in DTYPES]
         out.append(kv_offsets_variant(arch))
     out += [prefill_sm90_variant(hd, dt) for hd in HEAD_DIMS for dt in DTYPES]
-    out += [prefill_sm90_variant(hd, dt, pingpong=False) for hd in HEAD_DIMS for dt in DTYPES
-            if SM90_TILES[hd].consumer_wgs == 2]
+    out += [prefill_sm90_variant(hd, dt, pingpong=False) for hd in HEAD_DIMS for dt in DTYPES]
     out += [prefill_sm90_variant(hd, dt, pingpong=False, tile=tile) for hd, tile in SM90_LONG_TILES.items()
             for dt in DTYPES]
     return out

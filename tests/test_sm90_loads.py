@@ -31,7 +31,6 @@ def _wrapper(kit, fw, layout, backend, kv_load="auto"):
 def _poison_unowned_slots(kit, batch, cache, layout):
     """NaN into every slot of the layer's K and V that no request's tokens occupy."""
     k, v = cache
-    ps = batch.page_size
     used = np.zeros(batch.max_pages, dtype=bool)
     for r in range(len(batch.kv_lens)):
         lo, hi = int(batch.paged_kv_indptr[r]), int(batch.paged_kv_indptr[r + 1])
@@ -65,6 +64,7 @@ CASES = [
     (16, 128, 4, 2, [200, 40], [2100, 1500], False, -1, "NHD", "bfloat16", "tma"),
     (16, 256, 2, 2, [100], [1100], True, -1, "HND", "float16", "tma"),
     (1, 128, 1, 2, [64], [1300], False, 200, "NHD", "float16", "gather"),
+    (16, 64, 1, 4, [400, 3], [2000, 1500], True, -1, "HND", "float16", "tma"),  # 3 warpgroups
     # long tiles at head_dim 128 loaded by TMA: the 176-key build (partial last blocks, boxes of 16
     # keys in pages of 64 and 256 and of 8 in pages of 24 (22 per block), Q by cp.async for group 3,
     # causal); the gather-only page size keeps 128-key blocks
@@ -81,7 +81,7 @@ def _case_id(c):
 
 # Cases whose tiles average >= 8 key blocks: plan() picks the build without turn-taking, with
 # 176-key blocks when no mask limits the keys at head_dim 128.
-LONG_TILE_CASES = {_case_id(c) for c in CASES[-7:] if c[7] < 0}  # the windowed one stays short
+LONG_TILE_CASES = {_case_id(c) for c in CASES[-8:] if c[7] < 0}  # the windowed one stays short
 
 
 def _expected_build(c, kv_load) -> tuple[bool, bool]:
@@ -156,3 +156,37 @@ def test_sm90_tma_with_stale_nan_last_page_layers(kit):
         assert w.kv_load_path == "tma"
         ref_o, _ = paged_prefill_reference(q, cache, *batch.index_args(), causal=True)
         kit.check_attention(o, None, ref_o, None, "bfloat16", what=f"layer {layer}")
+
+
+@pytest.mark.parametrize("head_dim, causal", [(64, True), (128, False), (256, True)])
+def test_sm90_softmax_with_growing_row_max(kit, head_dim, causal):
+    """Logits that grow toward the keys the kernel visits last (it walks key blocks from the end),
+    so every row's running max climbs by many log2 units over a tile: exercises the O rescaling,
+    including the lazy kind of the head_dim 64/256 builds (reference max moves only past +8)."""
+    import cupy
+
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    ps, hkv, g = 16, 2, 2
+    batch = kit.make_page_table([300, 90], [1200, 700], ps, 31 + head_dim)
+    hqo = hkv * g
+    q = kit.randn("cupy", (batch.total_q, hqo, head_dim), "float16", 5, scale=2.0)
+    pool = kit.make_pool("cupy", "float16", batch.max_pages, ps, hkv, head_dim, seed=6)
+    k, v = pool.layer(0)
+    # Key j of request 0 scaled by 1 + 5 (1 - j / kv_len)^2 (largest at j = 0, visited last);
+    # request 1 the other way round (largest first: the max never needs to move).
+    factor = cupy.ones((batch.max_pages, ps), dtype=cupy.float32)
+    for r, rising in ((0, True), (1, False)):
+        n = int(batch.kv_lens[r])
+        j = np.arange(n)
+        f = 1 + 5 * ((1 - j / n) if rising else (j / n)) ** 2
+        pages = batch.paged_kv_indices[batch.paged_kv_indptr[r]:batch.paged_kv_indptr[r + 1]]
+        factor[cupy.asarray(pages[j // ps]), cupy.asarray(j % ps)] = cupy.asarray(f, dtype=cupy.float32)
+    k[...] = (k.astype(cupy.float32) * factor[:, :, None, None]).astype(k.dtype)
+    w = _wrapper(kit, "cupy", "NHD", "sm90")
+    w.plan(*batch.index_args(), hqo, hkv, head_dim, ps, causal=causal, q_data_type="float16")
+    out = kit.poison(kit.empty("cupy", (batch.total_q, hqo, head_dim), "float16"))
+    lse = kit.poison(kit.empty("cupy", (batch.total_q, hqo), "float32"))
+    w.run(q, (k, v), out=out, lse=lse, return_lse=True)
+    ref_o, ref_lse = paged_prefill_reference(q, (k, v), *batch.index_args(), causal=causal)
+    kit.check_attention(out, lse, ref_o, ref_lse, "float16", what=f"hd{head_dim}")
