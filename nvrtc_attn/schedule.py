@@ -167,13 +167,7 @@ def partition(costs, num_ctas: int, sections=None) -> tuple[np.ndarray, np.ndarr
         by_cost = np.argsort(-costs, kind="stable")
     else:
         by_cost = np.lexsort((-costs, np.asarray(sections, dtype=np.int64)))
-    cta_of = np.empty(len(costs), dtype=np.int64)
-    # (load, cta id): heapq pops the smallest load, and among equal loads the lowest id.
-    heap = [(0, c) for c in range(num_ctas)]
-    for rank, cost in enumerate(costs[by_cost].tolist()):
-        load, cta = heap[0]
-        heapq.heapreplace(heap, (load + cost, cta))
-        cta_of[rank] = cta
+    cta_of = _assign_longest_first(costs[by_cost], num_ctas)
 
     # Group by CTA; the stable sort keeps each CTA's tiles in assignment (longest-first) order.
     grouped = np.argsort(cta_of, kind="stable")
@@ -181,6 +175,49 @@ def partition(costs, num_ctas: int, sections=None) -> tuple[np.ndarray, np.ndarr
     work_indptr = np.zeros(num_ctas + 1, dtype=np.int32)
     np.cumsum(np.bincount(cta_of, minlength=num_ctas), out=work_indptr[1:])
     return order, work_indptr
+
+
+# Below this many tiles per vectorized run the heap is cheaper (runs shrink when tiny tiles follow
+# big ones and the loads spread wider than the costs).
+_MIN_RUN = 16
+
+
+def _assign_longest_first(sorted_costs: np.ndarray, num_ctas: int) -> np.ndarray:
+    """CTA of each tile, int64[T], tiles in the given (non-increasing cost) order: each to the CTA
+    with the least load so far, ties to the lowest id.
+
+    Exact, but vectorized by runs: with the CTAs sorted by (load, id), tile t + j of a run goes to
+    the j-th of them as long as that CTA still precedes every CTA the run has already fed (fed loads
+    only grow). A run ends at the first tile for which that fails; a short run hands the rest to a
+    heap, one tile at a time (heapq pops the smallest (load, id)).
+    """
+    n = len(sorted_costs)
+    cta_of = np.empty(n, dtype=np.int64)
+    load = np.zeros(num_ctas, dtype=np.int64)
+    t = 0
+    while t < n:
+        m = min(num_ctas, n - t)
+        ctas = np.argsort(load, kind="stable")[:m]
+        start = load[ctas]
+        cost = sorted_costs[t:t + m]
+        # (load, id) as one integer per CTA; fed CTAs carry their load after this run's tile
+        untouched = start * num_ctas + ctas
+        fed = np.minimum.accumulate((start + cost) * num_ctas + ctas)
+        ok = untouched[1:] < fed[:-1]
+        k = m if ok.all() else int(np.argmin(ok)) + 1
+        cta_of[t:t + k] = ctas[:k]
+        load[ctas[:k]] += cost[:k]
+        t += k
+        if k < min(_MIN_RUN, m):
+            break
+    if t < n:
+        heap = [(int(x), c) for c, x in enumerate(load.tolist())]
+        heapq.heapify(heap)
+        for rank, c in enumerate(sorted_costs[t:].tolist(), start=t):
+            total, cta = heap[0]
+            heapq.heapreplace(heap, (total + c, cta))
+            cta_of[rank] = cta
+    return cta_of
 
 
 def mean_blocks_per_tile(tiles: np.ndarray, block_n: int) -> float:

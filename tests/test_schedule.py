@@ -148,6 +148,37 @@ def test_partition_more_ctas_than_tiles():
     np.testing.assert_array_equal(work_indptr, [0, 0, 0, 0, 0])
 
 
+def _heap_longest_first(sorted_costs, num_ctas):
+    """Reference: one tile at a time to the least-loaded CTA, ties to the lowest id."""
+    import heapq
+
+    heap = [(0, c) for c in range(num_ctas)]
+    out = []
+    for cost in sorted_costs:
+        load, cta = heap[0]
+        heapq.heapreplace(heap, (load + int(cost), cta))
+        out.append(cta)
+    return np.array(out, dtype=np.int64)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_vectorized_assignment_matches_one_tile_at_a_time(seed):
+    """The run-vectorized assignment (and its heap fallback, reached when tiny tiles follow big
+    ones) gives exactly the one-at-a-time longest-first result."""
+    from nvrtc_attn.schedule import _assign_longest_first
+
+    rng = np.random.default_rng(seed)
+    for num_ctas in (1, 2, 7, 132, 600):
+        n = int(rng.integers(0, 2000))
+        costs = [rng.integers(1, 10**6, n),                         # spread
+                 rng.choice([0, 1, 7, 64, 128, 129, 4096], n),      # few values, big and tiny
+                 rng.integers(0, 3, n),                             # tiny: loads spread past costs
+                 np.full(n, 5)][seed % 4]                           # all equal
+        sorted_costs = np.sort(np.asarray(costs, np.int64))[::-1].copy()
+        np.testing.assert_array_equal(_assign_longest_first(sorted_costs, num_ctas),
+                                      _heap_longest_first(sorted_costs, num_ctas))
+
+
 def test_partition_rejects_no_ctas():
     with pytest.raises(ValueError, match="num_ctas"):
         partition([1, 2], 0)
