@@ -190,3 +190,34 @@ def test_sm90_softmax_with_growing_row_max(kit, head_dim, causal):
     w.run(q, (k, v), out=out, lse=lse, return_lse=True)
     ref_o, ref_lse = paged_prefill_reference(q, (k, v), *batch.index_args(), causal=causal)
     kit.check_attention(out, lse, ref_o, ref_lse, "float16", what=f"hd{head_dim}")
+
+
+def test_sm90_long_tiles_fall_back_to_gather_when_tma_cannot_describe_the_pool(kit):
+    """Pages padded so that the page stride is not a multiple of the head stride: no 5-D TMA map
+    exists, run() gathers with the 176-key build plan() chose for a TMA-sized page (two staged
+    row-address slots per producer thread), and the pool stays untouched."""
+    import torch
+
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    kit.require_torch_cuda()
+    ps, hkv, g, d = 16, 2, 4, 128
+    batch = kit.make_page_table([150, 60], [1700, 1203], ps, 41)
+    hqo = hkv * g
+    page_elems = ps * hkv * d + 32  # 64 bytes of padding after every page: stride_page % stride_head != 0
+    flat = kit.randn("torch", (batch.max_pages * 2 * page_elems,), "bfloat16", 42)
+    st = (2 * page_elems, hkv * d, d, 1)
+    k = torch.as_strided(flat, (batch.max_pages, ps, hkv, d), st)
+    v = torch.as_strided(flat, (batch.max_pages, ps, hkv, d), st, page_elems)
+    _poison_unowned_slots(kit, batch, (k, v), "NHD")
+    snap = kit.Snapshot(flat)
+    q = kit.randn("torch", (batch.total_q, hqo, d), "bfloat16", 43)
+    w = _wrapper(kit, "torch", "NHD", "sm90")
+    w.plan(*batch.index_args(), hqo, hkv, d, ps, causal=False, q_data_type="bfloat16")
+    out = kit.poison(kit.empty("torch", (batch.total_q, hqo, d), "bfloat16"))
+    lse = kit.poison(kit.empty("torch", (batch.total_q, hqo), "float32"))
+    w.run(q, (k, v), out=out, lse=lse, return_lse=True)
+    assert w.kv_load_path == "gather" and "_bn176_nopp" in w.kernel_name, (w.kv_load_path, w.kernel_name)
+    ref_o, ref_lse = paged_prefill_reference(q, (k, v), *batch.index_args(), causal=False)
+    kit.check_attention(out, lse, ref_o, ref_lse, "bfloat16", what="padded pages")
+    assert snap.unchanged(), "run() modified the KV cache"
