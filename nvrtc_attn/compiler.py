@@ -305,20 +305,32 @@ def clear_memory_cache() -> None:
         _memory_cache.clear()
 
 
+def _nvrtc_string(get_size, get, handle) -> bytes | None:
+    """NVRTC's size-then-get pattern (log, PTX): NVRTC writes `size` bytes into a buffer we own.
+
+    The buffer is a fresh bytearray: never a bytes object, which is immutable (and for short sizes
+    may be one of CPython's shared one-byte objects: a size-1 "empty" log went into the b" " of the
+    whole process).
+    Returns the text without its NUL terminator, or None on an NVRTC error.
+    """
+    err, size = get_size(handle)
+    if int(err) != 0:
+        return None
+    buf = bytearray(int(size))
+    (err,) = get(handle, buf)
+    if int(err) != 0:
+        return None
+    return bytes(buf).rstrip(b"\x00")
+
+
 def _nvrtc_log(program) -> str | None:
     """The program log straight from NVRTC (works after success and after failure)."""
     try:
         from cuda.bindings import nvrtc
 
         handle = program.handle
-        err, size = nvrtc.nvrtcGetProgramLogSize(handle)
-        if int(err) != 0:
-            return None
-        buf = b" " * size
-        (err,) = nvrtc.nvrtcGetProgramLog(handle, buf)
-        if int(err) != 0:
-            return None
-        return buf.rstrip(b"\x00").decode(errors="replace")
+        text = _nvrtc_string(nvrtc.nvrtcGetProgramLogSize, nvrtc.nvrtcGetProgramLog, handle)
+        return None if text is None else text.decode(errors="replace")
     except Exception:
         return None
 
@@ -329,14 +341,8 @@ def _nvrtc_ptx(program) -> str | None:
         from cuda.bindings import nvrtc
 
         handle = program.handle
-        err, size = nvrtc.nvrtcGetPTXSize(handle)
-        if int(err) != 0 or size <= 1:
-            return None
-        buf = b" " * size
-        (err,) = nvrtc.nvrtcGetPTX(handle, buf)
-        if int(err) != 0:
-            return None
-        return buf.rstrip(b"\x00").decode()
+        text = _nvrtc_string(nvrtc.nvrtcGetPTXSize, nvrtc.nvrtcGetPTX, handle)
+        return text.decode() if text else None
     except Exception:
         return None
 
