@@ -41,6 +41,8 @@ struct PrefillParams {
   int32_t q_tma;                 // sm90: 1 = Q by TMA (group_size divides block_m), 0 = cp.async
   int32_t k_page_heads;          // sm90 TMA: page stride / head stride of K (heads dim folded into pages)
   int32_t v_page_heads;
+  float v_scale;                 // multiplies O in the epilogue (FlashInfer's v_scale)
+  float lse_scale;               // multiplies the base-2 LSE: 1 (log2) or ln 2 (natural log)
 };
 
 // The driver's opaque 128-byte CUtensorMap (cuda.h is not available under NVRTC).

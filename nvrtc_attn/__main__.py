@@ -32,36 +32,40 @@ def _gpu_reason() -> str | None:
         return f"{type(exc).__name__}: {exc}"
 
 
-def compile_kernels() -> None:
+def compile_kernels(reason: str | None) -> None:
+    """Compile (or load from the disk cache) what backend="auto" runs on this machine's GPU (the
+    sm90 builds on Hopper, the portable sm80 builds elsewhere; without a GPU the Hopper builds), in
+    parallel, and print the true time: importing nvrtc_attn compiles nothing."""
     from . import compiler, variants
 
-    wanted = variants.default_variants()
-    print(f"compiling {len(wanted)} default variants with NVRTC "
+    if reason is None:
+        from . import launcher
+
+        cc = launcher.compute_capability(0)
+        backend, arch = variants.auto_backend(cc), variants.arch_for(cc)
+    else:
+        backend, arch = "sm90", variants.HOPPER_ARCH
+    wanted = variants.default_variants(backend, arch)
+    print(f"compiling the {len(wanted)} {backend} builds of head_dim 128 ({arch}) with NVRTC "
           f"{'.'.join(map(str, compiler.nvrtc_version()))} (cache: {compiler.default_cache_dir()})")
     t0 = time.perf_counter()
-    if hasattr(compiler, "compile_all"):
-        kernels = compiler.compile_all(wanted)
-    else:
-        kernels = [compiler.compile_variant(v) for v in wanted]
+    kernels = compiler.compile_all(wanted)
     elapsed = time.perf_counter() - t0
-    cached = sum(bool(getattr(k, "from_cache", False)) for k in kernels)
-    print(f"  {elapsed:.2f} s ({cached}/{len(kernels)} from cache)")
+    cached = sum(k.from_cache for k in kernels)
+    print(f"  {elapsed:.2f} s ({cached}/{len(kernels)} from the disk cache, {len(kernels) - cached} compiled)")
     try:
         from . import sass
     except Exception as exc:  # noqa: BLE001
         print(f"  (resource usage unavailable: {exc})")
         return
     for k in kernels:
-        name = getattr(k, "name", None) or k.variant.name
         try:
             usage = sass.resource_usage(k.cubin)
-            entry = getattr(k, "lowered_name", "") or k.variant.entry
-            res = usage.get(entry) or next(iter(usage.values()))
-            print(f"  {name:48s} registers {res.get('registers', '?'):>3}  shared {res.get('shared', '?'):>6}  "
-                  f"local {res.get('local', '?')}  stack {res.get('stack', '?')}"
-                  f"{'  (cached)' if getattr(k, 'from_cache', False) else ''}")
+            res = usage.get(k.lowered_name or k.variant.entry) or next(iter(usage.values()))
+            print(f"  {k.name:48s} registers {res.get('registers', '?'):>3}  shared {res.get('shared', '?'):>6}  "
+                  f"local {res.get('local', '?')}  stack {res.get('stack', '?')}")
         except Exception as exc:  # noqa: BLE001 - cuobjdump missing, ...
-            print(f"  {name:48s} (resources unavailable: {type(exc).__name__}: {exc})")
+            print(f"  {k.name:48s} (resources unavailable: {type(exc).__name__}: {exc})")
 
 
 def w1_batch(seed: int = 0):
@@ -100,18 +104,15 @@ def plan_on_cpu(batch) -> None:
     w = W1
     t0 = time.perf_counter()
     a = validate.check_plan_args(*_index_args(batch), w["num_qo_heads"], w["num_kv_heads"],
-                                 w["head_dim"], w["page_size"], w["causal"], None, -1, None,
-                                 "bfloat16", None)
-    tiles = getattr(variants, "SM80_TILES", {})
-    block_m = tiles[w["head_dim"]].block_m if w["head_dim"] in tiles else 128
+                                 w["head_dim"], w["page_size"], w["causal"], None, -1, None, "bfloat16")
+    tile = variants.planning_tile("sm90", a.head_dim, variants.HOPPER_ARCH)
     plan = planner.make_plan(
-        a["qo_indptr"], a["paged_kv_indptr"], a["paged_kv_indices"], a["paged_kv_last_page_len"],
-        a["num_qo_heads"], a["num_kv_heads"], a["head_dim"], a["page_size"], causal=a["causal"],
-        window_left=a["window_left"], num_ctas=132, block_m=block_m)
+        a.qo_indptr, a.paged_kv_indptr, a.paged_kv_indices, a.paged_kv_last_page_len, a.num_qo_heads,
+        a.num_kv_heads, a.head_dim, a.page_size, causal=a.causal, window_left=a.window_left, num_ctas=132,
+        block_m=tile.block_m, l2_section_bytes=tile.l2_section_bytes)
     ms = (time.perf_counter() - t0) * 1e3
-    print(f"plan (host only, 132 CTAs as on an H100, block_m {block_m}): {ms:.1f} ms, "
-          f"{getattr(plan, 'num_tiles', '?')} tiles, {getattr(plan, 'total_kv', '?')} key tokens, "
-          f"{getattr(plan, 'workspace_bytes', '?')} workspace bytes")
+    print(f"plan (host only, 132 CTAs as on an H100/H200, block_m {tile.block_m}): {ms:.1f} ms, "
+          f"{plan.num_tiles} tiles, {plan.total_kv} key tokens, {plan.workspace_bytes} plan bytes")
 
 
 def run_on_gpu(batch) -> int:
@@ -186,23 +187,50 @@ def run_on_gpu(batch) -> int:
     return 0
 
 
-def main() -> int:
+def torch_compile_check() -> int:
+    """The interpreter is intact after our compiles: torch imports and torch.compile works."""
+    import torch
+
+    f = torch.compile(lambda x: torch.sin(x) * 2 + 1)
+    x = torch.arange(8, dtype=torch.float32)
+    ok = bool(torch.allclose(f(x), torch.sin(x) * 2 + 1))
+    print(f"torch {torch.__version__}: torch.compile on a small function {'ok' if ok else 'WRONG'}")
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     from . import __version__
 
+    ap = argparse.ArgumentParser(
+        prog="python -m nvrtc_attn",
+        description="nvrtc_attn demo: compile the kernels this GPU uses (true cold time), plan a W1-sized "
+                    "prefill (16 x 1024 tokens, causal, 32/8 heads, head_dim 128, page_size 16) on a "
+                    "strided [pages, 4, 2, 16, 8, 128] pool and, with a GPU, run it, check it against "
+                    "the float32 reference and time it. Exit code 0 when every step passed.")
+    ap.add_argument("--torch-compile", action="store_true",
+                    help="afterwards, in this process, import torch and run torch.compile on a small "
+                         "function (checks that compiling left the interpreter intact)")
+    args = ap.parse_args(argv)
     print(f"nvrtc_attn {__version__} demo: compile, plan W1 (16 x 1024, causal, GQA 32/8, hd 128) "
           f"on a strided paged pool, run and check")
+    reason = _gpu_reason()
     try:
-        compile_kernels()
-    except Exception as exc:  # noqa: BLE001 - report and go on to the plan
+        compile_kernels(reason)
+    except Exception as exc:  # noqa: BLE001 - report and stop
         print(f"compile failed: {type(exc).__name__}: {exc}")
         return 1
     batch = w1_batch()
-    reason = _gpu_reason()
     if reason:
         print(f"no usable GPU ({reason}): skipping the run; planning on the CPU only")
         plan_on_cpu(batch)
-        return 0
-    return run_on_gpu(batch)
+        rc = 0
+    else:
+        rc = run_on_gpu(batch)
+    if args.torch_compile and rc == 0:
+        rc = torch_compile_check()
+    return rc
 
 
 if __name__ == "__main__":

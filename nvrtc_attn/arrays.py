@@ -4,6 +4,7 @@ DLPack producer such as JAX). No validation policy here; validate.py decides wha
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,16 @@ _DTYPE_ALIASES = {
 
 
 def dtype_name(dtype: Any) -> str:
-    """Canonical name of a dtype given as a string, NumPy/CuPy dtype or torch.dtype."""
-    text = str(dtype).rsplit(".", 1)[-1].lower()
+    """Canonical name of a dtype given as a string ("bf16", "torch.float16"), a NumPy/CuPy/JAX dtype
+    or scalar type (np.float16, jnp.bfloat16) or a torch.dtype."""
+    if not isinstance(dtype, str):
+        try:
+            text = np.dtype(dtype).name  # dtypes and scalar types; not torch.dtype (TypeError)
+        except TypeError:
+            text = str(dtype)
+    else:
+        text = dtype
+    text = text.rsplit(".", 1)[-1].lower()
     return _DTYPE_ALIASES.get(text, text)
 
 
@@ -51,9 +60,13 @@ def _torch_module(x):
     return None
 
 
-def wrap(x: Any, name: str) -> Operand:
+def wrap(x: Any, name: str, stream: int = 0) -> Operand:
     """Describe x without copying or synchronizing. Raises TypeError naming `name` when x is not
-    an array this library understands."""
+    an array this library understands.
+
+    stream: the raw CUstream the caller's work will run on. Only DLPack producers other than CuPy
+    and torch (e.g. JAX) see it: DLPack makes the producer order its pending writes of x before
+    that stream (their own stream is not visible to us)."""
     mod = type(x).__module__
     if mod.startswith("cupy"):
         import cupy
@@ -73,20 +86,30 @@ def wrap(x: Any, name: str) -> Operand:
         return Operand(x, "numpy", int(x.__array_interface__["data"][0]), tuple(x.shape),
                        tuple(s // item for s in x.strides), dtype_name(x.dtype), item, None)
     if hasattr(x, "__dlpack__"):
-        return _wrap_dlpack(x, name)
+        return _wrap_dlpack(x, name, stream)
     raise TypeError(f"{name} must be a CuPy array, torch tensor or DLPack array, got {type(x).__name__}")
 
 
-def _wrap_dlpack(x: Any, name: str) -> Operand:
+# DLPack device types of CUDA memory (kDLCUDA, kDLCUDAManaged) and DLPack's name for the legacy
+# default stream (a consumer may not pass 0: it is ambiguous in the protocol).
+_DLPACK_CUDA = (2, 13)
+_DLPACK_LEGACY_STREAM = 1
+
+
+def _wrap_dlpack(x: Any, name: str, stream: int) -> Operand:
     from cuda.core.utils import StridedMemoryView
 
     try:
-        view = StridedMemoryView(x, stream_ptr=-1)  # -1: no stream ordering, we only read metadata
-    except Exception as exc:  # dtype unknown to NumPy (e.g. bfloat16 without ml_dtypes), ...
-        raise TypeError(f"{name}: cannot read this DLPack array ({exc})") from exc
+        dev_type, dev_id = x.__dlpack_device__()
+    except Exception as exc:  # noqa: BLE001
+        raise TypeError(f"{name}: cannot read this DLPack array's device ({exc})") from exc
+    on_cuda = int(dev_type) in _DLPACK_CUDA
+    consumer = (int(stream) or _DLPACK_LEGACY_STREAM) if on_cuda else None
+    try:
+        view = StridedMemoryView.from_dlpack(x, stream_ptr=consumer)
+    except Exception as exc:  # noqa: BLE001 - dtype unknown to NumPy (bfloat16 without ml_dtypes), ...
+        raise TypeError(f"{name}: cannot read this DLPack array ({type(exc).__name__}: {exc})") from exc
     dt = view.dtype
-    dev_type, dev_id = x.__dlpack_device__()
-    on_cuda = int(dev_type) in (2, 13)  # kDLCUDA, kDLCUDAManaged
     strides = view.strides or _contiguous_strides(view.shape)
     return Operand(x, "dlpack", int(view.ptr), tuple(view.shape), tuple(strides),
                    dtype_name(dt), dt.itemsize, int(dev_id) if on_cuda else None)
@@ -100,22 +123,38 @@ def _contiguous_strides(shape) -> tuple:
     return tuple(reversed(strides))
 
 
-def split_cache(paged_kv_cache: Any, name: str = "paged_kv_cache") -> tuple[Operand, Operand]:
-    """(k, v) operands from a (k, v) tuple of 4-D arrays or one 5-D array with K/V on dim 1."""
+def split_cache(paged_kv_cache: Any, name: str = "paged_kv_cache", stream: int = 0,
+                kv_layout: str = "NHD") -> tuple[Operand, Operand]:
+    """(k, v) 4-D operands from FlashInfer's cache forms: a (k, v) tuple of 4-D arrays, or of 3-D
+    [slots, num_kv_heads, head_dim] arrays (page_size 1, as SGLang passes its token pools), or one
+    5-D array [num_pages, 2, ...] (one 4-D [num_pages, 2, num_kv_heads, head_dim]: page_size 1)
+    with K and V on dim 1."""
     if isinstance(paged_kv_cache, (tuple, list)):
         if len(paged_kv_cache) != 2:
             raise ValueError(f"{name} as a tuple must be (k_cache, v_cache), got {len(paged_kv_cache)} items")
-        return wrap(paged_kv_cache[0], name + "[0]"), wrap(paged_kv_cache[1], name + "[1]")
-    both = wrap(paged_kv_cache, name)
-    if both.ndim != 5 or both.shape[1] != 2:
-        raise ValueError(f"{name} must be a (k, v) tuple of 4-D arrays or a 5-D array "
+        k = wrap(paged_kv_cache[0], name + "[0]", stream)
+        v = wrap(paged_kv_cache[1], name + "[1]", stream)
+        return _with_page_dim(k, kv_layout), _with_page_dim(v, kv_layout)
+    both = wrap(paged_kv_cache, name, stream)
+    if both.ndim not in (4, 5) or both.shape[1] != 2:
+        raise ValueError(f"{name} must be a (k, v) tuple of 4-D (or 3-D) arrays or a 5-D array "
                          f"[num_pages, 2, ...] with K/V on dim 1, got shape {both.shape}")
     shape = (both.shape[0],) + both.shape[2:]
     strides = (both.strides[0],) + both.strides[2:]
     k = Operand(both.obj, both.kind, both.ptr, shape, strides, both.dtype, both.itemsize, both.device)
     v = Operand(both.obj, both.kind, both.ptr + both.strides[1] * both.itemsize, shape, strides,
                 both.dtype, both.itemsize, both.device)
-    return k, v
+    return _with_page_dim(k, kv_layout), _with_page_dim(v, kv_layout)
+
+
+def _with_page_dim(op: Operand, kv_layout: str) -> Operand:
+    """A 3-D [slots, num_kv_heads, head_dim] pool as 4-D pages of one token (NHD [slots, 1, H, D],
+    HND [slots, H, 1, D]); 4-D and other ranks pass through (validate.check_cache judges them)."""
+    if op.ndim != 3:
+        return op
+    (n, h, d), (sn, sh, sd) = op.shape, op.strides
+    shape, strides = ((n, 1, h, d), (sn, sn, sh, sd)) if kv_layout == "NHD" else ((n, h, 1, d), (sn, sh, sn, sd))
+    return dataclasses.replace(op, shape=shape, strides=strides)
 
 
 def cache_strides(op: Operand, kv_layout: str, page_size: int) -> tuple[int, int, int]:
@@ -138,44 +177,67 @@ def cache_strides(op: Operand, kv_layout: str, page_size: int) -> tuple[int, int
     return int(sp), int(st), int(sh)
 
 
+def launch_stream(x: Any, stream: Any = None) -> int:
+    """The raw CUstream a call on array x runs on: `stream` when given, else the current stream of
+    x's framework on x's device (torch, CuPy), else the legacy default stream (0), which DLPack
+    producers such as JAX are then asked to order their writes before."""
+    if stream is not None:
+        return stream_handle(stream)
+    mod = type(x).__module__
+    if mod.startswith("torch"):
+        import torch
+        if isinstance(x, torch.Tensor) and x.is_cuda:
+            return int(torch.cuda.current_stream(x.device).cuda_stream)
+    elif mod.startswith("cupy"):
+        import cupy
+        if isinstance(x, cupy.ndarray):
+            return int(cupy.cuda.get_current_stream(x.device.id).ptr)
+    return 0
+
+
 def current_stream(op: Operand, stream: Any = None) -> int:
     """Raw CUstream handle: the explicit `stream` if given, else the current stream of the
     operand's framework on its device (CuPy, torch), else the legacy default stream (0)."""
     if stream is not None:
-        for attr in ("cuda_stream", "ptr", "handle"):
-            if hasattr(stream, attr):
-                return int(getattr(stream, attr))
-        if hasattr(stream, "__cuda_stream__"):
-            return int(stream.__cuda_stream__()[1])
-        return int(stream)
+        return stream_handle(stream)
     if op.kind == "torch":
         import torch
         return int(torch.cuda.current_stream(op.device).cuda_stream)
     if op.kind == "cupy":
         import cupy
-        return int(cupy.cuda.get_current_stream().ptr)
+        return int(cupy.cuda.get_current_stream(op.device).ptr)
     return 0
 
 
-def empty_like_kind(op: Operand, shape: tuple, dtype: str) -> Any:
-    """A new device array of the caller's kind (same framework and device as `op`)."""
+def stream_handle(stream: Any) -> int:
+    """Raw CUstream of a stream object (torch, CuPy, cuda.core, anything with __cuda_stream__) or int."""
+    for attr in ("cuda_stream", "ptr", "handle"):
+        if hasattr(stream, attr):
+            return int(getattr(stream, attr))
+    if hasattr(stream, "__cuda_stream__"):
+        return int(stream.__cuda_stream__()[1])
+    return int(stream)
+
+
+def empty_raw(op: Operand, shape: tuple, dtype: str) -> Any:
+    """A new device array on op's device: torch for torch callers, else CuPy (bfloat16 as raw
+    uint16 storage: CuPy has no bfloat16). Hand it to the caller with `as_callers_kind` only after
+    the kernel that writes it is launched (DLPack orders the consumer after work issued so far)."""
     if op.kind == "torch":
         import torch
         return torch.empty(shape, dtype=getattr(torch, dtype), device=op.obj.device)
     import cupy
     with cupy.cuda.Device(op.device):
-        if dtype == "bfloat16":
-            raw = cupy.empty(shape, dtype=cupy.uint16)  # CuPy has no bfloat16: raw 16-bit storage
-        else:
-            raw = cupy.empty(shape, dtype=dtype)
-    if op.kind == "cupy":
+        return cupy.empty(shape, dtype=cupy.uint16 if dtype == "bfloat16" else dtype)
+
+
+def as_callers_kind(op: Operand, raw: Any) -> Any:
+    """`raw` (from empty_raw) as an array of op's kind: itself for torch/CuPy callers, else through
+    DLPack in the caller's package (e.g. a JAX array), viewed as op's dtype."""
+    if op.kind in ("torch", "cupy"):
         return raw
-    return _as_callers_kind(op.obj, raw, dtype)
-
-
-def _as_callers_kind(like: Any, raw: Any, dtype: str) -> Any:
-    """Hand a CuPy buffer back as the caller's array type through DLPack (e.g. JAX)."""
     import importlib
+    like = op.obj
     root = importlib.import_module(type(like).__module__.split(".")[0])
     for mod_name in (root.__name__ + ".numpy", root.__name__, root.__name__ + ".dlpack"):
         try:
@@ -184,10 +246,7 @@ def _as_callers_kind(like: Any, raw: Any, dtype: str) -> Any:
             continue
         if hasattr(mod, "from_dlpack"):
             arr = mod.from_dlpack(raw)
-            if dtype == "bfloat16" and hasattr(arr, "view"):
-                try:
-                    arr = arr.view(getattr(like, "dtype"))
-                except Exception:
-                    pass
+            if dtype_name(getattr(arr, "dtype", "")) != dtype_name(getattr(like, "dtype", "")) and hasattr(arr, "view"):
+                arr = arr.view(like.dtype)  # bfloat16 delivered as raw uint16 storage
             return arr
     return raw

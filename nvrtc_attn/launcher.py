@@ -32,6 +32,7 @@ class PrefillParams(ctypes.Structure):
         ("num_qo_heads", _i32), ("group_size", _i32), ("causal", _i32), ("window_left", _i32),
         ("scale_log2", _f32), ("soft_cap", _f32), ("cap_scale", _f32),
         ("kv_box_tokens", _i32), ("q_tma", _i32), ("k_page_heads", _i32), ("v_page_heads", _i32),
+        ("v_scale", _f32), ("lse_scale", _f32),
     ]
 
 
@@ -120,51 +121,49 @@ def compute_capability(device: int) -> tuple[int, int]:
     return int(cc[0]), int(cc[1])
 
 
+def device_arch(device: int) -> str:
+    return variants.arch_for(compute_capability(device))
+
+
+def load(variant: variants.KernelVariant, device: int, threads: int, smem_bytes: int) -> LoadedKernel:
+    """A compiled variant loaded on a device (compiled or read from the cache first), once per
+    (variant, device)."""
+    key = (variant.name, device)
+    with _lock:
+        k = _kernels.get(key)
+    if k is None:
+        k = LoadedKernel(variant, device, threads, smem_bytes)
+        with _lock:
+            _kernels[key] = k
+    return k
+
+
+def load_build(build: variants.Build, device: int) -> tuple[LoadedKernel, ...]:
+    """The kernels of a Build on a device, in build.variants order."""
+    head_dim = int(dict(build.variants[0].defines)["HEAD_DIM"])
+    return tuple(load(v, device, build.tile.threads, build.tile.smem_bytes(head_dim)) for v in build.variants)
+
+
 def prefill_sm80_kernel(head_dim: int, dtype: str, device: int, units: bool = True) -> LoadedKernel:
     """The portable kernel for this device (sm_90a build on Hopper, sm_80 elsewhere) and K/V
     load path (units: int32 token-unit offsets; else int64 element offsets)."""
-    arch = variants.HOPPER_ARCH if compute_capability(device) == (9, 0) else variants.PORTABLE_ARCH
-    key = ("sm80", head_dim, dtype, arch, device, units)
-    with _lock:
-        k = _kernels.get(key)
-    if k is None:
-        tile = variants.sm80_tile(head_dim, arch)
-        k = LoadedKernel(variants.prefill_sm80_variant(head_dim, dtype, arch, units), device,
-                         tile.threads, tile.smem_bytes(head_dim))
-        with _lock:
-            _kernels[key] = k
-    return k
-
-
-def prefill_sm90_kernel(head_dim: int, dtype: str, device: int, pingpong: bool = True,
-                        tile: variants.Sm90Tile | None = None) -> LoadedKernel:
-    """The Hopper kernel (sm_90a only); pingpong picks the turn-taking build (variants.sm90_pingpong),
-    tile the key block and stages (variants.sm90_tile; SM90_TILES[head_dim] by default)."""
-    if compute_capability(device) != (9, 0):
-        raise ValueError(f"backend='sm90' needs a Hopper GPU (compute capability 9.0), "
-                         f"cuda:{device} is {compute_capability(device)}")
-    tile = tile or variants.SM90_TILES[head_dim]
-    variant = variants.prefill_sm90_variant(head_dim, dtype, pingpong, tile)
-    key = ("sm90", variant.name, device)
-    with _lock:
-        k = _kernels.get(key)
-    if k is None:
-        k = LoadedKernel(variant, device, tile.threads, tile.smem_bytes(head_dim))
-        with _lock:
-            _kernels[key] = k
-    return k
+    arch = device_arch(device)
+    tile = variants.sm80_tile(head_dim, arch)
+    return load(variants.prefill_sm80_variant(head_dim, dtype, arch, units), device, tile.threads,
+                tile.smem_bytes(head_dim))
 
 
 def offsets_kernel(device: int) -> LoadedKernel:
-    arch = variants.HOPPER_ARCH if compute_capability(device) == (9, 0) else variants.PORTABLE_ARCH
-    key = ("offsets", arch, device)
-    with _lock:
-        k = _kernels.get(key)
-    if k is None:
-        k = LoadedKernel(variants.kv_offsets_variant(arch), device, 256, 0)
-        with _lock:
-            _kernels[key] = k
-    return k
+    return load(variants.kv_offsets_variant(device_arch(device)), device, 256, 0)
+
+
+def prepare(build_variants, device: int) -> None:
+    """Compile (in parallel worker processes, from the disk cache when warm) every variant a plan
+    may need, before any of them is loaded: the first plan() of a (head_dim, dtype) pays one
+    parallel compile instead of one per build, and run() never compiles."""
+    missing = [v for v in build_variants if (v.name, device) not in _kernels]
+    if len(missing) > 1:
+        compiler.compile_all(missing)
 
 
 # cuTensorMapEncodeTiled for 16-bit elements with the 128-byte swizzle the wgmma operands use.
@@ -210,3 +209,137 @@ def copy_host_to_device(dst_ptr: int, host_array, stream: int) -> None:
     nbytes = int(host_array.nbytes)
     if nbytes:
         _check(driver.cuMemcpyHtoDAsync(dst_ptr, host_array.ctypes.data, nbytes, driver.CUstream(stream)))
+
+
+# ----------------------------------------------------------------------------------------------
+# TMA geometry of the sm90 kernel's operands (the K/V pool views and Q)
+
+
+def tma_geometry(dims, strides, itemsize: int = 2) -> tuple[tuple, tuple]:
+    """(dims, byte strides of dims 1..) for cuTensorMapEncodeTiled from element strides of dims
+    1.. (dim 0 has stride 1). Size-1 dims get the packed stride: DLPack strides of such dims are
+    arbitrary (even 0), and the TMA unit wants every stride a positive multiple of 16 bytes.
+    """
+    out, packed = [], dims[0] * itemsize
+    for size, stride in zip(dims[1:], strides):
+        out.append(packed if size == 1 or stride <= 0 else stride * itemsize)
+        packed = out[-1] * size
+    return tuple(dims), tuple(out)
+
+
+def kv_tma_geometry(head_dim: int, page_size: int, num_kv_heads: int, pages: int, strides,
+                    itemsize: int = 2):
+    """The 5-D TMA view of a K or V pool view for the sm90 kernel, or None if it has none.
+
+    strides: normalized (page, token, head) element strides (arrays.cache_strides). Dims, innermost
+    first: 64 columns, token % 8, column block (64 columns), token // 8, and head + page * R with
+    R = stride_page / stride_head (heads and pages folded into one dim, so 5 dims suffice).
+    Returns (dims, byte strides of dims 1..4, R). Needs stride_page % stride_head == 0 (any
+    [pages, layers, 2, page_size, H, D] or HND pool view has it) and coordinates within int32.
+    """
+    sp, st, sh = (int(x) for x in strides)
+    if num_kv_heads == 1:
+        ratio, unit = 1, sp if sp > 0 else st * page_size
+    elif sh > 0 and sp % sh == 0:
+        ratio, unit = sp // sh, sh
+    else:
+        return None
+    folded = (pages - 1) * ratio + num_kv_heads
+    if folded >= 2**31 or ratio >= 2**31 or page_size % 8:
+        return None
+    dims = (64, 8, head_dim // 64, page_size // 8, folded)
+    byte_strides = (st * itemsize, 64 * itemsize, 8 * st * itemsize, unit * itemsize)
+    if any(x <= 0 for x in byte_strides):
+        return None
+    return dims, byte_strides, ratio
+
+
+def set_tensor_maps(maps: Sm90TensorMaps, p: PrefillParams, plan, build: variants.Build, q, k, v, ks, vs) -> bool:
+    """TMA descriptors of this run's q and K/V views (sm90) into `maps` and the matching params
+    fields; a geometry the driver rejects falls back to the cp.async path for that operand.
+    Returns whether K/V come by TMA."""
+    d = plan.head_dim
+    p.q_tma = 0
+    if build.q_box is not None:
+        p.q_tma = int(encode_tensor_map(maps.q, q.ptr, *tma_geometry((d, plan.num_qo_heads, q.shape[0]),
+                                                                     (q.strides[1], q.strides[0])), build.q_box))
+    p.kv_box_tokens = 0
+    if build.kv_box:
+        box = (64, 8, d // 64, build.kv_box // 8, 1)
+        gk = kv_tma_geometry(d, plan.page_size, plan.num_kv_heads, k.shape[0], ks)
+        gv = kv_tma_geometry(d, plan.page_size, plan.num_kv_heads, v.shape[0], vs)
+        if (gk and gv and encode_tensor_map(maps.k, k.ptr, gk[0], gk[1], box)
+                and encode_tensor_map(maps.v, v.ptr, gv[0], gv[1], box)):
+            p.kv_box_tokens = build.kv_box
+            p.k_page_heads, p.v_page_heads = gk[2], gv[2]
+    return bool(p.kv_box_tokens)
+
+
+# ----------------------------------------------------------------------------------------------
+# Parameters of a launch
+
+
+# The kernels do not read PrefillParams.v_scale / lse_scale yet: until they do, run() refuses a
+# v_scale other than 1 and lse_base="ln" instead of ignoring them.
+EPILOGUE_SCALES = False
+
+
+def require_epilogue_scales() -> None:
+    if not EPILOGUE_SCALES:
+        raise NotImplementedError("run(): v_scale != 1 and lse_base='ln' are not supported by these kernels yet")
+
+
+def plan_params(plan, workspace_ptr: int) -> PrefillParams:
+    """A PrefillParams with the plan's fields filled in (workspace sections, heads, mask)."""
+    p = PrefillParams()
+    for name in ("qo_indptr", "kv_lens", "kv_tok_indptr", "tok_page", "tok_slot", "tiles", "work_indptr"):
+        setattr(p, name, workspace_ptr + plan.layout[name][0])
+    p.num_qo_heads = plan.num_qo_heads
+    p.group_size = plan.group_size
+    p.causal = int(plan.causal)
+    p.window_left = plan.window_left
+    return p
+
+
+def set_run_params(p: PrefillParams, plan, workspace_ptr: int, key: tuple, q, ks, vs, k, v, o, lse,
+                   lse_layout: str, scales) -> None:
+    """This run's operands into p: pointers and element strides of q, the K/V views (ks, vs: their
+    normalized (page, token, head) strides), o and lse, the offset table of `key`, and the scales
+    (scale_log2, soft_cap, cap_scale, v_scale, lse_scale)."""
+    p.q, p.k, p.v, p.o = q.ptr, k.ptr, v.ptr, o.ptr
+    p.q_stride_tok, p.q_stride_head = q.strides[0], q.strides[1]
+    p.o_stride_tok, p.o_stride_head = o.strides[0], o.strides[1]
+    if lse is None:
+        p.lse, p.lse_stride_tok, p.lse_stride_head = None, 0, 0
+    elif lse_layout == "NH":
+        p.lse, p.lse_stride_tok, p.lse_stride_head = lse.ptr, lse.strides[0], lse.strides[1]
+    else:  # [num_qo_heads, total_q]
+        p.lse, p.lse_stride_tok, p.lse_stride_head = lse.ptr, lse.strides[1], lse.strides[0]
+    p.k_stride_tok, p.k_stride_head = ks[1], ks[2]
+    p.v_stride_tok, p.v_stride_head = vs[1], vs[2]
+    if key[0] == "units":
+        p.tok_units, p.k_tok_elems, p.v_tok_elems = workspace_ptr + plan.layout["tok_units"][0], None, None
+    else:
+        p.tok_units = None
+        p.k_tok_elems = workspace_ptr + plan.layout["k_tok_elems"][0]
+        p.v_tok_elems = workspace_ptr + plan.layout["v_tok_elems"][0]
+    p.scale_log2, p.soft_cap, p.cap_scale, p.v_scale, p.lse_scale = scales
+
+
+def build_offsets(plan, workspace_ptr: int, key: tuple, stream: int, device: int) -> None:
+    """The K/V offset tables of `key` from the plan's per-token (page, slot) tables, on the device
+    (kernels_cu/kv_offsets.cu), on the run's stream: capturable, no host work per token."""
+    op = OffsetParams()
+    op.tok_page = workspace_ptr + plan.layout["tok_page"][0]
+    op.tok_slot = workspace_ptr + plan.layout["tok_slot"][0]
+    op.total_kv = plan.total_kv
+    if key[0] == "units":
+        op.tok_units = workspace_ptr + plan.layout["tok_units"][0]
+        op.page_ratio = key[1]
+    else:
+        op.k_tok_elems = workspace_ptr + plan.layout["k_tok_elems"][0]
+        op.v_tok_elems = workspace_ptr + plan.layout["v_tok_elems"][0]
+        op.k_stride_page, op.k_stride_tok, op.v_stride_page, op.v_stride_tok = key[1:]
+    kernel = offsets_kernel(device)
+    grid = min(max(1, -(-plan.total_kv // kernel.threads)), 4096)
+    kernel.launch(grid, op, stream)

@@ -58,6 +58,7 @@ class Plan:
     offsets_key: tuple | None     # offsets in the image were built for this key (None: not yet)
     layout: dict = field(repr=False)    # section -> (byte offset, byte size)
     image: np.ndarray = field(repr=False)  # uint8, the bytes uploaded to the workspace
+    build: object = None          # variants.Build chosen for these tiles (set by plan())
 
     @property
     def group_size(self) -> int:

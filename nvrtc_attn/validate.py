@@ -3,16 +3,19 @@ and the rule, BEFORE anything is launched or written (never `assert`: it vanishe
 """
 from __future__ import annotations
 
+import math
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 
 from .arrays import Operand, dtype_name
+from .variants import DTYPES, HEAD_DIMS
 
-SUPPORTED_HEAD_DIMS = (64, 128, 256)
-SUPPORTED_DTYPES = ("float16", "bfloat16")
 KV_LAYOUTS = ("NHD", "HND")
 ALIGN_BYTES = 16  # cp.async / TMA move 16-byte chunks
+LSE_BASES = ("log2", "ln")
+LSE_LAYOUTS = ("NH", "HN")
 
 
 def host_ints(x, name: str) -> np.ndarray:
@@ -25,14 +28,15 @@ def host_ints(x, name: str) -> np.ndarray:
     elif hasattr(x, "__dlpack__") and not isinstance(x, np.ndarray):
         try:
             x = np.from_dlpack(x)
-        except Exception:
+        except Exception:  # noqa: BLE001 - device arrays of other producers: copy through __array__
             x = np.asarray(x)
     arr = np.asarray(x)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
-    return arr.astype(np.int64, copy=False)
+    # Always a copy: engines refill their (pinned) index buffers for the next step while this plan lives.
+    return np.array(arr, dtype=np.int64)
 
 
 def positive_int(value, name: str) -> int:
@@ -41,11 +45,35 @@ def positive_int(value, name: str) -> int:
     return int(value)
 
 
-def check_indptr(arr: np.ndarray, name: str) -> None:
+def real_number(value, name: str) -> float:
+    """A finite Python float from a real number (int, float, NumPy scalar); TypeError otherwise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number (float), got {type(value).__name__} {value!r}")
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return out
+
+
+def optional_positive(value, name: str, allow_zero: bool = False) -> float | None:
+    if value is None:
+        return None
+    out = real_number(value, name)
+    if out < 0 or (out == 0 and not allow_zero):
+        rule = "non-negative" if allow_zero else "positive (> 0)"
+        raise ValueError(f"{name} must be None or a {rule} finite number, got {value!r}")
+    return out
+
+
+def check_indptr(arr: np.ndarray, name: str, from_zero: bool = True) -> None:
+    """A CSR indptr: batch_size + 1 non-decreasing entries from 0 (from_zero=False: from any
+    offset >= 0, as paged_kv_indptr may start when an engine plans the tail of a larger batch)."""
     if arr.size < 1:
         raise ValueError(f"{name} must have batch_size + 1 >= 1 entries, got 0")
-    if arr[0] != 0:
+    if from_zero and arr[0] != 0:
         raise ValueError(f"{name}[0] must be 0, got {int(arr[0])}")
+    if arr[0] < 0:
+        raise ValueError(f"{name}[0] must be >= 0, got {int(arr[0])}")
     if arr.size > 1 and np.any(np.diff(arr) < 0):
         bad = int(np.nonzero(np.diff(arr) < 0)[0][0])
         raise ValueError(f"{name} must be non-decreasing, but {name}[{bad + 1}] = {int(arr[bad + 1])} "
@@ -53,34 +81,71 @@ def check_indptr(arr: np.ndarray, name: str) -> None:
 
 
 def check_dtype_arg(value, name: str) -> str:
+    """A 16-bit float dtype given as a string ("float16", "bf16", "torch.bfloat16"), a NumPy/CuPy/
+    JAX dtype or scalar type (np.float16), or a torch.dtype."""
     dt = dtype_name(value)
-    if dt not in SUPPORTED_DTYPES:
-        raise ValueError(f"{name} must be float16 or bfloat16, got {value!r}")
+    if dt not in DTYPES:
+        raise ValueError(f"{name} must be float16 or bfloat16 (a string, NumPy/torch dtype or type), "
+                         f"got {value!r}")
     return dt
 
 
+@dataclass(frozen=True)
+class PlanArgs:
+    """plan() arguments after validation: host int64 index arrays and plain Python scalars."""
+
+    qo_indptr: np.ndarray
+    paged_kv_indptr: np.ndarray          # rebased: starts at 0
+    paged_kv_indices: np.ndarray         # exactly the pages the batch uses, paged_kv_indptr[-1] of them
+    paged_kv_last_page_len: np.ndarray   # 1 where a request has no pages (ignored there)
+    num_qo_heads: int
+    num_kv_heads: int
+    head_dim: int
+    page_size: int
+    causal: bool
+    sm_scale: float | None               # as given; None: 1 / sqrt(head_dim)
+    window_left: int
+    logits_soft_cap: float               # 0.0: off
+    dtype: str                           # q and KV ("float16" or "bfloat16")
+    max_page_index: int                  # -1 when the batch has no pages
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.qo_indptr.size - 1)
+
+    @property
+    def total_q(self) -> int:
+        return int(self.qo_indptr[-1])
+
+    @property
+    def scale(self) -> float:
+        """The softmax scale the kernel uses."""
+        return self.sm_scale if self.sm_scale is not None else 1.0 / math.sqrt(self.head_dim)
+
+
 def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
-                    num_qo_heads, num_kv_heads, head_dim, page_size, causal, sm_scale,
-                    window_left, logits_soft_cap, q_data_type, kv_data_type):
-    """Validate plan() arguments; returns normalized host arrays and scalars as a dict."""
+                    num_qo_heads, num_kv_heads, head_dim, page_size, causal=False, sm_scale=None,
+                    window_left=-1, logits_soft_cap=None, q_data_type="float16", kv_data_type=None,
+                    o_data_type=None) -> PlanArgs:
+    """Validate plan() arguments (head_dim is FlashInfer's head_dim_qk); returns a PlanArgs."""
     num_qo_heads = positive_int(num_qo_heads, "num_qo_heads")
     num_kv_heads = positive_int(num_kv_heads, "num_kv_heads")
     if num_qo_heads % num_kv_heads:
         raise ValueError(f"num_qo_heads ({num_qo_heads}) must be a multiple of num_kv_heads ({num_kv_heads})")
-    head_dim = positive_int(head_dim, "head_dim")
-    if head_dim not in SUPPORTED_HEAD_DIMS:
-        raise ValueError(f"head_dim must be one of {SUPPORTED_HEAD_DIMS}, got {head_dim}")
+    head_dim = positive_int(head_dim, "head_dim_qk")
+    if head_dim not in HEAD_DIMS:
+        raise ValueError(f"head_dim_qk (head_dim) must be one of {HEAD_DIMS}, got {head_dim}")
     page_size = positive_int(page_size, "page_size")
     q_dt = check_dtype_arg(q_data_type, "q_data_type")
     kv_dt = q_dt if kv_data_type is None else check_dtype_arg(kv_data_type, "kv_data_type")
     if kv_dt != q_dt:
         raise ValueError(f"kv_data_type ({kv_dt}) must equal q_data_type ({q_dt}): mixed precision is not supported")
-    if isinstance(window_left, bool) or not isinstance(window_left, numbers.Integral) or window_left < -1:
+    if o_data_type is not None and dtype_name(o_data_type) != q_dt:
+        raise NotImplementedError(f"o_data_type={o_data_type!r}: the output dtype must be q's ({q_dt})")
+    if isinstance(window_left, (bool, np.bool_)) or not isinstance(window_left, numbers.Integral) or window_left < -1:
         raise ValueError(f"window_left must be an integer >= -1 (-1: no window), got {window_left!r}")
-    if sm_scale is not None and not (float(sm_scale) > 0 and np.isfinite(float(sm_scale))):
-        raise ValueError(f"sm_scale must be a positive finite number or None, got {sm_scale!r}")
-    if logits_soft_cap is not None and not (float(logits_soft_cap) >= 0 and np.isfinite(float(logits_soft_cap))):
-        raise ValueError(f"logits_soft_cap must be None or a non-negative finite number, got {logits_soft_cap!r}")
+    sm_scale = optional_positive(sm_scale, "sm_scale")
+    soft_cap = optional_positive(logits_soft_cap, "logits_soft_cap", allow_zero=True) or 0.0
     if not isinstance(causal, (bool, np.bool_)):
         raise TypeError(f"causal must be a bool, got {causal!r}")
 
@@ -89,7 +154,7 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
     idx = host_ints(paged_kv_indices, "paged_kv_indices")
     last = host_ints(paged_kv_last_page_len, "paged_kv_last_page_len")
     check_indptr(qo, "qo_indptr")
-    check_indptr(kv, "paged_kv_indptr")
+    check_indptr(kv, "paged_kv_indptr", from_zero=False)
     batch = qo.size - 1
     if kv.size != qo.size:
         raise ValueError(f"paged_kv_indptr has {kv.size} entries but qo_indptr has {qo.size}: "
@@ -98,7 +163,7 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
         raise ValueError(f"paged_kv_last_page_len has {last.size} entries, expected batch_size = {batch}")
     if idx.size < kv[-1]:
         raise ValueError(f"paged_kv_indices has {idx.size} entries but paged_kv_indptr[-1] = {int(kv[-1])}")
-    used = idx[: int(kv[-1])]
+    used = idx[int(kv[0]): int(kv[-1])]  # entries past paged_kv_indptr[-1] are slack, never read
     if used.size and used.min() < 0:
         raise ValueError(f"paged_kv_indices must be >= 0, got {int(used.min())}")
     n_pages = np.diff(kv)
@@ -113,19 +178,47 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
         b = int(np.nonzero(qo_lens > kv_lens)[0][0])
         raise ValueError(f"causal=True needs qo_len <= kv_len, but request {b} has qo_len "
                          f"{int(qo_lens[b])} > kv_len {int(kv_lens[b])}")
-    if qo[-1] >= 2**31 or kv_lens.sum() >= 2**31 or (qo_lens * (num_qo_heads // num_kv_heads)).max(initial=0) >= 2**31:
+    group = num_qo_heads // num_kv_heads
+    if qo[-1] >= 2**31 or kv_lens.sum() >= 2**31 or (qo_lens * group).max(initial=0) >= 2**31:
         raise ValueError("qo_indptr / paged_kv_indptr: batch too large for int32 indexing")
-    return dict(max_page_index=int(used.max()) if used.size else -1, qo_indptr=qo, paged_kv_indptr=kv, paged_kv_indices=idx, paged_kv_last_page_len=np.where(has_pages, last, 1),
-                num_qo_heads=num_qo_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
-                page_size=page_size, dtype=q_dt, window_left=int(window_left),
-                sm_scale=None if sm_scale is None else float(sm_scale),
-                logits_soft_cap=None if not logits_soft_cap else float(logits_soft_cap), causal=bool(causal))
+    return PlanArgs(  # the page table rebased to start at 0: request b's pages are used[kv[b]-kv[0] ...]
+        qo_indptr=qo, paged_kv_indptr=kv - kv[0], paged_kv_indices=used,
+        paged_kv_last_page_len=np.where(has_pages, last, 1), num_qo_heads=num_qo_heads,
+        num_kv_heads=num_kv_heads, head_dim=head_dim, page_size=page_size, causal=bool(causal),
+        sm_scale=sm_scale, window_left=int(window_left), logits_soft_cap=soft_cap, dtype=q_dt,
+        max_page_index=int(used.max()) if used.size else -1)
+
+
+def refuse(name: str, value, default=None) -> None:
+    """An argument that would change the result and is not implemented: NotImplementedError naming
+    it, unless it has its default (None, False, 0, "NONE", ...). Never silently ignored."""
+    if value is default or (isinstance(value, (bool, int, float, str, np.bool_)) and value == default):
+        return
+    text = repr(value) if isinstance(value, (bool, int, float, str, type(None))) else f"<{type(value).__name__}>"
+    raise NotImplementedError(f"{name}={text[:60]} is not supported by nvrtc_attn (only {default!r}); "
+                              f"refusing it rather than ignoring it")
 
 
 def check_kv_layout(kv_layout) -> str:
     if kv_layout not in KV_LAYOUTS:
         raise ValueError(f"kv_layout must be 'NHD' or 'HND', got {kv_layout!r}")
     return kv_layout
+
+
+def check_choice(value, name: str, choices: tuple) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_scale(value, name: str) -> float:
+    """q_scale / k_scale / v_scale: None (1.0) or a positive finite Python/NumPy number."""
+    if value is None:
+        return 1.0
+    if hasattr(value, "__dlpack__") or hasattr(value, "__cuda_array_interface__") or isinstance(value, np.ndarray):
+        raise NotImplementedError(f"{name}: per-head scale arrays need an fp8 KV cache, which is not "
+                                  f"supported yet; pass a Python float")
+    return optional_positive(value, name)
 
 
 def _check_inner(op: Operand, name: str) -> None:
@@ -144,11 +237,13 @@ def _check_inner(op: Operand, name: str) -> None:
             raise ValueError(f"{name} stride of dim {dim} must be non-negative, got {stride}")
 
 
-def _check_device(op: Operand, name: str, device: int | None) -> None:
+def check_device(op: Operand, name: str, device: int | None, what: str = "q") -> None:
+    """op lives on a CUDA device, and on cuda:`device` when given (the device of `what`)."""
     if op.device is None:
         raise ValueError(f"{name} must be on a CUDA device, got a host array")
     if device is not None and op.device != device:
-        raise ValueError(f"{name} is on cuda:{op.device} but q is on cuda:{device}")
+        raise ValueError(f"{name} is on cuda:{op.device} but {what} is on cuda:{device}: "
+                         f"all arrays of one call must be on one device")
 
 
 def check_q(q: Operand, plan) -> None:
@@ -158,7 +253,7 @@ def check_q(q: Operand, plan) -> None:
     if q.shape != expect:
         raise ValueError(f"q must have shape [qo_indptr[-1], num_qo_heads, head_dim] = {list(expect)}, got {list(q.shape)}")
     _check_inner(q, "q")
-    _check_device(q, "q", None)
+    check_device(q, "q", None)
 
 
 def check_cache(k: Operand, v: Operand, plan, kv_layout: str) -> None:
@@ -182,24 +277,26 @@ def check_cache(k: Operand, v: Operand, plan, kv_layout: str) -> None:
         _check_inner(op, f"paged_kv_cache {name}")
     if k.shape[0] != v.shape[0]:
         raise ValueError(f"paged_kv_cache: K has {k.shape[0]} pages but V has {v.shape[0]}")
-    _check_device(k, "paged_kv_cache", None)
-    _check_device(v, "paged_kv_cache", k.device)
+    check_device(k, "paged_kv_cache", None)
+    check_device(v, "paged_kv_cache (V)", k.device, "paged_kv_cache (K)")
 
 
 def check_out(out: Operand, q: Operand) -> None:
     if out.dtype != q.dtype:
-        raise TypeError(f"out dtype must equal q dtype {q.dtype}, got {out.dtype}")
+        raise TypeError(f"out dtype must equal q dtype {q.dtype} (o_data_type), got {out.dtype}")
     if out.shape != q.shape:
         raise ValueError(f"out must have q's shape {list(q.shape)}, got {list(out.shape)}")
     _check_inner(out, "out")
-    _check_device(out, "out", q.device)
+    check_device(out, "out", q.device)
 
 
-def check_lse(lse: Operand, q: Operand) -> None:
+def check_lse(lse: Operand, q: Operand, lse_layout: str = "NH") -> None:
     if lse.dtype != "float32":
         raise TypeError(f"lse dtype must be float32, got {lse.dtype}")
-    if lse.shape != q.shape[:2]:
-        raise ValueError(f"lse must have shape [total_q, num_qo_heads] = {list(q.shape[:2])}, got {list(lse.shape)}")
+    expect = q.shape[:2] if lse_layout == "NH" else q.shape[1::-1]
+    what = "[total_q, num_qo_heads]" if lse_layout == "NH" else "[num_qo_heads, total_q] (lse_layout='HN')"
+    if lse.shape != expect:
+        raise ValueError(f"lse must have shape {what} = {list(expect)}, got {list(lse.shape)}")
     if lse.ptr % 4:
         raise ValueError(f"lse data pointer must be 4-byte aligned, got {lse.ptr:#x}")
-    _check_device(lse, "lse", q.device)
+    check_device(lse, "lse", q.device)

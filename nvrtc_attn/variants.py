@@ -12,8 +12,22 @@ from .schedule import L2_SECTION_BYTES
 
 HOPPER_ARCH = "sm_90a"
 PORTABLE_ARCH = "sm_80"
+HOPPER_CC = (9, 0)  # the one compute capability whose wgmma/TMA code sm_90a targets
 HEAD_DIMS = (64, 128, 256)
 DTYPES = ("bfloat16", "float16")
+BACKENDS = ("sm90", "sm80")
+
+
+def arch_for(compute_capability: tuple[int, int]) -> str:
+    """The NVRTC target for a GPU: sm_90a on Hopper (H100/H200), sm_80 code elsewhere (Ampere, Ada
+    and newer run it; Blackwell runs the sm_80 build too, the sm_90a one does not load there)."""
+    return HOPPER_ARCH if tuple(compute_capability) == HOPPER_CC else PORTABLE_ARCH
+
+
+def auto_backend(compute_capability: tuple[int, int]) -> str:
+    """backend="auto": the Hopper kernel on compute capability 9.0 (on the H100/H200 it beat the
+    portable one on every standard workload, 2026-11-24), the portable kernel elsewhere."""
+    return "sm90" if tuple(compute_capability) == HOPPER_CC else "sm80"
 
 
 @dataclass(frozen=True)
@@ -225,6 +239,71 @@ def kv_offsets_variant(arch: str = HOPPER_ARCH) -> KernelVariant:
     return KernelVariant("kv_offsets.cu", "build_kv_offsets", (), arch)
 
 
+@dataclass(frozen=True)
+class Build:
+    """What one plan runs: the kernel build(s), its tile and load geometry (variants.choose_build).
+
+    variants: the builds run() may launch; sm90 reads either offset table at run time (one build),
+    sm80 has one build per table (token units first, element offsets second).
+    kv_box: tokens per TMA box of the sm90 K/V path (0: cp.async gather).
+    q_box: Q's TMA box (64 columns, group_size heads, block_m / group_size tokens), None: cp.async.
+    """
+
+    backend: str
+    tile: "Sm90Tile | Sm80Tile"
+    variants: tuple
+    pingpong: bool = False
+    kv_box: int = 0
+    q_box: tuple | None = None
+
+    @property
+    def name(self) -> str:
+        return self.variants[0].name
+
+    def variant_for(self, units: bool) -> KernelVariant:
+        return self.variants[0] if units or len(self.variants) == 1 else self.variants[1]
+
+
+def planning_tile(backend: str, head_dim: int, arch: str) -> "Sm90Tile | Sm80Tile":
+    """The tile a batch is planned with (rows per tile, L2 budget) before its build is chosen:
+    every sm90 build of a head_dim shares block_m and the L2 budget (checked below)."""
+    return SM90_TILES[head_dim] if backend == "sm90" else sm80_tile(head_dim, arch)
+
+
+def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, group_size: int,
+                 window_left: int, mean_blocks: float, kv_load: str = "auto", has_q: bool = True) -> Build:
+    """The kernel build and geometry of a planned batch (pure: same inputs, same Build).
+
+    sm90: turn-taking when tiles are short (sm90_pingpong on the planning tile's mean key blocks),
+    then the tile (176-key blocks for long TMA batches, sm90_tile), the K/V box (0 when the page
+    size needs the gather or kv_load="gather") and Q's box (whole tiles of packed rows: group_size
+    must divide block_m). sm80: the units and element-offset builds of the portable kernel.
+    """
+    if backend == "sm80":
+        return Build("sm80", sm80_tile(head_dim, arch),
+                     (prefill_sm80_variant(head_dim, dtype, arch, True),
+                      prefill_sm80_variant(head_dim, dtype, arch, False)))
+    pingpong = sm90_pingpong(head_dim, mean_blocks)
+    kv_tma = kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0
+    tile = sm90_tile(head_dim, pingpong, kv_tma, window_left)
+    kv_box = sm90_kv_box_tokens(page_size, head_dim, tile) if kv_load == "auto" else 0
+    bm = tile.block_m
+    q_box = (64, group_size, bm // group_size) if has_q and bm % group_size == 0 and bm // group_size <= 256 else None
+    return Build("sm90", tile, (prefill_sm90_variant(head_dim, dtype, pingpong, tile),), pingpong, kv_box, q_box)
+
+
+def builds_of(backend: str, arch: str, head_dim: int, dtype: str) -> list[KernelVariant]:
+    """Every kernel build a plan of this backend, head_dim and dtype may choose (compiled together,
+    in parallel, the first time such a plan is made), plus the device offset builder."""
+    if backend == "sm80":
+        out = [prefill_sm80_variant(head_dim, dtype, arch, units) for units in (True, False)]
+    else:
+        tiles = [SM90_TILES[head_dim]] + ([SM90_LONG_TILES[head_dim]] if head_dim in SM90_LONG_TILES else [])
+        out = [prefill_sm90_variant(head_dim, dtype, pp, t) for t in tiles for pp in (True, False)
+               if not (pp and t is not SM90_TILES[head_dim])]
+    return out + [kv_offsets_variant(arch)]
+
+
 def all_variants() -> list[KernelVariant]:
     out = []
     for arch in (HOPPER_ARCH, PORTABLE_ARCH):
@@ -238,6 +317,6 @@ def all_variants() -> list[KernelVariant]:
     return out
 
 
-def default_variants() -> list[KernelVariant]:
-    """Compiled at import: the common Hopper case (head_dim 128) and the offset builder."""
-    return [prefill_sm80_variant(128, dt) for dt in DTYPES] + [kv_offsets_variant()]
+def default_variants(backend: str = "sm90", arch: str = HOPPER_ARCH) -> list[KernelVariant]:
+    """The common case (head_dim 128, both dtypes) of one backend: what the demo warms up."""
+    return sorted({v for dt in DTYPES for v in builds_of(backend, arch, 128, dt)}, key=lambda v: v.name)

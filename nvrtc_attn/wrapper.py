@@ -1,8 +1,12 @@
-"""FlashInfer-compatible BatchPrefillWithPagedKVCacheWrapper (plan once per batch, run per layer)
-and the one-call functional API `paged_prefill`.
+"""The public API: FlashInfer's BatchPrefillWithPagedKVCacheWrapper (plan once per batch, run per
+layer; same names, order, defaults and CUDA-graph contract) and the one-call `paged_prefill`.
+
+This file holds the API and its lifecycle only: checks live in validate.py, the plan in planner.py,
+the build choice in variants.py, parameters, tensor maps and launches in launcher.py.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -11,16 +15,10 @@ import numpy as np
 from . import arrays, launcher, planner, schedule, validate, variants
 
 LOG2E = 1.4426950408889634
-BACKENDS = ("auto", "sm80", "sm90")
+LN2 = 0.6931471805599453
 KV_LOADS = ("auto", "gather")
-
-# FlashInfer plan()/run() keywords we accept for drop-in use, with the only values supported.
-_PLAN_DEFAULTS = {"pos_encoding_mode": "NONE", "custom_mask": None, "packed_custom_mask": None,
-                  "allow_fp16_qk_reduction": False, "rope_scale": None, "rope_theta": None,
-                  "use_fp16_qk_reduction": False}
-_PLAN_IGNORED = ("non_blocking", "o_data_type", "fixed_split_size", "disable_split_kv", "prefix_len_ptr",
-                 "token_pos_in_items_ptr", "token_pos_in_items_len", "max_item_len_ptr", "seq_lens",
-                 "seq_lens_q", "block_tables", "max_token_per_sequence", "max_sequence_kv")
+# FlashInfer backend names we answer: ours, and FlashInfer's for the kernel of the same design.
+BACKEND_ALIASES = {"auto": "auto", "sm90": "sm90", "sm80": "sm80", "fa3": "sm90", "fa2": "sm80"}
 
 
 def _needs_plan(method):
@@ -34,78 +32,103 @@ def _needs_plan(method):
     return checked
 
 
-def _check_extra(kwargs: dict, where: str) -> None:
-    for key, value in kwargs.items():
-        if key in _PLAN_IGNORED:
-            continue
-        if key not in _PLAN_DEFAULTS:
-            raise TypeError(f"{where}() got an unexpected keyword argument {key!r}")
-        if value != _PLAN_DEFAULTS[key] and not (value is None and _PLAN_DEFAULTS[key] is None):
-            raise NotImplementedError(f"{where}(): {key}={value!r} is not supported "
-                                      f"(only {_PLAN_DEFAULTS[key]!r})")
+@dataclasses.dataclass(frozen=True)
+class _GraphMode:
+    """use_cuda_graph=True: the caller's index buffers and the capacity every later plan() must fit
+    (set by the first plan), so a run() captured once stays valid across re-plans."""
+
+    qo_indptr_buf: arrays.Operand
+    paged_kv_indptr_buf: arrays.Operand
+    paged_kv_indices_buf: arrays.Operand
+    paged_kv_last_page_len_buf: arrays.Operand
+
+    @property
+    def batch_size(self) -> int:
+        return self.qo_indptr_buf.shape[0] - 1
 
 
 class BatchPrefillWithPagedKVCacheWrapper:
-    """Batch prefill attention over a paged KV cache with any strides.
+    """Batch prefill attention over a paged KV cache with any strides (FlashInfer's API).
 
-    workspace_buffer: a device uint8 array (CuPy, torch, DLPack), e.g. 128 MiB; plan() writes the
-    batch's plan into it with one host-to-device copy, every layer's run() reads it.
+    float_workspace_buffer: a device uint8 array (CuPy, torch, DLPack), e.g. 128 MiB; plan() writes
+    the batch's plan into it with one host-to-device copy, every layer's run() reads it.
     kv_layout: "NHD" ([pages, page_size, Hkv, D]) or "HND" ([pages, Hkv, page_size, D]).
-    backend: "auto" (best for the GPU), "sm80" (portable mma.sync kernel) or "sm90".
-    kv_load (sm90 only): "auto" loads K/V pages with TMA when page_size is a multiple of 8 and the
-    cache view's geometry suits the TMA unit, else gathers rows with cp.async; "gather" always
-    gathers. `kv_load_path` tells which path the last run() took.
+    use_cuda_graph and the four *_buf buffers: FlashInfer's graph contract (capture run() once,
+    replay after every later plan() of a batch of the same size; see README).
+    backend: "auto" (sm90 on Hopper, sm80 elsewhere), "sm90" (alias "fa3") or "sm80" (alias "fa2").
+    kv_load (keyword, ours): "auto" loads K/V pages with TMA where the page size and view allow it,
+    "gather" always uses the cp.async gather.
 
     Example (one plan, every layer of a [pages, layers, 2, page_size, Hkv, D] pool):
         w = BatchPrefillWithPagedKVCacheWrapper(cupy.empty(128 << 20, cupy.uint8))
         w.plan(qo_indptr, kv_indptr, kv_indices, last_page_len, 32, 8, 128, 16, causal=True,
-               q_data_type="float16")
+               q_data_type="bfloat16")
         for layer in range(num_layers):
             o = w.run(q[layer], (pool[:, layer, 0], pool[:, layer, 1]))
     """
 
-    def __init__(self, workspace_buffer, kv_layout: str = "NHD", backend: str = "auto", kv_load: str = "auto",
-                 **kwargs):
+    def __init__(self, float_workspace_buffer, kv_layout: str = "NHD", use_cuda_graph: bool = False,
+                 qo_indptr_buf=None, paged_kv_indptr_buf=None, paged_kv_indices_buf=None,
+                 paged_kv_last_page_len_buf=None, custom_mask_buf=None, mask_indptr_buf=None,
+                 backend: str = "auto", jit_args=None, jit_kwargs=None, variant_owns_mask: bool = False,
+                 *, kv_load: str = "auto") -> None:
         self._kv_layout = validate.check_kv_layout(kv_layout)
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if kv_load not in KV_LOADS:
-            raise ValueError(f"kv_load must be one of {KV_LOADS}, got {kv_load!r}")
-        self._kv_load = kv_load
-        self._kv_box = 0            # TMA box tokens chosen by plan() (0: gather)
-        self._q_box = None          # Q's TMA box chosen by plan() (None: cp.async)
-        self._kv_load_path = None   # "tma" or "gather": what the last run() used
-        self._maps = launcher.Sm90TensorMaps()
-        for key in kwargs:
-            if key not in ("use_cuda_graph", "qo_indptr_buf", "paged_kv_indptr_buf", "paged_kv_indices_buf",
-                           "paged_kv_last_page_len_buf", "custom_mask_buf", "mask_indptr_buf", "jit_args"):
-                raise TypeError(f"BatchPrefillWithPagedKVCacheWrapper() got an unexpected keyword argument {key!r}")
-        self._backend_request = backend
-        self._backend = backend  # "auto" is resolved for the device in plan()
-        ws = arrays.wrap(workspace_buffer, "workspace_buffer")
+        if backend not in BACKEND_ALIASES:
+            raise ValueError(f"backend must be one of {tuple(BACKEND_ALIASES)}, got {backend!r}")
+        self._kv_load = validate.check_choice(kv_load, "kv_load", KV_LOADS)
+        validate.refuse("custom_mask_buf", custom_mask_buf)
+        validate.refuse("mask_indptr_buf", mask_indptr_buf)
+        validate.refuse("jit_args", jit_args)
+        validate.refuse("jit_kwargs", jit_kwargs)
+        validate.refuse("variant_owns_mask", variant_owns_mask, False)
+        self._backend_request = BACKEND_ALIASES[backend]
+        self._backend = self._backend_request  # "auto" is resolved for the device in plan()
+        ws = arrays.wrap(float_workspace_buffer, "float_workspace_buffer")
         if ws.device is None:
-            raise ValueError("workspace_buffer must be a CUDA device array, got a host array")
+            raise ValueError("float_workspace_buffer must be a CUDA device array, got a host array")
         if ws.strides != arrays._contiguous_strides(ws.shape):
-            raise ValueError(f"workspace_buffer must be contiguous, got strides {ws.strides}")
-        if ws.ptr % 256:
-            raise ValueError(f"workspace_buffer must be 256-byte aligned, got address {ws.ptr:#x}")
+            raise ValueError(f"float_workspace_buffer must be contiguous, got strides {ws.strides}")
+        if ws.ptr % 16:
+            raise ValueError(f"float_workspace_buffer must be 16-byte aligned, got address {ws.ptr:#x}")
+        # Engines share one float workspace among their wrappers (vLLM: prefill and decode; SGLang:
+        # ragged and paged) and plan them all before running any, so it only ever holds a run's
+        # scratch. The plan lives in this wrapper's own device buffer (self._plan_buffer).
+        self._float_workspace_buffer = float_workspace_buffer
         self._workspace = ws
         self._workspace_bytes = int(np.prod(ws.shape, dtype=np.int64)) * ws.itemsize
-        self._plan = None
-        self._offsets_key = None
-        self._params = None
-        self._grow_workspace = False  # only the functional API's private wrappers grow
+        self._plan_buffer = None     # CuPy uint8 array on the workspace's device
+        self._plan_ptr = 0
+        self._plan_bytes = 0
+        self._use_cuda_graph = bool(use_cuda_graph)
+        self._graph = self._graph_buffers(qo_indptr_buf, paged_kv_indptr_buf, paged_kv_indices_buf,
+                                          paged_kv_last_page_len_buf) if use_cuda_graph else None
+        self._capacity = None        # graph mode: fixed by the first plan()
+        self._plan = None            # planner.Plan of the current batch (its .build: variants.Build)
+        self._args = None            # validate.PlanArgs of the current batch
+        self._kernels = ()           # the build's loaded kernels
+        self._offsets_key = None     # the offset tables in the workspace serve this key
+        self._params = None          # launcher.PrefillParams with the plan's fields filled in
+        self._maps = launcher.Sm90TensorMaps()
+        self._kv_load_path = None    # "tma" or "gather": what the last run() used
+        self._set_attributes(False, -1, None, None)
 
-    def _reallocate_workspace(self, nbytes: int) -> None:
-        import cupy
+    # ------------------------------------------------------------------------------------------
+    # FlashInfer's attributes (engines read them after plan(): vLLM asserts _causal, _window_left,
+    # _logits_soft_cap and _sm_scale)
 
-        with cupy.cuda.Device(self._workspace.device):
-            buf = cupy.empty(nbytes, dtype=cupy.uint8)
-        self._workspace = arrays.wrap(buf, "workspace_buffer")
-        self._workspace_bytes = nbytes
+    def _set_attributes(self, causal, window_left, logits_soft_cap, sm_scale) -> None:
+        self._causal = bool(causal)
+        self._window_left = int(window_left)
+        self._logits_soft_cap = 0.0 if logits_soft_cap is None else logits_soft_cap
+        self._sm_scale = sm_scale
+
+    @property
+    def is_cuda_graph_enabled(self) -> bool:
+        return self._use_cuda_graph
 
     @property
     def backend(self) -> str:
+        """"sm90" or "sm80" once planned ("auto" resolved for the device)."""
         return self._backend
 
     @property
@@ -114,275 +137,351 @@ class BatchPrefillWithPagedKVCacheWrapper:
 
     @property
     def kernel_name(self) -> str | None:
-        """The compiled kernel build plan() chose (e.g. "prefill_sm90_hd128_bf16_sm_90a"), None before plan()."""
-        return self._kernel.variant.name if self._plan is not None else None
+        """The kernel build plan() chose (e.g. "prefill_sm90_hd128_bf16_sm_90a"), None before plan()."""
+        return self._plan.build.name if self._plan is not None else None
 
     @property
     def kv_load_path(self) -> str | None:
         """"tma" or "gather": how the last run() loaded K/V (None before the first run)."""
         return self._kv_load_path
 
+    # ------------------------------------------------------------------------------------------
+    # plan
+
     def plan(self, qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
-             num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int,
-             causal: bool = False, sm_scale: float | None = None, window_left: int = -1,
-             logits_soft_cap: float | None = None, q_data_type="float16", kv_data_type=None,
-             paged_kv_cache=None, stream=None, **kwargs) -> None:
+             num_qo_heads: int, num_kv_heads: int, head_dim_qk: int, page_size: int,
+             head_dim_vo: int | None = None, custom_mask=None, packed_custom_mask=None,
+             causal: bool = False, pos_encoding_mode: str = "NONE", use_fp16_qk_reduction: bool = False,
+             sm_scale: float | None = None, window_left: int = -1, logits_soft_cap: float | None = None,
+             rope_scale: float | None = None, rope_theta: float | None = None,
+             q_data_type="float16", kv_data_type=None, o_data_type=None, non_blocking: bool = True,
+             prefix_len_ptr=None, token_pos_in_items_ptr=None, token_pos_in_items_len: int = 0,
+             max_item_len_ptr=None, seq_lens=None, seq_lens_q=None, block_tables=None,
+             max_token_per_sequence: int | None = None, max_sequence_kv: int | None = None,
+             fixed_split_size: int | None = None, disable_split_kv: bool = False,
+             uniform_q_len: int | None = None, *, paged_kv_cache=None, stream=None) -> None:
         """Plan one batch (host work, once; may synchronize). Index arrays: NumPy, CuPy or torch.
 
-        paged_kv_cache (optional, our extension): the cache, or any layer view of the pool; its
-        strides let plan() build the K/V offset tables now. Without it the first run() builds
-        them on the device (a small kernel, CUDA-graph capturable) and later runs reuse them;
-        every layer view of one pool has the same strides, so that happens once per plan.
+        Arguments as FlashInfer's plan(). Honoured: the index arrays, head counts, head_dim_qk
+        (head_dim_vo must equal it), page_size, causal, sm_scale, window_left, logits_soft_cap,
+        q/kv/o data types. Accepted hints that do not change the result: non_blocking,
+        fixed_split_size, disable_split_kv, max_token_per_sequence, max_sequence_kv, uniform_q_len
+        (checked), rope_scale/rope_theta (RoPE is off). Everything else that would change the
+        result raises NotImplementedError.
+        paged_kv_cache (ours): the cache, or any layer view of the pool; its strides let plan() build
+        the K/V offset tables now, on the host. Without it the first run() builds them on the device.
         """
-        _check_extra(kwargs, "plan")
-        a = validate.check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
-                                     num_qo_heads, num_kv_heads, head_dim, page_size, causal, sm_scale,
-                                     window_left, logits_soft_cap, q_data_type, kv_data_type)
-        key = None
-        if paged_kv_cache is not None:
-            k, v = arrays.split_cache(paged_kv_cache)
-            key, _, _ = self._offset_key(k, v, a["page_size"], a["max_page_index"])
-        device = self._workspace.device
-        self._backend = self._resolve_backend(device)
-        if self._backend == "sm90":
-            tile = variants.SM90_TILES[a["head_dim"]]  # plans like every sm90 tile of its head_dim
-            num_ctas = launcher.sm_count(device) * tile.ctas_per_sm
-        else:
-            kernel = launcher.prefill_sm80_kernel(a["head_dim"], a["dtype"], device)
-            tile = variants.sm80_tile(a["head_dim"], kernel.variant.arch)
-            num_ctas = launcher.sm_count(device) * kernel.blocks_per_sm
-        plan = planner.make_plan(
-            a["qo_indptr"], a["paged_kv_indptr"], a["paged_kv_indices"], a["paged_kv_last_page_len"],
-            a["num_qo_heads"], a["num_kv_heads"], a["head_dim"], a["page_size"], causal=a["causal"],
-            window_left=a["window_left"], sm_scale=a["sm_scale"], logits_soft_cap=a["logits_soft_cap"],
-            dtype=a["dtype"], num_ctas=num_ctas, block_m=tile.block_m, offsets_key=key,
-            l2_section_bytes=tile.l2_section_bytes)
-        if self._backend == "sm90":  # the build (with or without turn-taking) depends on the tiles
-            blocks = schedule.mean_blocks_per_tile(plan.tiles, tile.block_n)
-            pingpong = variants.sm90_pingpong(a["head_dim"], blocks)
-            kv_tma = self._kv_load == "auto" and variants.sm90_kv_box_tokens(a["page_size"], a["head_dim"]) > 0
-            tile = variants.sm90_tile(a["head_dim"], pingpong, kv_tma, a["window_left"])
-            kernel = launcher.prefill_sm90_kernel(a["head_dim"], a["dtype"], device, pingpong=pingpong, tile=tile)
-        if plan.workspace_bytes > self._workspace_bytes and self._grow_workspace:
-            self._reallocate_workspace(2 * plan.workspace_bytes)
-        if plan.workspace_bytes > self._workspace_bytes:
-            raise ValueError(f"workspace_buffer holds {self._workspace_bytes} bytes but this batch's plan "
-                             f"needs {plan.workspace_bytes}; pass a larger buffer")
-        if paged_kv_cache is not None:
-            validate.check_cache(k, v, plan, self._kv_layout)
-            if key[0] != "units" and self._backend == "sm80":
-                launcher.prefill_sm80_kernel(a["head_dim"], a["dtype"], device, units=False)
-        launcher.copy_host_to_device(self._workspace.ptr, plan.image,
-                                     arrays.current_stream(self._workspace, stream))
-        self._plan, self._offsets_key, self._kernel = plan, plan.offsets_key, kernel
-        self._params = self._plan_params(plan)
-        self._kv_box = 0
-        self._q_box = None
-        if self._backend == "sm90":
-            if self._kv_load == "auto":
-                self._kv_box = variants.sm90_kv_box_tokens(a["page_size"], a["head_dim"], tile)
-            bm, g = plan.block_m, plan.group_size
-            if plan.total_q and bm % g == 0 and bm // g <= 256:  # Q by TMA: whole tiles of packed rows
-                self._q_box = (64, g, bm // g)
-        self._kv_load_path = None
+        validate.refuse("custom_mask", custom_mask)
+        validate.refuse("packed_custom_mask", packed_custom_mask)
+        validate.refuse("pos_encoding_mode", pos_encoding_mode, "NONE")
+        validate.refuse("use_fp16_qk_reduction", use_fp16_qk_reduction, False)
+        if head_dim_vo is not None and head_dim_vo != head_dim_qk:
+            raise NotImplementedError(f"head_dim_vo={head_dim_vo!r} != head_dim_qk={head_dim_qk!r} is not supported")
+        for name, value in (("prefix_len_ptr", prefix_len_ptr), ("token_pos_in_items_ptr", token_pos_in_items_ptr),
+                            ("max_item_len_ptr", max_item_len_ptr), ("seq_lens", seq_lens),
+                            ("seq_lens_q", seq_lens_q), ("block_tables", block_tables)):
+            validate.refuse(name, value)
+        validate.refuse("token_pos_in_items_len", token_pos_in_items_len, 0)
+        if fixed_split_size is not None and fixed_split_size != -1:
+            validate.positive_int(fixed_split_size, "fixed_split_size")
+        args = validate.check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
+                                        num_qo_heads, num_kv_heads, head_dim_qk, page_size, causal, sm_scale,
+                                        window_left, logits_soft_cap, q_data_type, kv_data_type, o_data_type)
+        if uniform_q_len is not None and np.any(np.diff(args.qo_indptr) != uniform_q_len):
+            raise ValueError(f"uniform_q_len={uniform_q_len!r} but the requests' query lengths differ from it")
+        cache = arrays.split_cache(paged_kv_cache, kv_layout=self._kv_layout) if paged_kv_cache is not None else None
+        self._plan_args(args, cache, stream)
+        self._set_attributes(args.causal, args.window_left, logits_soft_cap, sm_scale)
 
     begin_forward = plan  # FlashInfer's older name
 
-    def _offset_key(self, k, v, page_size: int, max_page_index: int) -> tuple:
-        """(offset key, K strides, V strides) of a cache view: O(1), no device work."""
-        ks = arrays.cache_strides(k, self._kv_layout, page_size)
-        vs = arrays.cache_strides(v, self._kv_layout, page_size)
-        return planner.offset_key(ks, vs, max_page_index, page_size), ks, vs
+    def end_forward(self) -> None:
+        """FlashInfer's older API: no effect (the plan stays valid until the next plan())."""
+
+    def _plan_args(self, args: validate.PlanArgs, cache, stream) -> None:
+        """Plan validated arguments: the steps of plan() after its checks (also used by forward())."""
+        device = self._workspace.device
+        backend = self._resolve_backend(device)
+        arch = launcher.device_arch(device)
+        if self._graph is not None:
+            self._check_graph_batch(args)
+        launcher.prepare(variants.builds_of(backend, arch, args.head_dim, args.dtype), device)
+        tile = variants.planning_tile(backend, args.head_dim, arch)
+        if backend == "sm90":
+            num_ctas = launcher.sm_count(device) * tile.ctas_per_sm
+        else:
+            sm80 = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, 1, -1, 0.0)
+            num_ctas = launcher.sm_count(device) * launcher.load_build(sm80, device)[0].blocks_per_sm
+        if self._graph is not None and self._capacity is None:
+            self._capacity = planner.PlanCapacity.for_batch(
+                args, tile.block_m, max_pages=self._graph.paged_kv_indices_buf.shape[0])
+        # Offsets for the cache given, else for the stride set the last run() used (every layer of
+        # one pool shares it; in graph mode it is the one a captured run() reads).
+        key = self._offset_key(cache[0], cache[1], args.page_size) if cache is not None else self._offsets_key
+        extra = {"capacity": self._capacity} if self._capacity is not None else {}
+        plan = planner.make_plan(args.qo_indptr, args.paged_kv_indptr, args.paged_kv_indices,
+                                 args.paged_kv_last_page_len, args.num_qo_heads, args.num_kv_heads, args.head_dim,
+                                 args.page_size, causal=args.causal, window_left=args.window_left,
+                                 sm_scale=args.scale, logits_soft_cap=args.logits_soft_cap, dtype=args.dtype,
+                                 num_ctas=num_ctas, block_m=tile.block_m, offsets_key=key,
+                                 l2_section_bytes=tile.l2_section_bytes, **extra)
+        if self._graph is not None and self._plan is not None:
+            build = self._plan.build  # fixed for the wrapper's life: captured launches name it
+        else:
+            build = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size,
+                                          args.num_qo_heads // args.num_kv_heads, args.window_left,
+                                          schedule.mean_blocks_per_tile(plan.tiles, tile.block_n),
+                                          self._kv_load, has_q=args.total_q > 0)
+        plan = dataclasses.replace(plan, build=build)
+        kernels = launcher.load_build(build, device)
+        if cache is not None:
+            validate.check_cache(cache[0], cache[1], plan, self._kv_layout)
+        raw_stream = arrays.current_stream(self._workspace, stream)
+        self._reserve_plan_buffer(plan.workspace_bytes)
+        launcher.copy_host_to_device(self._plan_ptr, plan.image, raw_stream)
+        if self._graph is not None:
+            self._fill_graph_buffers(args, raw_stream)
+        self._backend, self._args, self._plan, self._kernels = backend, args, plan, kernels
+        self._offsets_key = plan.offsets_key
+        self._params = launcher.plan_params(plan, self._plan_ptr)
+        self._kv_load_path = None
+
+    def _reserve_plan_buffer(self, nbytes: int) -> None:
+        """A plan buffer of at least nbytes. It only grows, and never in graph mode after the first
+        plan (a captured run() holds its address). The old buffer is freed to CuPy's pool; the next
+        upload and every later run are ordered after the runs that read it on the plan's stream."""
+        if nbytes <= self._plan_bytes:
+            return
+        if self._graph is not None and self._plan is not None:
+            raise ValueError(f"cuda graph mode: this plan needs {nbytes} bytes of plan buffer but the first "
+                             f"plan sized it at {self._plan_bytes}")
+        import cupy
+
+        size = max(nbytes + nbytes // 4, 1 << 20)
+        with cupy.cuda.Device(self._workspace.device):
+            self._plan_buffer = cupy.empty(size, dtype=cupy.uint8)
+        self._plan_ptr, self._plan_bytes = int(self._plan_buffer.data.ptr), size
 
     def _resolve_backend(self, device: int) -> str:
-        """"auto": the Hopper kernel on compute capability 9.0 (on the H100 it matched or beat the
-        portable one on every standard workload, 2026-11-24), the portable kernel elsewhere."""
+        cc = launcher.compute_capability(device)
         if self._backend_request == "auto":
-            return "sm90" if launcher.compute_capability(device) == (9, 0) else "sm80"
+            return variants.auto_backend(cc)
+        if self._backend_request == "sm90" and cc != variants.HOPPER_CC:
+            raise ValueError(f"backend='sm90' needs a Hopper GPU (compute capability 9.0), "
+                             f"cuda:{device} is {cc}; use backend='auto' or 'sm80'")
         return self._backend_request
 
-    def _kernel_for(self, units: bool) -> launcher.LoadedKernel:
-        """The kernel of the plan's head_dim/dtype for a K/V load path; the sm80 element-offset
-        build is loaded on first use (plan() preloads it when it sees such a cache). The sm90
-        kernel reads either table at run time."""
-        if units or self._backend == "sm90":
-            return self._kernel
-        plan = self._plan
-        return launcher.prefill_sm80_kernel(plan.head_dim, plan.dtype, self._workspace.device, units=False)
+    def _offset_key(self, k, v, page_size: int) -> tuple:
+        """The offset key of a cache view: O(1), no device work. Whether token-unit offsets fit
+        int32 is judged on the cache's page count, so the key of one pool never changes between
+        batches (graph replays rely on it); run() computes the same key inline."""
+        ks = arrays.cache_strides(k, self._kv_layout, page_size)
+        vs = arrays.cache_strides(v, self._kv_layout, page_size)
+        return planner.offset_key(ks, vs, k.shape[0] - 1, page_size)
 
-    def _section(self, name: str) -> int:
-        return self._workspace.ptr + self._plan.layout[name][0]
+    # ------------------------------------------------------------------------------------------
+    # CUDA-graph mode
 
-    def _plan_params(self, plan) -> launcher.PrefillParams:
-        p = launcher.PrefillParams()
-        for name in ("qo_indptr", "kv_lens", "kv_tok_indptr", "tok_page", "tok_slot", "tiles", "work_indptr"):
-            setattr(p, name, self._workspace.ptr + plan.layout[name][0])
-        p.num_qo_heads = plan.num_qo_heads
-        p.group_size = plan.group_size
-        p.causal = int(plan.causal)
-        p.window_left = plan.window_left
-        if plan.logits_soft_cap > 0:
-            p.scale_log2 = LOG2E
-            p.soft_cap = plan.logits_soft_cap
-            p.cap_scale = plan.sm_scale / plan.logits_soft_cap
-        else:
-            p.scale_log2 = plan.sm_scale * LOG2E
-        return p
+    def _graph_buffers(self, *bufs) -> _GraphMode:
+        names = ("qo_indptr_buf", "paged_kv_indptr_buf", "paged_kv_indices_buf", "paged_kv_last_page_len_buf")
+        ops = []
+        for name, buf in zip(names, bufs):
+            if buf is None:
+                raise ValueError(f"{name} must be a device int32 array in CUDA graph mode (use_cuda_graph=True)")
+            op = arrays.wrap(buf, name)
+            if op.ndim != 1 or op.dtype != "int32" or (op.shape[0] > 1 and op.strides[0] != 1):
+                raise ValueError(f"{name} must be a contiguous 1-D int32 array, got {op.dtype} shape {list(op.shape)}")
+            validate.check_device(op, name, self._workspace.device, "float_workspace_buffer")
+            ops.append(op)
+        graph = _GraphMode(*ops)
+        if graph.paged_kv_indptr_buf.shape[0] != graph.batch_size + 1:
+            raise ValueError("The length of paged_kv_indptr_buf should be batch_size + 1 "
+                             f"({graph.batch_size + 1}, from qo_indptr_buf), got {graph.paged_kv_indptr_buf.shape[0]}")
+        if graph.paged_kv_last_page_len_buf.shape[0] != graph.batch_size:
+            raise ValueError(f"The length of paged_kv_last_page_len_buf should be batch_size ({graph.batch_size}), "
+                             f"got {graph.paged_kv_last_page_len_buf.shape[0]}")
+        return graph
 
-    def _build_offsets(self, key: tuple, stream: int) -> None:
-        plan = self._plan
-        op = launcher.OffsetParams()
-        op.tok_page = self._section("tok_page")
-        op.tok_slot = self._section("tok_slot")
-        op.total_kv = plan.total_kv
-        if key[0] == "units":
-            op.tok_units = self._section("tok_units")
-            op.page_ratio = key[1]
-        else:
-            op.k_tok_elems = self._section("k_tok_elems")
-            op.v_tok_elems = self._section("v_tok_elems")
-            op.k_stride_page, op.k_stride_tok, op.v_stride_page, op.v_stride_tok = key[1:]
-        kernel = launcher.offsets_kernel(self._workspace.device)
-        grid = min(max(1, -(-plan.total_kv // kernel.threads)), 4096)
-        kernel.launch(grid, op, stream)
+    def _check_graph_batch(self, args: validate.PlanArgs) -> None:
+        """Graph mode: the batch fits what a captured run() baked in (FlashInfer's checks, plus the
+        launch parameters our kernels take by value)."""
+        g = self._graph
+        if args.batch_size != g.batch_size:
+            raise ValueError(f"The batch size should be fixed during the lifecycle of the wrapper in cuda graph "
+                             f"mode: this plan has batch_size {args.batch_size}, the buffers {g.batch_size}")
+        n_idx = int(args.paged_kv_indptr[-1])
+        if n_idx > g.paged_kv_indices_buf.shape[0]:
+            raise ValueError(f"The length of paged_kv_indices ({n_idx}) exceeds paged_kv_indices_buf "
+                             f"({g.paged_kv_indices_buf.shape[0]})")
+        if self._capacity is not None and args.total_q > self._capacity.max_total_q:
+            raise ValueError(f"The total number of rows in qo_indptr {args.total_q} in cuda graph mode cannot "
+                             f"exceed the number of rows of the first plan ({self._capacity.max_total_q})")
+        old = self._args
+        if old is not None:
+            for field in ("num_qo_heads", "num_kv_heads", "head_dim", "page_size", "causal", "window_left",
+                          "dtype", "sm_scale", "logits_soft_cap"):
+                if getattr(args, field) != getattr(old, field):
+                    raise ValueError(f"cuda graph mode: {field} changed from {getattr(old, field)!r} to "
+                                     f"{getattr(args, field)!r}; a captured run() keeps the first plan's value")
+
+    def _fill_graph_buffers(self, args: validate.PlanArgs, stream: int) -> None:
+        """FlashInfer's contract: in graph mode plan() copies the index arrays into the caller's buffers."""
+        g = self._graph
+        n_idx = int(args.paged_kv_indptr[-1])
+        for buf, host in ((g.qo_indptr_buf, args.qo_indptr), (g.paged_kv_indptr_buf, args.paged_kv_indptr),
+                          (g.paged_kv_indices_buf, args.paged_kv_indices[:n_idx]),
+                          (g.paged_kv_last_page_len_buf, args.paged_kv_last_page_len)):
+            launcher.copy_host_to_device(buf.ptr, np.ascontiguousarray(host, dtype=np.int32), stream)
+
+    # ------------------------------------------------------------------------------------------
+    # run
 
     @_needs_plan
-    def run(self, q, paged_kv_cache, out=None, lse=None, return_lse: bool = False, stream=None,
-            k_scale=None, v_scale=None):
-        """Attention for one layer: returns o [total_q, num_qo_heads, head_dim] (q's array type)
-        or (o, lse) with lse float32 [total_q, num_qo_heads] (base-2 log-sum-exp of the logits).
-        No host-device sync and no allocation when out (and lse) are given: capturable.
+    def run(self, q, paged_kv_cache, *args, q_scale=None, k_scale=None, v_scale=None, out=None, lse=None,
+            return_lse: bool = False, lse_base: str = "log2", lse_layout: str = "NH", enable_pdl=None,
+            window_left: int | None = None, sinks=None, kv_cache_sf=None,
+            skip_softmax_threshold_scale_factor=None, use_fp16_softmax=None, uses_spcompress=None,
+            stream=None):
+        """Attention for one layer: o [total_q, num_qo_heads, head_dim] in q's array type, or
+        (o, lse) with lse float32 [total_q, num_qo_heads] ("NH"; "HN": transposed), the log-sum-exp of
+        the scaled logits in base 2 (lse_base="log2") or e ("ln").
+
+        q_scale and k_scale multiply the logit scale, v_scale the output (in the kernel's epilogue).
+        No host-device sync; no allocation when out (and lse) are given: CUDA-graph capturable.
+        enable_pdl is a hint. stream (ours): a stream object or raw handle; default: q's framework's
+        current stream.
         """
-        if k_scale is not None or v_scale is not None:
-            raise NotImplementedError("run(): k_scale/v_scale (fp8 KV) are not supported")
+        if args:
+            raise NotImplementedError(f"run(): {len(args)} extra positional argument(s) for custom kernels "
+                                      f"are not supported")
+        for name, value in (("sinks", sinks), ("kv_cache_sf", kv_cache_sf),
+                            ("skip_softmax_threshold_scale_factor", skip_softmax_threshold_scale_factor),
+                            ("use_fp16_softmax", use_fp16_softmax or None), ("uses_spcompress", uses_spcompress or None)):
+            validate.refuse(name, value)
+        if window_left is not None and window_left != self._window_left:
+            raise NotImplementedError(f"run(window_left={window_left!r}) differs from the planned "
+                                      f"window_left={self._window_left}; re-plan instead")
+        validate.check_choice(lse_base, "lse_base", validate.LSE_BASES)
+        validate.check_choice(lse_layout, "lse_layout", validate.LSE_LAYOUTS)
+        logit_scale = validate.check_scale(q_scale, "q_scale") * validate.check_scale(k_scale, "k_scale")
+        o_scale = validate.check_scale(v_scale, "v_scale")
+        if o_scale != 1.0 or lse_base != "log2":
+            launcher.require_epilogue_scales()
         plan = self._plan
-        qo = arrays.wrap(q, "q")
+
+        raw_stream = arrays.launch_stream(q, stream)
+        qo = arrays.wrap(q, "q", raw_stream)
         validate.check_q(qo, plan)
-        k, v = arrays.split_cache(paged_kv_cache)
+        k, v = arrays.split_cache(paged_kv_cache, stream=raw_stream, kv_layout=self._kv_layout)
         validate.check_cache(k, v, plan, self._kv_layout)
-        if k.device != qo.device or qo.device != self._workspace.device:
-            raise ValueError(f"q (cuda:{qo.device}), paged_kv_cache (cuda:{k.device}) and workspace_buffer "
-                             f"(cuda:{self._workspace.device}) must be on the same device")
+        validate.check_device(k, "paged_kv_cache", qo.device)
+        validate.check_device(qo, "q", self._workspace.device, "float_workspace_buffer (the plan)")
         oo = lo = None
         if out is not None:
-            oo = arrays.wrap(out, "out")
+            oo = arrays.wrap(out, "out", raw_stream)
             validate.check_out(oo, qo)
         if lse is not None:
-            lo = arrays.wrap(lse, "lse")
-            validate.check_lse(lo, qo)
-        if out is None:
-            out = arrays.empty_like_kind(qo, qo.shape, qo.dtype)
-            oo = arrays.wrap(out, "out")
-        if lse is None and return_lse:
-            lse = arrays.empty_like_kind(qo, qo.shape[:2], "float32")
-            lo = arrays.wrap(lse, "lse")
+            lo = arrays.wrap(lse, "lse", raw_stream)
+            validate.check_lse(lo, qo, lse_layout)
+        out_raw = lse_raw = None
+        if oo is None:
+            out_raw = arrays.empty_raw(qo, qo.shape, qo.dtype)
+            oo = arrays.wrap(out_raw, "out")
+        if lo is None and return_lse:
+            shape = qo.shape[:2] if lse_layout == "NH" else qo.shape[1::-1]
+            lse_raw = arrays.empty_raw(qo, shape, "float32")
+            lo = arrays.wrap(lse_raw, "lse")
 
-        raw_stream = arrays.current_stream(qo, stream)
-        key, ks, vs = self._offset_key(k, v, plan.page_size, plan.max_page_index)
+        ks = arrays.cache_strides(k, self._kv_layout, plan.page_size)
+        vs = arrays.cache_strides(v, self._kv_layout, plan.page_size)
+        key = planner.offset_key(ks, vs, k.shape[0] - 1, plan.page_size)
         if key != self._offsets_key:
-            self._build_offsets(key, raw_stream)
+            launcher.build_offsets(plan, self._plan_ptr, key, raw_stream, self._workspace.device)
             self._offsets_key = key
-
         p = self._params
-        p.q, p.k, p.v, p.o = qo.ptr, k.ptr, v.ptr, oo.ptr
-        p.q_stride_tok, p.q_stride_head = qo.strides[0], qo.strides[1]
-        p.o_stride_tok, p.o_stride_head = oo.strides[0], oo.strides[1]
-        if lo is not None:
-            p.lse, p.lse_stride_tok, p.lse_stride_head = lo.ptr, lo.strides[0], lo.strides[1]
+        launcher.set_run_params(p, plan, self._plan_ptr, key, qo, ks, vs, k, v, oo, lo, lse_layout,
+                                self._scales(logit_scale, o_scale, lse_base))
+        launch = plan.num_tiles > 0 or self._graph is not None  # a captured launch must exist
+        if plan.build.backend == "sm90":
+            kv_tma = launcher.set_tensor_maps(self._maps, p, plan, plan.build, qo, k, v, ks, vs)
+            self._kv_load_path = "tma" if kv_tma else "gather"
+            if launch:
+                self._kernels[0].launch(plan.num_ctas, p, raw_stream, self._maps)
         else:
-            p.lse, p.lse_stride_tok, p.lse_stride_head = None, 0, 0
-        p.k_stride_tok, p.k_stride_head = ks[1], ks[2]
-        p.v_stride_tok, p.v_stride_head = vs[1], vs[2]
-        units = key[0] == "units"
-        if units:
-            p.tok_units, p.k_tok_elems, p.v_tok_elems = self._section("tok_units"), None, None
-        else:
-            p.tok_units = None
-            p.k_tok_elems, p.v_tok_elems = self._section("k_tok_elems"), self._section("v_tok_elems")
-        if self._backend == "sm90":
-            self._set_tensor_maps(p, qo, k, v, ks, vs)
-            if plan.num_tiles:
-                self._kernel.launch(plan.num_ctas, p, raw_stream, self._maps)
-        elif plan.num_tiles:
-            self._kernel_for(units).launch(plan.num_ctas, p, raw_stream)
-        return (out, lse) if return_lse else out
+            self._kv_load_path = "gather"
+            if launch:
+                self._kernels[0 if key[0] == "units" else 1].launch(plan.num_ctas, p, raw_stream)
+        o_ret = out if out_raw is None else arrays.as_callers_kind(qo, out_raw)
+        if not return_lse:
+            return o_ret
+        return o_ret, (lse if lse_raw is None else arrays.as_callers_kind(qo, lse_raw))
 
-    def _set_tensor_maps(self, p, qo, k, v, ks, vs) -> None:
-        """TMA descriptors of this run's q and K/V views (sm90); a geometry the driver rejects
-        falls back to the cp.async path for that operand."""
-        plan = self._plan
-        d = plan.head_dim
-        p.q_tma = 0
-        if self._q_box is not None:
-            p.q_tma = int(launcher.encode_tensor_map(
-                self._maps.q, qo.ptr, *_tma_geometry((d, plan.num_qo_heads, plan.total_q),
-                                                     (qo.strides[1], qo.strides[0])), self._q_box))
-        p.kv_box_tokens = 0
-        if self._kv_box:
-            box = (64, 8, d // 64, self._kv_box // 8, 1)
-            gk = _kv_tma_geometry(d, plan.page_size, plan.num_kv_heads, k.shape[0], ks)
-            gv = _kv_tma_geometry(d, plan.page_size, plan.num_kv_heads, v.shape[0], vs)
-            if (gk and gv and launcher.encode_tensor_map(self._maps.k, k.ptr, gk[0], gk[1], box)
-                    and launcher.encode_tensor_map(self._maps.v, v.ptr, gv[0], gv[1], box)):
-                p.kv_box_tokens = self._kv_box
-                p.k_page_heads, p.v_page_heads = gk[2], gv[2]
-        self._kv_load_path = "tma" if p.kv_box_tokens else "gather"
+    def _scales(self, logit_scale: float, o_scale: float, lse_base: str) -> tuple[float, float, float, float, float]:
+        """(scale_log2, soft_cap, cap_scale, v_scale, lse_scale) for the kernels from the wrapper's
+        sm_scale / logits_soft_cap (plan() or forward()) and the run's q/k/v scales."""
+        sm_scale = self._sm_scale if self._sm_scale is not None else 1.0 / math.sqrt(self._plan.head_dim)
+        sm_scale *= logit_scale
+        cap = float(self._logits_soft_cap or 0.0)
+        lse_scale = 1.0 if lse_base == "log2" else LN2
+        if cap > 0:
+            return LOG2E, cap, sm_scale / cap, o_scale, lse_scale
+        return sm_scale * LOG2E, 0.0, 0.0, o_scale, lse_scale
 
-    forward = run
+    run_return_lse = functools.partialmethod(run, return_lse=True)
 
+    @_needs_plan
+    def forward(self, q, paged_kv_cache, causal: bool = False, pos_encoding_mode: str = "NONE",
+                use_fp16_qk_reduction: bool = False, k_scale=None, v_scale=None, window_left: int = -1,
+                logits_soft_cap: float | None = None, sm_scale: float | None = None,
+                rope_scale: float | None = None, rope_theta: float | None = None):
+        """FlashInfer's older API: sets causal / window_left / logits_soft_cap / sm_scale for this
+        and later runs (as FlashInfer does), then run(). A causal or window_left other than the
+        plan's re-plans the batch once (not allowed in CUDA-graph mode)."""
+        return self._forward(q, paged_kv_cache, causal, pos_encoding_mode, use_fp16_qk_reduction, k_scale,
+                             v_scale, window_left, logits_soft_cap, sm_scale, False)
 
-def _tma_geometry(dims, strides, itemsize: int = 2) -> tuple[tuple, tuple]:
-    """(dims, byte strides of dims 1..) for cuTensorMapEncodeTiled from element strides of dims
-    1.. (dim 0 has stride 1). Size-1 dims get the packed stride: DLPack strides of such dims are
-    arbitrary (even 0), and the TMA unit wants every stride a positive multiple of 16 bytes.
-    """
-    out, packed = [], dims[0] * itemsize
-    for size, stride in zip(dims[1:], strides):
-        out.append(packed if size == 1 or stride <= 0 else stride * itemsize)
-        packed = out[-1] * size
-    return tuple(dims), tuple(out)
+    @_needs_plan
+    def forward_return_lse(self, q, paged_kv_cache, causal: bool = False, pos_encoding_mode: str = "NONE",
+                           use_fp16_qk_reduction: bool = False, k_scale=None, v_scale=None,
+                           window_left: int = -1, logits_soft_cap: float | None = None,
+                           sm_scale: float | None = None, rope_scale: float | None = None,
+                           rope_theta: float | None = None):
+        """forward() returning (o, lse)."""
+        return self._forward(q, paged_kv_cache, causal, pos_encoding_mode, use_fp16_qk_reduction, k_scale,
+                             v_scale, window_left, logits_soft_cap, sm_scale, True)
 
-
-def _kv_tma_geometry(head_dim: int, page_size: int, num_kv_heads: int, pages: int, strides,
-                     itemsize: int = 2):
-    """The 5-D TMA view of a K or V pool view for the sm90 kernel, or None if it has none.
-
-    strides: normalized (page, token, head) element strides (arrays.cache_strides). Dims, innermost
-    first: 64 columns, token % 8, column block (64 columns), token // 8, and head + page * R with
-    R = stride_page / stride_head (heads and pages folded into one dim, so 5 dims suffice).
-    Returns (dims, byte strides of dims 1..4, R). Needs stride_page % stride_head == 0 (any
-    [pages, layers, 2, page_size, H, D] or HND pool view has it) and coordinates within int32.
-    """
-    sp, st, sh = (int(x) for x in strides)
-    if num_kv_heads == 1:
-        ratio, unit = 1, sp if sp > 0 else st * page_size
-    elif sh > 0 and sp % sh == 0:
-        ratio, unit = sp // sh, sh
-    else:
-        return None
-    folded = (pages - 1) * ratio + num_kv_heads
-    if folded >= 2**31 or ratio >= 2**31 or page_size % 8:
-        return None
-    dims = (64, 8, head_dim // 64, page_size // 8, folded)
-    byte_strides = (st * itemsize, 64 * itemsize, 8 * st * itemsize, unit * itemsize)
-    if any(x <= 0 for x in byte_strides):
-        return None
-    return dims, byte_strides, ratio
+    def _forward(self, q, paged_kv_cache, causal, pos_encoding_mode, use_fp16_qk_reduction, k_scale, v_scale,
+                 window_left, logits_soft_cap, sm_scale, return_lse):
+        validate.refuse("pos_encoding_mode", pos_encoding_mode, "NONE")
+        validate.refuse("use_fp16_qk_reduction", use_fp16_qk_reduction, False)
+        validate.optional_positive(sm_scale, "sm_scale")
+        validate.optional_positive(logits_soft_cap, "logits_soft_cap", allow_zero=True)
+        a = self._args
+        if (causal, window_left) != (a.causal, a.window_left):
+            if self._graph is not None:
+                raise ValueError(f"forward(causal={causal!r}, window_left={window_left!r}) differs from the "
+                                 f"plan's ({a.causal}, {a.window_left}); in cuda graph mode re-plan instead")
+            self._plan_args(validate.check_plan_args(
+                a.qo_indptr, a.paged_kv_indptr, a.paged_kv_indices, a.paged_kv_last_page_len, a.num_qo_heads,
+                a.num_kv_heads, a.head_dim, a.page_size, causal, a.sm_scale, window_left, a.logits_soft_cap,
+                a.dtype), None, None)
+        self._set_attributes(causal, window_left, logits_soft_cap, sm_scale)
+        return self.run(q, paged_kv_cache, k_scale=k_scale, v_scale=v_scale, return_lse=return_lse)
 
 
 _functional: dict = {}
 
 
-def _functional_wrapper(device: int, kv_layout: str, backend: str) -> "BatchPrefillWithPagedKVCacheWrapper":
-    """One wrapper per (device, layout, backend) whose workspace grows to the largest plan seen."""
+def _functional_wrapper(device: int, kv_layout: str, backend: str) -> BatchPrefillWithPagedKVCacheWrapper:
+    """One wrapper per (device, layout, backend), reused by every call."""
     import cupy
 
     key = (device, kv_layout, backend)
     w = _functional.get(key)
     if w is None:
         with cupy.cuda.Device(device):
-            w = BatchPrefillWithPagedKVCacheWrapper(cupy.empty(8 << 20, dtype=cupy.uint8), kv_layout, backend)
-        w._grow_workspace = True
+            w = BatchPrefillWithPagedKVCacheWrapper(cupy.empty(8 << 20, dtype=cupy.uint8), kv_layout,
+                                                    backend=backend)
         _functional[key] = w
     return w
 
@@ -401,7 +500,7 @@ def paged_prefill(q, paged_kv_cache, qo_indptr, paged_kv_indptr, paged_kv_indice
     if qo.ndim != 3:
         raise ValueError(f"q must be 3-D [total_q, num_qo_heads, head_dim], got shape {list(qo.shape)}")
     validate.check_kv_layout(kv_layout)
-    k, _ = arrays.split_cache(paged_kv_cache)
+    k, _ = arrays.split_cache(paged_kv_cache, kv_layout=kv_layout)
     if k.ndim != 4:
         raise ValueError(f"paged_kv_cache K must be 4-D, got shape {list(k.shape)}")
     page_size, num_kv_heads = (k.shape[1], k.shape[2]) if kv_layout == "NHD" else (k.shape[2], k.shape[1])

@@ -8,19 +8,18 @@ test and reports the GPU ones as skipped.
 from __future__ import annotations
 
 import functools
+import os
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
-# torch, when installed, is imported before any test module: on the device image (torch 2.11) a
-# first `import torch` late in a full pytest run failed registering an operator schema
-# ("expected ident ... annotate(strtag)"), which silently skipped every torch/bf16 case. Importing
-# it here touches no GPU. Where torch is absent (CI) this does nothing.
-try:  # noqa: SIM105
-    import torch  # noqa: F401
-except Exception:  # noqa: BLE001
-    pass
+# Tests never fill the user's kernel cache (~/.cache/nvrtc_attn): without NVRTC_ATTN_CACHE_DIR they
+# compile into a fresh temporary directory, removed at exit. Set before anything is compiled.
+if not os.environ.get("NVRTC_ATTN_CACHE_DIR"):
+    _CACHE_TMP = tempfile.TemporaryDirectory(prefix="nvrtc_attn-test-cache-")
+    os.environ["NVRTC_ATTN_CACHE_DIR"] = _CACHE_TMP.name
 
 # Kernels need mma.sync m16n8k16 with bf16 (sm_80+).
 MIN_COMPUTE_CAPABILITY = 80
@@ -331,6 +330,23 @@ def check_attention(o, lse, ref_o, ref_lse, dtype, what=""):
     return rel
 
 
+def torch_graph(fn):
+    """fn() run once as a warm-up on a side stream (kernel load, offset tables), then captured into a
+    torch.cuda.CUDAGraph, which is returned (replay() runs fn's launches again)."""
+    import torch
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph
+
+
 class Kit:
     """The helpers above as one fixture (`kit.make_pool(...)`), so tests need not import conftest."""
 
@@ -344,6 +360,7 @@ class Kit:
     synchronize = staticmethod(synchronize)
     Snapshot = Snapshot
     check_attention = staticmethod(check_attention)
+    torch_graph = staticmethod(torch_graph)
     require_torch_cuda = staticmethod(require_torch_cuda)
     dtype_name = staticmethod(dtype_name)
     REL_TOL = REL_TOL

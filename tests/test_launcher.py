@@ -79,7 +79,7 @@ def test_smem_formula_matches_kernel_constant():
 
 def test_tma_geometry_pins_size_one_strides():
     """Size-1 dims (one head, one page, one token) get a packed positive stride, others keep theirs."""
-    from nvrtc_attn.wrapper import _tma_geometry
+    from nvrtc_attn.launcher import tma_geometry as _tma_geometry
 
     dims, strides = _tma_geometry((128, 16, 1, 40), (8 * 128, 0, 4 * 2 * 16 * 8 * 128))
     assert dims == (128, 16, 1, 40)
@@ -124,7 +124,7 @@ def test_sm90_tile_choice():
 
 def test_kv_tma_geometry_folds_heads_into_pages():
     """A [pages, layers=4, 2, 16, H=8, 128] pool view: 5-D map whose last dim is head + page * R."""
-    from nvrtc_attn.wrapper import _kv_tma_geometry
+    from nvrtc_attn.launcher import kv_tma_geometry as _kv_tma_geometry
 
     st, sh = 8 * 128, 128
     sp = 4 * 2 * 16 * st

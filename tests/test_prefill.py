@@ -427,15 +427,7 @@ def test_cuda_graph_torch(kit, backend):
     w = _make_wrapper(kit, "torch", "NHD", backend)
     _plan(w, backend, *batch.index_args(), hqo, hkv, d, 16, causal=True, q_data_type="bfloat16",
           paged_kv_cache=cache)
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        w.run(q, cache, out=out, lse=lse, return_lse=True)  # warm-up outside the capture
-    torch.cuda.current_stream().wait_stream(side)
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        w.run(q, cache, out=out, lse=lse, return_lse=True)
+    graph = kit.torch_graph(lambda: w.run(q, cache, out=out, lse=lse, return_lse=True))
     for rep in range(2):
         q.copy_(kit.randn("torch", q.shape, "bfloat16", seed + 10 + rep))
         kit.poison(out)

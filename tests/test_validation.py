@@ -149,9 +149,9 @@ def _cpu_plan():
 
     a = validate.check_plan_args(**_base_plan_args())
     return planner.make_plan(
-        a["qo_indptr"], a["paged_kv_indptr"], a["paged_kv_indices"], a["paged_kv_last_page_len"],
-        a["num_qo_heads"], a["num_kv_heads"], a["head_dim"], a["page_size"], causal=a["causal"],
-        window_left=a["window_left"], dtype=a["dtype"], num_ctas=4, block_m=64)
+        a.qo_indptr, a.paged_kv_indptr, a.paged_kv_indices, a.paged_kv_last_page_len,
+        a.num_qo_heads, a.num_kv_heads, a.head_dim, a.page_size, causal=a.causal,
+        window_left=a.window_left, dtype=a.dtype, num_ctas=4, block_m=64)
 
 
 def _np_pool(layout="NHD", dtype="float16", num_pages=NUM_PAGES, pad_token=0):
