@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 TOOLS = REPO / "tools"
 SHARED_BENCH = REPO.parent / "shared" / "bench"
 sys.path.insert(0, str(TOOLS))
+import ab_summary  # noqa: E402
 import bench  # noqa: E402
 
 WORKLOADS = {w["id"]: w for w in bench.load_workloads()[0]}
@@ -272,6 +273,43 @@ def test_print_table_reprints_a_json(tmp_path):
     path.write_text(json.dumps({"meta": {}, "rows": [_row("W1"), _row("W2")]}))
     r = _run([sys.executable, "tools/bench.py", "--print-table", str(path)])
     assert r.returncode == 0 and r.stdout.splitlines()[-1].split("|")[0].strip() == "W2"
+
+
+@pytest.mark.parametrize("script", ["ab.sh"])
+def test_shell_scripts_parse_and_start_with_a_usage_line(script):
+    path = TOOLS / script
+    assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
+    assert path.read_text().splitlines()[1].startswith("# usage: ")
+
+
+def test_ab_dry_run_with_a_prepared_tree(tmp_path):
+    env = dict(_env(), AB_DIR=str(tmp_path / "ab"), AB_RUNS=str(tmp_path / "runs"),
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    r = _run(["bash", "tools/ab.sh", "prep", "HEAD", "head"], env=env)
+    if r.returncode != 0:
+        pytest.skip(f"no git history here: {r.stderr[:200]}")
+    r = _run(["bash", "tools/ab.sh", "--dry-run", "--rounds", "2", "W1,W5"], env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ab: A head" in r.stdout and "round 1 head: bench.py --lib" in r.stdout
+    assert "rc=0 (2 workloads)" in r.stdout
+    r = _run(["bash", "tools/ab.sh"], env=env)
+    assert r.returncode == 2 and r.stdout.startswith("usage: bash tools/ab.sh")
+
+
+def test_ab_summary_medians_and_ratios(tmp_path, capsys):
+    for label, vals in (("A", (600, 610, 590)), ("prev", (570, 580, 600))):
+        for r, v in enumerate(vals, 1):
+            rows = [{"workload": "W2", "tflops": float(v)}, {"workload": "W9", "tflops": float(v) / 10},
+                    {"workload": "W2f8q", "status": "not supported"}]
+            (tmp_path / f"{label}__r{r}.json").write_text(json.dumps({"rows": rows}))
+    assert ab_summary.main([str(tmp_path), "--json", str(tmp_path / "ab.json")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    w2 = [c.strip() for c in next(ln for ln in lines if ln.startswith("   W2 ")).split("|")]
+    assert w2[1:] == ["600.0", "590.0-610.0", "3", "580.0", "570.0-600.0", "3", "0.967"]
+    summary = json.loads((tmp_path / "ab.json").read_text())["tflops"]
+    assert summary["W9"]["prev"]["ratio"] == pytest.approx(58.0 / 60.0)
+    assert summary["W2f8q"] == {}
+    assert ab_summary.brief(tmp_path / "A__r1.json") == "W2 600.0, W9 60.0, W2f8q not supported"
 
 
 # --------------------------------------------------------------------------------------------
