@@ -275,11 +275,22 @@ def test_print_table_reprints_a_json(tmp_path):
     assert r.returncode == 0 and r.stdout.splitlines()[-1].split("|")[0].strip() == "W2"
 
 
-@pytest.mark.parametrize("script", ["ab.sh"])
+@pytest.mark.parametrize("script", ["ab.sh", "device_run.sh"])
 def test_shell_scripts_parse_and_start_with_a_usage_line(script):
     path = TOOLS / script
     assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
     assert path.read_text().splitlines()[1].startswith("# usage: ")
+
+
+def test_device_run_dry_run(tmp_path):
+    env = dict(_env(), OUT=str(tmp_path / "out"), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    r = _run(["bash", "tools/device_run.sh", "--dry-run", "--only", "W1,W9"], env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    for stage in ("start:", "compile every kernel build", "GPU tests", "demo:", "bench:", "summary"):
+        assert stage in out, stage
+    assert "tests collected" in out
+    assert out.rstrip().splitlines()[-1].startswith("=== ") and "W9 |" in out
 
 
 def test_ab_dry_run_with_a_prepared_tree(tmp_path):
