@@ -25,6 +25,7 @@ SHARED_BENCH = REPO.parent / "shared" / "bench"
 sys.path.insert(0, str(TOOLS))
 import ab_summary  # noqa: E402
 import bench  # noqa: E402
+import ncu_probe  # noqa: E402
 
 WORKLOADS = {w["id"]: w for w in bench.load_workloads()[0]}
 
@@ -275,7 +276,7 @@ def test_print_table_reprints_a_json(tmp_path):
     assert r.returncode == 0 and r.stdout.splitlines()[-1].split("|")[0].strip() == "W2"
 
 
-@pytest.mark.parametrize("script", ["ab.sh", "device_run.sh"])
+@pytest.mark.parametrize("script", ["ab.sh", "device_run.sh", "build_kcache.sh"])
 def test_shell_scripts_parse_and_start_with_a_usage_line(script):
     path = TOOLS / script
     assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
@@ -557,3 +558,12 @@ def test_cpu_run_fails_a_wrong_kernel(cpu_bench, capsys, bug):
     errors = [r.get("error", "") for r in result["rows"]]
     assert all(("spot check" in e) if bug == "non-causal" else ("NaN" in e) for e in errors), errors
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_ncu_probe_metrics_and_one_workload(cpu_bench, capsys):
+    run, _ = cpu_bench
+    assert ncu_probe.main(["--metrics"]) == 0
+    metrics = capsys.readouterr().out.strip().split(",")
+    assert "gpu__time_duration.sum" in metrics and len(metrics) == len(set(metrics)) == len(ncu_probe.METRICS)
+    assert ncu_probe.main(["S1f8q", "--workloads", str(run.workloads)]) == 0
+    assert capsys.readouterr().out.split() == ["S1f8q", "fake_float8_e4m3fn_float8_e4m3fn", "tma", "ok"]
