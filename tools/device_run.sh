@@ -117,7 +117,7 @@ echo "flashinfer: $FI_STATUS"
 [ -n "$TESTS" ] && [ "$RC_TESTS" != 0 ] && [ -z "$DRY" ] && grep -E "^(FAILED|ERROR) " "$OUT/pytest.txt" | head -15
 [ -n "$DEMO" ] && echo "demo: rc=$RC_DEMO; $(tail -1 "$OUT/demo.log" 2>/dev/null)"
 if [ -n "$BENCH" ]; then
-    echo "bench: rc=$RC_BENCH (124: stopped at its time limit; the table has the rows done by then)"
+    echo "bench: rc=$RC_BENCH$([ "$RC_BENCH" = 124 ] && echo ' (stopped at its time limit: the table has the rows done by then)')"
     grep -E "^!!! |failed: " "$OUT/bench.log" | head -10
     if [ -s "$OUT/bench.json" ]; then
         python3 tools/bench.py --print-table "$OUT/bench.json"
