@@ -373,7 +373,7 @@ def _fake_library(torch, fp8: bool, bug: str | None = None):
                 assert x.dtype == torch.int32 and x.device.type == "cpu"  # host inputs, like FlashInfer's
             if "float8_e4m3fn" in (q_data_type, kv_data_type) and not fp8:
                 raise ValueError(f"kv_data_type must be float16 or bfloat16, got {kv_data_type!r}")
-            assert o_data_type == "bfloat16" and paged_kv_cache is not None
+            assert o_data_type == ("bfloat16" if q_data_type != "bfloat16" else None) and paged_kv_cache is not None
             self.p = dict(qo=qo_indptr.numpy(), indptr=paged_kv_indptr.numpy(), idx=paged_kv_indices,
                           last=paged_kv_last_page_len.numpy(), ps=page_size, causal=causal, q=q_data_type)
             self.kernel_name = f"fake_{q_data_type}_{kv_data_type}"

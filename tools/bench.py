@@ -624,9 +624,11 @@ def ours_wrapper(gpu: Gpu, backend: str, kv_load: str, workspace_mb: int = WORKS
 
 
 def plan_ours(wrapper, w: dict, index_args: tuple, ops: Operands) -> None:
+    # o_data_type only where it differs from q's (FlashInfer's default): an fp8 q, bf16 out
+    out_dtype = {"o_data_type": BF16} if ops.q_dtype != BF16 else {}
     wrapper.plan(*index_args, w["num_qo_heads"], w["num_kv_heads"], w["head_dim"], w["page_size"],
                  causal=bool(w["causal"]), q_data_type=ops.q_dtype, kv_data_type=ops.kv_dtype,
-                 o_data_type=BF16, paged_kv_cache=(ops.k, ops.v))
+                 paged_kv_cache=(ops.k, ops.v), **out_dtype)
 
 
 def measure_ours(gpu: Gpu, w: dict, batch: dict, ops: Operands, args) -> dict:
@@ -859,6 +861,7 @@ def parse_args(argv):
     ap.add_argument("--workloads", default=None, help="workloads.json (default: tools/, else ../shared/bench)")
     ap.add_argument("--peers", default=None, help="peers json (default: tools/peers_h200.json, else ../shared)")
     ap.add_argument("--print-table", metavar="JSON", default=None, help="print the table of an earlier --json")
+    ap.add_argument("--no-peer", action="store_true", help=argparse.SUPPRESS)  # old flag: peers are opt-in now
     args = ap.parse_args(argv)
     if args.iters < 1 or args.plan_iters < 1:
         ap.error("--iters and --plan-iters must be >= 1")
