@@ -4,9 +4,7 @@ DLPack producer such as JAX). No validation policy here; validate.py decides wha
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -19,9 +17,26 @@ _DTYPE_ALIASES = {
 }
 
 
+_dtype_names: dict = {}  # dtype object -> name (run() asks on every call)
+
+
 def dtype_name(dtype: Any) -> str:
     """Canonical name of a dtype given as a string ("bf16", "torch.float16"), a NumPy/CuPy/JAX dtype
     or scalar type (np.float16, jnp.bfloat16) or a torch.dtype."""
+    try:
+        return _dtype_names[dtype]
+    except (KeyError, TypeError):  # TypeError: unhashable
+        pass
+    name = _dtype_name(dtype)
+    if not isinstance(dtype, str) and len(_dtype_names) < 256:
+        try:
+            _dtype_names[dtype] = name
+        except TypeError:
+            pass
+    return name
+
+
+def _dtype_name(dtype: Any) -> str:
     if not isinstance(dtype, str):
         try:
             text = np.dtype(dtype).name  # dtypes and scalar types; not torch.dtype (TypeError)
@@ -33,9 +48,9 @@ def dtype_name(dtype: Any) -> str:
     return _DTYPE_ALIASES.get(text, text)
 
 
-@dataclass(frozen=True)
-class Operand:
-    """A strided array seen from the kernel: byte address, shape, strides in ELEMENTS."""
+class Operand(NamedTuple):
+    """A strided array seen from the kernel: byte address, shape, strides in ELEMENTS. (A NamedTuple:
+    immutable and cheap to build, since run() wraps every operand on every call.)"""
 
     obj: Any
     kind: str          # "cupy", "torch", "numpy" or "dlpack"
@@ -154,7 +169,7 @@ def _with_page_dim(op: Operand, kv_layout: str) -> Operand:
         return op
     (n, h, d), (sn, sh, sd) = op.shape, op.strides
     shape, strides = ((n, 1, h, d), (sn, sn, sh, sd)) if kv_layout == "NHD" else ((n, h, 1, d), (sn, sh, sn, sd))
-    return dataclasses.replace(op, shape=shape, strides=strides)
+    return op._replace(shape=shape, strides=strides)
 
 
 def cache_strides(op: Operand, kv_layout: str, page_size: int) -> tuple[int, int, int]:
@@ -187,7 +202,7 @@ def launch_stream(x: Any, stream: Any = None) -> int:
     if mod.startswith("torch"):
         import torch
         if isinstance(x, torch.Tensor) and x.is_cuda:
-            return int(torch.cuda.current_stream(x.device).cuda_stream)
+            return _torch_stream(torch, x.device.index)
     elif mod.startswith("cupy"):
         import cupy
         if isinstance(x, cupy.ndarray):
@@ -202,11 +217,21 @@ def current_stream(op: Operand, stream: Any = None) -> int:
         return stream_handle(stream)
     if op.kind == "torch":
         import torch
-        return int(torch.cuda.current_stream(op.device).cuda_stream)
+        return _torch_stream(torch, op.device)
     if op.kind == "cupy":
         import cupy
         return int(cupy.cuda.get_current_stream(op.device).ptr)
     return 0
+
+
+def _torch_stream(torch, device: int | None) -> int:
+    """torch's current raw CUstream on a device; the raw getter (what Triton uses) skips building a
+    Stream object per call, the public API is the fallback."""
+    index = torch.cuda.current_device() if device is None else device
+    getter = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    if getter is not None:
+        return int(getter(index))
+    return int(torch.cuda.current_stream(index).cuda_stream)
 
 
 def stream_handle(stream: Any) -> int:
