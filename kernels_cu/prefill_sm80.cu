@@ -16,7 +16,7 @@
 #endif
 
 // Tile shape, chosen per head dim in nvrtc_attn/variants.py (the one source of truth, so the
-// launcher's block size, shared memory and the planner's block_m always match the binary).
+// launcher's block size and the planner's block_m always match the binary).
 // Each warp owns BLOCK_M / WARPS query rows (one or two 16-row m-tiles); two m-tiles per warp
 // halve the shared-memory reads per MMA, which keeps mma.sync fed; head_dim 256 needs 8 warps
 // of one m-tile, and head_dim 128 a 48-key block, to stay within 255 registers without spills.
@@ -51,8 +51,10 @@ constexpr int kQBytes = kBM * kD * 2;
 constexpr int kKVBytes = kBN * kD * 2;
 static_assert(kMT >= 1, "each warp needs at least one m-tile");
 
-// Dynamic shared memory: [Q | K | V | row offsets]; launcher.py computes the same size.
+// Dynamic shared memory: [Q | K | V | row offsets]. The host reads the size from the cubin
+// (nvrtc_attn/cubin.py): no second copy of this arithmetic.
 constexpr int kSmemBytes = kQBytes + 2 * kKVBytes + (int)sizeof(KvRowOffsets<kBN>);
+extern "C" __device__ const int dynamic_smem_bytes = kSmemBytes;
 
 // Gather the tile's Q rows (packed (token, head) rows) into swizzled shared memory.
 NA_DEVICE void load_q_tile(const PrefillParams& p, const TileCoords& c, uint32_t q_sa, int tid) {
@@ -73,7 +75,7 @@ NA_DEVICE void load_q_tile(const PrefillParams& p, const TileCoords& c, uint32_t
 extern "C" __global__ void __launch_bounds__(kThreads, Dims::kMinBlocks)
 prefill_sm80(const __grid_constant__ PrefillParams p) {
   extern __shared__ __align__(128) uint8_t smem[];
-  if (ptx::dynamic_smem_size() < kSmemBytes) __trap();  // launcher.py and this file disagree
+  if (ptx::dynamic_smem_size() < kSmemBytes) __trap();  // launched with less than dynamic_smem_bytes
   uint8_t* q_s = smem;
   KvRowOffsets<kBN>& offs = *reinterpret_cast<KvRowOffsets<kBN>*>(smem + kQBytes + 2 * kKVBytes);
   const uint32_t q_sa = ptx::smem_addr(q_s);

@@ -66,8 +66,8 @@ enum class Bar : int { FullK = 0, FullV = kStages, EmptyK = 2 * kStages, EmptyV 
 static_assert(static_cast<int>(Bar::Count) * 8 <= 128, "barriers outgrew their 128 bytes");
 constexpr int kKVBase = kQStages * kQBytes;
 constexpr int kBarOffset = kKVBase + 2 * kStages * kKVBytes;
-// Dynamic shared memory: [Q stages | K stages | V stages | barriers | row offsets] + slack to align the base
-// to the 1024-byte swizzle period; launcher.py computes the same size (variants.Sm90Tile).
+// Dynamic shared memory: [Q stages | K stages | V stages | barriers | row offsets | epilogue staging]
+// + slack to align the base to the 1024-byte swizzle period.
 constexpr int kOffsetsOffset = kBarOffset + 128;  // BlockOffsets, after the barriers
 // Epilogue staging: per consumer warp, 16 rows (8 when shared memory is short: two passes) x 64
 // columns of 16-bit O, one column block at a time.
@@ -78,6 +78,8 @@ constexpr int kEpiRows =
 constexpr int kEpiWarpBytes = kEpiRows * kSwizzleRowBytes;
 constexpr int kSmemBytes = kEpiOffset + (kConsumerThreads / 32) * kEpiWarpBytes + 1024;
 static_assert(kSmemBytes <= kMaxSmemBytes, "tile outgrew shared memory");
+// The host reads the size from the cubin (nvrtc_attn/cubin.py): no second copy of this arithmetic.
+extern "C" __device__ const int dynamic_smem_bytes = kSmemBytes;
 static_assert(kBN % 16 == 0 && kBN / 8 <= 32, "key blocks: whole 16-key wgmma steps, one TMA box per producer lane");
 
 // Byte offset of 16-byte chunk `chunk` of row `row` in a [rows][kD] tile stored as kD/64 column
@@ -651,7 +653,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
 extern "C" __global__ void __launch_bounds__(kThreads, 1)
 prefill_sm90(const __grid_constant__ PrefillParams p, const __grid_constant__ Sm90TensorMaps maps) {
   extern __shared__ __align__(1024) uint8_t smem_raw[];
-  if (ptx::dynamic_smem_size() < kSmemBytes) __trap();  // launcher.py and this file disagree
+  if (ptx::dynamic_smem_size() < kSmemBytes) __trap();  // launched with less than dynamic_smem_bytes
   const uint32_t smem = (ptx::smem_addr(smem_raw) + 1023) & ~1023u;  // swizzle atoms need 1024
   const uint32_t bars = smem + kBarOffset;
   const int tid = threadIdx.x;

@@ -1,5 +1,5 @@
-"""Kernel launches: the Python mirror of kernels_cu/params.cuh, shared-memory attribute, grid
-size from occupancy, and cuLaunchKernel on the caller's stream.
+"""Kernel launches: the Python mirror of kernels_cu/params.cuh, shared-memory attribute (the size
+read from the kernel's cubin), grid size from occupancy, and cuLaunchKernel on the caller's stream.
 
 Launches go through cuda.bindings' cuLaunchKernel rather than cuda.core.launch because the
 kernels take one by-value parameter struct (`const __grid_constant__ PrefillParams`), which
@@ -11,7 +11,7 @@ import ctypes
 import functools
 import threading
 
-from . import compiler, variants
+from . import compiler, cubin, variants
 
 _p, _i64, _i32, _f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_float
 
@@ -69,14 +69,21 @@ def _check(result):
 
 
 class LoadedKernel:
-    """A compiled variant loaded on one device: CUfunction, block size, dynamic shared memory."""
+    """A compiled variant loaded on one device: CUfunction, block size, dynamic shared memory.
 
-    def __init__(self, variant: variants.KernelVariant, device: int, threads: int, smem_bytes: int):
+    smem_bytes: None reads the kernel's own size from its cubin (the `dynamic_smem_bytes` symbol
+    of the prefill kernels, see cubin.py), so the host never keeps a copy of the layout arithmetic.
+    """
+
+    def __init__(self, variant: variants.KernelVariant, device: int, threads: int, smem_bytes: int | None = None):
         from cuda.bindings import driver
         from cuda.core import Device
 
         Device(device).set_current()  # the primary context, shared with CuPy and torch
-        kernel = compiler.load_kernel(compiler.compile_variant(variant))
+        compiled = compiler.compile_variant(variant)
+        if smem_bytes is None:
+            smem_bytes = cubin.symbol_int(compiled.cubin, cubin.SMEM_BYTES_SYMBOL)
+        kernel = compiler.load_kernel(compiled)
         self.variant = variant
         self.threads = threads
         self.smem_bytes = smem_bytes
@@ -129,8 +136,7 @@ def prefill_sm80_kernel(head_dim: int, dtype: str, device: int, units: bool = Tr
         k = _kernels.get(key)
     if k is None:
         tile = variants.sm80_tile(head_dim, arch)
-        k = LoadedKernel(variants.prefill_sm80_variant(head_dim, dtype, arch, units), device,
-                         tile.threads, tile.smem_bytes(head_dim))
+        k = LoadedKernel(variants.prefill_sm80_variant(head_dim, dtype, arch, units), device, tile.threads)
         with _lock:
             _kernels[key] = k
     return k
@@ -149,7 +155,7 @@ def prefill_sm90_kernel(head_dim: int, dtype: str, device: int, pingpong: bool =
     with _lock:
         k = _kernels.get(key)
     if k is None:
-        k = LoadedKernel(variant, device, tile.threads, tile.smem_bytes(head_dim))
+        k = LoadedKernel(variant, device, tile.threads)
         with _lock:
             _kernels[key] = k
     return k
