@@ -2,12 +2,8 @@
 // shared memory (2-stage K and V rings, mbarrier full/empty handshakes); two consumer warpgroups
 // (three at head_dim 64) of 64 query rows each compute S = Q K^T and O += P V with wgmma (HGMMA)
 // and the online softmax in registers.
-// K/V loads take one of two paths, chosen by run() (p.kv_box_tokens):
-//   TMA:    page_size a multiple of 8; one 5-D cp.async.bulk.tensor box of kv_box_tokens tokens x
-//           head_dim per page part, addressed by the plan's per-token (page, slot) tables.
-//           A request's last, partial block still takes the gather path: its cp.async zero-fills
-//           keys past kv_len, so stale or unwritten cache slots never reach P V.
-//   gather: every page size; producer threads issue 16-byte cp.async from the plan's offsets.
+// K/V blocks come by TMA (one box per page part) or by cp.async gather, chosen per block by
+// paged_kv_load.cuh (PagedKvSm90::by_gather) from run()'s p.kv_box_tokens.
 // Q comes by TMA when group_size divides the tile rows (p.q_tma), by cp.async otherwise.
 // Specialized by macros HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS, KV_STAGES, Q_STAGES, PINGPONG (from
 // nvrtc_attn/variants.py).
@@ -16,6 +12,7 @@
 #include "ptx_wgmma.cuh"
 #include "ptx_mbarrier.cuh"
 #include "ptx_tma.cuh"
+#include "paged_kv_load.cuh"
 #include "softmax.cuh"
 #include "scheduler.cuh"
 
@@ -47,12 +44,13 @@ constexpr int kThreads = 128 + kConsumerThreads;  // producer warpgroup + consum
 constexpr int kChunks = kD / 8;          // 16-byte chunks per row
 constexpr int kRowsPerPass = 128 / kChunks;
 constexpr bool kBf16 = IS_BF16 != 0;
+using PagedKv = PagedKvSm90<kD, kBN>;  // K/V block loads (paged_kv_load.cuh)
 constexpr int kQBytes = kBM * kD * 2;
-constexpr int kKVBytes = kBN * kD * 2;
-constexpr int kSwizzleRowBytes = 128;    // one 64-element column block row, 128B swizzle atom
-constexpr int kAtomBytes = 8 * kSwizzleRowBytes;  // 8 rows x 128 B: the swizzle period
-constexpr int kColBlocks = kD / 64;
-constexpr int kKVGroupBytes = kColBlocks * kAtomBytes;  // 8 keys x all of head_dim
+constexpr int kKVBytes = PagedKv::kBlockBytes;
+constexpr int kSwizzleRowBytes = PagedKv::kRowBytes;  // one 64-element column block row, 128B swizzle atom
+constexpr int kAtomBytes = PagedKv::kAtomBytes;       // 8 rows x 128 B: the swizzle period
+constexpr int kColBlocks = PagedKv::kColBlocks;
+constexpr int kKVGroupBytes = PagedKv::kGroupBytes;   // 8 keys x all of head_dim
 // setmaxnreg split of the 64K-register file (the launch bound gives every thread 65536 / kThreads).
 constexpr int kProducerRegs = 56;
 constexpr int kConsumerRegs = kConsumerWGs == 2 ? 224 : 152;
@@ -80,21 +78,12 @@ constexpr int kSmemBytes = kEpiOffset + (kConsumerThreads / 32) * kEpiWarpBytes 
 static_assert(kSmemBytes <= kMaxSmemBytes, "tile outgrew shared memory");
 // The host reads the size from the cubin (nvrtc_attn/cubin.py): no second copy of this arithmetic.
 extern "C" __device__ const int dynamic_smem_bytes = kSmemBytes;
-static_assert(kBN % 16 == 0 && kBN / 8 <= 32, "key blocks: whole 16-key wgmma steps, one TMA box per producer lane");
 
 // Byte offset of 16-byte chunk `chunk` of row `row` in a [rows][kD] tile stored as kD/64 column
 // blocks of [rows][64] with the 128-byte swizzle (chunk ^ row % 8) that wgmma descriptors expect.
 NA_DEVICE uint32_t sw128_offset(int row, int chunk, int rows) {
   return static_cast<uint32_t>((chunk >> 3) * rows * kSwizzleRowBytes + row * kSwizzleRowBytes +
                                (((chunk & 7) ^ (row & 7)) << 4));
-}
-
-// K and V tiles are stored 8 keys at a time: [key / 8][column block][key % 8][128 B], swizzled as
-// above. One TMA box of a page part (any multiple of 8 keys, every column) is then one contiguous
-// piece of the tile; the wgmma descriptors step kKVGroupBytes between 8-key groups.
-NA_DEVICE uint32_t kv_offset(int row, int chunk) {
-  return static_cast<uint32_t>((row >> 3) * kKVGroupBytes + (chunk >> 3) * kAtomBytes +
-                               (row & 7) * kSwizzleRowBytes + (((chunk & 7) ^ (row & 7)) << 4));
 }
 
 NA_DEVICE uint32_t bar_addr(uint32_t bars, Bar b, int stage = 0) {
@@ -110,11 +99,7 @@ NA_DEVICE int num_blocks(const TileCoords& c) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Producer. Gathers signal their stage with cp.async.mbarrier.arrive (the hardware arrives once the
-// thread's copies have landed, the thread never waits); TMA copies complete the stage's transaction
-// count. Either way a full barrier sees one arrival per producer thread. cp.async writes go through
-// the generic proxy, so consumers fence (fence.proxy.async) after waiting on a gathered stage and
-// before wgmma reads it.
+// Producer: Q by TMA or cp.async, K/V blocks through paged_kv_load.cuh.
 
 NA_DEVICE void gather_q(const PrefillParams& p, const TileCoords& c, uint32_t q_tile, int ptid) {
   const uint16_t* q = static_cast<const uint16_t*>(p.q);
@@ -128,129 +113,6 @@ NA_DEVICE void gather_q(const PrefillParams& p, const TileCoords& c, uint32_t q_
     const int h = c.kv_head * p.group_size + (packed - i * p.group_size);
     const uint16_t* src = valid ? q + (c.q0 + i) * p.q_stride_tok + h * p.q_stride_head + chunk * 8 : q;
     ptx::cp_async_16(q_tile + sw128_offset(row, chunk, kBM), src, valid ? 16 : 0);
-  }
-}
-
-// Row addresses of one gathered KV block, double-buffered by parity in shared memory: one producer
-// thread per row turns its plan offset into a K and a V address once; the gathers then read them
-// with broadcast loads instead of holding 64-bit addresses in registers.
-struct BlockOffsets {
-  const uint16_t* k[2][kBN];
-  const uint16_t* v[2][kBN];
-};
-
-// Producer thread ptid stages rows ptid + 128 x (x < kRowSlots) of a block.
-constexpr int kRowSlots = (kBN + 127) / 128;
-
-// One row's element offsets, head included (0 past the tile's keys).
-struct RowOffset {
-  int64_t k = 0, v = 0;
-};
-
-// The units-table entry of this thread's first row (ptid) of the block at n0 (0 past the tile's keys),
-// loaded a block ahead by gather-only producers so its latency hides behind the previous block's
-// copies. Rows past 128 (kRowSlots 2) are read when staged: the producer has no registers to spare.
-NA_DEVICE int32_t load_row_unit(const PrefillParams& p, const TileCoords& c, int tok0, int n0, int ptid) {
-  const int j = n0 + ptid;
-  return ptid < kBN && j < c.kv_end ? p.tok_units[tok0 + j] : 0;
-}
-
-// Row `row` of the block at n0; unit: its prefetched units entry when have_unit.
-NA_DEVICE RowOffset load_row_offset(const PrefillParams& p, const TileCoords& c, int tok0, int n0, int row,
-                                    int32_t unit, bool have_unit) {
-  RowOffset r;
-  const int j = n0 + row;
-  if (row < kBN && j < c.kv_end) {
-    const int t = tok0 + j;
-    if (p.tok_units != nullptr) {
-      const int64_t u = have_unit ? unit : p.tok_units[t];
-      r.k = u * p.k_stride_tok + c.kv_head * p.k_stride_head;
-      r.v = u * p.v_stride_tok + c.kv_head * p.v_stride_head;
-    } else {
-      r.k = p.k_tok_elems[t] + c.kv_head * p.k_stride_head;
-      r.v = p.v_tok_elems[t] + c.kv_head * p.v_stride_head;
-    }
-  }
-  return r;
-}
-
-// Stages row ptid (offsets r) and this thread's further rows of the block at n0.
-NA_DEVICE void stage_block_offsets(const PrefillParams& p, const TileCoords& c, int tok0, int n0, const RowOffset& r,
-                                   int ptid, BlockOffsets& offs, int parity) {
-#pragma unroll 1
-  for (int x = 1; x < kRowSlots; ++x) {
-    const int row = ptid + 128 * x;
-    if (row < kBN) {
-      const RowOffset rx = load_row_offset(p, c, tok0, n0, row, 0, false);
-      offs.k[parity][row] = static_cast<const uint16_t*>(p.k) + rx.k;
-      offs.v[parity][row] = static_cast<const uint16_t*>(p.v) + rx.v;
-    }
-  }
-  if (ptid < kBN) {
-    offs.k[parity][ptid] = static_cast<const uint16_t*>(p.k) + r.k;
-    offs.v[parity][ptid] = static_cast<const uint16_t*>(p.v) + r.v;
-  }
-  ptx::named_barrier_sync(ptx::NamedBarrier::Producer, 128);
-}
-
-// Eight threads per row: thread ptid copies chunk ptid % 8 of every 64-column block (one row
-// address, kColBlocks copies) of rows ptid / 8 + 16 * pass. A warp's copy instruction then covers
-// four rows x 128 contiguous bytes, and the row keeps its swizzle phase (row % 8) across passes,
-// so the destination is one per-thread base plus constants.
-constexpr int kGatherRowsPerPass = 128 / 8;
-
-template <bool kIsV>
-NA_DEVICE void gather_kv(const PrefillParams& p, const TileCoords& c, int n0, const uint16_t* const* rows,
-                         uint32_t tile, int ptid) {
-  const uint16_t* dummy = static_cast<const uint16_t*>(kIsV ? p.v : p.k);  // valid address for 0-byte copies
-  const int chunk = ptid % 8;
-  const int r0 = ptid / 8;
-  const int live = c.kv_end - n0;  // rows [0, live) exist
-  const uint32_t dst0 = tile + kv_offset(r0, chunk);
-#pragma unroll 4
-  for (int pass = 0; pass < kBN / kGatherRowsPerPass; ++pass) {
-    const int row = r0 + pass * kGatherRowsPerPass;
-    const bool valid = row < live;
-    const uint16_t* src = valid ? rows[row] + chunk * 8 : dummy;
-    const uint32_t dst = dst0 + pass * (kGatherRowsPerPass / 8) * kKVGroupBytes;
-#pragma unroll
-    for (int cb = 0; cb < kColBlocks; ++cb)
-      ptx::cp_async_16(dst + cb * kAtomBytes, valid ? src + cb * 64 : dummy, valid ? 16 : 0);
-  }
-}
-
-// TMA path. Box b of a block (kv_box_tokens tokens, inside one page) is loaded by producer lane b;
-// its (page, slot) is read from the plan's tables before the stage wait so the latency overlaps.
-struct Box {
-  int page = 0, slot = 0;
-};
-
-NA_DEVICE Box box_of(const PrefillParams& p, int tok, int ptid) {
-  Box b;
-  if (ptid < kBN / p.kv_box_tokens) {
-    const int t = tok + ptid * p.kv_box_tokens;
-    b.page = p.tok_page[t];
-    b.slot = p.tok_slot[t];
-  }
-  return b;
-}
-
-// One stage's boxes by warp 0 (lane 0 first announces the stage's bytes), one arrival per producer
-// thread as in the gather path, so the full barriers keep one arrival count for both paths.
-// The maps are 5-D (64 columns, key % 8, column block, key / 8 in the page, head + page * page_heads):
-// one box is kv_box_tokens keys x head_dim, landing as kv_box_tokens / 8 consecutive 8-key groups.
-NA_DEVICE void tma_kv(const PrefillParams& p, const TensorMap* map, const Box& b, int kv_head, int page_heads,
-                      uint32_t tile, uint32_t full, int ptid) {
-  if (ptid < 32) {
-    if (ptid == 0) ptx::mbar_arrive_expect_tx(full, kKVBytes);
-    __syncwarp();
-    if (ptid < kBN / p.kv_box_tokens) {
-      const uint32_t dst = tile + ptid * (p.kv_box_tokens / 8) * kKVGroupBytes;
-      ptx::tma_load_5d(dst, map, full, 0, 0, 0, b.slot / 8, b.page * page_heads + kv_head);
-    }
-    if (ptid != 0) ptx::mbar_arrive(full);
-  } else {
-    ptx::mbar_arrive(full);
   }
 }
 
@@ -269,7 +131,7 @@ NA_DEVICE void tma_q(const PrefillParams& p, const Sm90TensorMaps& maps, const T
   }
 }
 
-NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps, uint32_t smem, BlockOffsets& offs,
+NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps, uint32_t smem, PagedKv::BlockOffsets& offs,
                              uint32_t bars, int ptid) {
   int it = 0, tq = 0;
   int gathered = 0;  // gather blocks so far: parity of their row-offset buffer
@@ -282,7 +144,7 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
   // With two row slots (176-key blocks) the work range's end is re-read per tile (an L1 hit) instead
   // of held: the producer's 56 registers are spoken for.
   const int w_end_held = p.work_indptr[blockIdx.x + 1];
-  auto w_end = [&]() { return kRowSlots == 1 ? w_end_held : p.work_indptr[blockIdx.x + 1]; };
+  auto w_end = [&]() { return PagedKv::kRowSlots == 1 ? w_end_held : p.work_indptr[blockIdx.x + 1]; };
   for (int w = p.work_indptr[blockIdx.x]; w < w_end(); ++w) {
     const TileCoords c = load_tile(p, w);
     if (w + 1 < w_end()) prefetch_tile(p, w + 1);
@@ -305,27 +167,27 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
       const int n0 = first_key(c) + n * kBN;
       const uint32_t k_tile = smem + kKVBase + s * kKVBytes;
       const uint32_t v_tile = smem + kKVBase + (kStages + s) * kKVBytes;
-      if (p.kv_box_tokens && n0 + kBN <= c.kv_len) {
-        const Box b = box_of(p, tok0 + n0, ptid);
+      if (!PagedKv::by_gather(p, c, n0)) {
+        const PagedKv::Box b = PagedKv::box_of(p, tok0 + n0, ptid);
         ptx::mbar_wait(bar_addr(bars, Bar::EmptyK, s), ph ^ 1);
-        tma_kv(p, &maps.k, b, c.kv_head, p.k_page_heads, k_tile, bar_addr(bars, Bar::FullK, s), ptid);
+        PagedKv::tma_kv(p, &maps.k, b, c.kv_head, p.k_page_heads, k_tile, bar_addr(bars, Bar::FullK, s), ptid);
         ptx::mbar_wait(bar_addr(bars, Bar::EmptyV, s), ph ^ 1);
-        tma_kv(p, &maps.v, b, c.kv_head, p.v_page_heads, v_tile, bar_addr(bars, Bar::FullV, s), ptid);
+        PagedKv::tma_kv(p, &maps.v, b, c.kv_head, p.v_page_heads, v_tile, bar_addr(bars, Bar::FullV, s), ptid);
         continue;
       }
       const int par = gathered++ & 1;
-      const RowOffset ro = load_row_offset(p, c, tok0, n0, ptid, prefetched, prefetched_n0 == n0);
+      const PagedKv::RowOffset ro = PagedKv::load_row_offset(p, c, tok0, n0, ptid, prefetched, prefetched_n0 == n0);
       prefetched_n0 = -1;
-      if (kRowSlots == 1 && p.kv_box_tokens == 0 && p.tok_units != nullptr && n > 0) {
-        prefetched = load_row_unit(p, c, tok0, n0 - kBN, ptid);
+      if (PagedKv::kRowSlots == 1 && p.kv_box_tokens == 0 && p.tok_units != nullptr && n > 0) {
+        prefetched = PagedKv::load_row_unit(p, c, tok0, n0 - kBN, ptid);
         prefetched_n0 = n0 - kBN;
       }
-      stage_block_offsets(p, c, tok0, n0, ro, ptid, offs, par);
+      PagedKv::stage_block_offsets(p, c, tok0, n0, ro, ptid, offs, par);
       ptx::mbar_wait(bar_addr(bars, Bar::EmptyK, s), ph ^ 1);
-      gather_kv<false>(p, c, n0, offs.k[par], k_tile, ptid);
+      PagedKv::gather_kv<false>(p, c, n0, offs.k[par], k_tile, ptid);
       ptx::cp_async_mbar_arrive(bar_addr(bars, Bar::FullK, s));
       ptx::mbar_wait(bar_addr(bars, Bar::EmptyV, s), ph ^ 1);
-      gather_kv<true>(p, c, n0, offs.v[par], v_tile, ptid);
+      PagedKv::gather_kv<true>(p, c, n0, offs.v[par], v_tile, ptid);
       ptx::cp_async_mbar_arrive(bar_addr(bars, Bar::FullV, s));
     }
   }
@@ -367,8 +229,7 @@ struct StageRef {
 };
 
 NA_DEVICE StageRef stage_of(const PrefillParams& p, const TileCoords& c, int it, int n0) {
-  return {it % kStages, static_cast<uint32_t>((it / kStages) & 1),
-          p.kv_box_tokens == 0 || n0 + kBN > c.kv_len};  // the producer's choice, mirrored
+  return {it % kStages, static_cast<uint32_t>((it / kStages) & 1), PagedKv::by_gather(p, c, n0)};
 }
 
 // Consumers: each warpgroup owns 64 rows of the tile. With kOverlap (two warpgroups, head_dim <= 128)
@@ -674,7 +535,7 @@ prefill_sm90(const __grid_constant__ PrefillParams p, const __grid_constant__ Sm
   const int warpgroup = tid / 128;
   if (warpgroup == 0) {
     ptx::regs_dealloc<kProducerRegs>();
-    BlockOffsets& offs = *reinterpret_cast<BlockOffsets*>(smem_raw + (smem - ptx::smem_addr(smem_raw)) + kOffsetsOffset);
+    PagedKv::BlockOffsets& offs = *reinterpret_cast<PagedKv::BlockOffsets*>(smem_raw + (smem - ptx::smem_addr(smem_raw)) + kOffsetsOffset);
     producer_loop(p, maps, smem, offs, bars, tid);
   } else {
     ptx::regs_alloc<kConsumerRegs>();
