@@ -7,6 +7,7 @@
 #include "paged_kv_load.cuh"
 #include "softmax.cuh"
 #include "scheduler.cuh"
+#include "mask.cuh"
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
