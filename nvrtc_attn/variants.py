@@ -103,6 +103,13 @@ assert all(t.block_m == SM90_TILES[hd].block_m and t.l2_section_bytes == SM90_TI
            for hd, t in SM90_LONG_TILES.items())
 
 
+def sm90_wgmma_ns() -> tuple[int, ...]:
+    """The N sizes kernels_cu/ptx_wgmma.cuh wraps (tools/gen_ptx_wgmma.py), ascending: every sm90
+    tile's block_n (S = Q K^T is m64 n{block_n}) and every head dim (O += P V is m64 n{head_dim})."""
+    tiles = [*SM90_TILES.values(), *SM90_LONG_TILES.values()]
+    return tuple(sorted({t.block_n for t in tiles} | set(SM90_TILES)))
+
+
 def sm90_tile(head_dim: int, pingpong: bool, kv_tma: bool, window_left: int = -1) -> Sm90Tile:
     """The sm90 tile of a batch: SM90_LONG_TILES for batches without turn-taking (sm90_pingpong, decided
     on the standard tile) whose K/V blocks come by TMA and see no sliding window, else SM90_TILES."""
