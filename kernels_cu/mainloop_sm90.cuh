@@ -148,7 +148,7 @@ struct Consumer {
     wgmma::commit();
     pass_turn();
     wgmma::wait<0>();
-    fence_regs(sacc);
+    fence_s();
     release_k(st, n);
   }
   // P V of one block, waited for (its V stage is released).

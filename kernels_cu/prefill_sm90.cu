@@ -1,10 +1,8 @@
-// Hopper paged prefill (sm_90a): one producer warpgroup loads Q and K/V into 128-byte-swizzled
-// shared memory (2-stage K and V rings, mbarrier full/empty handshakes); two consumer warpgroups
-// (three at head_dim 64) of 64 query rows each compute S = Q K^T and O += P V with wgmma (HGMMA)
-// and the online softmax in registers.
-// K/V blocks come by TMA (one box per page part) or by cp.async gather, chosen per block by
-// paged_kv_load.cuh (PagedKvSm90::by_gather) from run()'s p.kv_box_tokens.
-// Q comes by TMA when group_size divides the tile rows (p.q_tma), by cp.async otherwise.
+// The Hopper paged prefill kernel (sm_90a): warpgroup roles, barrier setup and the entry point.
+// One producer warpgroup (producer_sm90.cuh) loads Q and the K/V blocks (paged_kv_load.cuh: TMA per
+// page part or cp.async gather) into the shared-memory rings of tile_sm90.cuh; two consumer warpgroups
+// (three at head_dim 64) of 64 query rows each run mainloop_sm90.cuh (wgmma S = Q K^T, the online
+// softmax of softmax.cuh, wgmma O += P V) and epilogue_sm90.cuh.
 // Specialized by macros HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS, KV_STAGES, Q_STAGES, PINGPONG (from
 // nvrtc_attn/variants.py).
 #include "params.cuh"
