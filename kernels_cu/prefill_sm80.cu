@@ -7,6 +7,7 @@
 #include "paged_kv_load.cuh"
 #include "softmax.cuh"
 #include "scheduler.cuh"
+#include "mask.cuh"
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
@@ -16,7 +17,7 @@
 #endif
 
 // Tile shape, chosen per head dim in nvrtc_attn/variants.py (the one source of truth, so the
-// launcher's block size, shared memory and the planner's block_m always match the binary).
+// launcher's block size and the planner's block_m always match the binary).
 // Each warp owns BLOCK_M / WARPS query rows (one or two 16-row m-tiles); two m-tiles per warp
 // halve the shared-memory reads per MMA, which keeps mma.sync fed; head_dim 256 needs 8 warps
 // of one m-tile, and head_dim 128 a 48-key block, to stay within 255 registers without spills.
@@ -51,8 +52,10 @@ constexpr int kQBytes = kBM * kD * 2;
 constexpr int kKVBytes = kBN * kD * 2;
 static_assert(kMT >= 1, "each warp needs at least one m-tile");
 
-// Dynamic shared memory: [Q | K | V | row offsets]; launcher.py computes the same size.
+// Dynamic shared memory: [Q | K | V | row offsets]. The host reads the size from the cubin
+// (nvrtc_attn/cubin.py): no second copy of this arithmetic.
 constexpr int kSmemBytes = kQBytes + 2 * kKVBytes + (int)sizeof(KvRowOffsets<kBN>);
+extern "C" __device__ const int dynamic_smem_bytes = kSmemBytes;
 
 // Gather the tile's Q rows (packed (token, head) rows) into swizzled shared memory.
 NA_DEVICE void load_q_tile(const PrefillParams& p, const TileCoords& c, uint32_t q_sa, int tid) {
@@ -70,10 +73,125 @@ NA_DEVICE void load_q_tile(const PrefillParams& p, const TileCoords& c, uint32_t
   }
 }
 
+// Soft cap and mask of a block's scores s (keys n0..; logits), before the softmax: every 16-row
+// m-tile's accumulator rows (warp_row0 + 16 mt + g + 8 hh) see the keys mask.cuh gives them.
+NA_DEVICE void cap_and_mask(float (&s)[kMT][kNT][4], const PrefillParams& p, const TileCoords& c, int n0,
+                            int min_hi, int max_lo, int warp_row0, int g, int t4) {
+  if (p.soft_cap != 0.f) {
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[mt][nt][e] = p.soft_cap * ptx::tanh(s[mt][nt][e] * p.cap_scale);
+  }
+  if (n0 + kBN > min_hi || n0 < max_lo) {
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const int packed = c.row_start + warp_row0 + mt * 16 + g + hh * 8;
+        const int i = packed / p.group_size;
+        const int hi = row_hi(p, c, i);
+        const int lo = row_lo(p, c, i);
+#pragma unroll
+        for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int j = n0 + nt * 8 + 2 * t4 + e;
+            if (j >= hi || j < lo) s[mt][nt][hh * 2 + e] = NA_NEG_INF;
+          }
+      }
+  }
+}
+
+// Online softmax of the block (log2 domain): s becomes P, the row statistics advance and O is
+// rescaled by each row's correction factor.
+NA_DEVICE void online_softmax(float (&s)[kMT][kNT][4], float (&o)[kMT][kDT][4], float (&row_max)[kMT * 2],
+                              float (&row_sum)[kMT * 2], float c2) {
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const int r = mt * 2 + hh;
+      float mx = row_max[r];
+#pragma unroll
+      for (int nt = 0; nt < kNT; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][hh * 2], s[mt][nt][hh * 2 + 1]));
+      mx = quad_max(mx);
+      const float offset = safe_offset(mx, c2);
+      const float corr = ptx::exp2(row_max[r] * c2 - offset);
+      row_max[r] = mx;
+      float sum = 0.f;
+#pragma unroll
+      for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float pv = ptx::exp2(fmaf(s[mt][nt][hh * 2 + e], c2, -offset));
+          s[mt][nt][hh * 2 + e] = pv;
+          sum += pv;
+        }
+      row_sum[r] = row_sum[r] * corr + sum;
+#pragma unroll
+      for (int dt = 0; dt < kDT; ++dt) {
+        o[mt][dt][hh * 2] *= corr;
+        o[mt][dt][hh * 2 + 1] *= corr;
+      }
+    }
+}
+
+// Epilogue, first half: normalize O by the row sums (times v_scale) and stage it in this warp's own
+// Q rows (the swizzled Q layout), and store the LSE (log2 units times lse_scale) by one lane per row. A row that saw no key
+// (l = 0: an empty tile or a fully masked row) gets O = 0 and LSE = -inf.
+NA_DEVICE void stage_o_and_lse(const PrefillParams& p, const TileCoords& c, const float (&o)[kMT][kDT][4],
+                               const float (&row_max)[kMT * 2], const float (&row_sum)[kMT * 2], uint8_t* q_s,
+                               int warp_row0, int g, int t4, float c2) {
+  constexpr int kRowBytes = kD * 2;
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const int r = mt * 2 + hh;
+      const float l = quad_sum(row_sum[r]);
+      const float inv = l > 0.f ? p.v_scale / l : 0.f;  // FlashInfer's v_scale, fused here
+      const int local = warp_row0 + mt * 16 + g + hh * 8;
+      const uint32_t row_off = local * kRowBytes + (g << 4) + 4 * t4;  // swizzle bits = g = local & 7
+#pragma unroll
+      for (int dt = 0; dt < kDT; ++dt) {
+        const uint32_t packed = ptx::pack2<kBf16>(o[mt][dt][hh * 2] * inv, o[mt][dt][hh * 2 + 1] * inv);
+        *reinterpret_cast<uint32_t*>(q_s + swizzle_step(row_off, dt)) = packed;
+      }
+      const int packed_row = c.row_start + local;
+      if (p.lse != nullptr && t4 == 0 && packed_row < c.row_end) {
+        const int i = packed_row / p.group_size;
+        const int h = c.kv_head * p.group_size + (packed_row - i * p.group_size);
+        p.lse[(c.q0 + i) * p.lse_stride_tok + h * p.lse_stride_head] =
+            (l > 0.f ? row_max[r] * c2 + ptx::log2(l) : NA_NEG_INF) * p.lse_scale;
+      }
+    }
+}
+
+// The tile's O rows, staged in shared memory by stage_o_and_lse, to global memory with coalesced
+// 16-byte stores.
+NA_DEVICE void store_o_rows(const PrefillParams& p, const TileCoords& c, const uint8_t* q_s, int tid) {
+  uint16_t* out = static_cast<uint16_t*>(p.o);
+  const int chunk = tid % kChunks;
+#pragma unroll 4
+  for (int pass = 0; pass < kBM / kRowsPerPass; ++pass) {
+    const int row = tid / kChunks + pass * kRowsPerPass;
+    const int packed = c.row_start + row;
+    if (packed < c.row_end) {
+      const int i = packed / p.group_size;
+      const int h = c.kv_head * p.group_size + (packed - i * p.group_size);
+      const uint4 val = *reinterpret_cast<const uint4*>(q_s + swizzled_offset(row, chunk, kChunks));
+      ptx::st_global_16(out + (c.q0 + i) * p.o_stride_tok + h * p.o_stride_head + chunk * 8, val);
+    }
+  }
+}
+
 extern "C" __global__ void __launch_bounds__(kThreads, Dims::kMinBlocks)
 prefill_sm80(const __grid_constant__ PrefillParams p) {
   extern __shared__ __align__(128) uint8_t smem[];
-  if (ptx::dynamic_smem_size() < kSmemBytes) __trap();  // launcher.py and this file disagree
+  if (ptx::dynamic_smem_size() < kSmemBytes) __trap();  // launched with less than dynamic_smem_bytes
   uint8_t* q_s = smem;
   KvRowOffsets<kBN>& offs = *reinterpret_cast<KvRowOffsets<kBN>*>(smem + kQBytes + 2 * kKVBytes);
   const uint32_t q_sa = ptx::smem_addr(q_s);
@@ -171,60 +289,8 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
         }
 
         // Soft cap, mask, online softmax (log2 domain).
-        if (p.soft_cap != 0.f) {
-#pragma unroll
-          for (int mt = 0; mt < kMT; ++mt)
-#pragma unroll
-            for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-              for (int e = 0; e < 4; ++e) s[mt][nt][e] = p.soft_cap * ptx::tanh(s[mt][nt][e] * p.cap_scale);
-        }
-        if (n0 + kBN > min_hi || n0 < max_lo) {
-#pragma unroll
-          for (int mt = 0; mt < kMT; ++mt)
-#pragma unroll
-            for (int hh = 0; hh < 2; ++hh) {
-              const int packed = c.row_start + warp_row0 + mt * 16 + g + hh * 8;
-              const int i = packed / p.group_size;
-              const int hi = row_hi(p, c, i);
-              const int lo = row_lo(p, c, i);
-#pragma unroll
-              for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                  const int j = n0 + nt * 8 + 2 * t4 + e;
-                  if (j >= hi || j < lo) s[mt][nt][hh * 2 + e] = NA_NEG_INF;
-                }
-            }
-        }
-#pragma unroll
-        for (int mt = 0; mt < kMT; ++mt)
-#pragma unroll
-          for (int hh = 0; hh < 2; ++hh) {
-            const int r = mt * 2 + hh;
-            float mx = row_max[r];
-#pragma unroll
-            for (int nt = 0; nt < kNT; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][hh * 2], s[mt][nt][hh * 2 + 1]));
-            mx = quad_max(mx);
-            const float offset = safe_offset(mx, c2);
-            const float corr = ptx::exp2(row_max[r] * c2 - offset);
-            row_max[r] = mx;
-            float sum = 0.f;
-#pragma unroll
-            for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-              for (int e = 0; e < 2; ++e) {
-                const float pv = ptx::exp2(fmaf(s[mt][nt][hh * 2 + e], c2, -offset));
-                s[mt][nt][hh * 2 + e] = pv;
-                sum += pv;
-              }
-            row_sum[r] = row_sum[r] * corr + sum;
-#pragma unroll
-            for (int dt = 0; dt < kDT; ++dt) {
-              o[mt][dt][hh * 2] *= corr;
-              o[mt][dt][hh * 2 + 1] *= corr;
-            }
-          }
+        cap_and_mask(s, p, c, n0, min_hi, max_lo, warp_row0, g, t4);
+        online_softmax(s, o, row_max, row_sum, c2);
 
 #if OFFSET_UNITS
         if (n > 0) store_row_offsets<kBN>(p, offs, (n - 1) & 1, next_units, c.kv_head, tid);
@@ -262,44 +328,9 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
     }
 
     // Epilogue: normalize, stage O in this warp's own Q rows, then coalesced 16-byte stores.
-#pragma unroll
-    for (int mt = 0; mt < kMT; ++mt)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const int r = mt * 2 + hh;
-        const float l = quad_sum(row_sum[r]);
-        const float inv = l > 0.f ? 1.f / l : 0.f;
-        const int local = warp_row0 + mt * 16 + g + hh * 8;
-        const uint32_t row_off = local * kRowBytes + (g << 4) + 4 * t4;  // swizzle bits = g = local & 7
-#pragma unroll
-        for (int dt = 0; dt < kDT; ++dt) {
-          const uint32_t packed = ptx::pack2<kBf16>(o[mt][dt][hh * 2] * inv, o[mt][dt][hh * 2 + 1] * inv);
-          *reinterpret_cast<uint32_t*>(q_s + swizzle_step(row_off, dt)) = packed;
-        }
-        const int packed_row = c.row_start + local;
-        if (p.lse != nullptr && t4 == 0 && packed_row < c.row_end) {
-          const int i = packed_row / p.group_size;
-          const int h = c.kv_head * p.group_size + (packed_row - i * p.group_size);
-          p.lse[(c.q0 + i) * p.lse_stride_tok + h * p.lse_stride_head] =
-              l > 0.f ? row_max[r] * c2 + ptx::log2(l) : NA_NEG_INF;
-        }
-      }
+    stage_o_and_lse(p, c, o, row_max, row_sum, q_s, warp_row0, g, t4, c2);
     __syncthreads();
-    {
-      uint16_t* out = static_cast<uint16_t*>(p.o);
-      const int chunk = tid % kChunks;
-#pragma unroll 4
-      for (int pass = 0; pass < kBM / kRowsPerPass; ++pass) {
-        const int row = tid / kChunks + pass * kRowsPerPass;
-        const int packed = c.row_start + row;
-        if (packed < c.row_end) {
-          const int i = packed / p.group_size;
-          const int h = c.kv_head * p.group_size + (packed - i * p.group_size);
-          const uint4 val = *reinterpret_cast<const uint4*>(q_s + swizzled_offset(row, chunk, kChunks));
-          ptx::st_global_16(out + (c.q0 + i) * p.o_stride_tok + h * p.o_stride_head + chunk * 8, val);
-        }
-      }
-    }
+    store_o_rows(p, c, q_s, tid);
     __syncthreads();  // shared memory is reused by the next tile
   }
 }

@@ -8,14 +8,6 @@ struct TileCoords {  // one work tile, decoded
   int q0, qo_len, kv_len, kv_tok0;  // the request's first query row, lengths, first offset-table token
 };
 
-// Visible keys of query token i: [lo, hi) (bottom-right aligned causal mask, sliding window).
-NA_DEVICE int row_hi(const PrefillParams& p, const TileCoords& c, int i) {
-  return p.causal ? min(i + c.kv_len - c.qo_len + 1, c.kv_len) : c.kv_len;
-}
-NA_DEVICE int row_lo(const PrefillParams& p, const TileCoords& c, int i) {
-  return p.window_left >= 0 ? i + c.kv_len - c.qo_len - p.window_left : 0;
-}
-
 // Decode tile w of the plan: three independent loads (planner.DEVICE_TILE_FIELDS).
 NA_DEVICE TileCoords load_tile(const PrefillParams& p, int w) {
   const int4* t = reinterpret_cast<const int4*>(p.tiles) + 3 * w;

@@ -1,5 +1,6 @@
-// Online softmax in registers (base 2). Each thread owns rows of mma.m16n8k16 accumulators:
-// two rows (g and g + 8) per 16-row m-tile, each spread over the 4 threads of a quad.
+// Online softmax in registers (base 2). Each thread owns rows of mma.sync m16n8k16 / wgmma m64nN
+// accumulators: two rows (g and g + 8) per 16-row m-tile, each spread over the 4 threads of a quad.
+// OnlineSoftmax is the per-row state and its steps (sm90); sm80 uses the quad helpers directly.
 #pragma once
 #include "ptx_sm80.cuh"
 
@@ -17,3 +18,98 @@ NA_DEVICE float quad_sum(float x) {
 NA_DEVICE float safe_offset(float row_max, float scale_log2) {
   return row_max == NA_NEG_INF ? 0.f : row_max * scale_log2;
 }
+
+// Logit soft cap (p.soft_cap != 0): s = soft_cap * tanh(s * sm_scale / soft_cap), before masking.
+template <int N>
+NA_DEVICE void apply_soft_cap(float (&s)[N], float soft_cap, float cap_scale) {
+  if (soft_cap != 0.f) {
+#pragma unroll
+    for (int x = 0; x < N; ++x) s[x] = soft_cap * ptx::tanh(s[x] * cap_scale);
+  }
+}
+
+// One thread's two rows of a 16-row accumulator tile. Scores s of a key block hold row hh at
+// s[4 nt + 2 hh + e] (8-key chunk nt, e in {0, 1}); O the same way per 8-column chunk. c2 =
+// p.scale_log2 turns a logit into log2 units. update() makes P = exp2(s c2 - max c2) of the block in
+// place and sets scale[hh], the factor O (and the row sum) must be multiplied by.
+struct OnlineSoftmax {
+  // Lazy rescaling (update_lazy): a row's reference max lags its true max by at most kMaxGrowthLog2
+  // (log2 units; P <= 2^8 in 16 bits), so O is rescaled only when the max grows past that, rare
+  // after a row's first blocks.
+  static constexpr float kMaxGrowthLog2 = 8.f;
+
+  // Member order matters to the SASS: row_max before row_sum reorders the loop's phi registers.
+  float row_sum[2] = {0.f, 0.f};
+  float row_max[2] = {NA_NEG_INF, NA_NEG_INF};
+  float scale[2];
+
+  // Row hh's max over the block and its running max, across the quad.
+  template <int N>
+  NA_DEVICE float block_max(const float (&s)[N], int hh) const {
+    float mx = row_max[hh];
+#pragma unroll
+    for (int nt = 0; nt < N / 4; ++nt) mx = fmaxf(mx, fmaxf(s[4 * nt + 2 * hh], s[4 * nt + 2 * hh + 1]));
+    return quad_max(mx);
+  }
+  // Row hh of s becomes P = exp2(s c2 - offset); the row sum advances by P's sum.
+  template <int N>
+  NA_DEVICE void exp2_and_sum(float (&s)[N], int hh, float c2, float offset) {
+    float sum = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < N / 4; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const float pv = ptx::exp2(fmaf(s[4 * nt + 2 * hh + e], c2, -offset));
+        s[4 * nt + 2 * hh + e] = pv;
+        sum += pv;
+      }
+    row_sum[hh] = row_sum[hh] * scale[hh] + sum;
+  }
+
+  // Exact: the reference max is the running max.
+  template <int N>
+  NA_DEVICE void update(float (&s)[N], float c2) {
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const float mx = block_max(s, hh);
+      const float offset = safe_offset(mx, c2);
+      scale[hh] = ptx::exp2(row_max[hh] * c2 - offset);
+      row_max[hh] = mx;
+      exp2_and_sum(s, hh, c2, offset);
+    }
+  }
+  // Lazy: the reference max moves only when the block's max exceeds it by more than kMaxGrowthLog2
+  // (or the row had none): P stays below 2^kMaxGrowthLog2 and most blocks leave scale at 1.
+  template <int N>
+  NA_DEVICE void update_lazy(float (&s)[N], float c2) {
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const float mx = block_max(s, hh);
+      const bool up = mx > row_max[hh] && (row_max[hh] == NA_NEG_INF || (mx - row_max[hh]) * c2 > kMaxGrowthLog2);
+      scale[hh] = up ? ptx::exp2((row_max[hh] - mx) * c2) : 1.f;
+      if (up) row_max[hh] = mx;
+      exp2_and_sum(s, hh, c2, safe_offset(row_max[hh], c2));
+    }
+  }
+  // After update_lazy: whether some row of the warp moved its reference max (warp-uniform).
+  NA_DEVICE bool warp_rescales() const { return __any_sync(0xffffffffu, scale[0] != 1.f || scale[1] != 1.f); }
+
+  template <int N>
+  NA_DEVICE void rescale_o(float (&o)[N]) const {
+#pragma unroll
+    for (int dt = 0; dt < N / 4; ++dt) {
+      o[4 * dt + 0] *= scale[0];
+      o[4 * dt + 1] *= scale[0];
+      o[4 * dt + 2] *= scale[1];
+      o[4 * dt + 3] *= scale[1];
+    }
+  }
+
+  // Finalize row hh: l, its sum over the quad; 1 / l normalizes O (0 for a row that saw no key: an
+  // empty tile or a fully masked row keeps O = 0); LSE in log2 units (-inf for such a row).
+  NA_DEVICE float total(int hh) const { return quad_sum(row_sum[hh]); }
+  static NA_DEVICE float inverse(float l) { return l > 0.f ? 1.f / l : 0.f; }
+  NA_DEVICE float lse(int hh, float l, float c2) const {
+    return l > 0.f ? row_max[hh] * c2 + ptx::log2(l) : NA_NEG_INF;
+  }
+};

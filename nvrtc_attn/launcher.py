@@ -1,5 +1,5 @@
-"""Kernel launches: the Python mirror of kernels_cu/params.cuh, shared-memory attribute, grid
-size from occupancy, and cuLaunchKernel on the caller's stream.
+"""Kernel launches: the Python mirror of kernels_cu/params.cuh, shared-memory attribute (the size
+read from the kernel's cubin), grid size from occupancy, and cuLaunchKernel on the caller's stream.
 
 Launches go through cuda.bindings' cuLaunchKernel rather than cuda.core.launch because the
 kernels take one by-value parameter struct (`const __grid_constant__ PrefillParams`), which
@@ -11,7 +11,7 @@ import ctypes
 import functools
 import threading
 
-from . import compiler, variants
+from . import compiler, cubin, variants
 
 _p, _i64, _i32, _f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_float
 
@@ -70,14 +70,21 @@ def _check(result):
 
 
 class LoadedKernel:
-    """A compiled variant loaded on one device: CUfunction, block size, dynamic shared memory."""
+    """A compiled variant loaded on one device: CUfunction, block size, dynamic shared memory.
 
-    def __init__(self, variant: variants.KernelVariant, device: int, threads: int, smem_bytes: int):
+    smem_bytes: None reads the kernel's own size from its cubin (the `dynamic_smem_bytes` symbol
+    of the prefill kernels, see cubin.py), so the host never keeps a copy of the layout arithmetic.
+    """
+
+    def __init__(self, variant: variants.KernelVariant, device: int, threads: int, smem_bytes: int | None = None):
         from cuda.bindings import driver
         from cuda.core import Device
 
         Device(device).set_current()  # the primary context, shared with CuPy and torch
-        kernel = compiler.load_kernel(compiler.compile_variant(variant))
+        compiled = compiler.compile_variant(variant)
+        if smem_bytes is None:
+            smem_bytes = cubin.symbol_int(compiled.cubin, cubin.SMEM_BYTES_SYMBOL)
+        kernel = compiler.load_kernel(compiled)
         self.variant = variant
         self.threads = threads
         self.smem_bytes = smem_bytes
@@ -125,7 +132,7 @@ def device_arch(device: int) -> str:
     return variants.arch_for(compute_capability(device))
 
 
-def load(variant: variants.KernelVariant, device: int, threads: int, smem_bytes: int) -> LoadedKernel:
+def load(variant: variants.KernelVariant, device: int, threads: int, smem_bytes: int | None = None) -> LoadedKernel:
     """A compiled variant loaded on a device (compiled or read from the cache first), once per
     (variant, device)."""
     key = (variant.name, device)
@@ -140,8 +147,7 @@ def load(variant: variants.KernelVariant, device: int, threads: int, smem_bytes:
 
 def load_build(build: variants.Build, device: int) -> tuple[LoadedKernel, ...]:
     """The kernels of a Build on a device, in build.variants order."""
-    head_dim = int(dict(build.variants[0].defines)["HEAD_DIM"])
-    return tuple(load(v, device, build.tile.threads, build.tile.smem_bytes(head_dim)) for v in build.variants)
+    return tuple(load(v, device, build.tile.threads) for v in build.variants)
 
 
 def prefill_sm80_kernel(head_dim: int, dtype: str, device: int, units: bool = True) -> LoadedKernel:
@@ -149,8 +155,7 @@ def prefill_sm80_kernel(head_dim: int, dtype: str, device: int, units: bool = Tr
     load path (units: int32 token-unit offsets; else int64 element offsets)."""
     arch = device_arch(device)
     tile = variants.sm80_tile(head_dim, arch)
-    return load(variants.prefill_sm80_variant(head_dim, dtype, arch, units), device, tile.threads,
-                tile.smem_bytes(head_dim))
+    return load(variants.prefill_sm80_variant(head_dim, dtype, arch, units), device, tile.threads)
 
 
 def offsets_kernel(device: int) -> LoadedKernel:
@@ -277,16 +282,6 @@ def set_tensor_maps(maps: Sm90TensorMaps, p: PrefillParams, plan, build: variant
 
 # ----------------------------------------------------------------------------------------------
 # Parameters of a launch
-
-
-# The kernels do not read PrefillParams.v_scale / lse_scale yet: until they do, run() refuses a
-# v_scale other than 1 and lse_base="ln" instead of ignoring them.
-EPILOGUE_SCALES = False
-
-
-def require_epilogue_scales() -> None:
-    if not EPILOGUE_SCALES:
-        raise NotImplementedError("run(): v_scale != 1 and lse_base='ln' are not supported by these kernels yet")
 
 
 def plan_params(plan, workspace_ptr: int) -> PrefillParams:

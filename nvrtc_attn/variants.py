@@ -1,7 +1,8 @@
 """Every kernel binary the library can build: source, entry, macros and target arch.
 
-The tile shapes live here and reach the .cu files as macros, so the launcher (block size,
-shared memory) and the planner (rows per tile) always agree with the compiled binary.
+The tile shapes live here and reach the .cu files as macros, so the launcher (block size) and the
+planner (rows per tile) always agree with the compiled binary; the shared-memory size is computed
+by the kernel alone and read from its cubin (cubin.py).
 """
 from __future__ import annotations
 
@@ -44,11 +45,6 @@ class Sm80Tile:
     def threads(self) -> int:
         return self.warps * 32
 
-    def smem_bytes(self, head_dim: int) -> int:
-        # Mirror of kSmemBytes in prefill_sm80.cu (the kernel traps if it gets less):
-        # [Q | K | V] 16-bit tiles + KvRowOffsets (two parities of int64 K, int64 V, int32 units).
-        return 2 * head_dim * (self.block_m + 2 * self.block_n) + 2 * (8 + 8 + 4) * self.block_n
-
 
 # head_dim 128 uses 48-key blocks: 64 needs > 255 registers (spills); on the H100 48 beat 32 by 12%
 # on W2 (264 vs 235 TFLOP/s) and 64-with-spills by 0-3%.
@@ -69,9 +65,6 @@ def sm80_tile(head_dim: int, arch: str = HOPPER_ARCH) -> Sm80Tile:
     return (SM80_TILES if arch == HOPPER_ARCH else SM80_TILES_PORTABLE)[head_dim]
 
 
-SM90_MAX_SMEM_BYTES = 227 * 1024  # opt-in dynamic shared memory per block on sm_90
-
-
 @dataclass(frozen=True)
 class Sm90Tile:
     """Tile of prefill_sm90.cu: 64 query rows per consumer warpgroup, block_n keys, one producer
@@ -84,9 +77,9 @@ class Sm90Tile:
     q_stages: int = 1
     l2_section_bytes: int = L2_SECTION_BYTES  # planner: K/V bytes of the tiles scheduled together
 
-    # One CTA per SM by construction: every tile's shared memory (smem_bytes) exceeds half of an
-    # SM's 228 KB (tests/test_launcher.py checks), so plan() sizes the persistent grid without
-    # loading a kernel build first.
+    # One CTA per SM by construction: every tile's shared memory (kSmemBytes of prefill_sm90.cu,
+    # read from the cubin) exceeds half of an SM's 228 KB (tests/test_launcher.py checks), so plan()
+    # sizes the persistent grid without loading a kernel build first.
     ctas_per_sm = 1
 
     @property
@@ -96,16 +89,6 @@ class Sm90Tile:
     @property
     def threads(self) -> int:
         return 128 * (1 + self.consumer_wgs)
-
-    def smem_bytes(self, head_dim: int) -> int:
-        # Mirror of kSmemBytes in prefill_sm90.cu: Q stages + K/V stages + 128 B of mbarriers + K/V
-        # row addresses for two blocks + epilogue staging per consumer warp (16 rows of 128 B, 8
-        # where 16 would not fit) + 1024 alignment slack.
-        q = self.q_stages * self.block_m
-        base = 2 * head_dim * (q + 2 * self.stages * self.block_n) + 128 + 32 * self.block_n + 1024
-        warps = 4 * self.consumer_wgs
-        rows = 16 if base + warps * 16 * 128 <= SM90_MAX_SMEM_BYTES else 8
-        return base + warps * rows * 128
 
 
 # 128-key blocks keep S (64 x 128) and O (64 x 128) in registers at head_dim <= 128; head_dim 256
@@ -132,6 +115,13 @@ SM90_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=3, stages=2, q_stages=2, l2
 SM90_LONG_TILES = {128: Sm90Tile(block_n=176, stages=2, q_stages=1)}
 assert all(t.block_m == SM90_TILES[hd].block_m and t.l2_section_bytes == SM90_TILES[hd].l2_section_bytes
            for hd, t in SM90_LONG_TILES.items())
+
+
+def sm90_wgmma_ns() -> tuple[int, ...]:
+    """The N sizes kernels_cu/ptx_wgmma.cuh wraps (tools/gen_ptx_wgmma.py), ascending: every sm90
+    tile's block_n (S = Q K^T is m64 n{block_n}) and every head dim (O += P V is m64 n{head_dim})."""
+    tiles = [*SM90_TILES.values(), *SM90_LONG_TILES.values()]
+    return tuple(sorted({t.block_n for t in tiles} | set(SM90_TILES)))
 
 
 def sm90_tile(head_dim: int, pingpong: bool, kv_tma: bool, window_left: int = -1) -> Sm90Tile:

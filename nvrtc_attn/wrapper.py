@@ -365,8 +365,6 @@ class BatchPrefillWithPagedKVCacheWrapper:
         validate.check_choice(lse_layout, "lse_layout", validate.LSE_LAYOUTS)
         logit_scale = validate.check_scale(q_scale, "q_scale") * validate.check_scale(k_scale, "k_scale")
         o_scale = validate.check_scale(v_scale, "v_scale")
-        if o_scale != 1.0 or lse_base != "log2":
-            launcher.require_epilogue_scales()
         plan = self._plan
 
         raw_stream = arrays.launch_stream(q, stream)

@@ -73,23 +73,28 @@ def test_sm80_path_uses_mma_sync_and_cp_async(compiled, reports, name):
     assert reports[name]["LDGSTS"], f"{name}: no LDGSTS (cp.async) in SASS"
 
 
-if SM90_NAMES:  # generated once a Hopper (wgmma) kernel exists in all_variants()
+@needs_cuobjdump
+@pytest.mark.parametrize("name", SM90_NAMES)
+def test_sm90_path_uses_wgmma(compiled, reports, name):
+    _kernel(compiled, name)
+    assert reports[name]["HGMMA"], f"{name}: no HGMMA (wgmma) in SASS"
+    assert not reports[name]["HMMA"], f"{name}: mma.sync (HMMA) in the Hopper kernel"
 
-    @needs_cuobjdump
-    @pytest.mark.parametrize("name", SM90_NAMES)
-    def test_sm90_path_uses_wgmma(compiled, reports, name):
-        _kernel(compiled, name)
-        assert reports[name]["HGMMA"], f"{name}: no HGMMA (wgmma) in SASS"
-        assert not reports[name]["HMMA"], f"{name}: mma.sync (HMMA) in the Hopper kernel"
 
-    @needs_cuobjdump
-    @pytest.mark.parametrize("name", SM90_NAMES)
-    def test_sm90_path_has_tma_and_gather_loads(compiled, reports, name):
-        """Both K/V load paths are in every Hopper binary (run() picks one per cache view):
-        UTMALDG (cp.async.bulk.tensor, the per-page TMA path and Q) and LDGSTS (the gather path)."""
-        _kernel(compiled, name)
-        assert reports[name]["UTMALDG"], f"{name}: no UTMALDG (TMA load) in SASS"
-        assert reports[name]["LDGSTS"], f"{name}: no LDGSTS (cp.async gather) in SASS"
+@needs_cuobjdump
+@pytest.mark.parametrize("name", SM90_NAMES)
+def test_sm90_path_has_tma_and_gather_loads(compiled, reports, name):
+    """Both K/V load paths are in every Hopper binary (run() picks one per cache view):
+    UTMALDG (cp.async.bulk.tensor, the per-page TMA path and Q) and LDGSTS (the gather path)."""
+    _kernel(compiled, name)
+    assert reports[name]["UTMALDG"], f"{name}: no UTMALDG (TMA load) in SASS"
+    assert reports[name]["LDGSTS"], f"{name}: no LDGSTS (cp.async gather) in SASS"
+
+
+def test_both_kernels_have_variants():
+    """The SASS checks above are parametrized by these lists: an empty one would skip them silently."""
+    assert SM80_NAMES, "no sm80 (mma.sync) variant in all_variants()"
+    assert SM90_NAMES, "no sm90 (wgmma) variant in all_variants()"
 
 
 # ---------------------------------------------------------------------------------------------

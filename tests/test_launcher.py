@@ -1,10 +1,11 @@
 """The ctypes mirrors in launcher.py match kernels_cu/params.cuh: NVRTC checks every field offset
-and the struct size with static_assert (CPU only, no GPU)."""
+and the struct size with static_assert; the launch sizes the host reads from the cubins; TMA
+geometry and tile choice (CPU only, no GPU)."""
 import ctypes
 
 import pytest
 
-from nvrtc_attn import compiler, launcher, variants
+from nvrtc_attn import compiler, cubin, launcher, variants
 
 
 def _layout_source(struct: type, cxx_name: str) -> str:
@@ -55,26 +56,27 @@ def test_mirror_check_can_fail():
         Program(src, "c++", opts).compile("cubin")
 
 
-def test_smem_formula_matches_kernel_constant():
-    """Sm80Tile/Sm90Tile.smem_bytes mirror kSmemBytes of the kernels (checked by NVRTC)."""
+def _prefill_variants():
+    return [v for v in variants.all_variants() if v.entry in ("prefill_sm80", "prefill_sm90")]
+
+
+def _cubin_smem_bytes(v) -> int:
+    return cubin.symbol_int(compiler.compile_variant(v).cubin, cubin.SMEM_BYTES_SYMBOL)
+
+
+def test_cubin_smem_bytes_is_the_kernel_constant():
+    """The size the launcher reads from each prefill cubin is the kSmemBytes its kernel traps on
+    (checked by NVRTC), so the two can never disagree."""
     from cuda.core import Program, ProgramOptions
 
-    for v in variants.all_variants():
-        if v.entry not in ("prefill_sm80", "prefill_sm90"):
-            continue
-        hd = dict(v.defines)["HEAD_DIM"]
-        if v.entry == "prefill_sm80":
-            tile = variants.sm80_tile(hd, v.arch)
-        else:
-            d = dict(v.defines)
-            tile = variants.Sm90Tile(block_n=d["BLOCK_N"], consumer_wgs=d["CONSUMER_WGS"], stages=d["KV_STAGES"],
-                                     q_stages=d["Q_STAGES"])
-        src_name = v.source
-        src = (open(compiler.KERNELS_DIR / src_name).read()
-               + f'\nstatic_assert(kSmemBytes == {tile.smem_bytes(hd)}, "smem");\n')
+    for v in _prefill_variants():
+        smem = _cubin_smem_bytes(v)
+        assert 0 < smem <= 227 * 1024, (v.name, smem)
+        src = (open(compiler.KERNELS_DIR / v.source).read()
+               + f'\nstatic_assert(kSmemBytes == {smem}, "smem");\n')
         opts = ProgramOptions(arch=v.arch, std="c++17", include_path=[str(compiler.KERNELS_DIR)],
                               define_macro=[(k, str(x)) for k, x in v.defines])
-        Program(src, "c++", opts).compile("cubin")
+        Program(src, "c++", opts).compile("cubin")  # raises on mismatch
 
 
 def test_tma_geometry_pins_size_one_strides():
@@ -145,7 +147,13 @@ def test_kv_tma_geometry_folds_heads_into_pages():
 
 def test_sm90_tiles_run_one_cta_per_sm():
     """plan() sizes the sm90 grid as sm_count * ctas_per_sm before any build is loaded: each tile's
-    shared memory must leave no room for a second CTA (228 KB per H100 SM)."""
+    shared memory (read from its builds' cubins) must leave no room for a second CTA (228 KB per
+    H100 SM)."""
+    builds = {v.name for v in variants.all_variants()}
     for hd, tile in [*variants.SM90_TILES.items(), *variants.SM90_LONG_TILES.items()]:
         assert tile.ctas_per_sm == 1
-        assert 2 * tile.smem_bytes(hd) > 228 * 1024, f"head_dim {hd}: two CTAs would fit on an SM"
+        mine = [v for dt in variants.DTYPES for pingpong in (True, False)
+                if (v := variants.prefill_sm90_variant(hd, dt, pingpong, tile)).name in builds]
+        assert mine, f"head_dim {hd}: no build of tile {tile}"
+        for v in mine:
+            assert 2 * _cubin_smem_bytes(v) > 228 * 1024, f"{v.name}: two CTAs would fit on an SM"

@@ -1,5 +1,6 @@
 """Compile every kernel variant (same compiler path and flags as the library) and dump its
-PTX, cubin and SASS to <outdir>/<name>.{ptx,cubin,sass}, with one resource line per variant.
+PTX, cubin and SASS to <outdir>/<name>.{ptx,cubin,sass}, with one resource line per variant
+(dsmem: the dynamic shared memory the launcher reads from the cubin, '-' for kernels without it).
 
     python tools/dump_sass.py                      # all variants -> build/sass/
     python tools/dump_sass.py --filter hd128 -o /tmp/sass
@@ -16,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
 
-from nvrtc_attn import compiler, sass  # noqa: E402
+from nvrtc_attn import compiler, cubin, sass  # noqa: E402
 from nvrtc_attn.variants import all_variants  # noqa: E402
 
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     nvrtc = ".".join(map(str, compiler.nvrtc_version()))
     print(f"NVRTC {nvrtc}, {len(variants)} variants in {seconds:.1f} s -> {outdir}")
-    header = f"{'variant':<34} {'regs':>4} {'smem':>6} {'stack':>5} {'local':>5} {'STL':>4} {'LDL':>4}"
+    header = f"{'variant':<34} {'regs':>4} {'smem':>6} {'dsmem':>6} {'stack':>5} {'local':>5} {'STL':>4} {'LDL':>4}"
     print(header + "".join(f" {op:>7}" for op in sass.FLAG_OPCODES))
     failed = 0
     for ck in results:
@@ -62,8 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         if ck.log:
             (outdir / f"{ck.name}.log").write_text(ck.log + "\n")
         r = sass.kernel_report(ck.cubin, ck.lowered_name, sass=text)
+        try:
+            dsmem = str(cubin.symbol_int(ck.cubin, cubin.SMEM_BYTES_SYMBOL))
+        except KeyError:
+            dsmem = "-"
         line = (
-            f"{ck.name:<34} {r['registers']:>4} {r['shared']:>6} {r['stack']:>5} {r['local']:>5} "
+            f"{ck.name:<34} {r['registers']:>4} {r['shared']:>6} {dsmem:>6} {r['stack']:>5} {r['local']:>5} "
             f"{r['spill_stores']:>4} {r['spill_loads']:>4}"
         )
         print(line + "".join(f" {'yes' if r[op] else 'no':>7}" for op in sass.FLAG_OPCODES))

@@ -1,6 +1,25 @@
-# Generates kernels_cu/ptx_wgmma.cuh (checked in; regenerate with this script if N list changes).
-ns = (64, 128, 176, 256)
-out = ['''// wgmma (sm_90a) wrappers, one PTX instruction each: warpgroup-wide m64nNk16 MMAs with fp32
+"""Generates kernels_cu/ptx_wgmma.cuh: the wgmma wrappers for every N the sm90 builds use (checked in).
+
+    python tools/gen_ptx_wgmma.py           # rewrite kernels_cu/ptx_wgmma.cuh
+    python tools/gen_ptx_wgmma.py --check   # exit 1 when the checked-in file differs (a CPU test runs this)
+
+The N list comes from nvrtc_attn/variants.py (sm90_wgmma_ns: the tiles' block_n and the head dims).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(REPO))
+
+from nvrtc_attn.variants import sm90_wgmma_ns  # noqa: E402
+
+OUTPUT = REPO / "kernels_cu" / "ptx_wgmma.cuh"
+
+HEADER = '''// wgmma (sm_90a) wrappers, one PTX instruction each: warpgroup-wide m64nNk16 MMAs with fp32
 // accumulators. SS: A and B from shared memory descriptors; RS: A from registers (the P tile).
 // Accumulator layout per thread, for each 8-column chunk c: d[4c+0..1] row g, d[4c+2..3] row g+8
 // of the warp's 16 rows (g = lane / 4, columns 8c + 2 * (lane % 4) + {0, 1}) -- the mma.sync
@@ -28,15 +47,15 @@ NA_DEVICE uint64_t desc_sw128(uint32_t smem_addr, uint32_t lbo_bytes, uint32_t s
   d |= static_cast<uint64_t>(1) << 62;
   return d;
 }
-''']
-for n in ns:
+'''
+
+
+def _wrappers(n: int) -> str:
+    """mma_ss_n{n} and mma_rs_n{n}: one wgmma instruction each, bf16 and f16."""
     nreg = n // 2
     regs = ",".join(f"%{i}" for i in range(nreg))
     cons = ", ".join(f'"+f"(d[{i}])' for i in range(nreg))
-    for bf, ty in ((True, "bf16"), (False, "f16")):
-        pass
-    # SS
-    out.append(f'''
+    return f'''
 // wgmma.mma_async.sync.aligned.m64n{n}k16.f32.{{bf16,f16}} (A, B from shared memory; B transposed
 // when kTransB, i.e. stored N-major). scale_d = 0 overwrites the accumulators.
 template <bool kBf16, int kTransB>
@@ -73,24 +92,45 @@ NA_DEVICE void mma_rs_n{n}(float (&d)[{nreg}], const uint32_t (&a)[4], uint64_t 
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d), "n"(kTransB));
   }}
 }}
-''')
-out.append('''
-// Dispatch on N at compile time.
-template <int N, bool kBf16, int kTransB>
-NA_DEVICE void mma_ss(float (&d)[N / 2], uint64_t a, uint64_t b, int scale_d) {
-  if constexpr (N == 64) mma_ss_n64<kBf16, kTransB>(d, a, b, scale_d);
-  else if constexpr (N == 128) mma_ss_n128<kBf16, kTransB>(d, a, b, scale_d);
-  else if constexpr (N == 176) mma_ss_n176<kBf16, kTransB>(d, a, b, scale_d);
-  else mma_ss_n256<kBf16, kTransB>(d, a, b, scale_d);
-}
-template <int N, bool kBf16, int kTransB>
-NA_DEVICE void mma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t b, int scale_d) {
-  if constexpr (N == 64) mma_rs_n64<kBf16, kTransB>(d, a, b, scale_d);
-  else if constexpr (N == 128) mma_rs_n128<kBf16, kTransB>(d, a, b, scale_d);
-  else if constexpr (N == 176) mma_rs_n176<kBf16, kTransB>(d, a, b, scale_d);
-  else mma_rs_n256<kBf16, kTransB>(d, a, b, scale_d);
-}
+'''
 
-}  // namespace wgmma
-''')
-open(__import__('pathlib').Path(__file__).resolve().parent.parent / 'kernels_cu' / 'ptx_wgmma.cuh', 'w').write("".join(out))
+
+def _dispatch(ns: tuple[int, ...]) -> str:
+    """mma_ss<N> / mma_rs<N>: compile-time dispatch to the wrapper of N (the last N is the else branch)."""
+    out = ["\n// Dispatch on N at compile time.\n"]
+    for kind, sig, args in (("ss", "uint64_t a, uint64_t b", "d, a, b, scale_d"),
+                            ("rs", "const uint32_t (&a)[4], uint64_t b", "d, a, b, scale_d")):
+        out.append("template <int N, bool kBf16, int kTransB>\n")
+        out.append(f"NA_DEVICE void mma_{kind}(float (&d)[N / 2], {sig}, int scale_d) {{\n")
+        for i, n in enumerate(ns):
+            call = f"mma_{kind}_n{n}<kBf16, kTransB>({args});\n"
+            if i == len(ns) - 1:
+                out.append(f"  else {call}")
+            else:
+                out.append(f"  {'if' if i == 0 else 'else if'} constexpr (N == {n}) {call}")
+        out.append("}\n")
+    out.append("\n}  // namespace wgmma\n")
+    return "".join(out)
+
+
+def generate(ns: tuple[int, ...]) -> str:
+    """The text of ptx_wgmma.cuh for these N sizes (ascending)."""
+    return HEADER + "".join(_wrappers(n) for n in ns) + _dispatch(ns)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="compare with the checked-in file, write nothing")
+    args = ap.parse_args(argv)
+    text = generate(sm90_wgmma_ns())
+    if args.check:
+        if OUTPUT.read_text() != text:
+            print(f"{OUTPUT} differs from its generator: run python tools/gen_ptx_wgmma.py", file=sys.stderr)
+            return 1
+        return 0
+    OUTPUT.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

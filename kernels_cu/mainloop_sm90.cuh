@@ -1,0 +1,272 @@
+// The Hopper consumer warpgroups: per tile, S = Q K^T, online softmax and O += P V with wgmma over the
+// tile's key blocks in one of two schedules (with and without intra-warpgroup overlap), one step per
+// line, then the epilogue.
+#pragma once
+#include "tile_sm90.cuh"
+#include "mask.cuh"
+#include "softmax.cuh"
+#include "epilogue_sm90.cuh"
+#include "ptx_mbarrier.cuh"
+#include "ptx_wgmma.cuh"
+
+NA_DEVICE uint64_t q_desc(uint32_t addr) {
+  return wgmma::desc_sw128(addr, 16, kAtomBytes);  // LBO unused for swizzled K-major operands
+}
+NA_DEVICE uint64_t k_desc(uint32_t addr) {
+  return wgmma::desc_sw128(addr, 16, kKVGroupBytes);
+}
+// V is the N-major B operand of O += P V: LBO steps between 64-column blocks, SBO between 8-key groups.
+NA_DEVICE uint64_t v_desc(uint32_t addr) {
+  return wgmma::desc_sw128(addr, kAtomBytes, kKVGroupBytes);
+}
+
+// Keeps the compiler from moving register reads/writes of wgmma operands across the wgmma issue and
+// wait points (an empty asm that "modifies" each register, ordered with the volatile wgmma asms).
+template <int N>
+NA_DEVICE void fence_regs(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+template <int N>
+NA_DEVICE void fence_regs(uint32_t (&r)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) asm volatile("" : "+r"(r[i][j])::"memory");
+}
+
+// One key block's stage in the K/V rings, as both producer and consumers count them.
+struct StageRef {
+  int s;
+  uint32_t ph;
+  bool gathered;  // loaded by cp.async (consumers fence before wgmma reads it)
+};
+
+NA_DEVICE StageRef stage_of(const PrefillParams& p, const TileCoords& c, int it, int n0) {
+  return {it % kStages, static_cast<uint32_t>((it / kStages) & 1), PagedKv::by_gather(p, c, n0)};
+}
+
+// One consumer warpgroup on one tile: its 64 rows' S, P and O accumulators, the ring stages it waits
+// for and releases, and the steps of a key block. With kPingPong the warpgroups take turns issuing
+// their GEMMs (named barrier of the next warpgroup: its 128 waiting threads + our 128 arriving ones).
+// Every member refers to consumer_loop's own variables, as the lambdas these steps once were did:
+// copies (even of the scalars) changed the kernel's register assignment.
+struct Consumer {
+  const PrefillParams& p;
+  const TileCoords& c;
+  const TileMask& mask;
+  const uint32_t &smem, &bars, &q_tile;
+  const int& qs;                           // Q stage of the tile
+  const int &wg_row0, &warp, &g, &t4;      // first tile row of the warpgroup; the thread's mma coordinates
+  const int &my_turn, &other_turn;
+  const float& c2;                         // p.scale_log2
+  float (&o)[kD / 2];
+  OnlineSoftmax& sm;
+  float (&sacc)[kBN / 2];       // S, then P (fp32)
+  uint32_t (&pa)[kBN / 16][4];  // P as the 16-bit A operand of P V
+
+  NA_DEVICE void wait_k(const StageRef& st) {
+    ptx::mbar_wait(bar_addr(bars, Bar::FullK, st.s), st.ph);
+    if (st.gathered) ptx::fence_proxy_async();
+  }
+  NA_DEVICE void wait_v(const StageRef& st) {
+    ptx::mbar_wait(bar_addr(bars, Bar::FullV, st.s), st.ph);
+    if (st.gathered) ptx::fence_proxy_async();
+  }
+  // K's stage is free once S is done; Q's after S of the tile's last block (n = 0).
+  NA_DEVICE void release_k(const StageRef& st, int n) {
+    ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, st.s));
+    if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));
+  }
+  NA_DEVICE void release_v(const StageRef& st) { ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, st.s)); }
+  NA_DEVICE void take_turn() {
+    if constexpr (kPingPong) ptx::named_barrier_sync(my_turn, 256);
+  }
+  NA_DEVICE void pass_turn() {
+    if constexpr (kPingPong) ptx::named_barrier_arrive(other_turn, 256);
+  }
+  NA_DEVICE void fence_s() { fence_regs(sacc); }
+  NA_DEVICE void fence_o_p() {
+    fence_regs(o);
+    fence_regs(pa);
+  }
+
+  // S = Q K^T for the block in stage st (issue only).
+  NA_DEVICE void issue_s(const StageRef& st) {
+    const uint32_t k_tile = smem + SmemLayout::kKV + st.s * kKVBytes;
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      const uint32_t a = q_tile + (kk / 4) * kBM * kSwizzleRowBytes + wg_row0 * kSwizzleRowBytes + (kk % 4) * 32;
+      const uint32_t b = k_tile + (kk / 4) * kAtomBytes + (kk % 4) * 32;
+      wgmma::mma_ss<kBN, kBf16, 0>(sacc, q_desc(a), k_desc(b), kk > 0 ? 1 : 0);
+    }
+  }
+  // O += P V for the block in stage st (issue only).
+  NA_DEVICE void issue_pv(const StageRef& st) {
+    const uint32_t v_tile = smem + SmemLayout::kKV + (kStages + st.s) * kKVBytes;
+#pragma unroll
+    for (int kk = 0; kk < kBN / 16; ++kk)
+      wgmma::mma_rs<kD, kBf16, 1>(o, pa[kk], v_desc(v_tile + kk * 2 * kKVGroupBytes), 1);
+  }
+  // Soft cap and mask of block n0's scores (still logits), before the softmax.
+  NA_DEVICE void cap_and_mask(int n0) {
+    apply_soft_cap(sacc, p.soft_cap, p.cap_scale);
+    if (mask.needed(n0, kBN)) mask_scores(sacc, p, c, wg_row0 + warp * 16 + g, n0, t4);
+  }
+  // Online softmax of block n0 after soft cap and mask: S becomes P; exact or lazy rescaling.
+  NA_DEVICE void softmax(int n0) {
+    cap_and_mask(n0);
+    sm.update(sacc, c2);
+  }
+  NA_DEVICE void softmax_lazy(int n0) {
+    cap_and_mask(n0);
+    sm.update_lazy(sacc, c2);
+  }
+  NA_DEVICE void rescale_o() { sm.rescale_o(o); }
+  // After softmax_lazy: O is rescaled only when some row of the warp moved its reference max.
+  NA_DEVICE void rescale_o_lazy() {
+    if (!sm.warp_rescales()) return;
+    sm.rescale_o(o);
+  }
+  // P (fp32 in sacc) to the A operand of P V (16-bit pairs, the accumulator layout).
+  NA_DEVICE void pack_p() {
+#pragma unroll
+    for (int kk = 0; kk < kBN / 16; ++kk) {
+      pa[kk][0] = ptx::pack2<kBf16>(sacc[8 * kk + 0], sacc[8 * kk + 1]);
+      pa[kk][1] = ptx::pack2<kBf16>(sacc[8 * kk + 2], sacc[8 * kk + 3]);
+      pa[kk][2] = ptx::pack2<kBf16>(sacc[8 * kk + 4], sacc[8 * kk + 5]);
+      pa[kk][3] = ptx::pack2<kBf16>(sacc[8 * kk + 6], sacc[8 * kk + 7]);
+    }
+  }
+
+  // S of block n, waited for (its K stage and, after the tile's last block n = 0, Q are released).
+  NA_DEVICE void s_alone(const StageRef& st, int n) {
+    wait_k(st);
+    take_turn();
+    wgmma::fence();
+    issue_s(st);
+    wgmma::commit();
+    pass_turn();
+    wgmma::wait<0>();
+    fence_s();
+    release_k(st, n);
+  }
+  // P V of one block, waited for (its V stage is released).
+  NA_DEVICE void pv_alone(const StageRef& st) {
+    wait_v(st);
+    fence_o_p();
+    wgmma::fence();
+    issue_pv(st);
+    wgmma::commit();
+    wgmma::wait<0>();
+    fence_regs(o);
+    release_v(st);
+  }
+};
+
+// Consumers: each warpgroup owns 64 rows of the tile and runs one of two schedules over its key blocks:
+//   serial (head_dim 256: O alone takes 128 registers; three warpgroups at head_dim 64): one block at
+//     a time, S, softmax, P V, with lazy rescaling (where the softmax runs alone it pays: head_dim 256
+//     +1.8% on 1 x 8192 causal, H100 A/B; head_dim 64 even);
+//   overlapped (kOverlap: two warpgroups, head_dim <= 128): block n's S GEMM and block n+1's P V GEMM
+//     are issued together, block n's softmax runs while P V is still on the tensor cores, O is rescaled
+//     after it completes; exact rescaling (the lazy variant's branch and vote cost more than the
+//     multiplies they skip there: -1.5 to -3% on head_dim 128 TMA workloads).
+// With kPingPong the warpgroups also take turns issuing (one's softmax overlaps the other's GEMMs);
+// plan() picks that build for short tiles. The schedules stay inline here: as functions of their own
+// (even force-inlined) they changed the kernel's register assignment.
+NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bars, int cw, int ctid) {
+  const int warp = ctid / 32;
+  const int lane = ctid % 32;
+  const int g = lane / 4;
+  const int t4 = lane % 4;
+  const int wg_row0 = cw * 64;
+  const float c2 = p.scale_log2;
+  int it = 0, tq = 0;
+  // Turns cycle through the warpgroups: each waits for its own, issues, and passes the turn on
+  // (named barrier of the next warpgroup: its 128 waiting threads + our 128 arriving ones).
+  const int my_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + cw;
+  const int other_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + (cw + 1) % kConsumerWGs;
+  if (kPingPong && cw == kConsumerWGs - 1) ptx::named_barrier_arrive(other_turn, 256);
+
+  // No prefetch here: the producer, running ahead on this SM, has already pulled the tile into L1.
+  for (int w = p.work_indptr[blockIdx.x]; w < p.work_indptr[blockIdx.x + 1]; ++w) {
+    const TileCoords c = load_tile(p, w);
+    const int n_blocks = num_blocks(c);
+    const TileMask mask = tile_mask(p, c);
+
+    float o[kD / 2];
+#pragma unroll
+    for (int x = 0; x < kD / 2; ++x) o[x] = 0.f;
+    OnlineSoftmax sm;
+
+    if (n_blocks > 0) {
+      const int qs = tq % kQStages;
+      const uint32_t q_tile = smem + qs * kQBytes;
+      ptx::mbar_wait(bar_addr(bars, Bar::QFull, qs), (tq / kQStages) & 1);
+      if (!p.q_tma) ptx::fence_proxy_async();
+      ++tq;
+
+      float sacc[kBN / 2];
+      uint32_t pa[kBN / 16][4];
+
+      Consumer wg{p, c, mask, smem, bars, q_tile, qs, wg_row0, warp, g, t4, my_turn, other_turn, c2, o, sm, sacc, pa};
+      if constexpr (!kOverlap) {
+        // Serial schedule.
+        for (int n = n_blocks - 1; n >= 0; --n, ++it) {
+          const int n0 = first_key(c) + n * kBN;
+          const StageRef st = stage_of(p, c, it, n0);
+          wg.s_alone(st, n);     // wait K; S = Q K^T; release K (and Q after the tile's last block)
+          wg.softmax_lazy(n0);   // soft cap, mask; S becomes P
+          wg.pack_p();
+          wg.rescale_o_lazy();
+          wg.pv_alone(st);       // wait V; O += P V; release V
+        }
+      } else {
+        // Overlapped schedule. First (highest) block: S alone.
+        int n = n_blocks - 1;
+        int n0 = first_key(c) + n * kBN;
+        StageRef cur = stage_of(p, c, it, n0);
+        wg.s_alone(cur, n);
+        wg.softmax(n0);
+        wg.pack_p();
+        ++it;
+        // Steady state: S of block n with P V of block n + 1.
+        for (--n; n >= 0; --n, ++it) {
+          const StageRef prev = cur;
+          n0 = first_key(c) + n * kBN;
+          cur = stage_of(p, c, it, n0);
+          wg.wait_k(cur);
+          wg.wait_v(prev);
+          wg.take_turn();
+          wg.fence_o_p();
+          wgmma::fence();
+          wg.issue_s(cur);
+          wgmma::commit();
+          wg.issue_pv(prev);
+          wgmma::commit();
+          wg.pass_turn();
+          wgmma::wait<1>();  // S done, P V may still run
+          wg.fence_s();
+          wg.release_k(cur, n);
+          wg.softmax(n0);
+          wgmma::wait<0>();
+          wg.fence_o_p();
+          wg.release_v(prev);
+          wg.rescale_o();
+          wg.pack_p();
+        }
+        // Last P V.
+        wg.pv_alone(cur);
+      }
+    }
+
+    // An empty tile (n_blocks == 0; the producer skips it too) arrives here with O = 0 and row sums 0
+    // and so writes O = 0 and LSE = -inf. 1 / l stays in this frame (a local of the epilogue's own
+    // changed the SASS).
+    float inv[2];
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) inv[hh] = store_lse(p, c, sm, hh, warp, g, t4, wg_row0, c2);
+    store_o(p, c, o, inv, smem, cw, ctid, warp, lane, wg_row0);
+  }
+}

@@ -1,0 +1,84 @@
+// The Hopper kernel's tile: sizes from nvrtc_attn/variants.py's macros, the register split, the
+// mbarriers and the shared-memory layout (the one place its size is computed; the host reads it
+// from the cubin), plus the swizzled offsets and key-block counting both warpgroup roles share.
+#pragma once
+#include "nvrtc_std.cuh"
+#include "paged_kv_load.cuh"
+#include "scheduler.cuh"
+
+#if !defined(HEAD_DIM) || !defined(IS_BF16) || !defined(BLOCK_N) || !defined(CONSUMER_WGS) || \
+    !defined(KV_STAGES) || !defined(Q_STAGES) || !defined(PINGPONG)
+#error "HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS, KV_STAGES, Q_STAGES, PINGPONG come from nvrtc_attn/variants.py"
+#endif
+
+constexpr int kD = HEAD_DIM;
+constexpr int kConsumerWGs = CONSUMER_WGS;  // 2, or 3 at head_dim 64 (registers allow 192-row tiles)
+constexpr int kConsumerThreads = 128 * kConsumerWGs;
+constexpr int kBM = 64 * kConsumerWGs;   // query rows per tile: 64 per consumer warpgroup
+constexpr int kBN = BLOCK_N;             // keys per block
+constexpr int kStages = KV_STAGES;   // K and V ring depth
+constexpr int kQStages = Q_STAGES;   // 2: the next tile's Q loads during this tile
+// Intra-warpgroup overlap keeps S, P and O live at once: it fits the registers of two consumer
+// warpgroups up to head_dim 128 (not head_dim 256, nor three warpgroups' 152 registers).
+constexpr bool kOverlap = HEAD_DIM <= 128 && CONSUMER_WGS == 2;
+// Consumer warpgroups take turns issuing their GEMMs (plan() picks the build: short tiles want it).
+constexpr bool kPingPong = PINGPONG != 0;
+constexpr int kThreads = 128 + kConsumerThreads;  // producer warpgroup + consumer warpgroups
+constexpr int kChunks = kD / 8;          // 16-byte chunks per row
+constexpr int kRowsPerPass = 128 / kChunks;
+constexpr bool kBf16 = IS_BF16 != 0;
+using PagedKv = PagedKvSm90<kD, kBN>;  // K/V block loads (paged_kv_load.cuh)
+constexpr int kQBytes = kBM * kD * 2;
+constexpr int kKVBytes = PagedKv::kBlockBytes;
+constexpr int kSwizzleRowBytes = PagedKv::kRowBytes;  // one 64-element column block row, 128B swizzle atom
+constexpr int kAtomBytes = PagedKv::kAtomBytes;       // 8 rows x 128 B: the swizzle period
+constexpr int kColBlocks = PagedKv::kColBlocks;
+constexpr int kKVGroupBytes = PagedKv::kGroupBytes;   // 8 keys x all of head_dim
+// setmaxnreg split of the 64K-register file (the launch bound gives every thread 65536 / kThreads).
+constexpr int kProducerRegs = 56;
+constexpr int kConsumerRegs = kConsumerWGs == 2 ? 224 : 152;
+static_assert(kProducerRegs * 128 + kConsumerRegs * kConsumerThreads <= 65536 / kThreads * kThreads, "registers");
+static_assert(kD % 64 == 0, "head_dim must be a multiple of the 64-element swizzle atom");
+
+// mbarriers: full (producer -> consumers) and empty (consumers -> producer) per K/V and Q stage.
+enum class Bar : int { FullK = 0, FullV = kStages, EmptyK = 2 * kStages, EmptyV = 3 * kStages,
+                       QFull = 4 * kStages, QEmpty = 4 * kStages + kQStages,
+                       Count = 4 * kStages + 2 * kQStages };
+static_assert(static_cast<int>(Bar::Count) * 8 <= 128, "barriers outgrew their 128 bytes");
+
+NA_DEVICE uint32_t bar_addr(uint32_t bars, Bar b, int stage = 0) {
+  return bars + 8 * (static_cast<int>(b) + stage);
+}
+
+// Dynamic shared memory, in bytes from the base (aligned up to the 1024-byte swizzle period):
+// [Q stages | K stages | V stages | barriers | row offsets | epilogue staging] + alignment slack.
+struct SmemLayout {
+  static constexpr int kMax = 227 * 1024;  // opt-in dynamic shared memory per block on sm_90
+  static constexpr int kQ = 0;                                    // kQStages tiles of kQBytes
+  static constexpr int kKV = kQ + kQStages * kQBytes;             // kStages K tiles, then kStages V tiles
+  static constexpr int kBars = kKV + 2 * kStages * kKVBytes;      // Bar, 8 bytes each
+  static constexpr int kOffsets = kBars + 128;                    // PagedKv::BlockOffsets (gather rows)
+  static constexpr int kEpi = kOffsets + static_cast<int>(sizeof(PagedKv::BlockOffsets));
+  // Epilogue staging: per consumer warp, 16 rows (8 when shared memory is short: two passes) x 64
+  // columns of 16-bit O, one column block at a time.
+  static constexpr int kEpiRows = kEpi + (kConsumerThreads / 32) * 16 * kSwizzleRowBytes + 1024 <= kMax ? 16 : 8;
+  static constexpr int kEpiWarpBytes = kEpiRows * kSwizzleRowBytes;
+  static constexpr int kBytes = kEpi + (kConsumerThreads / 32) * kEpiWarpBytes + 1024;
+};
+constexpr int kSmemBytes = SmemLayout::kBytes;
+static_assert(kSmemBytes <= SmemLayout::kMax, "tile outgrew shared memory");
+
+// Byte offset of 16-byte chunk `chunk` of row `row` in a [rows][kD] tile stored as kD/64 column
+// blocks of [rows][64] with the 128-byte swizzle (chunk ^ row % 8) that wgmma descriptors expect.
+NA_DEVICE uint32_t sw128_offset(int row, int chunk, int rows) {
+  return static_cast<uint32_t>((chunk >> 3) * rows * kSwizzleRowBytes + row * kSwizzleRowBytes +
+                               (((chunk & 7) ^ (row & 7)) << 4));
+}
+
+// Key blocks of a tile start at kv_start rounded down to a multiple of kBN, so a TMA box (whose
+// token count divides kBN and the page size) never straddles two pages; the keys below kv_start
+// that this adds are masked like any key outside a row's window.
+NA_DEVICE int first_key(const TileCoords& c) { return c.kv_start / kBN * kBN; }
+NA_DEVICE int num_blocks(const TileCoords& c) {
+  return c.kv_end > c.kv_start ? (c.kv_end - first_key(c) + kBN - 1) / kBN : 0;
+}
