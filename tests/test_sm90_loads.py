@@ -28,26 +28,6 @@ def _wrapper(kit, fw, layout, backend, kv_load="auto"):
         raise
 
 
-def _poison_unowned_slots(kit, batch, cache, layout):
-    """NaN into every slot of the layer's K and V that no request's tokens occupy."""
-    k, v = cache
-    used = np.zeros(batch.max_pages, dtype=bool)
-    for r in range(len(batch.kv_lens)):
-        lo, hi = int(batch.paged_kv_indptr[r]), int(batch.paged_kv_indptr[r + 1])
-        if hi == lo:
-            continue
-        used[batch.paged_kv_indices[lo:hi]] = True
-        last, tail = int(batch.paged_kv_indices[hi - 1]), int(batch.paged_kv_last_page_len[r])
-        for x in (k, v):
-            if layout == "NHD":
-                x[last, tail:] = float("nan")
-            else:
-                x[last, :, tail:] = float("nan")
-    for page in np.flatnonzero(~used).tolist():
-        for x in (k, v):
-            x[page] = float("nan")
-
-
 # (page_size, head_dim, group, Hkv, qo_lens, kv_lens, causal, window, layout, dtype, expected path)
 CASES = [
     (16, 128, 4, 2, [300, 64], [300, 500], True, -1, "NHD", "bfloat16", "tma"),
@@ -104,7 +84,7 @@ def test_sm90_load_paths(kit, c):
     q = kit.randn(fw, (batch.total_q, hqo, d), dtype, seed)
     pool = kit.make_pool(fw, dtype, batch.max_pages, ps, hkv, d, kv_layout=layout, seed=seed + 1)
     cache = pool.layer(1)
-    _poison_unowned_slots(kit, batch, cache, layout)
+    kit.poison_unowned_slots(batch, cache, layout)
     snap = kit.Snapshot(pool.buf)
     kw = dict(causal=causal, window_left=window, q_data_type=dtype)
 
@@ -150,7 +130,7 @@ def test_sm90_tma_with_stale_nan_last_page_layers(kit):
     w.plan(*batch.index_args(), hqo, hkv, d, 16, causal=True, q_data_type="bfloat16")
     for layer in (0, 3):
         cache = pool.layer(layer)
-        _poison_unowned_slots(kit, batch, cache, "NHD")
+        kit.poison_unowned_slots(batch, cache, "NHD")
         q = kit.randn("torch", (batch.total_q, hqo, d), "bfloat16", 100 + layer)
         o = w.run(q, cache)
         assert w.kv_load_path == "tma"
@@ -209,7 +189,7 @@ def test_sm90_long_tiles_fall_back_to_gather_when_tma_cannot_describe_the_pool(k
     st = (2 * page_elems, hkv * d, d, 1)
     k = torch.as_strided(flat, (batch.max_pages, ps, hkv, d), st)
     v = torch.as_strided(flat, (batch.max_pages, ps, hkv, d), st, page_elems)
-    _poison_unowned_slots(kit, batch, (k, v), "NHD")
+    kit.poison_unowned_slots(batch, (k, v), "NHD")
     snap = kit.Snapshot(flat)
     q = kit.randn("torch", (batch.total_q, hqo, d), "bfloat16", 43)
     w = _wrapper(kit, "torch", "NHD", "sm90")
