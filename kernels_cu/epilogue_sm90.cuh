@@ -9,9 +9,9 @@
 // natural-log LSE) when the caller asked for it (p.lse). Returns v_scale / l for store_o. A row that saw no key (an empty tile, or a fully masked row) has l = 0:
 // its LSE is -inf and its O, scaled by 0, is 0.
 NA_DEVICE float store_lse(const PrefillParams& p, const TileCoords& c, const OnlineSoftmax& sm, int hh, int warp, int g,
-                          int t4, int wg_row0, float c2) {
+                          int t4, int wg_row0, float c2, float v_scale) {
   const float l = sm.total(hh);
-  const float inv = OnlineSoftmax::inverse(l) * p.v_scale;  // FlashInfer's v_scale, fused here
+  const float inv = OnlineSoftmax::inverse(l) * v_scale;  // FlashInfer's v_scale (p.v_scale or the tile's), fused here
   const int packed = c.row_start + wg_row0 + warp * 16 + g + hh * 8;
   if (p.lse != nullptr && t4 == 0 && packed < c.row_end) {
     const int i = packed / p.group_size;

@@ -43,6 +43,11 @@ struct PrefillParams {
   int32_t v_page_heads;
   float v_scale;                 // multiplies O in the epilogue (FlashInfer's v_scale)
   float lse_scale;               // multiplies the base-2 LSE: 1 (log2) or ln 2 (natural log)
+  // fp8 cache builds (KV_FP8 != 0): per-KV-head scales [num_kv_heads] (float32), or null for
+  // per-tensor scales (already folded into scale_log2 / cap_scale and v_scale). k_scale_heads[h]
+  // multiplies the logit scale of KV head h's tiles, v_scale_heads[h] their O.
+  const float* k_scale_heads;
+  const float* v_scale_heads;
 };
 
 // The driver's opaque 128-byte CUtensorMap (cuda.h is not available under NVRTC).

@@ -33,6 +33,7 @@ class PrefillParams(ctypes.Structure):
         ("scale_log2", _f32), ("soft_cap", _f32), ("cap_scale", _f32),
         ("kv_box_tokens", _i32), ("q_tma", _i32), ("k_page_heads", _i32), ("v_page_heads", _i32),
         ("v_scale", _f32), ("lse_scale", _f32),
+        ("k_scale_heads", _p), ("v_scale_heads", _p),
     ]
 
 
@@ -171,29 +172,34 @@ def prepare(build_variants, device: int) -> None:
         compiler.compile_all(missing)
 
 
-# cuTensorMapEncodeTiled for 16-bit elements with the 128-byte swizzle the wgmma operands use.
+# cuTensorMapEncodeTiled: 16-bit elements with the 128-byte swizzle the wgmma operands use, or the
+# bytes of an fp8 cache unswizzled (the producer widens them into the swizzled tiles itself).
 _TMA_CACHE_MAX = 512
 _tma_cache: dict = {}
 
 
-def encode_tensor_map(dst: TensorMap, ptr: int, dims, byte_strides, box) -> bool:
-    """Fill `dst` with a tiled TMA descriptor of a 16-bit tensor: dims (innermost first, elements),
-    byte_strides of dims 1.. (len(dims) - 1 values), box (elements per dim). Returns False, leaving
-    dst untouched, when the driver rejects the geometry (the caller then gathers with cp.async).
-    Encodings are cached by geometry and address: every layer's K/V view is encoded once.
+def encode_tensor_map(dst: TensorMap, ptr: int, dims, byte_strides, box, bytes_per_element: int = 2) -> bool:
+    """Fill `dst` with a tiled TMA descriptor: dims (innermost first, elements), byte_strides of dims
+    1.. (len(dims) - 1 values), box (elements per dim). 16-bit elements get the 128-byte swizzle,
+    1-byte elements (an fp8 cache) none. Returns False, leaving dst untouched, when the driver
+    rejects the geometry (the caller then gathers with cp.async). Encodings are cached by geometry
+    and address: every layer's K/V view is encoded once.
     """
-    key = (ptr, tuple(dims), tuple(byte_strides), tuple(box))
+    key = (ptr, tuple(dims), tuple(byte_strides), tuple(box), bytes_per_element)
     raw = _tma_cache.get(key)
     if raw is None:
         from cuda.bindings import driver
 
         rank = len(dims)
+        one_byte = bytes_per_element == 1
         err, tmap = driver.cuTensorMapEncodeTiled(
-            driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT16, rank, ptr,
+            driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT8 if one_byte
+            else driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT16, rank, ptr,
             [driver.cuuint64_t(int(d)) for d in dims], [driver.cuuint64_t(int(s)) for s in byte_strides],
             [driver.cuuint32_t(int(b)) for b in box], [driver.cuuint32_t(1)] * rank,
             driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
-            driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
+            driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_NONE if one_byte
+            else driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
             driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
             driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE)
         if err != driver.CUresult.CUDA_SUCCESS:
@@ -259,6 +265,18 @@ def kv_tma_geometry(head_dim: int, page_size: int, num_kv_heads: int, pages: int
     return dims, byte_strides, ratio
 
 
+def kv8_tma_geometry(head_dim: int, page_size: int, num_kv_heads: int, pages: int, strides):
+    """The 3-D TMA view of an fp8 K or V pool view (1-byte elements), or None if it has none: dims
+    (head_dim bytes, token in page, head + page * R), byte strides of dims 1..2, and R, folded as in
+    kv_tma_geometry. A box (head_dim, kv_box_tokens, 1) lands as kv_box_tokens rows of head_dim bytes,
+    the row-major staging tile of the sm90 kernel's fp8 path."""
+    g = kv_tma_geometry(head_dim, page_size, num_kv_heads, pages, strides, itemsize=1)
+    if g is None:
+        return None
+    dims, byte_strides, ratio = g
+    return (head_dim, page_size, dims[4]), (byte_strides[0], byte_strides[3]), ratio
+
+
 def set_tensor_maps(maps: Sm90TensorMaps, p: PrefillParams, plan, build: variants.Build, q, k, v, ks, vs) -> bool:
     """TMA descriptors of this run's q and K/V views (sm90) into `maps` and the matching params
     fields; a geometry the driver rejects falls back to the cp.async path for that operand.
@@ -270,11 +288,14 @@ def set_tensor_maps(maps: Sm90TensorMaps, p: PrefillParams, plan, build: variant
                                                                      (q.strides[1], q.strides[0])), build.q_box))
     p.kv_box_tokens = 0
     if build.kv_box:
-        box = (64, 8, d // 64, build.kv_box // 8, 1)
-        gk = kv_tma_geometry(d, plan.page_size, plan.num_kv_heads, k.shape[0], ks)
-        gv = kv_tma_geometry(d, plan.page_size, plan.num_kv_heads, v.shape[0], vs)
-        if (gk and gv and encode_tensor_map(maps.k, k.ptr, gk[0], gk[1], box)
-                and encode_tensor_map(maps.v, v.ptr, gv[0], gv[1], box)):
+        if build.kv_fp8:
+            box, elem, geometry = (d, build.kv_box, 1), 1, kv8_tma_geometry
+        else:
+            box, elem, geometry = (64, 8, d // 64, build.kv_box // 8, 1), 2, kv_tma_geometry
+        gk = geometry(d, plan.page_size, plan.num_kv_heads, k.shape[0], ks)
+        gv = geometry(d, plan.page_size, plan.num_kv_heads, v.shape[0], vs)
+        if (gk and gv and encode_tensor_map(maps.k, k.ptr, gk[0], gk[1], box, elem)
+                and encode_tensor_map(maps.v, v.ptr, gv[0], gv[1], box, elem)):
             p.kv_box_tokens = build.kv_box
             p.k_page_heads, p.v_page_heads = gk[2], gv[2]
     return bool(p.kv_box_tokens)
@@ -297,10 +318,11 @@ def plan_params(plan, workspace_ptr: int) -> PrefillParams:
 
 
 def set_run_params(p: PrefillParams, plan, workspace_ptr: int, key: tuple, q, ks, vs, k, v, o, lse,
-                   lse_layout: str, scales) -> None:
+                   lse_layout: str, scales, head_scales=(0, 0)) -> None:
     """This run's operands into p: pointers and element strides of q, the K/V views (ks, vs: their
     normalized (page, token, head) strides), o and lse, the offset table of `key`, and the scales
-    (scale_log2, soft_cap, cap_scale, v_scale, lse_scale)."""
+    (scale_log2, soft_cap, cap_scale, v_scale, lse_scale), plus head_scales: device addresses of
+    per-KV-head k_scale / v_scale arrays (fp8 caches; 0 = per tensor)."""
     p.q, p.k, p.v, p.o = q.ptr, k.ptr, v.ptr, o.ptr
     p.q_stride_tok, p.q_stride_head = q.strides[0], q.strides[1]
     p.o_stride_tok, p.o_stride_head = o.strides[0], o.strides[1]
@@ -319,6 +341,7 @@ def set_run_params(p: PrefillParams, plan, workspace_ptr: int, key: tuple, q, ks
         p.k_tok_elems = workspace_ptr + plan.layout["k_tok_elems"][0]
         p.v_tok_elems = workspace_ptr + plan.layout["v_tok_elems"][0]
     p.scale_log2, p.soft_cap, p.cap_scale, p.v_scale, p.lse_scale = scales
+    p.k_scale_heads, p.v_scale_heads = (x or None for x in head_scales)
 
 
 def build_offsets(plan, workspace_ptr: int, key: tuple, stream: int, device: int) -> None:

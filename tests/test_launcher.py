@@ -150,10 +150,12 @@ def test_sm90_tiles_run_one_cta_per_sm():
     shared memory (read from its builds' cubins) must leave no room for a second CTA (228 KB per
     H100 SM)."""
     builds = {v.name for v in variants.all_variants()}
-    for hd, tile in [*variants.SM90_TILES.items(), *variants.SM90_LONG_TILES.items()]:
+    tiles = [(hd, t, None) for hd, t in [*variants.SM90_TILES.items(), *variants.SM90_LONG_TILES.items()]]
+    tiles += [(hd, t, kv) for hd, t in variants.SM90_FP8_TILES.items() for kv in variants.FP8_KV_DTYPES]
+    for hd, tile, kv in tiles:
         assert tile.ctas_per_sm == 1
         mine = [v for dt in variants.DTYPES for pingpong in (True, False)
-                if (v := variants.prefill_sm90_variant(hd, dt, pingpong, tile)).name in builds]
+                if (v := variants.prefill_sm90_variant(hd, dt, pingpong, tile, kv)).name in builds]
         assert mine, f"head_dim {hd}: no build of tile {tile}"
         for v in mine:
             assert 2 * _cubin_smem_bytes(v) > 228 * 1024, f"{v.name}: two CTAs would fit on an SM"
