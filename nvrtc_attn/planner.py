@@ -43,7 +43,7 @@ class Plan:
     window_left: int
     sm_scale: float
     logits_soft_cap: float        # 0.0 when off
-    dtype: str                    # "float16" or "bfloat16" (q and KV)
+    dtype: str                    # "float16" or "bfloat16": q and output (and KV unless kv_dtype says fp8)
     block_m: int
     num_ctas: int
     total_q: int
@@ -59,6 +59,7 @@ class Plan:
     layout: dict = field(repr=False)    # section -> (byte offset, byte size)
     image: np.ndarray = field(repr=False)  # uint8, the bytes uploaded to the workspace
     build: object = None          # variants.Build chosen for these tiles (set by plan())
+    kv_dtype: str = ""            # the cache's dtype when it differs from dtype: "float8_e4m3fn" / "float8_e5m2"
 
     @property
     def group_size(self) -> int:
@@ -124,7 +125,7 @@ def units_fit(key: tuple, max_page_index: int, page_size: int) -> bool:
 def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
               num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int, *,
               causal: bool = False, window_left: int = -1, sm_scale: float | None = None,
-              logits_soft_cap: float | None = None, dtype: str = "float16",
+              logits_soft_cap: float | None = None, dtype: str = "float16", kv_dtype: str | None = None,
               num_ctas: int = 132, block_m: int = 128, offsets_key: tuple | None = None,
               l2_section_bytes: int = schedule.L2_SECTION_BYTES) -> Plan:
     """Plan one batch from validated host index arrays (see validate.check_plan_args).
@@ -139,6 +140,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     pages = paging.token_pages(paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, page_size)
     group = num_qo_heads // num_kv_heads
     tiles = schedule.make_tiles(qo_lens, pages.kv_lens, group, num_kv_heads, block_m, causal, window_left)
+    # K and V as 16-bit bytes, also for an fp8 cache: its sections keep the bf16 build's tokens (the
+    # budgets were measured in those; 16 x 1024 causal preferred smaller sections, not larger ones).
     sections = schedule.l2_sections(tiles, kv_bytes_per_token=4 * head_dim,  # K and V, 16-bit
                                     budget=l2_section_bytes)
     order, work_indptr = schedule.partition(schedule.tile_costs(tiles, block_m), num_ctas, sections)
@@ -176,7 +179,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
         batch_size=int(qo_lens.shape[0]), num_qo_heads=int(num_qo_heads), num_kv_heads=int(num_kv_heads),
         head_dim=int(head_dim), page_size=int(page_size), causal=bool(causal), window_left=int(window_left),
         sm_scale=float(sm_scale) if sm_scale is not None else 1.0 / float(np.sqrt(head_dim)),
-        logits_soft_cap=float(logits_soft_cap or 0.0), dtype=dtype, block_m=int(block_m),
+        logits_soft_cap=float(logits_soft_cap or 0.0), dtype=dtype, kv_dtype="" if kv_dtype in (None, dtype) else kv_dtype,
+        block_m=int(block_m),
         num_ctas=int(num_ctas), total_q=int(qo_indptr[-1]) if qo_indptr.size else 0, total_kv=n_kv,
         max_page_index=max_page_index, qo_lens=qo_lens, kv_lens=pages.kv_lens, tiles=tiles,
         work_indptr=arrays["work_indptr"], tok_page=arrays["tok_page"], tok_slot=arrays["tok_slot"],

@@ -164,7 +164,9 @@ class BatchPrefillWithPagedKVCacheWrapper:
 
         Arguments as FlashInfer's plan(). Honoured: the index arrays, head counts, head_dim_qk
         (head_dim_vo must equal it), page_size, causal, sm_scale, window_left, logits_soft_cap,
-        q/kv/o data types. Accepted hints that do not change the result: non_blocking,
+        q/kv/o data types: q float16 or bfloat16 (fp8 queries: NotImplementedError), the cache q's
+        dtype or fp8 (kv_data_type torch.float8_e4m3fn / torch.float8_e5m2 or their names; run() then
+        takes a torch fp8 cache or its bytes as a uint8 array, e.g. from CuPy), the output q's dtype. Accepted hints that do not change the result: non_blocking,
         fixed_split_size, disable_split_kv, max_token_per_sequence, max_sequence_kv, uniform_q_len
         (checked), rope_scale/rope_theta (RoPE is off). Everything else that would change the
         result raises NotImplementedError.
@@ -205,12 +207,14 @@ class BatchPrefillWithPagedKVCacheWrapper:
         arch = launcher.device_arch(device)
         if self._graph is not None:
             self._check_graph_batch(args)
-        launcher.prepare(variants.builds_of(backend, arch, args.head_dim, args.dtype), device)
+        kv_fp8 = args.kv_dtype if args.kv_dtype in variants.FP8_KV_DTYPES else None
+        launcher.prepare(variants.builds_of(backend, arch, args.head_dim, args.dtype, kv_fp8), device)
         tile = variants.planning_tile(backend, args.head_dim, arch)
         if backend == "sm90":
             num_ctas = launcher.sm_count(device) * tile.ctas_per_sm
         else:
-            sm80 = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, 1, -1, 0.0)
+            sm80 = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, 1, -1, 0.0,
+                                         kv_dtype=kv_fp8)
             num_ctas = launcher.sm_count(device) * launcher.load_build(sm80, device)[0].blocks_per_sm
         if self._graph is not None and self._capacity is None:
             self._capacity = planner.PlanCapacity.for_batch(
@@ -223,6 +227,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
                                  args.paged_kv_last_page_len, args.num_qo_heads, args.num_kv_heads, args.head_dim,
                                  args.page_size, causal=args.causal, window_left=args.window_left,
                                  sm_scale=args.scale, logits_soft_cap=args.logits_soft_cap, dtype=args.dtype,
+                                 kv_dtype=kv_fp8,
                                  num_ctas=num_ctas, block_m=tile.block_m, offsets_key=key,
                                  l2_section_bytes=tile.l2_section_bytes, **extra)
         if self._graph is not None and self._plan is not None:
@@ -231,7 +236,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
             build = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size,
                                           args.num_qo_heads // args.num_kv_heads, args.window_left,
                                           schedule.mean_blocks_per_tile(plan.tiles, tile.block_n),
-                                          self._kv_load, has_q=args.total_q > 0)
+                                          self._kv_load, has_q=args.total_q > 0, kv_dtype=kv_fp8)
         plan = dataclasses.replace(plan, build=build)
         kernels = launcher.load_build(build, device)
         if cache is not None:
@@ -319,7 +324,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         old = self._args
         if old is not None:
             for field in ("num_qo_heads", "num_kv_heads", "head_dim", "page_size", "causal", "window_left",
-                          "dtype", "sm_scale", "logits_soft_cap"):
+                          "dtype", "kv_dtype", "sm_scale", "logits_soft_cap"):
                 if getattr(args, field) != getattr(old, field):
                     raise ValueError(f"cuda graph mode: {field} changed from {getattr(old, field)!r} to "
                                      f"{getattr(args, field)!r}; a captured run() keeps the first plan's value")
@@ -346,7 +351,9 @@ class BatchPrefillWithPagedKVCacheWrapper:
         (o, lse) with lse float32 [total_q, num_qo_heads] ("NH"; "HN": transposed), the log-sum-exp of
         the scaled logits in base 2 (lse_base="log2") or e ("ln").
 
-        q_scale and k_scale multiply the logit scale, v_scale the output (in the kernel's epilogue).
+        q_scale and k_scale multiply the logit scale, v_scale the output (in the kernel's epilogue):
+        Python floats, or with an fp8 cache k_scale / v_scale as float32 device arrays [num_kv_heads]
+        (per KV head; read by the kernel, so they may change between graph replays).
         No host-device sync; no allocation when out (and lse) are given: CUDA-graph capturable.
         enable_pdl is a hint. stream (ours): a stream object or raw handle; default: q's framework's
         current stream.
@@ -363,9 +370,16 @@ class BatchPrefillWithPagedKVCacheWrapper:
                                       f"window_left={self._window_left}; re-plan instead")
         validate.check_choice(lse_base, "lse_base", validate.LSE_BASES)
         validate.check_choice(lse_layout, "lse_layout", validate.LSE_LAYOUTS)
-        logit_scale = validate.check_scale(q_scale, "q_scale") * validate.check_scale(k_scale, "k_scale")
-        o_scale = validate.check_scale(v_scale, "v_scale")
         plan = self._plan
+        if plan.kv_dtype:  # fp8 cache: k_scale / v_scale per tensor or per KV head
+            k_tensor, k_heads = validate.check_head_scales(k_scale, "k_scale", plan, self._workspace.device)
+            o_scale, v_heads = validate.check_head_scales(v_scale, "v_scale", plan, self._workspace.device)
+            logit_scale = validate.check_scale(q_scale, "q_scale", fp8_cache=True) * k_tensor
+            head_scales = (k_heads.ptr if k_heads else 0, v_heads.ptr if v_heads else 0)
+        else:
+            logit_scale = validate.check_scale(q_scale, "q_scale") * validate.check_scale(k_scale, "k_scale")
+            o_scale = validate.check_scale(v_scale, "v_scale")
+            head_scales = (0, 0)
 
         raw_stream = arrays.launch_stream(q, stream)
         qo = arrays.wrap(q, "q", raw_stream)
@@ -398,7 +412,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
             self._offsets_key = key
         p = self._params
         launcher.set_run_params(p, plan, self._plan_ptr, key, qo, ks, vs, k, v, oo, lo, lse_layout,
-                                self._scales(logit_scale, o_scale, lse_base))
+                                self._scales(logit_scale, o_scale, lse_base), head_scales)
         launch = plan.num_tiles > 0 or self._graph is not None  # a captured launch must exist
         if plan.build.backend == "sm90":
             kv_tma = launcher.set_tensor_maps(self._maps, p, plan, plan.build, qo, k, v, ks, vs)
@@ -462,7 +476,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
             self._plan_args(validate.check_plan_args(
                 a.qo_indptr, a.paged_kv_indptr, a.paged_kv_indices, a.paged_kv_last_page_len, a.num_qo_heads,
                 a.num_kv_heads, a.head_dim, a.page_size, causal, a.sm_scale, window_left, a.logits_soft_cap,
-                a.dtype), None, None)
+                a.dtype, a.kv_dtype), None, None)
         self._set_attributes(causal, window_left, logits_soft_cap, sm_scale)
         return self.run(q, paged_kv_cache, k_scale=k_scale, v_scale=v_scale, return_lse=return_lse)
 
@@ -487,9 +501,11 @@ def _functional_wrapper(device: int, kv_layout: str, backend: str) -> BatchPrefi
 def paged_prefill(q, paged_kv_cache, qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
                   *, causal: bool = False, kv_layout: str = "NHD", sm_scale: float | None = None,
                   window_left: int = -1, logits_soft_cap: float | None = None, return_lse: bool = False,
-                  backend: str = "auto", out=None, lse=None, stream=None):
+                  backend: str = "auto", out=None, lse=None, stream=None, kv_data_type=None,
+                  q_scale=None, k_scale=None, v_scale=None):
     """One-call prefill: plan + run. Head counts, head_dim, page_size and dtype come from the
-    arrays. For many layers of one batch use the wrapper (plan once, run per layer).
+    arrays (kv_data_type: needed for an fp8 cache given as uint8 bytes; k_scale / v_scale as in
+    run()). For many layers of one batch use the wrapper (plan once, run per layer).
 
     Example: o = paged_prefill(q, (k_cache, v_cache), qo_indptr, kv_indptr, kv_indices,
                                last_page_len, causal=True)
@@ -504,9 +520,14 @@ def paged_prefill(q, paged_kv_cache, qo_indptr, paged_kv_indptr, paged_kv_indice
     page_size, num_kv_heads = (k.shape[1], k.shape[2]) if kv_layout == "NHD" else (k.shape[2], k.shape[1])
     if qo.device is None:
         raise ValueError("q must be on a CUDA device, got a host array")
+    if kv_data_type is None and k.dtype == "uint8":
+        raise TypeError("paged_kv_cache is uint8: pass kv_data_type='float8_e4m3fn' or 'float8_e5m2' for an fp8 "
+                        "cache given as bytes")
     w = _functional_wrapper(qo.device, kv_layout, backend)
     w.plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, qo.shape[1], num_kv_heads,
            qo.shape[2], page_size, causal=causal, sm_scale=sm_scale, window_left=window_left,
-           logits_soft_cap=logits_soft_cap, q_data_type=qo.dtype, kv_data_type=k.dtype,
+           logits_soft_cap=logits_soft_cap, q_data_type=qo.dtype,
+           kv_data_type=k.dtype if kv_data_type is None else kv_data_type,
            paged_kv_cache=paged_kv_cache, stream=stream)
-    return w.run(q, paged_kv_cache, out=out, lse=lse, return_lse=return_lse, stream=stream)
+    return w.run(q, paged_kv_cache, out=out, lse=lse, return_lse=return_lse, stream=stream, q_scale=q_scale,
+                 k_scale=k_scale, v_scale=v_scale)
