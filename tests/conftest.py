@@ -62,21 +62,35 @@ def torch_cuda_unavailable_reason() -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=None)
+def hopper_unavailable_reason() -> str | None:
+    """None when device 0 is a Hopper GPU (compute capability 9.0: the sm90 backend), else why not."""
+    reason = gpu_unavailable_reason()
+    if reason:
+        return reason
+    import cupy
+
+    cc = int(cupy.cuda.Device(0).compute_capability)
+    return None if cc == 90 else f"compute capability {cc}: the sm90 kernels need a Hopper GPU (9.0)"
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "gpu: needs a CUDA GPU (sm_80+); skipped with a reason when none is usable"
     )
+    config.addinivalue_line(
+        "markers", "hopper: needs a Hopper GPU (the sm90 backend); skipped with a reason elsewhere"
+    )
 
 
 def pytest_collection_modifyitems(config, items):
-    reason = None
     for item in items:
-        if item.get_closest_marker("gpu") is None:
-            continue
-        if reason is None:
-            reason = gpu_unavailable_reason() or ""
-        if reason:
-            item.add_marker(pytest.mark.skip(reason=f"GPU test: {reason}"))
+        for marker, why in (("gpu", gpu_unavailable_reason), ("hopper", hopper_unavailable_reason)):
+            if item.get_closest_marker(marker) is not None:
+                reason = why()
+                if reason:
+                    item.add_marker(pytest.mark.skip(reason=f"{marker} test: {reason}"))
+                    break
 
 
 @pytest.fixture
@@ -345,6 +359,10 @@ def torch_graph(fn):
     with torch.cuda.graph(graph):
         fn()
     return graph
+
+
+# The backends a GPU test runs: sm90 only where it exists (a Hopper GPU), skipped cleanly elsewhere.
+BACKENDS = ("sm80", pytest.param("sm90", marks=pytest.mark.hopper))
 
 
 class Kit:

@@ -13,19 +13,14 @@ import zlib
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.gpu
+pytestmark = [pytest.mark.gpu, pytest.mark.hopper]
 
 
 def _wrapper(kit, fw, layout, backend, kv_load="auto"):
     import nvrtc_attn
 
-    try:
-        return nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(kit.workspace(fw), kv_layout=layout,
-                                                              backend=backend, kv_load=kv_load)
-    except (NotImplementedError, ValueError) as exc:
-        if backend == "sm90":
-            pytest.skip(f"backend sm90 not available: {exc}")
-        raise
+    return nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(kit.workspace(fw), kv_layout=layout, backend=backend,
+                                                          kv_load=kv_load)
 
 
 def _poison_unowned_slots(kit, batch, cache, layout):
