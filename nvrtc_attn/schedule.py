@@ -5,12 +5,15 @@ Pure NumPy, run once in plan(); the device scheduler only indexes the CSR list t
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TILE_OVERHEAD_KEYS", "TILE_FIELDS", "L2_SECTION_BYTES", "make_tiles", "tile_costs", "l2_sections",
-           "partition", "mean_blocks_per_tile"]
+__all__ = ["TILE_OVERHEAD_KEYS", "TILE_FIELDS", "L2_SECTION_BYTES", "row_tiles", "make_tiles", "tile_costs",
+           "l2_sections", "partition", "WorkList", "work_list", "decode_tiles", "mean_blocks_per_tile"]
 
 # Column meaning of a tile row; the last two are reserved (zero) so a row is 32 bytes.
 TILE_FIELDS = ("req", "kv_head", "row_start", "row_end", "kv_start", "kv_end", "reserved0", "reserved1")
@@ -24,28 +27,16 @@ TILE_FIELDS = ("req", "kv_head", "row_start", "row_end", "kv_start", "kv_end", "
 TILE_OVERHEAD_KEYS = 128
 
 
-def make_tiles(qo_lens, kv_lens, group_size: int, num_kv_heads: int, block_m: int,
-               causal: bool, window_left: int) -> np.ndarray:
-    """Cut every (request, kv head) into tiles of <= block_m packed rows and give each its key range.
+def row_tiles(qo_lens, kv_lens, group_size: int, block_m: int, causal: bool, window_left: int) -> np.ndarray:
+    """The tiles of one KV head: every request's packed rows cut into tiles of <= block_m rows.
 
-    qo_lens, kv_lens: int[B]. Packed row r of (request b, kv head kh) is query token r // group_size,
-    qo head kh * group_size + r % group_size; rows [0, qo_len * group_size) are tiled in order.
-    Returns int32[T, 8]: (req, kv_head, row_start, row_end, kv_start, kv_end, 0, 0), ordered by
-    request, then kv head, then row_start. Requests with qo_len == 0 get no tiles.
+    Same rows and key ranges as make_tiles (whose tiles are these, once per KV head), in (request,
+    row_start) order with kv_head = 0: int32[R, 8], R = sum over requests of ceil(qo_len * group_size
+    / block_m). The key range of a tile does not depend on its KV head, so the planner works on R
+    rows instead of R * num_kv_heads tiles.
 
-    [kv_start, kv_end) is the union of keys visible to any row of the tile under the contract's
-    bottom-right aligned mask: query i sees key j iff j < kv_len, (not causal or j <= i + c) and
-    (window_left < 0 or j >= i + c - window_left), with c = kv_len - qo_len. A tile whose rows see
-    nothing (kv_len == 0, or causal rows with i + c < 0) is kept with kv_start = kv_end = 0 so the
-    kernel still writes O = 0 and LSE = -inf for it.
-
-    With the causal mask a request's partial tile is its first (fewest visible keys), otherwise its
-    last.
-
-    Example: qo_lens=[3], kv_lens=[5], group_size=2, num_kv_heads=1, block_m=4, causal=True,
-    window_left=-1 -> rows [0,2) are query 0 (sees keys < 3), rows [2,6) queries 1..2 (keys < 5):
-      [[0, 0, 0, 2, 0, 3, 0, 0],
-       [0, 0, 2, 6, 0, 5, 0, 0]]
+    Example: qo_lens=[3], kv_lens=[5], group_size=2, block_m=4, causal=True, window_left=-1
+      -> [[0, 0, 0, 2, 0, 3, 0, 0], [0, 0, 2, 6, 0, 5, 0, 0]]
     """
     qo = np.asarray(qo_lens, dtype=np.int64)
     kv = np.asarray(kv_lens, dtype=np.int64)
@@ -53,24 +44,21 @@ def make_tiles(qo_lens, kv_lens, group_size: int, num_kv_heads: int, block_m: in
     if block_m <= 0 or g <= 0:
         raise ValueError(f"block_m and group_size must be positive, got {block_m} and {g}")
 
-    rows = qo * g
-    row_tiles = -(-rows // block_m)  # ceil; 0 when qo_len == 0
-    tiles_per_req = row_tiles * int(num_kv_heads)
-    first_tile = np.concatenate(([0], np.cumsum(tiles_per_req)[:-1])).astype(np.int64)
-
-    # Tile k of request req[k]: local index = kv_head * row_tiles + row tile.
-    req = np.repeat(np.arange(len(qo), dtype=np.int64), tiles_per_req)
-    local = np.arange(int(tiles_per_req.sum()), dtype=np.int64) - first_tile[req]
-    kv_head, row_tile = np.divmod(local, np.maximum(row_tiles[req], 1))
+    packed = qo * g
+    per_req = -(-packed // block_m)  # ceil; 0 when qo_len == 0
+    first_row = np.zeros(len(qo) + 1, dtype=np.int64)
+    np.cumsum(per_req, out=first_row[1:])
+    req = np.repeat(np.arange(len(qo), dtype=np.int64), per_req)
+    row_tile = np.arange(int(first_row[-1]), dtype=np.int64) - first_row[req]
+    rows = packed[req]
     if causal:
         # The partial tile goes first, where causal rows see the fewest keys: a kernel computes all
         # block_m rows of a tile, so a partial last tile would waste the most expensive key range.
-        first = rows[req] - (row_tiles[req] - 1) * block_m  # rows of tile 0, in (0, block_m]
-        row_start = np.where(row_tile == 0, 0, first + (row_tile - 1) * block_m)
-        row_end = first + row_tile * block_m
+        row_end = rows - (per_req[req] - 1 - row_tile) * block_m
+        row_start = np.maximum(row_end - block_m, 0)
     else:
         row_start = row_tile * block_m
-        row_end = np.minimum(row_start + block_m, rows[req])
+        row_end = np.minimum(row_start + block_m, rows)
 
     # lo(i) and hi(i) are non-decreasing in i and consecutive non-empty ranges touch, so the union
     # over the tile's queries [i_first, i_last] is one range [lo(i_first), hi(i_last)), where
@@ -93,9 +81,46 @@ def make_tiles(qo_lens, kv_lens, group_size: int, num_kv_heads: int, block_m: in
     kv_start = np.where(empty, 0, kv_start)
     kv_end = np.where(empty, 0, kv_end)
 
-    tiles = np.zeros((len(req), 8), dtype=np.int32)
-    for col, values in enumerate((req, kv_head, row_start, row_end, kv_start, kv_end)):
-        tiles[:, col] = values
+    out = np.zeros((len(req), 8), dtype=np.int32)
+    for col, values in ((0, req), (2, row_start), (3, row_end), (4, kv_start), (5, kv_end)):
+        out[:, col] = values
+    return out
+
+
+def make_tiles(qo_lens, kv_lens, group_size: int, num_kv_heads: int, block_m: int,
+               causal: bool, window_left: int) -> np.ndarray:
+    """Cut every (request, kv head) into tiles of <= block_m packed rows and give each its key range.
+
+    qo_lens, kv_lens: int[B]. Packed row r of (request b, kv head kh) is query token r // group_size,
+    qo head kh * group_size + r % group_size; rows [0, qo_len * group_size) are tiled in order.
+    Returns int32[T, 8]: (req, kv_head, row_start, row_end, kv_start, kv_end, 0, 0), ordered by
+    request, then kv head, then row_start. Requests with qo_len == 0 get no tiles.
+
+    [kv_start, kv_end) is the union of keys visible to any row of the tile under the contract's
+    bottom-right aligned mask: query i sees key j iff j < kv_len, (not causal or j <= i + c) and
+    (window_left < 0 or j >= i + c - window_left), with c = kv_len - qo_len. A tile whose rows see
+    nothing (kv_len == 0, or causal rows with i + c < 0) is kept with kv_start = kv_end = 0 so the
+    kernel still writes O = 0 and LSE = -inf for it.
+
+    With the causal mask a request's partial tile is its first (fewest visible keys), otherwise its
+    last. The planner itself works on row_tiles (one KV head) and never builds this array.
+
+    Example: qo_lens=[3], kv_lens=[5], group_size=2, num_kv_heads=1, block_m=4, causal=True,
+    window_left=-1 -> rows [0,2) are query 0 (sees keys < 3), rows [2,6) queries 1..2 (keys < 5):
+      [[0, 0, 0, 2, 0, 3, 0, 0],
+       [0, 0, 2, 6, 0, 5, 0, 0]]
+    """
+    rows = row_tiles(qo_lens, kv_lens, group_size, block_m, causal, window_left)
+    heads = int(num_kv_heads)
+    # Request b owns rows [first[b], first[b] + n[b]) and tiles [heads * first[b], heads * (first[b] + n[b])):
+    # tile k of it is KV head k // n[b] over row first[b] + k % n[b].
+    n = np.bincount(rows[:, 0], minlength=len(np.asarray(qo_lens))).astype(np.int64)
+    first = np.concatenate(([0], np.cumsum(n)[:-1])).astype(np.int64)
+    req = np.repeat(np.arange(len(n), dtype=np.int64), n * heads)
+    local = np.arange(len(req), dtype=np.int64) - heads * first[req]
+    head, row = np.divmod(local, np.maximum(n[req], 1))
+    tiles = rows[first[req] + row]
+    tiles[:, 1] = head
     return tiles
 
 
@@ -122,13 +147,33 @@ def l2_sections(tiles: np.ndarray, kv_bytes_per_token: int, budget: int = L2_SEC
     starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
     group_of = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(key))))
     group_bytes = np.maximum.reduceat(tiles[:, 5].astype(np.int64), starts) * int(kv_bytes_per_token)
-    section, used, out = 0, 0, np.empty(len(starts), dtype=np.int64)
-    for g, nbytes in enumerate(group_bytes.tolist()):
-        if used and used + nbytes > budget:
-            section, used = section + 1, 0
-        used += nbytes
-        out[g] = section
-    return out[group_of]
+    section_of_group = np.zeros(len(starts), dtype=np.int64)
+    section_of_group[_section_starts(group_bytes.tolist(), budget)[1:]] = 1
+    return np.cumsum(section_of_group)[group_of]
+
+
+def _section_starts(group_bytes: list, budget: int) -> list:
+    """First group of every section, one bisection per section: a section takes groups while it
+    holds no bytes or their total fits in `budget` (so a group larger than the budget opens a
+    section of its own). Example: bytes [12, 12, 12, 12], budget 32 -> [0, 2]."""
+    cum = [0, *itertools.accumulate(group_bytes)]
+    n, g0, starts = len(group_bytes), 0, []
+    while g0 < n:
+        starts.append(g0)
+        base = cum[g0]
+        first_bytes = bisect.bisect_right(cum, base, g0) - 1  # groups before it hold nothing
+        if first_bytes >= n:
+            break
+        g0 = max(first_bytes + 1, bisect.bisect_right(cum, base + budget, g0) - 1)
+    return starts
+
+
+def _equal_section_starts(num_groups: int, group_bytes: int, budget: int) -> list:
+    """_section_starts for groups of equal size, in closed form: floor(budget / size) groups per
+    section (at least one). Example: 5 groups of 10, budget 25 -> [0, 2, 4]."""
+    if group_bytes <= 0:
+        return [0] if num_groups else []
+    return list(range(0, num_groups, max(1, budget // group_bytes)))
 
 
 def tile_costs(tiles: np.ndarray, block_m: int = 1) -> np.ndarray:
@@ -146,12 +191,12 @@ def tile_costs(tiles: np.ndarray, block_m: int = 1) -> np.ndarray:
 def partition(costs, num_ctas: int, sections=None) -> tuple[np.ndarray, np.ndarray]:
     """Longest-processing-time-first assignment of tiles to CTAs, as a CSR work list.
 
-    costs: int[T]. Tiles are taken by non-increasing cost (ties: lower tile index first) and each
-    goes to the CTA with the least load so far (ties: lowest CTA id). With sections (int[T], see
-    l2_sections) tiles are taken section by section, longest first within each. CTA c then runs
-    order[work_indptr[c]:work_indptr[c+1]] in the order it received them, i.e. longest first.
-    Returns (order int32[T], work_indptr int32[num_ctas+1]). Deterministic; CTAs beyond T stay
-    empty. Greedy bound: max load <= mean load + max cost.
+    costs: int[T], non-negative. Tiles are taken by non-increasing cost (ties: lower tile index
+    first) and each goes to the CTA with the least load so far (ties: lowest CTA id). With sections
+    (int[T], see l2_sections) tiles are taken section by section, longest first within each. CTA c
+    then runs order[work_indptr[c]:work_indptr[c+1]] in the order it received them, i.e. longest
+    first. Returns (order int32[T], work_indptr int32[num_ctas+1]). Deterministic; CTAs beyond T
+    stay empty. Greedy bound: max load <= mean load + max cost.
 
     Worked example: costs=[5, 3, 3, 2, 2, 1], num_ctas=2.
       tile 0 (5) -> CTA 0 (load 5);  tile 1 (3) -> CTA 1 (3);  tile 2 (3) -> CTA 1 (6)
@@ -159,70 +204,213 @@ def partition(costs, num_ctas: int, sections=None) -> tuple[np.ndarray, np.ndarr
       -> order=[0, 3, 5, 1, 2, 4], work_indptr=[0, 3, 6]; loads 8 and 8.
     """
     costs = np.asarray(costs, dtype=np.int64)
-    num_ctas = int(num_ctas)
-    if num_ctas <= 0:
-        raise ValueError(f"num_ctas must be positive, got {num_ctas}")
-
+    num_ctas = _positive_ctas(num_ctas)
     if sections is None:
         by_cost = np.argsort(-costs, kind="stable")
     else:
         by_cost = np.lexsort((-costs, np.asarray(sections, dtype=np.int64)))
-    cta_of = _assign_longest_first(costs[by_cost], num_ctas)
+    grouped, work_indptr = _group_by_cta(_assign_longest_first(costs[by_cost], num_ctas), num_ctas)
+    return by_cost[grouped].astype(np.int32), work_indptr
 
-    # Group by CTA; the stable sort keeps each CTA's tiles in assignment (longest-first) order.
-    grouped = np.argsort(cta_of, kind="stable")
-    order = by_cost[grouped].astype(np.int32)
+
+def _positive_ctas(num_ctas) -> int:
+    num_ctas = int(num_ctas)
+    if num_ctas <= 0:
+        raise ValueError(f"num_ctas must be positive, got {num_ctas}")
+    return num_ctas
+
+
+def _group_by_cta(cta_of: np.ndarray, num_ctas: int) -> tuple[np.ndarray, np.ndarray]:
+    """(positions grouped by CTA, each CTA's in assignment order; CSR work_indptr int32[num_ctas+1])."""
+    narrow = np.int16 if num_ctas < 1 << 15 else np.int32  # 16-bit keys: numpy sorts them by radix
+    grouped = np.argsort(cta_of.astype(narrow), kind="stable")
     work_indptr = np.zeros(num_ctas + 1, dtype=np.int32)
     np.cumsum(np.bincount(cta_of, minlength=num_ctas), out=work_indptr[1:])
-    return order, work_indptr
+    return grouped, work_indptr
 
 
-# Below this many tiles per vectorized run the heap is cheaper (runs shrink when tiny tiles follow
-# big ones and the loads spread wider than the costs).
+# Below this many tiles in an exact run the heap is cheaper (runs shrink when tiny tiles follow big
+# ones and the loads spread wider than the costs).
 _MIN_RUN = 16
 
 
 def _assign_longest_first(sorted_costs: np.ndarray, num_ctas: int) -> np.ndarray:
-    """CTA of each tile, int64[T], tiles in the given (non-increasing cost) order: each to the CTA
-    with the least load so far, ties to the lowest id.
+    """CTA of each tile, int64[T], tiles in the given (longest-first) order: each to the CTA with
+    the least load so far, ties to the lowest id. Exact, but a wave of num_ctas tiles at a time.
 
-    Exact, but vectorized by runs: with the CTAs sorted by (load, id), tile t + j of a run goes to
-    the j-th of them as long as that CTA still precedes every CTA the run has already fed (fed loads
-    only grow). A run ends at the first tile for which that fails; a short run hands the rest to a
-    heap, one tile at a time (heapq pops the smallest (load, id)).
+    A CTA is the key (load << bits) | id, so one integer order is the (load, id) order. From the
+    CTAs sorted by key, a full wave gives tile t + j to the j-th of them; that is what one tile at a
+    time does iff every fed CTA ends above the last CTA's old key (a fed key only grows, so the j-th
+    CTA still precedes all fed ones): min(new keys) > max(old keys). Sorting the new keys gives the
+    next wave's order, so a wave is one add and one sort of num_ctas keys, and the check one
+    comparison. A wave that fails it becomes an exact run (tile t + j to the j-th CTA while that CTA
+    precedes every CTA fed in the run, as many as pass), after which waves resume; a short run
+    hands the rest to a heap, one tile at a time (heapq pops the smallest (load, id)).
+
+    Example: costs [5, 3, 3, 2, 2, 1], 2 CTAs (keys load * 2 + id): wave [0, 1] + [10, 6] ->
+    [10, 7]: min 7 > 1, so tiles 0, 1 -> CTAs 0, 1; sorted [7, 10] + [6, 4] -> [13, 14]: 13 > 10,
+    tiles 2, 3 -> CTAs 1, 0; sorted [13, 14] + [4, 2]: tiles 4, 5 -> CTAs 1, 0.
     """
-    n = len(sorted_costs)
-    cta_of = np.empty(n, dtype=np.int64)
-    load = np.zeros(num_ctas, dtype=np.int64)
+    n, num_ctas = len(sorted_costs), int(num_ctas)
+    bits = max(num_ctas - 1, 1).bit_length()
+    step = np.asarray(sorted_costs, dtype=np.int64) << bits
+    keys = np.empty(n + num_ctas, dtype=np.int64)  # keys[t]: the CTA (old load, id) tile t went to
+    state = np.arange(num_ctas, dtype=np.int64)    # every CTA's key, ascending
     t = 0
     while t < n:
+        waves = (n - t) // num_ctas
+        if waves:
+            rows = list(keys[t:t + (waves + 1) * num_ctas].reshape(waves + 1, num_ctas))
+            rows[0][:] = state
+            done = 0
+            for old, cost, new in zip(rows, step[t:t + waves * num_ctas].reshape(waves, num_ctas), rows[1:]):
+                np.add(old, cost, out=new)
+                new.sort()
+                if new[0] <= old[-1]:
+                    break
+                done += 1
+            t += done * num_ctas
+            state = rows[done].copy()
+            if done == waves:
+                continue
         m = min(num_ctas, n - t)
-        ctas = np.argsort(load, kind="stable")[:m]
-        start = load[ctas]
-        cost = sorted_costs[t:t + m]
-        # (load, id) as one integer per CTA; fed CTAs carry their load after this run's tile
-        untouched = start * num_ctas + ctas
-        fed = np.minimum.accumulate((start + cost) * num_ctas + ctas)
-        ok = untouched[1:] < fed[:-1]
-        k = m if ok.all() else int(np.argmin(ok)) + 1
-        cta_of[t:t + k] = ctas[:k]
-        load[ctas[:k]] += cost[:k]
+        new = state[:m] + step[t:t + m]
+        ok = state[1:m] < np.minimum.accumulate(new)[:-1]
+        k = m if ok.all() else int(ok.argmin()) + 1
+        keys[t:t + k] = state[:k]
+        state[:k] = new[:k]
+        state.sort()
         t += k
         if k < min(_MIN_RUN, m):
             break
+    cta_of = keys[:n] & ((1 << bits) - 1)
     if t < n:
-        heap = [(int(x), c) for c, x in enumerate(load.tolist())]
-        heapq.heapify(heap)
-        for rank, c in enumerate(sorted_costs[t:].tolist(), start=t):
+        heap = [(x >> bits, x & ((1 << bits) - 1)) for x in state.tolist()]  # sorted, so a heap
+        for rank, c in enumerate(np.asarray(sorted_costs[t:]).tolist(), start=t):
             total, cta = heap[0]
             heapq.heapreplace(heap, (total + c, cta))
             cta_of[rank] = cta
     return cta_of
 
 
+@dataclass(frozen=True)
+class WorkList:
+    """partition() of the tiles of row_tiles x num_kv_heads, without a row per tile.
+
+    Tiles are taken (section, cost descending, tile index), as partition() takes them; a block is a
+    run of that order with one section, cost and request: its k rows (entries[e0 : e0 + k], indices
+    into the row tiles) times the KV heads [h_lo, h_lo + nh) of the request in the section, head-
+    major (tile index order). Sorted position pos0 + o of block (pos0, k, e0, h_lo) is KV head
+    h_lo + o // k over row entries[e0 + o % k]. Slot i of the CTA-ordered work list
+    (work_indptr as partition's) is the tile at sorted position slot_pos[i]; decode_tiles and
+    kernels_cu/kv_offsets.cu expand it.
+
+    blocks:      int32 [NB, 4]  (pos0, k, e0, h_lo), pos0 ascending from 0
+    entries:     int32 [NE]     row tile of each entry
+    slot_pos:    int64 [T]      sorted position of each work-list slot
+    work_indptr: int32 [num_ctas + 1]
+    """
+
+    blocks: np.ndarray
+    entries: np.ndarray
+    slot_pos: np.ndarray
+    work_indptr: np.ndarray
+
+    @property
+    def num_tiles(self) -> int:
+        return int(self.slot_pos.shape[0])
+
+
+def work_list(rows: np.ndarray, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: int,
+              budget: int = L2_SECTION_BYTES) -> WorkList:
+    """The work list partition(tile_costs(tiles), num_ctas, l2_sections(tiles, ...)) gives for the
+    tiles of `rows` (row_tiles) on num_kv_heads KV heads, computed on rows, blocks and waves of
+    num_ctas tiles instead of tiles (see WorkList).
+
+    Example: 2 requests of 2 causal row tiles (costs 3, 5 and 3, 5), 2 KV heads, 1 section:
+    blocks (cost 5: request 0 heads 0-1, request 1 heads 0-1; then cost 3 likewise) =
+    [[0, 1, 0, 0], [2, 1, 1, 0], [4, 1, 2, 0], [6, 1, 3, 0]] with entries [1, 3, 0, 2].
+    """
+    rows = np.asarray(rows)
+    heads, num_ctas = int(num_kv_heads), _positive_ctas(num_ctas)
+    n_rows = rows.shape[0]
+    if n_rows == 0:
+        return WorkList(np.zeros((0, 4), np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64),
+                        np.zeros(num_ctas + 1, np.int32))
+    req = rows[:, 0]
+    first = np.flatnonzero(np.concatenate(([True], req[1:] != req[:-1])))  # first row of each request
+    n_req = len(first)
+    kv_end = rows[:, 5].astype(np.int64)
+    cost = np.maximum(kv_end - rows[:, 4], 0) + TILE_OVERHEAD_KEYS  # tile_costs without the block_m factor
+    req_bytes = np.maximum.reduceat(kv_end, first) * int(kv_bytes_per_token)
+
+    # Sections over the groups g = i * heads + h (request i of those with rows, KV head h); a
+    # segment is a request's heads within one section.
+    if (req_bytes == req_bytes[0]).all():
+        sec_starts = _equal_section_starts(n_req * heads, int(req_bytes[0]), budget)
+    else:
+        sec_starts = _section_starts(np.repeat(req_bytes, heads).tolist(), budget)
+    if all(g % heads == 0 for g in sec_starts):  # segments are requests; entries are the rows
+        seg_start = np.arange(n_req, dtype=np.int64) * heads
+        seg_of_entry = np.repeat(np.arange(n_req, dtype=np.int64), np.diff(np.append(first, n_rows)))
+        entry_row = np.arange(n_rows, dtype=np.int64)
+    else:
+        seg_start = np.union1d(np.arange(n_req, dtype=np.int64) * heads, sec_starts)
+        seg_req = seg_start // heads
+        counts = np.diff(np.append(first, n_rows))[seg_req]
+        seg_of_entry = np.repeat(np.arange(len(seg_start), dtype=np.int64), counts)
+        offset = first[seg_req] - np.concatenate(([0], np.cumsum(counts)[:-1]))
+        entry_row = np.arange(len(seg_of_entry), dtype=np.int64) + offset[seg_of_entry]
+    seg_heads = np.diff(np.append(seg_start, n_req * heads))
+    seg_section = np.searchsorted(np.asarray(sec_starts), seg_start, side="right") - 1
+
+    # Entries by (section, cost descending, entry): one integer key when it fits in 63 bits.
+    entry_cost = cost[entry_row]
+    max_cost = int(entry_cost.max())
+    major = seg_section[seg_of_entry] * (max_cost + 1) + (max_cost - entry_cost)
+    n_entries = len(entry_row)
+    entry_bits = max(n_entries - 1, 1).bit_length()
+    if (len(sec_starts) * (max_cost + 1)) << entry_bits < 1 << 63:
+        packed = np.sort((major << entry_bits) | np.arange(n_entries, dtype=np.int64))
+        by_key = packed & ((1 << entry_bits) - 1)
+        major = packed >> entry_bits
+    else:
+        by_key = np.lexsort((np.arange(n_entries), major))
+        major = major[by_key]
+    seg = seg_of_entry[by_key]
+    cut = np.flatnonzero((major[1:] != major[:-1]) | (seg[1:] != seg[:-1])) + 1
+    e0 = np.concatenate(([0], cut))
+    k = np.diff(np.append(e0, n_entries))
+    block_seg = seg[e0]
+    block_tiles = k * seg_heads[block_seg]
+    pos0 = np.concatenate(([0], np.cumsum(block_tiles)[:-1]))
+    blocks = np.empty((len(e0), 4), dtype=np.int32)
+    for col, values in enumerate((pos0, k, e0, seg_start[block_seg] % heads)):
+        blocks[:, col] = values
+
+    sorted_costs = np.repeat(entry_cost[by_key[e0]], block_tiles)
+    slot_pos, work_indptr = _group_by_cta(_assign_longest_first(sorted_costs, num_ctas), num_ctas)
+    return WorkList(blocks, entry_row[by_key].astype(np.int32), slot_pos, work_indptr)
+
+
+def decode_tiles(rows: np.ndarray, work: WorkList) -> np.ndarray:
+    """The tiles of the work list in CTA order, int32[T, 8] (TILE_FIELDS): the host mirror of the
+    device expansion in kernels_cu/kv_offsets.cu. Equals make_tiles(...)[order] for partition's
+    order."""
+    pos = np.asarray(work.slot_pos, dtype=np.int64)
+    blocks = work.blocks.astype(np.int64)
+    b = np.searchsorted(blocks[:, 0], pos, side="right") - 1
+    o = pos - blocks[b, 0]
+    k = blocks[b, 1]
+    tiles = np.asarray(rows)[work.entries[blocks[b, 2] + o % k]]
+    tiles[:, 1] = blocks[b, 3] + o // k
+    return tiles
+
+
 def mean_blocks_per_tile(tiles: np.ndarray, block_n: int) -> float:
     """Mean number of block_n-key blocks a tile visits (its key range from a block boundary); 0.0
-    without tiles. Picks the sm90 kernel build (variants.sm90_pingpong)."""
+    without tiles. Picks the sm90 kernel build (variants.sm90_pingpong). Every KV head has the same
+    key ranges, so row_tiles (one KV head) give the same mean as the tiles."""
     tiles = np.asarray(tiles)
     if tiles.shape[0] == 0:
         return 0.0
