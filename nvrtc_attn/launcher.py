@@ -48,12 +48,16 @@ class Sm90TensorMaps(ctypes.Structure):
 
 
 class OffsetParams(ctypes.Structure):
-    """Mirror of `struct OffsetParams` (kernels_cu/params.cuh)."""
+    """Mirror of `struct OffsetParams` (kernels_cu/params.cuh): the expansion kernel's parameters."""
 
     _fields_ = [
-        ("tok_page", _p), ("tok_slot", _p), ("tok_units", _p), ("k_tok_elems", _p), ("v_tok_elems", _p),
+        ("counts", _p), ("qo_indptr", _p), ("kv_lens", _p), ("kv_tok_indptr", _p), ("paged_kv_indptr", _p),
+        ("page_indices", _p), ("rows", _p), ("blocks", _p), ("entries", _p), ("slot_pos", _p),
+        ("tiles", _p), ("tok_page", _p), ("tok_slot", _p), ("tok_units", _p), ("k_tok_elems", _p),
+        ("v_tok_elems", _p),
         ("page_ratio", _i64), ("k_stride_page", _i64), ("k_stride_tok", _i64),
-        ("v_stride_page", _i64), ("v_stride_tok", _i64), ("total_kv", _i64),
+        ("v_stride_page", _i64), ("v_stride_tok", _i64),
+        ("page_size", _i32), ("reserved", _i32),
     ]
 
 
@@ -156,6 +160,7 @@ def prefill_sm90_kernel(head_dim: int, dtype: str, device: int, pingpong: bool =
 
 
 def offsets_kernel(device: int) -> LoadedKernel:
+    """The plan expansion kernel (kernels_cu/kv_offsets.cu) loaded on `device`."""
     arch = variants.HOPPER_ARCH if compute_capability(device) == (9, 0) else variants.PORTABLE_ARCH
     key = ("offsets", arch, device)
     with _lock:
@@ -165,6 +170,38 @@ def offsets_kernel(device: int) -> LoadedKernel:
         with _lock:
             _kernels[key] = k
     return k
+
+
+# Blocks of the expansion kernel's grid-stride loops: enough to fill any GPU, few enough that a
+# small batch does not launch idle blocks.
+_EXPAND_MAX_BLOCKS = 1024
+
+
+def expand_plan(plan, workspace_ptr: int, offsets_key: tuple | None, stream: int, device: int) -> None:
+    """The device half of plan(): one launch, on `stream` after the upload of plan.image to
+    workspace_ptr, that writes the plan's DEVICE_BUILT sections from the uploaded ones: the tile
+    rows (planner.DEVICE_TILE_FIELDS, CTA order), tok_page / tok_slot, and with an offsets key
+    (planner.offset_key) its offset table(s). Call it after every upload, and again on the same
+    workspace when run() needs the tables of another offsets key (it rewrites the same tiles and
+    pages). Every count comes from the workspace, not from the launch.
+    """
+    def section(name):
+        return workspace_ptr + plan.layout[name][0]
+
+    op = OffsetParams()
+    for name in ("counts", "qo_indptr", "kv_lens", "kv_tok_indptr", "paged_kv_indptr", "page_indices", "rows",
+                 "blocks", "entries", "slot_pos", "tiles", "tok_page", "tok_slot"):
+        setattr(op, name, section(name))
+    op.page_size = plan.page_size
+    if offsets_key is not None and offsets_key[0] == "units":
+        op.tok_units = section("tok_units")
+        op.page_ratio = offsets_key[1]
+    elif offsets_key is not None:
+        op.k_tok_elems, op.v_tok_elems = section("k_tok_elems"), section("v_tok_elems")
+        op.k_stride_page, op.k_stride_tok, op.v_stride_page, op.v_stride_tok = offsets_key[1:]
+    work = max(plan.total_kv, plan.num_tiles)
+    kernel = offsets_kernel(device)
+    kernel.launch(min(max(1, -(-work // kernel.threads)), _EXPAND_MAX_BLOCKS), op, stream)
 
 
 # cuTensorMapEncodeTiled for 16-bit elements with the 128-byte swizzle the wgmma operands use.

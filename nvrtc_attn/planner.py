@@ -1,20 +1,35 @@
-"""Builds the frozen Plan of one batch: lengths, K/V offset tables, work tiles and their partition
-over a persistent grid, all laid out in ONE byte image that plan() uploads with one copy.
+"""Builds the frozen Plan of one batch: lengths, the page table and the compact work list (row
+tiles, their longest-first partition over a persistent grid), laid out in ONE byte image that
+plan() uploads with one copy; one small kernel (kernels_cu/kv_offsets.cu, launcher.expand_plan)
+then expands it on the device into the per-token K/V tables and the tile rows the kernels read.
 Pure NumPy (no GPU): every layer's run() reuses the plan; the device only indexes it.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import paging, schedule
 
-# Sections of the workspace image, in order. Offsets are 256-byte aligned (TMA descriptors and
-# 16-byte vector loads of the tiles want at least 16).
+# Sections of the workspace, in order. Offsets are 256-byte aligned (TMA descriptors and 16-byte
+# vector loads of the tiles want at least 16). plan() uploads the first ones (UPLOADED, the image);
+# the expansion kernel writes the rest (DEVICE_BUILT) from them.
 _ALIGN = 256
-SECTIONS = ("qo_indptr", "kv_lens", "kv_tok_indptr", "tiles", "work_indptr",
-            "tok_page", "tok_slot", "tok_units", "k_tok_elems", "v_tok_elems")
+UPLOADED = ("counts", "qo_indptr", "kv_lens", "kv_tok_indptr", "paged_kv_indptr", "page_indices",
+            "rows", "blocks", "entries", "slot_pos", "work_indptr")
+DEVICE_BUILT = ("tiles", "tok_page", "tok_slot", "tok_units", "k_tok_elems", "v_tok_elems")
+SECTIONS = UPLOADED + DEVICE_BUILT
+
+# The "counts" section, int32: what the expansion kernel loops over, read on the device (not baked
+# into the launch).
+COUNTS = ("batch", "tiles", "blocks", "kv_tokens")
+
+# Bytes per item of each section (int32 unless noted).
+_ITEM_BYTES = {"counts": 4, "qo_indptr": 4, "kv_lens": 4, "kv_tok_indptr": 4, "paged_kv_indptr": 4,
+               "page_indices": 4, "rows": 32, "blocks": 16, "entries": 4, "slot_pos": 4, "work_indptr": 4,
+               "tiles": 48, "tok_page": 4, "tok_slot": 4, "tok_units": 4, "k_tok_elems": 8, "v_tok_elems": 8}
 
 
 def offset_key(k_strides, v_strides, max_page_index: int, page_size: int) -> tuple:
@@ -32,7 +47,9 @@ def offset_key(k_strides, v_strides, max_page_index: int, page_size: int) -> tup
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything run() needs for one batch; arrays are host copies of what sits in the workspace."""
+    """Everything run() needs for one batch. The arrays are host copies of what plan() uploads;
+    the per-token tables and the tile rows exist only on the device (launcher.expand_plan builds
+    them from the upload); `tiles` and `token_pages()` recompute them on the host for tests."""
 
     batch_size: int
     num_qo_heads: int
@@ -49,40 +66,56 @@ class Plan:
     total_q: int
     total_kv: int
     max_page_index: int           # -1 when the batch has no pages
+    num_tiles: int
     qo_lens: np.ndarray
     kv_lens: np.ndarray
-    tiles: np.ndarray             # int32 [T, 8], already in CTA order
-    work_indptr: np.ndarray       # int32 [num_ctas + 1]
-    tok_page: np.ndarray
-    tok_slot: np.ndarray
-    offsets_key: tuple | None     # offsets in the image were built for this key (None: not yet)
+    row_tiles: np.ndarray         # int32 [R, 8]: KV head 0's tiles (schedule.row_tiles), request order
+    work: schedule.WorkList       # the partition of row_tiles x KV heads over num_ctas CTAs
+    offsets_key: tuple | None     # the offset tables are built for this key (None: not yet)
     layout: dict = field(repr=False)    # section -> (byte offset, byte size)
-    image: np.ndarray = field(repr=False)  # uint8, the bytes uploaded to the workspace
+    workspace_bytes: int = field(repr=False)  # the whole layout, uploaded and device-built sections
+    image: np.ndarray = field(repr=False)  # uint8, the bytes uploaded to the start of the workspace
 
     @property
     def group_size(self) -> int:
         return self.num_qo_heads // self.num_kv_heads
 
     @property
-    def num_tiles(self) -> int:
-        return int(self.tiles.shape[0])
+    def work_indptr(self) -> np.ndarray:
+        """int32 [num_ctas + 1]: CTA c runs tiles work_indptr[c] .. work_indptr[c+1]."""
+        return self.work.work_indptr
 
-    @property
-    def workspace_bytes(self) -> int:
-        return int(self.image.nbytes)
+    @functools.cached_property
+    def tiles(self) -> np.ndarray:
+        """int32 [T, 8] (schedule.TILE_FIELDS) in CTA order: what the device expansion writes (with
+        the request fields of DEVICE_TILE_FIELDS), decoded on the host. O(T); plan() never reads it."""
+        return schedule.decode_tiles(self.row_tiles, self.work)
+
+    def token_pages(self) -> paging.TokenPages:
+        """The page and slot of every key token (what the device expansion writes), on the host."""
+        indptr = self._section("paged_kv_indptr")
+        lens = np.where(np.diff(indptr) > 0, self.kv_lens - (np.diff(indptr) - 1) * self.page_size, 1)
+        return paging.token_pages(indptr, self._section("page_indices")[: int(indptr[-1])], lens, self.page_size)
+
+    def _section(self, name: str) -> np.ndarray:
+        start, nbytes = self.layout[name]
+        return self.image[start:start + nbytes].view(np.int32)
 
 
-def _layout(sizes: dict[str, int]) -> tuple[dict, int]:
-    layout, offset = {}, 0
+def _layout(sizes: dict[str, int]) -> tuple[dict, int, int]:
+    """(section -> (offset, bytes), bytes of the uploaded prefix, bytes of the whole layout)."""
+    layout, offset, upload = {}, 0, 0
     for name in SECTIONS:
-        nbytes = sizes[name]
+        nbytes = sizes[name] * _ITEM_BYTES[name]
         layout[name] = (offset, nbytes)
-        offset += (nbytes + _ALIGN - 1) // _ALIGN * _ALIGN
-    return layout, max(offset, _ALIGN)
+        offset += -(-nbytes // _ALIGN) * _ALIGN
+        if name == UPLOADED[-1]:
+            upload = offset
+    return layout, upload, max(offset, _ALIGN)
 
 
 def build_offsets(tok_page, tok_slot, key) -> dict[str, np.ndarray]:
-    """Host-side offset tables for an offset key (same formulas as kernels_cu/kv_offsets.cu)."""
+    """Host-side offset tables for an offset key: the reference for kernels_cu/kv_offsets.cu."""
     if key[0] == "units":
         units = paging.offsets_in_token_units(tok_page, tok_slot, key[1])
         if units is not None:
@@ -101,7 +134,8 @@ DEVICE_TILE_FIELDS = ("req", "kv_head", "row_start", "row_end", "kv_start", "kv_
 
 
 def device_tiles(tiles: np.ndarray, qo_indptr, kv_lens, kv_tok_indptr) -> np.ndarray:
-    """int32 [T, 12] in DEVICE_TILE_FIELDS order from the schedule's [T, 8] tiles."""
+    """int32 [T, 12] in DEVICE_TILE_FIELDS order from the schedule's [T, 8] tiles: the host
+    reference of the tile rows kernels_cu/kv_offsets.cu writes."""
     tiles = np.asarray(tiles)
     req = tiles[:, 0].astype(np.int64)
     qo_indptr = np.asarray(qo_indptr, dtype=np.int64)
@@ -128,56 +162,57 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
               l2_section_bytes: int = schedule.L2_SECTION_BYTES) -> Plan:
     """Plan one batch from validated host index arrays (see validate.check_plan_args).
 
+    O(batch + pages + tiles / num_ctas waves), never O(key tokens): the per-token tables and the
+    tile rows are the device's job (launcher.expand_plan, right after the upload of plan.image).
+    offsets_key (see offset_key) only records which offset tables that expansion builds.
+
     Example: 2 requests of 100 and 300 query tokens on 100 and 400 keys, 8 q heads on 2 KV heads:
         make_plan([0, 100, 400], [0, 7, 32], pages, [4, 16], 8, 2, 128, 16, causal=True)
     gives tiles of up to 128 packed (token, head) rows per (request, KV head), spread over
     132 CTAs longest-first.
     """
     qo_indptr = np.asarray(qo_indptr, dtype=np.int64)
-    qo_lens = np.diff(qo_indptr).astype(np.int32)
-    pages = paging.token_pages(paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, page_size)
-    group = num_qo_heads // num_kv_heads
-    tiles = schedule.make_tiles(qo_lens, pages.kv_lens, group, num_kv_heads, block_m, causal, window_left)
-    sections = schedule.l2_sections(tiles, kv_bytes_per_token=4 * head_dim,  # K and V, 16-bit
-                                    budget=l2_section_bytes)
-    order, work_indptr = schedule.partition(schedule.tile_costs(tiles, block_m), num_ctas, sections)
-    tiles = np.ascontiguousarray(tiles[order], dtype=np.int32)
-
-    n_kv = int(pages.tok_page.shape[0])
     indptr = np.asarray(paged_kv_indptr, dtype=np.int64)
-    used = np.asarray(paged_kv_indices, dtype=np.int64)[: int(indptr[-1])] if indptr.size else np.zeros(0)
+    batch = len(qo_indptr) - 1
+    qo_lens = np.diff(qo_indptr)
+    n_pages = np.diff(indptr)
+    kv_lens = np.where(n_pages > 0, (n_pages - 1) * int(page_size)
+                       + np.asarray(paged_kv_last_page_len, dtype=np.int64), 0)
+    kv_tok_indptr = np.zeros(batch + 1, dtype=np.int64)
+    np.cumsum(kv_lens, out=kv_tok_indptr[1:])
+    total_kv = int(kv_tok_indptr[-1])
+    used = np.asarray(paged_kv_indices)[: int(indptr[-1])]
     max_page_index = int(used.max()) if used.size else -1
+    if offsets_key is not None and not units_fit(offsets_key, max_page_index, page_size):
+        raise OverflowError("offsets_key in units mode does not fit int32; use element mode")
 
-    arrays = {
-        "qo_indptr": qo_indptr.astype(np.int32),
-        "kv_lens": pages.kv_lens.astype(np.int32),
-        "kv_tok_indptr": pages.kv_tok_indptr.astype(np.int32),
-        "tiles": device_tiles(tiles, qo_indptr, pages.kv_lens, pages.kv_tok_indptr),
-        "work_indptr": work_indptr.astype(np.int32),
-        "tok_page": pages.tok_page.astype(np.int32),
-        "tok_slot": pages.tok_slot.astype(np.int32),
-    }
-    sizes = {name: arr.nbytes for name, arr in arrays.items()}
-    sizes.update(tok_units=4 * n_kv, k_tok_elems=8 * n_kv, v_tok_elems=8 * n_kv)
-    layout, total = _layout(sizes)
+    group = num_qo_heads // num_kv_heads
+    rows = schedule.row_tiles(qo_lens, kv_lens, group, block_m, causal, window_left)
+    work = schedule.work_list(rows, num_kv_heads, 4 * head_dim, num_ctas, l2_section_bytes)  # K and V, 16-bit
 
-    if offsets_key is not None:
-        if not units_fit(offsets_key, max_page_index, page_size):
-            raise OverflowError("offsets_key in units mode does not fit int32; use element mode")
-        arrays.update(build_offsets(arrays["tok_page"], arrays["tok_slot"], offsets_key))
+    counts = (batch, work.num_tiles, len(work.blocks), total_kv)
+    arrays = {"counts": counts, "qo_indptr": qo_indptr, "kv_lens": kv_lens, "kv_tok_indptr": kv_tok_indptr,
+              "paged_kv_indptr": indptr, "page_indices": used, "rows": rows, "blocks": work.blocks,
+              "entries": work.entries, "slot_pos": work.slot_pos, "work_indptr": work.work_indptr}
+    sizes = {name: len(arr) for name, arr in arrays.items()}
+    sizes.update(tiles=work.num_tiles, tok_page=total_kv, tok_slot=total_kv, tok_units=total_kv,
+                 k_tok_elems=total_kv, v_tok_elems=total_kv)
+    layout, upload_bytes, workspace_bytes = _layout(sizes)
 
-    image = np.zeros(total, dtype=np.uint8)
+    image = np.zeros(upload_bytes, dtype=np.uint8)
     for name, arr in arrays.items():
-        start, nbytes = layout[name]
-        image[start:start + nbytes] = np.ascontiguousarray(arr).view(np.uint8).reshape(-1)
+        flat = np.asarray(arr).reshape(-1)
+        start = layout[name][0]
+        image[start:start + 4 * flat.size].view(np.int32)[:] = flat
 
     return Plan(
-        batch_size=int(qo_lens.shape[0]), num_qo_heads=int(num_qo_heads), num_kv_heads=int(num_kv_heads),
+        batch_size=batch, num_qo_heads=int(num_qo_heads), num_kv_heads=int(num_kv_heads),
         head_dim=int(head_dim), page_size=int(page_size), causal=bool(causal), window_left=int(window_left),
         sm_scale=float(sm_scale) if sm_scale is not None else 1.0 / float(np.sqrt(head_dim)),
         logits_soft_cap=float(logits_soft_cap or 0.0), dtype=dtype, block_m=int(block_m),
-        num_ctas=int(num_ctas), total_q=int(qo_indptr[-1]) if qo_indptr.size else 0, total_kv=n_kv,
-        max_page_index=max_page_index, qo_lens=qo_lens, kv_lens=pages.kv_lens, tiles=tiles,
-        work_indptr=arrays["work_indptr"], tok_page=arrays["tok_page"], tok_slot=arrays["tok_slot"],
-        offsets_key=offsets_key, layout=layout, image=image,
+        num_ctas=int(num_ctas), total_q=int(qo_indptr[-1]) if qo_indptr.size else 0, total_kv=total_kv,
+        max_page_index=max_page_index, num_tiles=work.num_tiles, qo_lens=qo_lens.astype(np.int32),
+        kv_lens=kv_lens.astype(np.int32), row_tiles=rows, work=work, offsets_key=offsets_key,
+        layout=layout, workspace_bytes=workspace_bytes, image=image,
     )
+

@@ -158,7 +158,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
             dtype=a["dtype"], num_ctas=num_ctas, block_m=tile.block_m, offsets_key=key,
             l2_section_bytes=tile.l2_section_bytes)
         if self._backend == "sm90":  # the build (with or without turn-taking) depends on the tiles
-            blocks = schedule.mean_blocks_per_tile(plan.tiles, tile.block_n)
+            blocks = schedule.mean_blocks_per_tile(plan.row_tiles, tile.block_n)
             pingpong = variants.sm90_pingpong(a["head_dim"], blocks)
             kv_tma = self._kv_load == "auto" and variants.sm90_kv_box_tokens(a["page_size"], a["head_dim"]) > 0
             tile = variants.sm90_tile(a["head_dim"], pingpong, kv_tma, a["window_left"])
@@ -172,8 +172,9 @@ class BatchPrefillWithPagedKVCacheWrapper:
             validate.check_cache(k, v, plan, self._kv_layout)
             if key[0] != "units" and self._backend == "sm80":
                 launcher.prefill_sm80_kernel(a["head_dim"], a["dtype"], device, units=False)
-        launcher.copy_host_to_device(self._workspace.ptr, plan.image,
-                                     arrays.current_stream(self._workspace, stream))
+        raw_stream = arrays.current_stream(self._workspace, stream)
+        launcher.copy_host_to_device(self._workspace.ptr, plan.image, raw_stream)
+        launcher.expand_plan(plan, self._workspace.ptr, plan.offsets_key, raw_stream, device)
         self._plan, self._offsets_key, self._kernel = plan, plan.offsets_key, kernel
         self._params = self._plan_params(plan)
         self._kv_box = 0
@@ -230,21 +231,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         return p
 
     def _build_offsets(self, key: tuple, stream: int) -> None:
-        plan = self._plan
-        op = launcher.OffsetParams()
-        op.tok_page = self._section("tok_page")
-        op.tok_slot = self._section("tok_slot")
-        op.total_kv = plan.total_kv
-        if key[0] == "units":
-            op.tok_units = self._section("tok_units")
-            op.page_ratio = key[1]
-        else:
-            op.k_tok_elems = self._section("k_tok_elems")
-            op.v_tok_elems = self._section("v_tok_elems")
-            op.k_stride_page, op.k_stride_tok, op.v_stride_page, op.v_stride_tok = key[1:]
-        kernel = launcher.offsets_kernel(self._workspace.device)
-        grid = min(max(1, -(-plan.total_kv // kernel.threads)), 4096)
-        kernel.launch(grid, op, stream)
+        launcher.expand_plan(self._plan, self._workspace.ptr, key, stream, self._workspace.device)
 
     @_needs_plan
     def run(self, q, paged_kv_cache, out=None, lse=None, return_lse: bool = False, stream=None,
