@@ -183,7 +183,9 @@ def expand_plan(plan, workspace_ptr: int, offsets_key: tuple | None, stream: int
     rows (planner.DEVICE_TILE_FIELDS, CTA order), tok_page / tok_slot, and with an offsets key
     (planner.offset_key) its offset table(s). Call it after every upload, and again on the same
     workspace when run() needs the tables of another offsets key (it rewrites the same tiles and
-    pages). Every count comes from the workspace, not from the launch.
+    pages). Every count comes from the workspace; the grid from the plan's capacity when it has
+    one, so the launch can be captured in a CUDA graph and replayed after later plans of that
+    capacity.
     """
     def section(name):
         return workspace_ptr + plan.layout[name][0]
@@ -199,7 +201,8 @@ def expand_plan(plan, workspace_ptr: int, offsets_key: tuple | None, stream: int
     elif offsets_key is not None:
         op.k_tok_elems, op.v_tok_elems = section("k_tok_elems"), section("v_tok_elems")
         op.k_stride_page, op.k_stride_tok, op.v_stride_page, op.v_stride_tok = offsets_key[1:]
-    work = max(plan.total_kv, plan.num_tiles)
+    cap = plan.capacity
+    work = max(cap.max_kv_tokens, cap.max_tiles) if cap is not None else max(plan.total_kv, plan.num_tiles)
     kernel = offsets_kernel(device)
     kernel.launch(min(max(1, -(-work // kernel.threads)), _EXPAND_MAX_BLOCKS), op, stream)
 

@@ -22,8 +22,8 @@ UPLOADED = ("counts", "qo_indptr", "kv_lens", "kv_tok_indptr", "paged_kv_indptr"
 DEVICE_BUILT = ("tiles", "tok_page", "tok_slot", "tok_units", "k_tok_elems", "v_tok_elems")
 SECTIONS = UPLOADED + DEVICE_BUILT
 
-# The "counts" section, int32: what the expansion kernel loops over, read on the device (not baked
-# into the launch).
+# The "counts" section, int32: what the expansion kernel loops over, read on the device so that a
+# launch captured in a CUDA graph stays valid for later plans of the same capacity.
 COUNTS = ("batch", "tiles", "blocks", "kv_tokens")
 
 # Bytes per item of each section (int32 unless noted).
@@ -43,6 +43,50 @@ def offset_key(k_strides, v_strides, max_page_index: int, page_size: int) -> tup
     if mode == "units" and units_fit(("units", int(ratio)), max_page_index, page_size):
         return ("units", int(ratio))
     return ("elements", int(k_strides[0]), int(k_strides[1]), int(v_strides[0]), int(v_strides[1]))
+
+
+@dataclass(frozen=True)
+class PlanCapacity:
+    """Upper bounds that size every workspace section, so that all plans made with one capacity
+    (and the same heads, page size and grid) share one layout: a CUDA graph captured around run()
+    keeps valid pointers after any later plan() within it (FlashInfer's use_cuda_graph contract).
+
+    batch_size:    requests per batch (at most)
+    max_tiles:     work tiles (row tiles x KV heads)
+    max_kv_tokens: key tokens of the batch (the per-token tables)
+    max_pages:     used page-table entries (paged_kv_indptr[-1])
+
+    Example: PlanCapacity.for_batch(8, 8192, 4096, 16, 32, 8, 128) fits 8 requests of at most 8192
+    query tokens in all on at most 4096 pages of 16 keys: 8 * (ceil(8192 * 4 / 128) + 8) = 2112
+    tiles, 65536 key tokens.
+    """
+
+    batch_size: int
+    max_tiles: int
+    max_kv_tokens: int
+    max_pages: int
+
+    @classmethod
+    def for_batch(cls, batch_size: int, max_total_q: int, max_pages: int, page_size: int,
+                  num_qo_heads: int, num_kv_heads: int, block_m: int) -> "PlanCapacity":
+        """Bounds for batches of batch_size requests with at most max_total_q query tokens and
+        max_pages pages: a request of q tokens has ceil(q * G / block_m) <= q * G / block_m + 1 row
+        tiles, so tiles <= num_kv_heads * (ceil(max_total_q * G / block_m) + batch_size)."""
+        group = int(num_qo_heads) // int(num_kv_heads)
+        row_tiles = -(-int(max_total_q) * group // int(block_m)) + int(batch_size)
+        return cls(int(batch_size), int(num_kv_heads) * row_tiles, int(max_pages) * int(page_size),
+                   int(max_pages))
+
+    def check(self, batch_size: int, num_tiles: int, kv_tokens: int, pages: int) -> None:
+        """ValueError naming the first bound a batch exceeds."""
+        for what, value, bound in (("batch_size", batch_size, self.batch_size),
+                                   ("max_tiles", num_tiles, self.max_tiles),
+                                   ("max_kv_tokens", kv_tokens, self.max_kv_tokens),
+                                   ("max_pages", pages, self.max_pages)):
+            if value > bound:
+                raise ValueError(f"batch exceeds the plan capacity: {value} > PlanCapacity.{what} = {bound} "
+                                 f"(qo_indptr / paged_kv_indptr describe a larger batch than the capacity "
+                                 f"given to plan())")
 
 
 @dataclass(frozen=True)
@@ -72,6 +116,7 @@ class Plan:
     row_tiles: np.ndarray         # int32 [R, 8]: KV head 0's tiles (schedule.row_tiles), request order
     work: schedule.WorkList       # the partition of row_tiles x KV heads over num_ctas CTAs
     offsets_key: tuple | None     # the offset tables are built for this key (None: not yet)
+    capacity: PlanCapacity | None  # sized the layout (None: compact, this batch only)
     layout: dict = field(repr=False)    # section -> (byte offset, byte size)
     workspace_bytes: int = field(repr=False)  # the whole layout, uploaded and device-built sections
     image: np.ndarray = field(repr=False)  # uint8, the bytes uploaded to the start of the workspace
@@ -93,7 +138,7 @@ class Plan:
 
     def token_pages(self) -> paging.TokenPages:
         """The page and slot of every key token (what the device expansion writes), on the host."""
-        indptr = self._section("paged_kv_indptr")
+        indptr = self._section("paged_kv_indptr")[: self.batch_size + 1]
         lens = np.where(np.diff(indptr) > 0, self.kv_lens - (np.diff(indptr) - 1) * self.page_size, 1)
         return paging.token_pages(indptr, self._section("page_indices")[: int(indptr[-1])], lens, self.page_size)
 
@@ -159,12 +204,15 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
               causal: bool = False, window_left: int = -1, sm_scale: float | None = None,
               logits_soft_cap: float | None = None, dtype: str = "float16",
               num_ctas: int = 132, block_m: int = 128, offsets_key: tuple | None = None,
-              l2_section_bytes: int = schedule.L2_SECTION_BYTES) -> Plan:
+              l2_section_bytes: int = schedule.L2_SECTION_BYTES,
+              capacity: PlanCapacity | None = None) -> Plan:
     """Plan one batch from validated host index arrays (see validate.check_plan_args).
 
     O(batch + pages + tiles / num_ctas waves), never O(key tokens): the per-token tables and the
     tile rows are the device's job (launcher.expand_plan, right after the upload of plan.image).
     offsets_key (see offset_key) only records which offset tables that expansion builds.
+    capacity (PlanCapacity) sizes every section for the bound instead of this batch, so plans of
+    one capacity share one layout; a batch over it raises ValueError.
 
     Example: 2 requests of 100 and 300 query tokens on 100 and 400 keys, 8 q heads on 2 KV heads:
         make_plan([0, 100, 400], [0, 7, 32], pages, [4, 16], 8, 2, 128, 16, causal=True)
@@ -194,9 +242,13 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     arrays = {"counts": counts, "qo_indptr": qo_indptr, "kv_lens": kv_lens, "kv_tok_indptr": kv_tok_indptr,
               "paged_kv_indptr": indptr, "page_indices": used, "rows": rows, "blocks": work.blocks,
               "entries": work.entries, "slot_pos": work.slot_pos, "work_indptr": work.work_indptr}
-    sizes = {name: len(arr) for name, arr in arrays.items()}
-    sizes.update(tiles=work.num_tiles, tok_page=total_kv, tok_slot=total_kv, tok_units=total_kv,
-                 k_tok_elems=total_kv, v_tok_elems=total_kv)
+    if capacity is None:
+        sizes = {name: len(arr) for name, arr in arrays.items()}
+        sizes.update(tiles=work.num_tiles, tok_page=total_kv, tok_slot=total_kv, tok_units=total_kv,
+                     k_tok_elems=total_kv, v_tok_elems=total_kv)
+    else:
+        capacity.check(batch, work.num_tiles, total_kv, len(used))
+        sizes = _capacity_sizes(capacity, num_kv_heads, num_ctas)
     layout, upload_bytes, workspace_bytes = _layout(sizes)
 
     image = np.zeros(upload_bytes, dtype=np.uint8)
@@ -204,6 +256,10 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
         flat = np.asarray(arr).reshape(-1)
         start = layout[name][0]
         image[start:start + 4 * flat.size].view(np.int32)[:] = flat
+    if capacity is not None and batch < capacity.batch_size:  # empty requests after the last
+        for name in ("qo_indptr", "kv_tok_indptr", "paged_kv_indptr"):
+            start = layout[name][0]
+            image[start:start + 4 * (capacity.batch_size + 1)].view(np.int32)[batch + 1:] = arrays[name][-1]
 
     return Plan(
         batch_size=batch, num_qo_heads=int(num_qo_heads), num_kv_heads=int(num_kv_heads),
@@ -213,6 +269,14 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
         num_ctas=int(num_ctas), total_q=int(qo_indptr[-1]) if qo_indptr.size else 0, total_kv=total_kv,
         max_page_index=max_page_index, num_tiles=work.num_tiles, qo_lens=qo_lens.astype(np.int32),
         kv_lens=kv_lens.astype(np.int32), row_tiles=rows, work=work, offsets_key=offsets_key,
-        layout=layout, workspace_bytes=workspace_bytes, image=image,
+        capacity=capacity, layout=layout, workspace_bytes=workspace_bytes, image=image,
     )
 
+
+def _capacity_sizes(capacity: PlanCapacity, num_kv_heads: int, num_ctas: int) -> dict[str, int]:
+    """Items per section for every plan of a capacity (the batch's own counts never enter)."""
+    b, t, kv = capacity.batch_size, capacity.max_tiles, capacity.max_kv_tokens
+    return {"counts": len(COUNTS), "qo_indptr": b + 1, "kv_lens": b, "kv_tok_indptr": b + 1,
+            "paged_kv_indptr": b + 1, "page_indices": capacity.max_pages, "rows": t // int(num_kv_heads),
+            "blocks": t, "entries": t, "slot_pos": t, "work_indptr": int(num_ctas) + 1, "tiles": t,
+            "tok_page": kv, "tok_slot": kv, "tok_units": kv, "k_tok_elems": kv, "v_tok_elems": kv}

@@ -1,7 +1,8 @@
 """The device half of plan() (kernels_cu/kv_offsets.cu through launcher.expand_plan) against the
 host references it replaces: tile rows (planner.device_tiles of the decoded work list), tok_page /
 tok_slot (paging.token_pages) and both offset tables (planner.build_offsets), on random batches
-with empty requests and page_size 1 (GPU)."""
+with empty requests and page_size 1; and an expansion captured in a CUDA graph, replayed after a
+later plan of another batch with the same capacity (GPU)."""
 
 import numpy as np
 import pytest
@@ -81,3 +82,33 @@ def test_expansion_matches_host_references(make_page_table, seed, page_size, mod
     launcher.expand_plan(plan, ws.data.ptr, key, stream.ptr, device)
     stream.synchronize()
     _check_tables(ws, plan, batch, key)
+
+
+@pytest.mark.parametrize("mode", ("units", "elements"))
+def test_captured_expansion_replays_after_a_later_plan(make_page_table, mode):
+    """A graph captured around the expansion of one plan, replayed after uploading another batch's
+    plan of the same capacity, builds that batch's tables: counts come from the workspace and the
+    grid from the capacity."""
+    import cupy
+
+    page_size = 16
+    key = _keys(page_size)[mode]
+    first = make_page_table([100, 37, 0, 250], [300, 37, 0, 250], page_size, 1)
+    later = make_page_table([5, 600, 1], [900, 600, 1], page_size, 2)
+    cap = planner.PlanCapacity.for_batch(4, 700, 120, page_size, 8, 2, 64)
+    plans = [planner.make_plan(*b.index_args(), 8, 2, 128, page_size, causal=True, num_ctas=132, block_m=64,
+                               offsets_key=key, capacity=cap) for b in (first, later)]
+    assert plans[0].layout == plans[1].layout
+    ws = cupy.empty(plans[0].workspace_bytes, dtype=cupy.uint8)
+    stream = cupy.cuda.Stream(non_blocking=True)
+    device = _upload(ws, plans[0], stream)
+    launcher.expand_plan(plans[0], ws.data.ptr, key, stream.ptr, device)  # loads the kernel
+    stream.synchronize()
+    stream.begin_capture()
+    launcher.expand_plan(plans[0], ws.data.ptr, key, stream.ptr, device)
+    graph = stream.end_capture()
+    for plan, batch in ((plans[1], later), (plans[0], first)):
+        _upload(ws, plan, stream)
+        graph.launch(stream)
+        stream.synchronize()
+        _check_tables(ws, plan, batch, key)

@@ -1,6 +1,6 @@
 """planner.make_plan: the uploaded image against the host references (make_tiles + partition,
-paging.token_pages) and no O(key tokens) work on the host (CPU only; tests/test_expand.py checks
-the device half)."""
+paging.token_pages), no O(key tokens) work on the host, and fixed layouts under a PlanCapacity
+(CPU only; tests/test_expand.py checks the device half)."""
 
 import numpy as np
 import pytest
@@ -82,3 +82,57 @@ def test_mean_blocks_of_row_tiles_is_that_of_the_tiles(make_page_table):
     """The wrapper picks the sm90 build from the row tiles: every KV head repeats them."""
     plan = _plan(make_page_table([100, 700, 3], [900, 700, 5], 16, 1), causal=True)
     assert schedule.mean_blocks_per_tile(plan.row_tiles, 128) == schedule.mean_blocks_per_tile(plan.tiles, 128)
+
+
+# --------------------------------------------------------------------------------------------
+# Fixed-capacity plans (CUDA-graph mode)
+
+
+def _capacity(batch_size=4, max_total_q=600, max_pages=80, page_size=16):
+    return planner.PlanCapacity.for_batch(batch_size, max_total_q, max_pages, page_size, 8, 2, 64)
+
+
+def test_capacity_layouts_identical_across_batches(make_page_table):
+    cap = _capacity()
+    batches = [make_page_table([100, 200, 300, 0], [100, 400, 700, 9], 16, 0),
+               make_page_table([1, 1], [1200, 1], 16, 1),
+               make_page_table([150, 150, 150, 150], [150, 150, 150, 150], 16, 2),
+               make_page_table([0], [0], 16, 3)]
+    plans = [_plan(b, causal=True, block_m=64, capacity=cap) for b in batches]
+    for plan in plans[1:]:
+        assert plan.layout == plans[0].layout
+        assert plan.workspace_bytes == plans[0].workspace_bytes and plan.image.nbytes == plans[0].image.nbytes
+        assert plan.capacity == cap
+    # Requests past the batch read as empty: the indptr sections repeat their last value.
+    short = plans[1]
+    for name in ("qo_indptr", "kv_tok_indptr", "paged_kv_indptr"):
+        sec = _section(short, name)[: cap.batch_size + 1]
+        assert (sec[short.batch_size:] == sec[short.batch_size]).all()
+    # The same batch planned compactly has the same tiles and a smaller layout.
+    compact = _plan(batches[0], causal=True, block_m=64)
+    np.testing.assert_array_equal(compact.tiles, plans[0].tiles)
+    assert compact.workspace_bytes < plans[0].workspace_bytes
+
+
+def test_capacity_bound_holds_for_random_batches(make_page_table):
+    rng = np.random.default_rng(5)
+    for seed in range(30):
+        batch_size = int(rng.integers(1, 9))
+        qo = rng.integers(0, 400, batch_size)
+        kv = qo + rng.integers(0, 300, batch_size)
+        batch = make_page_table(qo, kv, 16, seed)
+        cap = planner.PlanCapacity.for_batch(batch_size, int(qo.sum()), int(batch.paged_kv_indptr[-1]), 16,
+                                             8, 2, 64)
+        plan = _plan(batch, causal=True, block_m=64, capacity=cap)  # exactly at the bounds: no error
+        assert plan.num_tiles <= cap.max_tiles and plan.total_kv <= cap.max_kv_tokens
+
+
+@pytest.mark.parametrize("what, qo, kv", [("batch_size", [1] * 5, [1] * 5),
+                                          ("max_tiles", [600, 0], [600, 0]),
+                                          ("max_kv_tokens", [1, 1], [700, 700]),
+                                          ("max_pages", [1], [81 * 16])])
+def test_batch_over_capacity_raises(make_page_table, what, qo, kv):
+    # 4 requests, 72 tiles (4 * 500 / 64 + 4 row tiles on 2 KV heads), 1000 key tokens, 80 pages
+    cap = planner.PlanCapacity(4, 72, 1000 if what == "max_kv_tokens" else 10**6, 80)
+    with pytest.raises(ValueError, match=f"PlanCapacity.{what}"):
+        _plan(make_page_table(qo, kv, 16, 0), causal=True, block_m=64, capacity=cap)
