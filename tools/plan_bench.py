@@ -13,6 +13,7 @@ Batches come from tools/bench.py's build_batch (10% spare pages, a random permut
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -36,11 +37,13 @@ NUM_SMS = 132  # H100 / H200 SXM
 NUM_LAYERS = 4
 
 
-def time_workloads(workloads: list[dict], repeats: int) -> dict[str, float]:
-    """Median make_plan milliseconds per workload id (the package imported from sys.path)."""
+def time_workloads(workloads: list[dict], repeats: int) -> dict[str, list[float]]:
+    """make_plan milliseconds per workload id, `repeats` each (the package imported from sys.path).
+    Round robin over the workloads, so that load from other processes on a shared machine spreads
+    over all of them instead of landing on a few."""
     from nvrtc_attn import planner, validate, variants
 
-    out = {}
+    calls = {}
     for w in workloads:
         batch = build_batch(w)
         hd, ps = int(w["head_dim"]), int(w["page_size"])
@@ -50,25 +53,22 @@ def time_workloads(workloads: list[dict], repeats: int) -> dict[str, float]:
                                      hd, ps, bool(w["causal"]), None, -1, None, "bfloat16", None)
         strides = (NUM_LAYERS * 2 * ps * w["num_kv_heads"] * hd, w["num_kv_heads"] * hd, hd)
         key = planner.offset_key(strides, strides, a["max_page_index"], ps)
-
-        def plan():
-            return planner.make_plan(
-                a["qo_indptr"], a["paged_kv_indptr"], a["paged_kv_indices"], a["paged_kv_last_page_len"],
-                a["num_qo_heads"], a["num_kv_heads"], hd, ps, causal=a["causal"], window_left=-1,
-                dtype="bfloat16", num_ctas=NUM_SMS * tile.ctas_per_sm, block_m=tile.block_m,
-                offsets_key=key, l2_section_bytes=tile.l2_section_bytes)
-
-        plan()  # warm-up
-        times = []
-        for _ in range(repeats):
+        calls[w["id"]] = functools.partial(
+            planner.make_plan, a["qo_indptr"], a["paged_kv_indptr"], a["paged_kv_indices"],
+            a["paged_kv_last_page_len"], a["num_qo_heads"], a["num_kv_heads"], hd, ps, causal=a["causal"],
+            window_left=-1, dtype="bfloat16", num_ctas=NUM_SMS * tile.ctas_per_sm, block_m=tile.block_m,
+            offsets_key=key, l2_section_bytes=tile.l2_section_bytes)
+        calls[w["id"]]()  # warm-up
+    times = {wid: [] for wid in calls}
+    for _ in range(repeats):
+        for wid, plan in calls.items():
             t0 = time.perf_counter()
             plan()
-            times.append((time.perf_counter() - t0) * 1e3)
-        out[w["id"]] = statistics.median(times)
-    return out
+            times[wid].append((time.perf_counter() - t0) * 1e3)
+    return times
 
 
-def _time_revision(rev: str, workloads_path, repeats: int) -> dict[str, float]:
+def _time_revision(rev: str, workloads_path, repeats: int) -> dict[str, list[float]]:
     """The same timings with nvrtc_attn/ as it was at `rev` (git archive into a temp dir)."""
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "nvrtc_attn", "kernels_cu"],
@@ -90,17 +90,27 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--only", nargs="*", help="workload ids (default: all)")
     ap.add_argument("--against", metavar="REV", help="also time the package at this git revision")
-    ap.add_argument("--json", action="store_true", help="print {id: median ms} only")
+    ap.add_argument("--json", action="store_true", help="print {id: [ms, ...]} only")
     args = ap.parse_args()
 
     workloads, path = load_workloads(args.workloads)
     if args.only:
         workloads = [w for w in workloads if w["id"] in args.only]
-    new = time_workloads(workloads, args.repeats)
     if args.json:
-        print(json.dumps(new))
+        print(json.dumps(time_workloads(workloads, args.repeats)))
         return 0
-    old = _time_revision(args.against, path, args.repeats) if args.against else {}
+    # With --against, the two packages take turns in chunks, so both see the same machine load.
+    chunks = 4 if args.against else 1
+    new = {w["id"]: [] for w in workloads}
+    old = {w["id"]: [] for w in workloads} if args.against else {}
+    for _ in range(chunks):
+        for wid, t in time_workloads(workloads, -(-args.repeats // chunks)).items():
+            new[wid] += t
+        if args.against:
+            for wid, t in _time_revision(args.against, path, -(-args.repeats // chunks)).items():
+                old[wid] += t
+    new = {wid: statistics.median(t) for wid, t in new.items()}
+    old = {wid: statistics.median(t) for wid, t in old.items()}
     head = f"{'workload':8} {'make_plan ms':>12}" + (f" {args.against + ' ms':>14} {'speed-up':>8}" if old else "")
     print(f"median of {args.repeats} make_plan calls per workload ({NUM_SMS} CTAs, sm90 tiles)")
     print(head)
