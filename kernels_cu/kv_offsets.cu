@@ -34,10 +34,10 @@ NA_DEVICE void expand_token(const OffsetParams& p, int batch, int64_t t) {
   }
 }
 
-// Work-list slot i: its sorted position's block (pos0, k, e0, h_lo) names the KV head and the row
-// tile (schedule.WorkList); the row tile and the request's lengths make the 12-int tile row.
-NA_DEVICE void expand_tile(const OffsetParams& p, int num_blocks, int64_t i) {
-  const int pos = p.slot_pos[i];
+// The tile at sorted position pos of the work list, written to work-list slot `slot`: its block
+// (pos0, k, e0, h_lo) names the KV head and the row tile (schedule.WorkList); the row tile and the
+// request's lengths make the 12-int tile row.
+NA_DEVICE void expand_tile(const OffsetParams& p, int num_blocks, int pos, int slot) {
   const int4 blk = reinterpret_cast<const int4*>(p.blocks)[last_not_above(p.blocks, num_blocks, 4, pos)];
   const int o = pos - blk.x;
   const int row = p.entries[blk.z + o % blk.y];
@@ -48,21 +48,41 @@ NA_DEVICE void expand_tile(const OffsetParams& p, int num_blocks, int64_t i) {
   t0.x = req; t0.y = blk.w + o / blk.y; t0.z = r0.z; t0.w = r0.w;
   t1.x = r1.x; t1.y = r1.y; t1.z = p.qo_indptr[req]; t1.w = p.qo_indptr[req + 1] - t1.z;
   t2.x = p.kv_lens[req]; t2.y = p.kv_tok_indptr[req]; t2.z = 0; t2.w = 0;
-  int4* out = reinterpret_cast<int4*>(p.tiles) + 3 * i;
+  int4* out = reinterpret_cast<int4*>(p.tiles) + 3 * static_cast<int64_t>(slot);
   out[0] = t0; out[1] = t1; out[2] = t2;
+}
+
+// One warp per CTA c: its tiles are the sorted positions with tile_cta == c, in order (the host's
+// stable grouping, partition's CSR list), so the warp walks tile_cta 32 positions at a time and
+// the lanes that match write slots work_indptr[c] + (matches before them). Stops after its last.
+NA_DEVICE void expand_cta_tiles(const OffsetParams& p, int num_tiles, int num_blocks, int cta, int lane) {
+  const int slot0 = p.work_indptr[cta];
+  const int count = p.work_indptr[cta + 1] - slot0;
+  int found = 0;  // warp-uniform: every lane adds the same ballot
+  for (int pos0 = 0; found < count && pos0 < num_tiles; pos0 += 32) {
+    const int pos = pos0 + lane;
+    const bool mine = pos < num_tiles && p.tile_cta[pos] == cta;
+    const unsigned match = __ballot_sync(0xffffffffu, mine);
+    if (mine) expand_tile(p, num_blocks, pos, slot0 + found + __popc(match & ((1u << lane) - 1u)));
+    found += __popc(match);
+  }
 }
 
 extern "C" __global__ void expand_plan(const __grid_constant__ OffsetParams p) {
   const int batch = p.counts[kCountBatch];
-  const int64_t num_tiles = p.counts[kCountTiles];
+  const int num_tiles = p.counts[kCountTiles];
   const int num_blocks = p.counts[kCountBlocks];
   const int64_t total_kv = p.counts[kCountKvTokens];
+  const int num_ctas = p.counts[kCountCtas];
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (p.tok_page != nullptr || p.tok_units != nullptr || p.k_tok_elems != nullptr) {
     for (int64_t t = first; t < total_kv; t += stride) expand_token(p, batch, t);
   }
-  if (p.tiles != nullptr) {
-    for (int64_t i = first; i < num_tiles; i += stride) expand_tile(p, num_blocks, i);
+  if (p.tiles != nullptr) {  // whole warps (blockDim.x is a multiple of 32), one CTA each
+    const int warps = static_cast<int>(stride / 32);
+    for (int cta = static_cast<int>(first / 32); cta < num_ctas; cta += warps) {
+      expand_cta_tiles(p, num_tiles, num_blocks, cta, threadIdx.x % 32);
+    }
   }
 }

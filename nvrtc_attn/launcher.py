@@ -52,7 +52,7 @@ class OffsetParams(ctypes.Structure):
 
     _fields_ = [
         ("counts", _p), ("qo_indptr", _p), ("kv_lens", _p), ("kv_tok_indptr", _p), ("paged_kv_indptr", _p),
-        ("page_indices", _p), ("rows", _p), ("blocks", _p), ("entries", _p), ("slot_pos", _p),
+        ("page_indices", _p), ("rows", _p), ("blocks", _p), ("entries", _p), ("work_indptr", _p), ("tile_cta", _p),
         ("tiles", _p), ("tok_page", _p), ("tok_slot", _p), ("tok_units", _p), ("k_tok_elems", _p),
         ("v_tok_elems", _p),
         ("page_ratio", _i64), ("k_stride_page", _i64), ("k_stride_tok", _i64),
@@ -192,7 +192,7 @@ def expand_plan(plan, workspace_ptr: int, offsets_key: tuple | None, stream: int
 
     op = OffsetParams()
     for name in ("counts", "qo_indptr", "kv_lens", "kv_tok_indptr", "paged_kv_indptr", "page_indices", "rows",
-                 "blocks", "entries", "slot_pos", "tiles", "tok_page", "tok_slot"):
+                 "blocks", "entries", "work_indptr", "tile_cta", "tiles", "tok_page", "tok_slot"):
         setattr(op, name, section(name))
     op.page_size = plan.page_size
     if offsets_key is not None and offsets_key[0] == "units":
@@ -204,7 +204,8 @@ def expand_plan(plan, workspace_ptr: int, offsets_key: tuple | None, stream: int
     cap = plan.capacity
     work = max(cap.max_kv_tokens, cap.max_tiles) if cap is not None else max(plan.total_kv, plan.num_tiles)
     kernel = offsets_kernel(device)
-    kernel.launch(min(max(1, -(-work // kernel.threads)), _EXPAND_MAX_BLOCKS), op, stream)
+    blocks = max(-(-work // kernel.threads), -(-plan.num_ctas * 32 // kernel.threads))  # a warp per CTA
+    kernel.launch(min(max(1, blocks), _EXPAND_MAX_BLOCKS), op, stream)
 
 
 # cuTensorMapEncodeTiled for 16-bit elements with the 128-byte swizzle the wgmma operands use.

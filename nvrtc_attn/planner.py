@@ -7,6 +7,7 @@ Pure NumPy (no GPU): every layer's run() reuses the plan; the device only indexe
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,18 +19,17 @@ from . import paging, schedule
 # the expansion kernel writes the rest (DEVICE_BUILT) from them.
 _ALIGN = 256
 UPLOADED = ("counts", "qo_indptr", "kv_lens", "kv_tok_indptr", "paged_kv_indptr", "page_indices",
-            "rows", "blocks", "entries", "slot_pos", "work_indptr")
+            "rows", "blocks", "entries", "tile_cta", "work_indptr")
 DEVICE_BUILT = ("tiles", "tok_page", "tok_slot", "tok_units", "k_tok_elems", "v_tok_elems")
 SECTIONS = UPLOADED + DEVICE_BUILT
 
 # The "counts" section, int32: what the expansion kernel loops over, read on the device so that a
 # launch captured in a CUDA graph stays valid for later plans of the same capacity.
-COUNTS = ("batch", "tiles", "blocks", "kv_tokens")
+COUNTS = ("batch", "tiles", "blocks", "kv_tokens", "ctas")
 
-# Bytes per item of each section (int32 unless noted).
-_ITEM_BYTES = {"counts": 4, "qo_indptr": 4, "kv_lens": 4, "kv_tok_indptr": 4, "paged_kv_indptr": 4,
-               "page_indices": 4, "rows": 32, "blocks": 16, "entries": 4, "slot_pos": 4, "work_indptr": 4,
-               "tiles": 48, "tok_page": 4, "tok_slot": 4, "tok_units": 4, "k_tok_elems": 8, "v_tok_elems": 8}
+# Bytes per item of each section, in SECTIONS order (int32 words unless noted).
+_ITEM_BYTES = (4, 4, 4, 4, 4, 4, 32, 16, 4, 2, 4,  # counts .. work_indptr; rows [R, 8], blocks [NB, 4],
+               48, 4, 4, 4, 8, 8)                  # tile_cta uint16; tiles [T, 12], tok_page .. v_tok_elems
 
 
 def offset_key(k_strides, v_strides, max_page_index: int, page_size: int) -> tuple:
@@ -147,16 +147,30 @@ class Plan:
         return self.image[start:start + nbytes].view(np.int32)
 
 
-def _layout(sizes: dict[str, int]) -> tuple[dict, int, int]:
-    """(section -> (offset, bytes), bytes of the uploaded prefix, bytes of the whole layout)."""
-    layout, offset, upload = {}, 0, 0
-    for name in SECTIONS:
-        nbytes = sizes[name] * _ITEM_BYTES[name]
+def _layout(sizes) -> tuple[dict, int, int]:
+    """(section -> (offset, bytes), bytes of the uploaded prefix, bytes of the whole layout) from
+    the item counts of SECTIONS, in order."""
+    layout, offset = {}, 0
+    for name, items, item_bytes in zip(SECTIONS, sizes, _ITEM_BYTES):
+        nbytes = items * item_bytes
         layout[name] = (offset, nbytes)
         offset += -(-nbytes // _ALIGN) * _ALIGN
         if name == UPLOADED[-1]:
             upload = offset
     return layout, upload, max(offset, _ALIGN)
+
+
+def _image(arrays, layout: dict, upload_bytes: int) -> np.ndarray:
+    """The uploaded sections (UPLOADED order, any integer arrays) as int32 at their offsets, zero
+    between them."""
+    words = np.zeros(upload_bytes // 4, dtype=np.int32)
+    for name, arr in zip(UPLOADED, arrays):
+        start = layout[name][0] // 4
+        if name == "tile_cta":  # uint16 items
+            words[start:].view(np.uint16)[:arr.size] = arr
+        else:
+            words[start:start + arr.size] = arr.reshape(-1)
+    return words.view(np.uint8)
 
 
 def build_offsets(tok_page, tok_slot, key) -> dict[str, np.ndarray]:
@@ -222,49 +236,43 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     qo_indptr = np.asarray(qo_indptr, dtype=np.int64)
     indptr = np.asarray(paged_kv_indptr, dtype=np.int64)
     batch = len(qo_indptr) - 1
-    qo_lens = np.diff(qo_indptr)
-    n_pages = np.diff(indptr)
-    kv_lens = np.where(n_pages > 0, (n_pages - 1) * int(page_size)
-                       + np.asarray(paged_kv_last_page_len, dtype=np.int64), 0)
+    qo_lens = qo_indptr[1:] - qo_indptr[:-1]
+    n_pages = indptr[1:] - indptr[:-1]
+    kv_lens = n_pages * int(page_size)
+    kv_lens += np.asarray(paged_kv_last_page_len, dtype=np.int64) - int(page_size)
+    kv_lens *= n_pages > 0  # last_page_len is ignored without pages
     kv_tok_indptr = np.zeros(batch + 1, dtype=np.int64)
-    np.cumsum(kv_lens, out=kv_tok_indptr[1:])
+    np.add.accumulate(kv_lens, out=kv_tok_indptr[1:])
     total_kv = int(kv_tok_indptr[-1])
     used = np.asarray(paged_kv_indices)[: int(indptr[-1])]
-    max_page_index = int(used.max()) if used.size else -1
+    max_page_index = int(np.maximum.reduce(used)) if len(used) else -1
     if offsets_key is not None and not units_fit(offsets_key, max_page_index, page_size):
         raise OverflowError("offsets_key in units mode does not fit int32; use element mode")
 
     group = num_qo_heads // num_kv_heads
-    rows = schedule.row_tiles(qo_lens, kv_lens, group, block_m, causal, window_left)
-    work = schedule.work_list(rows, num_kv_heads, 4 * head_dim, num_ctas, l2_section_bytes)  # K and V, 16-bit
+    rows, work = schedule.plan_work(qo_lens, kv_lens, group, num_kv_heads, block_m, causal, window_left,
+                                    4 * head_dim, num_ctas, l2_section_bytes)  # K and V, 16-bit
 
-    counts = (batch, work.num_tiles, len(work.blocks), total_kv)
-    arrays = {"counts": counts, "qo_indptr": qo_indptr, "kv_lens": kv_lens, "kv_tok_indptr": kv_tok_indptr,
-              "paged_kv_indptr": indptr, "page_indices": used, "rows": rows, "blocks": work.blocks,
-              "entries": work.entries, "slot_pos": work.slot_pos, "work_indptr": work.work_indptr}
+    counts = np.array((batch, work.num_tiles, len(work.blocks), total_kv, num_ctas))
+    arrays = (counts, qo_indptr, kv_lens, kv_tok_indptr, indptr, used, rows, work.blocks, work.entries,
+              work.tile_cta, work.work_indptr)  # UPLOADED order
     if capacity is None:
-        sizes = {name: len(arr) for name, arr in arrays.items()}
-        sizes.update(tiles=work.num_tiles, tok_page=total_kv, tok_slot=total_kv, tok_units=total_kv,
-                     k_tok_elems=total_kv, v_tok_elems=total_kv)
+        sizes = [*map(len, arrays), work.num_tiles, total_kv, total_kv, total_kv, total_kv, total_kv]
     else:
         capacity.check(batch, work.num_tiles, total_kv, len(used))
         sizes = _capacity_sizes(capacity, num_kv_heads, num_ctas)
     layout, upload_bytes, workspace_bytes = _layout(sizes)
-
-    image = np.zeros(upload_bytes, dtype=np.uint8)
-    for name, arr in arrays.items():
-        flat = np.asarray(arr).reshape(-1)
-        start = layout[name][0]
-        image[start:start + 4 * flat.size].view(np.int32)[:] = flat
+    image = _image(arrays, layout, upload_bytes)
     if capacity is not None and batch < capacity.batch_size:  # empty requests after the last
         for name in ("qo_indptr", "kv_tok_indptr", "paged_kv_indptr"):
             start = layout[name][0]
-            image[start:start + 4 * (capacity.batch_size + 1)].view(np.int32)[batch + 1:] = arrays[name][-1]
+            image[start:start + 4 * (capacity.batch_size + 1)].view(np.int32)[batch + 1:] = \
+                arrays[UPLOADED.index(name)][-1]
 
     return Plan(
         batch_size=batch, num_qo_heads=int(num_qo_heads), num_kv_heads=int(num_kv_heads),
         head_dim=int(head_dim), page_size=int(page_size), causal=bool(causal), window_left=int(window_left),
-        sm_scale=float(sm_scale) if sm_scale is not None else 1.0 / float(np.sqrt(head_dim)),
+        sm_scale=float(sm_scale) if sm_scale is not None else 1.0 / math.sqrt(head_dim),
         logits_soft_cap=float(logits_soft_cap or 0.0), dtype=dtype, block_m=int(block_m),
         num_ctas=int(num_ctas), total_q=int(qo_indptr[-1]) if qo_indptr.size else 0, total_kv=total_kv,
         max_page_index=max_page_index, num_tiles=work.num_tiles, qo_lens=qo_lens.astype(np.int32),
@@ -273,10 +281,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     )
 
 
-def _capacity_sizes(capacity: PlanCapacity, num_kv_heads: int, num_ctas: int) -> dict[str, int]:
-    """Items per section for every plan of a capacity (the batch's own counts never enter)."""
+def _capacity_sizes(capacity: PlanCapacity, num_kv_heads: int, num_ctas: int) -> list[int]:
+    """Items per section (SECTIONS order) for every plan of a capacity: the batch never enters."""
     b, t, kv = capacity.batch_size, capacity.max_tiles, capacity.max_kv_tokens
-    return {"counts": len(COUNTS), "qo_indptr": b + 1, "kv_lens": b, "kv_tok_indptr": b + 1,
-            "paged_kv_indptr": b + 1, "page_indices": capacity.max_pages, "rows": t // int(num_kv_heads),
-            "blocks": t, "entries": t, "slot_pos": t, "work_indptr": int(num_ctas) + 1, "tiles": t,
-            "tok_page": kv, "tok_slot": kv, "tok_units": kv, "k_tok_elems": kv, "v_tok_elems": kv}
+    return [len(COUNTS), b + 1, b, b + 1, b + 1, capacity.max_pages, t // int(num_kv_heads), t, t, t,
+            int(num_ctas) + 1, t, kv, kv, kv, kv, kv]

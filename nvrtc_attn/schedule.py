@@ -9,11 +9,12 @@ import bisect
 import heapq
 import itertools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = ["TILE_OVERHEAD_KEYS", "TILE_FIELDS", "L2_SECTION_BYTES", "row_tiles", "make_tiles", "tile_costs",
-           "l2_sections", "partition", "WorkList", "work_list", "decode_tiles", "mean_blocks_per_tile"]
+           "l2_sections", "partition", "WorkList", "work_list", "plan_work", "decode_tiles", "mean_blocks_per_tile"]
 
 # Column meaning of a tile row; the last two are reserved (zero) so a row is 32 bytes.
 TILE_FIELDS = ("req", "kv_head", "row_start", "row_end", "kv_start", "kv_end", "reserved0", "reserved1")
@@ -27,6 +28,17 @@ TILE_FIELDS = ("req", "kv_head", "row_start", "row_end", "kv_start", "kv_end", "
 TILE_OVERHEAD_KEYS = 128
 
 
+class _RowTiles(NamedTuple):
+    """Row tiles and what the work list needs of them (requests without rows left out)."""
+
+    rows: np.ndarray      # int32 [R, 8], see row_tiles
+    ordinal: np.ndarray   # int64 [R]: index of the row's request among the requests with rows
+    first: np.ndarray     # int64 [n]: first row of each request with rows
+    req_rows: np.ndarray  # int64 [n]: its number of rows
+    req_end: np.ndarray   # int64 [n]: its largest kv_end
+    cost: np.ndarray      # int64 [R]: kv_end - kv_start + TILE_OVERHEAD_KEYS (>= TILE_OVERHEAD_KEYS)
+
+
 def row_tiles(qo_lens, kv_lens, group_size: int, block_m: int, causal: bool, window_left: int) -> np.ndarray:
     """The tiles of one KV head: every request's packed rows cut into tiles of <= block_m rows.
 
@@ -38,53 +50,71 @@ def row_tiles(qo_lens, kv_lens, group_size: int, block_m: int, causal: bool, win
     Example: qo_lens=[3], kv_lens=[5], group_size=2, block_m=4, causal=True, window_left=-1
       -> [[0, 0, 0, 2, 0, 3, 0, 0], [0, 0, 2, 6, 0, 5, 0, 0]]
     """
+    return _row_tiles(qo_lens, kv_lens, group_size, block_m, causal, window_left).rows
+
+
+def _row_tiles(qo_lens, kv_lens, group_size: int, block_m: int, causal: bool, window_left: int) -> _RowTiles:
     qo = np.asarray(qo_lens, dtype=np.int64)
     kv = np.asarray(kv_lens, dtype=np.int64)
     g, block_m, window_left = int(group_size), int(block_m), int(window_left)
     if block_m <= 0 or g <= 0:
         raise ValueError(f"block_m and group_size must be positive, got {block_m} and {g}")
 
+    # Per request first (B values), then one gather per row: plan() pays per call, not per row.
     packed = qo * g
-    per_req = -(-packed // block_m)  # ceil; 0 when qo_len == 0
+    per_req = (packed + (block_m - 1)) // block_m  # ceil; 0 when qo_len == 0
     first_row = np.zeros(len(qo) + 1, dtype=np.int64)
-    np.cumsum(per_req, out=first_row[1:])
-    req = np.repeat(np.arange(len(qo), dtype=np.int64), per_req)
-    row_tile = np.arange(int(first_row[-1]), dtype=np.int64) - first_row[req]
-    rows = packed[req]
+    np.add.accumulate(per_req, out=first_row[1:])
+    n = int(first_row[-1])
+    req = np.arange(len(qo), dtype=np.int64).repeat(per_req)
     if causal:
         # The partial tile goes first, where causal rows see the fewest keys: a kernel computes all
         # block_m rows of a tile, so a partial last tile would waste the most expensive key range.
-        row_end = rows - (per_req[req] - 1 - row_tile) * block_m
+        # Row i (of all) ends (rows after it in its request) * block_m before the packed rows do.
+        end_offset = packed - (first_row[1:] - 1) * block_m
+        row_end = end_offset[req] + np.arange(0, n * block_m, block_m, dtype=np.int64)
         row_start = np.maximum(row_end - block_m, 0)
     else:
-        row_start = row_tile * block_m
-        row_end = np.minimum(row_start + block_m, rows)
+        row_start = np.arange(0, n * block_m, block_m, dtype=np.int64) - (first_row[:-1] * block_m)[req]
+        row_end = np.minimum(row_start + block_m, packed[req])
 
     # lo(i) and hi(i) are non-decreasing in i and consecutive non-empty ranges touch, so the union
     # over the tile's queries [i_first, i_last] is one range [lo(i_first), hi(i_last)), where
-    # i_first is the first query that sees anything. Only causal rows can see nothing (i + c < 0)
-    # besides kv_len == 0; a non-causal window always keeps j = kv_len - 1 since i < qo_len.
-    kv_len = kv[req]
-    c = kv_len - qo[req]
-    i_first = row_start // g
-    i_last = (row_end - 1) // g
+    # i_first is the first query that sees anything. Only causal rows can see nothing (i + c < 0,
+    # then kv_end <= 0) besides kv_len == 0 (then c = -qo_len and the window start is below 0); a
+    # non-causal window always keeps j = kv_len - 1 since i < qo_len. Tiles that see nothing get
+    # kv_start = kv_end = 0.
+    c = (kv - qo)[req]
+    i_first = row_start // g if g > 1 else row_start
     if causal:
         i_first = np.maximum(i_first, -c)
-        kv_end = np.minimum(kv_len, i_last + c + 1)
+        kv_end = np.minimum(kv[req], (row_end - 1) // g + c + 1)
+        np.maximum(kv_end, 0, out=kv_end)
     else:
-        kv_end = kv_len
+        kv_end = kv[req]
+    out = np.zeros((n, 8), dtype=np.int32)
+    cost = kv_end + TILE_OVERHEAD_KEYS  # tile_costs without the block_m factor: the same partition
     if window_left >= 0:
-        kv_start = np.maximum(0, i_first + c - window_left)
-    else:
-        kv_start = np.zeros_like(kv_len)
-    empty = (i_first > i_last) | (kv_len == 0)
-    kv_start = np.where(empty, 0, kv_start)
-    kv_end = np.where(empty, 0, kv_end)
+        kv_start = i_first + c
+        kv_start -= window_left
+        np.maximum(kv_start, 0, out=kv_start)
+        np.minimum(kv_start, kv_end, out=kv_start)
+        out[:, 4] = kv_start
+        cost -= kv_start
+    out[:, 0] = req
+    out[:, 2] = row_start
+    out[:, 3] = row_end
+    out[:, 5] = kv_end
 
-    out = np.zeros((len(req), 8), dtype=np.int32)
-    for col, values in ((0, req), (2, row_start), (3, row_end), (4, kv_start), (5, kv_end)):
-        out[:, col] = values
-    return out
+    # The largest kv_end of a request is kv_len: its last row holds query qo_len - 1, which sees
+    # keys up to kv_len - 1 even under the causal mask.
+    if np.count_nonzero(per_req) == len(per_req):  # every request has rows
+        return _RowTiles(out, req, first_row[:-1], per_req, kv, cost)
+    has_rows = per_req > 0
+    ordinal = np.add.accumulate(has_rows, dtype=np.int64)
+    ordinal -= 1
+    with_rows = has_rows.nonzero()[0]
+    return _RowTiles(out, ordinal[req], first_row[with_rows], per_req[with_rows], kv[with_rows], cost)
 
 
 def make_tiles(qo_lens, kv_lens, group_size: int, num_kv_heads: int, block_m: int,
@@ -150,6 +180,14 @@ def l2_sections(tiles: np.ndarray, kv_bytes_per_token: int, budget: int = L2_SEC
     section_of_group = np.zeros(len(starts), dtype=np.int64)
     section_of_group[_section_starts(group_bytes.tolist(), budget)[1:]] = 1
     return np.cumsum(section_of_group)[group_of]
+
+
+def _all_equal(values: np.ndarray) -> bool:
+    """Whether a non-empty int array holds one value (on a short array, as a list: no numpy calls)."""
+    if len(values) <= 64:
+        v = values.tolist()
+        return min(v) == max(v)
+    return bool(np.minimum.reduce(values) == np.maximum.reduce(values))
 
 
 def _section_starts(group_bytes: list, budget: int) -> list:
@@ -222,10 +260,9 @@ def _positive_ctas(num_ctas) -> int:
 
 def _group_by_cta(cta_of: np.ndarray, num_ctas: int) -> tuple[np.ndarray, np.ndarray]:
     """(positions grouped by CTA, each CTA's in assignment order; CSR work_indptr int32[num_ctas+1])."""
-    narrow = np.int16 if num_ctas < 1 << 15 else np.int32  # 16-bit keys: numpy sorts them by radix
-    grouped = np.argsort(cta_of.astype(narrow), kind="stable")
+    grouped = np.argsort(cta_of.astype(np.int16 if num_ctas < 1 << 15 else np.int32), kind="stable")  # radix
     work_indptr = np.zeros(num_ctas + 1, dtype=np.int32)
-    np.cumsum(np.bincount(cta_of, minlength=num_ctas), out=work_indptr[1:])
+    np.add.accumulate(np.bincount(cta_of, minlength=num_ctas), out=work_indptr[1:])
     return grouped, work_indptr
 
 
@@ -234,9 +271,24 @@ def _group_by_cta(cta_of: np.ndarray, num_ctas: int) -> tuple[np.ndarray, np.nda
 _MIN_RUN = 16
 
 
+def _key_bits(num_ctas: int) -> int:
+    """Low bits of a CTA key that hold its id: 16 when they fit, so that casting keys to uint16
+    yields the ids (the cheapest way to get them; radix-sortable, and what the device reads)."""
+    return max(16, (num_ctas - 1).bit_length())
+
+
 def _assign_longest_first(sorted_costs: np.ndarray, num_ctas: int) -> np.ndarray:
     """CTA of each tile, int64[T], tiles in the given (longest-first) order: each to the CTA with
-    the least load so far, ties to the lowest id. Exact, but a wave of num_ctas tiles at a time.
+    the least load so far, ties to the lowest id (see _longest_first)."""
+    bits = _key_bits(num_ctas)
+    cta, _ = _longest_first(np.asarray(sorted_costs, dtype=np.int64) << bits, int(num_ctas), bits)
+    return cta.astype(np.int64)
+
+
+def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(CTA of each tile, uint16 (int64 past 65536 CTAs); tiles per CTA, int64[num_ctas]) for tiles in longest-first
+    order with costs step = cost << bits: each to the CTA with the least load so far, ties to the
+    lowest id. Exact, but a wave of num_ctas tiles at a time.
 
     A CTA is the key (load << bits) | id, so one integer order is the (load, id) order. From the
     CTAs sorted by key, a full wave gives tile t + j to the j-th of them; that is what one tile at a
@@ -251,46 +303,60 @@ def _assign_longest_first(sorted_costs: np.ndarray, num_ctas: int) -> np.ndarray
     [10, 7]: min 7 > 1, so tiles 0, 1 -> CTAs 0, 1; sorted [7, 10] + [6, 4] -> [13, 14]: 13 > 10,
     tiles 2, 3 -> CTAs 1, 0; sorted [13, 14] + [4, 2]: tiles 4, 5 -> CTAs 1, 0.
     """
-    n, num_ctas = len(sorted_costs), int(num_ctas)
-    bits = max(num_ctas - 1, 1).bit_length()
-    step = np.asarray(sorted_costs, dtype=np.int64) << bits
+    n = len(step)
+    mask = (1 << bits) - 1
     keys = np.empty(n + num_ctas, dtype=np.int64)  # keys[t]: the CTA (old load, id) tile t went to
     state = np.arange(num_ctas, dtype=np.int64)    # every CTA's key, ascending
-    t = 0
+    fed = []                                       # the keys each exact run fed
+    t = full_waves = 0
+    add = np.add
     while t < n:
         waves = (n - t) // num_ctas
         if waves:
-            rows = list(keys[t:t + (waves + 1) * num_ctas].reshape(waves + 1, num_ctas))
-            rows[0][:] = state
-            done = 0
-            for old, cost, new in zip(rows, step[t:t + waves * num_ctas].reshape(waves, num_ctas), rows[1:]):
-                np.add(old, cost, out=new)
+            rows = keys[t:t + (waves + 1) * num_ctas].reshape(waves + 1, num_ctas)
+            costs = step[t:t + waves * num_ctas].reshape(waves, num_ctas)
+            old = rows[0]
+            old[:] = state
+            done = waves
+            for w in range(waves):
+                new = rows[w + 1]
+                add(old, costs[w], out=new)
                 new.sort()
-                if new[0] <= old[-1]:
+                if new.item(0) <= old.item(-1):
+                    done = w
                     break
-                done += 1
+                old = new
             t += done * num_ctas
+            full_waves += done
             state = rows[done].copy()
             if done == waves:
                 continue
         m = min(num_ctas, n - t)
         new = state[:m] + step[t:t + m]
         ok = state[1:m] < np.minimum.accumulate(new)[:-1]
-        k = m if ok.all() else int(ok.argmin()) + 1
+        k = 1
+        if m > 1:
+            first_fail = int(ok.argmin())
+            k = m if ok[first_fail] else first_fail + 1
         keys[t:t + k] = state[:k]
+        fed.append(state[:k] & mask)
         state[:k] = new[:k]
         state.sort()
         t += k
         if k < min(_MIN_RUN, m):
             break
-    cta_of = keys[:n] & ((1 << bits) - 1)
+    counts = np.full(num_ctas, full_waves, dtype=np.int64)
+    if fed:
+        counts += np.bincount(np.concatenate(fed), minlength=num_ctas)
+    cta = keys[:n].astype(np.uint16) if bits == 16 else keys[:n] & mask
     if t < n:
-        heap = [(x >> bits, x & ((1 << bits) - 1)) for x in state.tolist()]  # sorted, so a heap
-        for rank, c in enumerate(np.asarray(sorted_costs[t:]).tolist(), start=t):
-            total, cta = heap[0]
-            heapq.heapreplace(heap, (total + c, cta))
-            cta_of[rank] = cta
-    return cta_of
+        heap = [(x >> bits, x & mask) for x in state.tolist()]  # sorted, so a heap
+        for rank, c in enumerate((step[t:] >> bits).tolist(), start=t):
+            total, c_id = heap[0]
+            heapq.heapreplace(heap, (total + c, c_id))
+            cta[rank] = c_id
+            counts[c_id] += 1
+    return cta, counts
 
 
 @dataclass(frozen=True)
@@ -301,24 +367,28 @@ class WorkList:
     run of that order with one section, cost and request: its k rows (entries[e0 : e0 + k], indices
     into the row tiles) times the KV heads [h_lo, h_lo + nh) of the request in the section, head-
     major (tile index order). Sorted position pos0 + o of block (pos0, k, e0, h_lo) is KV head
-    h_lo + o // k over row entries[e0 + o % k]. Slot i of the CTA-ordered work list
-    (work_indptr as partition's) is the tile at sorted position slot_pos[i]; decode_tiles and
-    kernels_cu/kv_offsets.cu expand it.
+    h_lo + o // k over row entries[e0 + o % k], and goes to CTA tile_cta[pos]; CTA c runs its tiles
+    in sorted order as work-list slots work_indptr[c] .. work_indptr[c + 1] (partition's CSR list).
+    decode_tiles and kernels_cu/kv_offsets.cu expand it.
 
     blocks:      int32 [NB, 4]  (pos0, k, e0, h_lo), pos0 ascending from 0
-    entries:     int32 [NE]     row tile of each entry
-    slot_pos:    int64 [T]      sorted position of each work-list slot
+    entries:     int64 [NE]     row tile of each entry
+    tile_cta:    uint16 [T]     CTA of each sorted position (int64 past 65536 CTAs)
     work_indptr: int32 [num_ctas + 1]
     """
 
     blocks: np.ndarray
     entries: np.ndarray
-    slot_pos: np.ndarray
+    tile_cta: np.ndarray
     work_indptr: np.ndarray
 
     @property
     def num_tiles(self) -> int:
-        return int(self.slot_pos.shape[0])
+        return int(self.tile_cta.shape[0])
+
+    def slot_positions(self) -> np.ndarray:
+        """int64 [T]: the sorted position of each work-list slot (CTA order), on the host."""
+        return np.argsort(self.tile_cta, kind="stable")
 
 
 def work_list(rows: np.ndarray, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: int,
@@ -332,72 +402,122 @@ def work_list(rows: np.ndarray, num_kv_heads: int, kv_bytes_per_token: int, num_
     [[0, 1, 0, 0], [2, 1, 1, 0], [4, 1, 2, 0], [6, 1, 3, 0]] with entries [1, 3, 0, 2].
     """
     rows = np.asarray(rows)
-    heads, num_ctas = int(num_kv_heads), _positive_ctas(num_ctas)
-    n_rows = rows.shape[0]
-    if n_rows == 0:
-        return WorkList(np.zeros((0, 4), np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64),
-                        np.zeros(num_ctas + 1, np.int32))
-    req = rows[:, 0]
-    first = np.flatnonzero(np.concatenate(([True], req[1:] != req[:-1])))  # first row of each request
-    n_req = len(first)
+    req = rows[:, 0].astype(np.int64)
+    new_req = req[1:] != req[:-1]  # row r + 1 starts a request
+    first = np.zeros(np.count_nonzero(new_req) + min(len(req), 1), dtype=np.int64)
+    np.add(new_req.nonzero()[0], 1, out=first[1:])
+    ordinal = np.zeros(len(req), dtype=np.int64)
+    np.add.accumulate(new_req, dtype=np.int64, out=ordinal[1:])
     kv_end = rows[:, 5].astype(np.int64)
-    cost = np.maximum(kv_end - rows[:, 4], 0) + TILE_OVERHEAD_KEYS  # tile_costs without the block_m factor
-    req_bytes = np.maximum.reduceat(kv_end, first) * int(kv_bytes_per_token)
+    cost = kv_end - rows[:, 4]
+    np.maximum(cost, 0, out=cost)
+    cost += TILE_OVERHEAD_KEYS
+    req_rows = np.diff(np.append(first, len(req)))
+    req_end = np.maximum.reduceat(kv_end, first) if len(req) else kv_end
+    return _work(_RowTiles(rows, ordinal, first, req_rows, req_end, cost), num_kv_heads, kv_bytes_per_token,
+                 num_ctas, budget)
+
+
+def plan_work(qo_lens, kv_lens, group_size: int, num_kv_heads: int, block_m: int, causal: bool,
+              window_left: int, kv_bytes_per_token: int, num_ctas: int,
+              budget: int = L2_SECTION_BYTES) -> tuple[np.ndarray, WorkList]:
+    """(row_tiles(...), work_list(...)) of a batch in one pass: what make_plan schedules."""
+    r = _row_tiles(qo_lens, kv_lens, group_size, block_m, causal, window_left)
+    return r.rows, _work(r, num_kv_heads, kv_bytes_per_token, num_ctas, budget)
+
+
+def _work(r: _RowTiles, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: int, budget: int) -> WorkList:
+    heads, num_ctas = int(num_kv_heads), _positive_ctas(num_ctas)
+    n_req = len(r.first)
+    if len(r.cost) == 0:
+        return WorkList(np.zeros((0, 4), np.int32), np.zeros(0, np.int64), np.zeros(0, np.uint16),
+                        np.zeros(num_ctas + 1, np.int32))
 
     # Sections over the groups g = i * heads + h (request i of those with rows, KV head h); a
-    # segment is a request's heads within one section.
-    if (req_bytes == req_bytes[0]).all():
-        sec_starts = _equal_section_starts(n_req * heads, int(req_bytes[0]), budget)
+    # segment is a request's heads within one section, an entry one of its rows.
+    kvb = int(kv_bytes_per_token)
+    if _all_equal(r.req_end):
+        sec_starts = _equal_section_starts(n_req * heads, int(r.req_end[0]) * kvb, budget)
     else:
-        sec_starts = _section_starts(np.repeat(req_bytes, heads).tolist(), budget)
-    if all(g % heads == 0 for g in sec_starts):  # segments are requests; entries are the rows
-        seg_start = np.arange(n_req, dtype=np.int64) * heads
-        seg_of_entry = np.repeat(np.arange(n_req, dtype=np.int64), np.diff(np.append(first, n_rows)))
-        entry_row = np.arange(n_rows, dtype=np.int64)
+        sec_starts = _section_starts((r.req_end * kvb).repeat(heads).tolist(), budget)
+    splits = [g for g in sec_starts if g % heads]
+    if not splits:  # a segment per request, its rows the entries
+        n_seg, seg_start, entry_row, entry_cost, seg_of_entry = n_req, None, None, r.cost, r.ordinal
+        seg_section = None if len(sec_starts) == 1 else \
+            np.asarray(sec_starts).searchsorted(np.arange(0, n_req * heads, heads), side="right") - 1
     else:
-        seg_start = np.union1d(np.arange(n_req, dtype=np.int64) * heads, sec_starts)
+        seg_start = np.concatenate((np.arange(0, n_req * heads, heads), splits))
+        seg_start.sort()
+        n_seg = len(seg_start)
         seg_req = seg_start // heads
-        counts = np.diff(np.append(first, n_rows))[seg_req]
-        seg_of_entry = np.repeat(np.arange(len(seg_start), dtype=np.int64), counts)
-        offset = first[seg_req] - np.concatenate(([0], np.cumsum(counts)[:-1]))
-        entry_row = np.arange(len(seg_of_entry), dtype=np.int64) + offset[seg_of_entry]
-    seg_heads = np.diff(np.append(seg_start, n_req * heads))
-    seg_section = np.searchsorted(np.asarray(sec_starts), seg_start, side="right") - 1
+        counts = r.req_rows[seg_req]
+        seg_of_entry = np.arange(n_seg, dtype=np.int64).repeat(counts)
+        offset = r.first[seg_req]
+        offset[1:] -= np.add.accumulate(counts)[:-1]
+        entry_row = offset[seg_of_entry]
+        entry_row += np.arange(len(seg_of_entry), dtype=np.int64)
+        entry_cost = r.cost[entry_row]
+        seg_section = np.asarray(sec_starts).searchsorted(seg_start, side="right") - 1
 
-    # Entries by (section, cost descending, entry): one integer key when it fits in 63 bits.
-    entry_cost = cost[entry_row]
-    max_cost = int(entry_cost.max())
-    major = seg_section[seg_of_entry] * (max_cost + 1) + (max_cost - entry_cost)
-    n_entries = len(entry_row)
+    # Blocks are the runs of equal (section, cost descending, segment); entries sort by that key and
+    # their index, as one integer when it fits in 63 bits.
+    n_entries = len(entry_cost)
+    max_cost = int(np.maximum.reduce(entry_cost))
+    key = max_cost - entry_cost
+    key *= n_seg
+    key += seg_of_entry
+    if seg_section is not None:
+        key += seg_section[seg_of_entry] * ((max_cost + 1) * n_seg)
     entry_bits = max(n_entries - 1, 1).bit_length()
-    if (len(sec_starts) * (max_cost + 1)) << entry_bits < 1 << 63:
-        packed = np.sort((major << entry_bits) | np.arange(n_entries, dtype=np.int64))
-        by_key = packed & ((1 << entry_bits) - 1)
-        major = packed >> entry_bits
+    if (len(sec_starts) * (max_cost + 1) * n_seg) << entry_bits < 1 << 63:
+        key <<= entry_bits
+        key |= np.arange(n_entries, dtype=np.int64)
+        key.sort()
+        by_key = key & ((1 << entry_bits) - 1)
+        key >>= entry_bits
     else:
-        by_key = np.lexsort((np.arange(n_entries), major))
-        major = major[by_key]
-    seg = seg_of_entry[by_key]
-    cut = np.flatnonzero((major[1:] != major[:-1]) | (seg[1:] != seg[:-1])) + 1
-    e0 = np.concatenate(([0], cut))
-    k = np.diff(np.append(e0, n_entries))
-    block_seg = seg[e0]
-    block_tiles = k * seg_heads[block_seg]
-    pos0 = np.concatenate(([0], np.cumsum(block_tiles)[:-1]))
+        by_key = np.lexsort((np.arange(n_entries), key))
+        key = key[by_key]
+    cut = (key[1:] != key[:-1]).nonzero()[0]
+    e0 = np.zeros(len(cut) + 1, dtype=np.int64)
+    np.add(cut, 1, out=e0[1:])
+    k = np.empty_like(e0)
+    np.subtract(e0[1:], e0[:-1], out=k[:-1])
+    k[-1] = n_entries - e0[-1]
+    if seg_start is None:
+        block_tiles, h_lo = k * heads, 0
+    else:
+        seg_heads = np.empty_like(seg_start)
+        np.subtract(seg_start[1:], seg_start[:-1], out=seg_heads[:-1])
+        seg_heads[-1] = n_req * heads - seg_start[-1]
+        block_seg = key[e0] % n_seg
+        block_tiles, h_lo = k * seg_heads[block_seg], seg_start[block_seg] % heads
+    pos = np.zeros(len(e0) + 1, dtype=np.int64)
+    np.add.accumulate(block_tiles, out=pos[1:])
     blocks = np.empty((len(e0), 4), dtype=np.int32)
-    for col, values in enumerate((pos0, k, e0, seg_start[block_seg] % heads)):
-        blocks[:, col] = values
+    blocks[:, 0] = pos[:-1]
+    blocks[:, 1] = k
+    blocks[:, 2] = e0
+    blocks[:, 3] = h_lo
+    entries = by_key if entry_row is None else entry_row[by_key]
 
-    sorted_costs = np.repeat(entry_cost[by_key[e0]], block_tiles)
-    slot_pos, work_indptr = _group_by_cta(_assign_longest_first(sorted_costs, num_ctas), num_ctas)
-    return WorkList(blocks, entry_row[by_key].astype(np.int32), slot_pos, work_indptr)
+    n = int(pos[-1])
+    if n <= num_ctas:  # the first wave: tile j to CTA j (every cost is positive)
+        work_indptr = np.minimum(np.arange(num_ctas + 1, dtype=np.int32), n)
+        return WorkList(blocks, entries, np.arange(n, dtype=np.uint16 if num_ctas <= 1 << 16 else np.int64),
+                        work_indptr)
+    bits = _key_bits(num_ctas)
+    cta, counts = _longest_first((entry_cost[by_key[e0]] << bits).repeat(block_tiles), num_ctas, bits)
+    work_indptr = np.zeros(num_ctas + 1, dtype=np.int32)
+    np.add.accumulate(counts, out=work_indptr[1:])
+    return WorkList(blocks, entries, cta, work_indptr)
 
 
 def decode_tiles(rows: np.ndarray, work: WorkList) -> np.ndarray:
     """The tiles of the work list in CTA order, int32[T, 8] (TILE_FIELDS): the host mirror of the
     device expansion in kernels_cu/kv_offsets.cu. Equals make_tiles(...)[order] for partition's
     order."""
-    pos = np.asarray(work.slot_pos, dtype=np.int64)
+    pos = work.slot_positions()
     blocks = work.blocks.astype(np.int64)
     b = np.searchsorted(blocks[:, 0], pos, side="right") - 1
     o = pos - blocks[b, 0]

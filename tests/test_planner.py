@@ -46,7 +46,8 @@ def test_plan_matches_host_references(make_page_table, seed):
     np.testing.assert_array_equal(host.tok_page, pages.tok_page)
     np.testing.assert_array_equal(host.tok_slot, pages.tok_slot)
     assert plan.total_kv == len(pages.tok_page)
-    assert _section(plan, "counts").tolist() == [batch.batch_size, len(tiles), len(plan.work.blocks), plan.total_kv]
+    assert _section(plan, "counts").tolist() == [batch.batch_size, len(tiles), len(plan.work.blocks), plan.total_kv,
+                                                 num_ctas]
 
 
 def test_plan_does_no_per_token_work(make_page_table, monkeypatch):
