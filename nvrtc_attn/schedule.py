@@ -286,9 +286,9 @@ def _assign_longest_first(sorted_costs: np.ndarray, num_ctas: int) -> np.ndarray
 
 
 def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """(CTA of each tile, uint16 (int64 past 65536 CTAs); tiles per CTA, int64[num_ctas]) for tiles in longest-first
-    order with costs step = cost << bits: each to the CTA with the least load so far, ties to the
-    lowest id. Exact, but a wave of num_ctas tiles at a time.
+    """(CTA of each tile, uint16 (int64 past 65536 CTAs); tiles per CTA, int64[num_ctas]) for
+    tiles in longest-first order with costs step = cost << bits: each to the CTA with the least
+    load so far, ties to the lowest id. Exact, but a wave of num_ctas tiles at a time.
 
     A CTA is the key (load << bits) | id, so one integer order is the (load, id) order. From the
     CTAs sorted by key, a full wave gives tile t + j to the j-th of them; that is what one tile at a
@@ -299,25 +299,25 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
     precedes every CTA fed in the run, as many as pass), after which waves resume; a short run
     hands the rest to a heap, one tile at a time (heapq pops the smallest (load, id)).
 
-    Example: costs [5, 3, 3, 2, 2, 1], 2 CTAs (keys load * 2 + id): wave [0, 1] + [10, 6] ->
+    Example: costs [5, 3, 3, 2, 2, 1], 2 CTAs, bits 1 (keys load * 2 + id): wave [0, 1] + [10, 6] ->
     [10, 7]: min 7 > 1, so tiles 0, 1 -> CTAs 0, 1; sorted [7, 10] + [6, 4] -> [13, 14]: 13 > 10,
     tiles 2, 3 -> CTAs 1, 0; sorted [13, 14] + [4, 2]: tiles 4, 5 -> CTAs 1, 0.
     """
-    n = len(step)
+    n, p = len(step), num_ctas
     mask = (1 << bits) - 1
-    keys = np.empty(n + num_ctas, dtype=np.int64)  # keys[t]: the CTA (old load, id) tile t went to
-    state = np.arange(num_ctas, dtype=np.int64)    # every CTA's key, ascending
-    fed = []                                       # the keys each exact run fed
+    # keys[t:t + p] is the CTAs' keys, ascending, when tile t is next: tile t + j of a wave or run
+    # goes to keys[t + j], so keys[:n] ends up as the key each tile went to.
+    keys = np.empty(n + p, dtype=np.int64)
+    keys[:p] = np.arange(p)
+    fed = []  # the keys each exact run fed
     t = full_waves = 0
-    add = np.add
+    add, first_min = np.add, np.minimum.accumulate
     while t < n:
-        waves = (n - t) // num_ctas
+        waves = (n - t) // p
         if waves:
-            rows = keys[t:t + (waves + 1) * num_ctas].reshape(waves + 1, num_ctas)
-            costs = step[t:t + waves * num_ctas].reshape(waves, num_ctas)
-            old = rows[0]
-            old[:] = state
-            done = waves
+            rows = keys[t:t + (waves + 1) * p].reshape(waves + 1, p)
+            costs = step[t:t + waves * p].reshape(waves, p)
+            old, done = rows[0], waves
             for w in range(waves):
                 new = rows[w + 1]
                 add(old, costs[w], out=new)
@@ -326,25 +326,28 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
                     done = w
                     break
                 old = new
-            t += done * num_ctas
+            t += done * p
             full_waves += done
-            state = rows[done].copy()
             if done == waves:
                 continue
-        m = min(num_ctas, n - t)
-        new = state[:m] + step[t:t + m]
-        ok = state[1:m] < np.minimum.accumulate(new)[:-1]
+        m = min(p, n - t)
+        old = keys[t:t + p]
+        # Exact run: tile t + j to the j-th CTA while it precedes every CTA fed in the run. The CTAs
+        # it leaves are already in place for the next state; the fed ones follow them, then a sort.
+        cand = old[:m] + step[t:t + m]
         k = 1
         if m > 1:
+            ok = old[1:m] < first_min(cand)[:-1]
             first_fail = int(ok.argmin())
             k = m if ok[first_fail] else first_fail + 1
-        keys[t:t + k] = state[:k]
-        fed.append(state[:k] & mask)
-        state[:k] = new[:k]
-        state.sort()
+        fed.append(old[:k] & mask)
+        nxt = keys[t + k:t + k + p]
+        nxt[p - k:] = cand[:k]
+        nxt.sort()
         t += k
         if k < min(_MIN_RUN, m):
             break
+    state = keys[t:t + p]
     counts = np.full(num_ctas, full_waves, dtype=np.int64)
     if fed:
         counts += np.bincount(np.concatenate(fed), minlength=num_ctas)

@@ -109,6 +109,9 @@ def test_capacity_layouts_identical_across_batches(make_page_table):
     for name in ("qo_indptr", "kv_tok_indptr", "paged_kv_indptr"):
         sec = _section(short, name)[: cap.batch_size + 1]
         assert (sec[short.batch_size:] == sec[short.batch_size]).all()
+    for plan, batch in zip(plans, batches):  # the host references still read the padded sections
+        pages = paging.token_pages(*batch.index_args()[1:], 16)
+        np.testing.assert_array_equal(plan.token_pages().tok_page, pages.tok_page)
     # The same batch planned compactly has the same tiles and a smaller layout.
     compact = _plan(batches[0], causal=True, block_m=64)
     np.testing.assert_array_equal(compact.tiles, plans[0].tiles)
