@@ -177,22 +177,23 @@ def offsets_kernel(device: int) -> LoadedKernel:
 _EXPAND_MAX_BLOCKS = 1024
 
 
-def expand_plan(plan, workspace_ptr: int, offsets_key: tuple | None, stream: int, device: int) -> None:
+def expand_plan(plan, workspace_ptr: int, offsets_key: tuple | None, stream: int, device: int, *,
+                offsets_only: bool = False) -> None:
     """The device half of plan(): one launch, on `stream` after the upload of plan.image to
     workspace_ptr, that writes the plan's DEVICE_BUILT sections from the uploaded ones: the tile
     rows (planner.DEVICE_TILE_FIELDS, CTA order), tok_page / tok_slot, and with an offsets key
-    (planner.offset_key) its offset table(s). Call it after every upload, and again on the same
-    workspace when run() needs the tables of another offsets key (it rewrites the same tiles and
-    pages). Every count comes from the workspace; the grid from the plan's capacity when it has
-    one, so the launch can be captured in a CUDA graph and replayed after later plans of that
-    capacity.
+    (planner.offset_key) its offset table(s). plan() calls it after every upload; run(), meeting
+    strides of another offsets key, calls it with offsets_only=True for that key's table alone.
+    Every count comes from the workspace, and the grid from the plan's capacity when it has one,
+    so the launch can be captured in a CUDA graph and replayed after later plans of that capacity.
     """
     def section(name):
         return workspace_ptr + plan.layout[name][0]
 
     op = OffsetParams()
-    for name in ("counts", "qo_indptr", "kv_lens", "kv_tok_indptr", "paged_kv_indptr", "page_indices", "rows",
-                 "blocks", "entries", "work_indptr", "tile_cta", "tiles", "tok_page", "tok_slot"):
+    inputs = ("counts", "qo_indptr", "kv_lens", "kv_tok_indptr", "paged_kv_indptr", "page_indices", "rows",
+              "blocks", "entries", "work_indptr", "tile_cta")
+    for name in inputs if offsets_only else inputs + ("tiles", "tok_page", "tok_slot"):
         setattr(op, name, section(name))
     op.page_size = plan.page_size
     if offsets_key is not None and offsets_key[0] == "units":

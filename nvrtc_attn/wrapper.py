@@ -231,7 +231,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         return p
 
     def _build_offsets(self, key: tuple, stream: int) -> None:
-        launcher.expand_plan(self._plan, self._workspace.ptr, key, stream, self._workspace.device)
+        launcher.expand_plan(self._plan, self._workspace.ptr, key, stream, self._workspace.device, offsets_only=True)
 
     @_needs_plan
     def run(self, q, paged_kv_cache, out=None, lse=None, return_lse: bool = False, stream=None,

@@ -66,7 +66,10 @@ def _check_tables(ws, plan, batch, key):
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("page_size", (1, 5, 16))
 @pytest.mark.parametrize("mode", ("none", "units", "elements"))
-def test_expansion_matches_host_references(make_page_table, seed, page_size, mode):
+@pytest.mark.parametrize("when", ("plan", "run"))
+def test_expansion_matches_host_references(make_page_table, seed, page_size, mode, when):
+    """when="plan": one expansion with the key, as plan() does given the cache; "run": plan()'s
+    expansion without a key, then run()'s offsets_only expansion for it."""
     import cupy
 
     rng = np.random.default_rng([seed, page_size])
@@ -79,7 +82,12 @@ def test_expansion_matches_host_references(make_page_table, seed, page_size, mod
     ws = cupy.empty(plan.workspace_bytes, dtype=cupy.uint8)
     stream = cupy.cuda.Stream(non_blocking=True)
     device = _upload(ws, plan, stream)
-    launcher.expand_plan(plan, ws.data.ptr, key, stream.ptr, device)
+    if when == "plan":
+        launcher.expand_plan(plan, ws.data.ptr, key, stream.ptr, device)
+    else:
+        launcher.expand_plan(plan, ws.data.ptr, None, stream.ptr, device)
+        if key is not None:
+            launcher.expand_plan(plan, ws.data.ptr, key, stream.ptr, device, offsets_only=True)
     stream.synchronize()
     _check_tables(ws, plan, batch, key)
 
