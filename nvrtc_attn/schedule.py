@@ -178,7 +178,7 @@ def l2_sections(tiles: np.ndarray, kv_bytes_per_token: int, budget: int = L2_SEC
     group_of = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(key))))
     group_bytes = np.maximum.reduceat(tiles[:, 5].astype(np.int64), starts) * int(kv_bytes_per_token)
     section_of_group = np.zeros(len(starts), dtype=np.int64)
-    section_of_group[_section_starts(group_bytes.tolist(), budget)[1:]] = 1
+    section_of_group[_section_starts(group_bytes.tolist(), 1, budget)[1:]] = 1
     return np.cumsum(section_of_group)[group_of]
 
 
@@ -190,19 +190,27 @@ def _all_equal(values: np.ndarray) -> bool:
     return bool(np.minimum.reduce(values) == np.maximum.reduce(values))
 
 
-def _section_starts(group_bytes: list, budget: int) -> list:
-    """First group of every section, one bisection per section: a section takes groups while it
-    holds no bytes or their total fits in `budget` (so a group larger than the budget opens a
-    section of its own). Example: bytes [12, 12, 12, 12], budget 32 -> [0, 2]."""
-    cum = [0, *itertools.accumulate(group_bytes)]
-    n, g0, starts = len(group_bytes), 0, []
+def _section_starts(item_bytes: list, per_item: int, budget: int) -> list:
+    """First group of every section, for groups that come per_item at a time with equal bytes (a
+    request's KV heads): a section takes groups while it holds no bytes or their total fits in
+    `budget` (so a group larger than the budget opens a section of its own). One bisection per
+    section. Example: items [12, 12] of 2 groups each, budget 32 -> [0, 2]."""
+    cum = [0, *itertools.accumulate(b * per_item for b in item_bytes)]  # bytes before each item
+    n = len(item_bytes) * per_item
+
+    def groups_within(limit: int, g0: int) -> int:
+        """The largest e >= g0 with the groups before e holding <= limit bytes."""
+        i = bisect.bisect_right(cum, limit, g0 // per_item) - 1  # then cum[i] <= limit < cum[i + 1]
+        return n if i == len(item_bytes) else i * per_item + (limit - cum[i]) // item_bytes[i]
+
+    g0, starts = 0, []
     while g0 < n:
         starts.append(g0)
-        base = cum[g0]
-        first_bytes = bisect.bisect_right(cum, base, g0) - 1  # groups before it hold nothing
+        base = cum[g0 // per_item] + g0 % per_item * item_bytes[g0 // per_item]
+        first_bytes = groups_within(base, g0)  # the groups before it hold nothing
         if first_bytes >= n:
             break
-        g0 = max(first_bytes + 1, bisect.bisect_right(cum, base + budget, g0) - 1)
+        g0 = max(first_bytes + 1, groups_within(base + budget, g0))
     return starts
 
 
@@ -442,7 +450,7 @@ def _work(r: _RowTiles, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: in
     if _all_equal(r.req_end):
         sec_starts = _equal_section_starts(n_req * heads, int(r.req_end[0]) * kvb, budget)
     else:
-        sec_starts = _section_starts((r.req_end * kvb).repeat(heads).tolist(), budget)
+        sec_starts = _section_starts((r.req_end * kvb).tolist(), heads, budget)
     splits = [g for g in sec_starts if g % heads]
     if not splits:  # a segment per request, its rows the entries
         n_seg, seg_start, entry_row, entry_cost, seg_of_entry = n_req, None, None, r.cost, r.ordinal
