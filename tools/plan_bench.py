@@ -34,10 +34,11 @@ except ImportError:
 from bench import build_batch, load_workloads  # noqa: E402 (tools/bench.py, beside this script)
 
 NUM_SMS = 132  # H100 / H200 SXM
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 NUM_LAYERS = 4
 
 
-def time_workloads(workloads: list[dict], repeats: int) -> dict[str, list[float]]:
+def time_workloads(workloads: list[dict], repeats: int, clock=time.perf_counter) -> dict[str, list[float]]:
     """make_plan milliseconds per workload id, `repeats` each (the package imported from sys.path).
     Round robin over the workloads, so that load from other processes on a shared machine spreads
     over all of them instead of landing on a few."""
@@ -62,13 +63,13 @@ def time_workloads(workloads: list[dict], repeats: int) -> dict[str, list[float]
     times = {wid: [] for wid in calls}
     for _ in range(repeats):
         for wid, plan in calls.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             plan()
-            times[wid].append((time.perf_counter() - t0) * 1e3)
+            times[wid].append((clock() - t0) * 1e3)
     return times
 
 
-def _time_revision(rev: str, workloads_path, repeats: int) -> dict[str, list[float]]:
+def _time_revision(rev: str, workloads_path, repeats: int, clock: str, only) -> dict[str, list[float]]:
     """The same timings with nvrtc_attn/ as it was at `rev` (git archive into a temp dir)."""
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "nvrtc_attn", "kernels_cu"],
@@ -79,7 +80,7 @@ def _time_revision(rev: str, workloads_path, repeats: int) -> dict[str, list[flo
             tar.extractall(tmp, filter="data")
         env = dict(os.environ, PYTHONPATH=tmp)
         cmd = [sys.executable, str(Path(__file__).resolve()), "--json", "--workloads", str(workloads_path),
-               "--repeats", str(repeats)]
+               "--repeats", str(repeats), "--clock", clock] + (["--only", *only] if only else [])
         result = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, cwd=tmp)
         return json.loads(result.stdout)
 
@@ -91,28 +92,33 @@ def main() -> int:
     ap.add_argument("--only", nargs="*", help="workload ids (default: all)")
     ap.add_argument("--against", metavar="REV", help="also time the package at this git revision")
     ap.add_argument("--json", action="store_true", help="print {id: [ms, ...]} only")
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                    help="wall: elapsed time (the target's measure); cpu: this thread's CPU time, which "
+                         "leaves out time the scheduler gave other processes on a shared machine")
     args = ap.parse_args()
 
     workloads, path = load_workloads(args.workloads)
     if args.only:
         workloads = [w for w in workloads if w["id"] in args.only]
+    clock = CLOCKS[args.clock]
     if args.json:
-        print(json.dumps(time_workloads(workloads, args.repeats)))
+        print(json.dumps(time_workloads(workloads, args.repeats, clock)))
         return 0
     # With --against, the two packages take turns in chunks, so both see the same machine load.
     chunks = 4 if args.against else 1
     new = {w["id"]: [] for w in workloads}
     old = {w["id"]: [] for w in workloads} if args.against else {}
     for _ in range(chunks):
-        for wid, t in time_workloads(workloads, -(-args.repeats // chunks)).items():
+        for wid, t in time_workloads(workloads, -(-args.repeats // chunks), clock).items():
             new[wid] += t
         if args.against:
-            for wid, t in _time_revision(args.against, path, -(-args.repeats // chunks)).items():
+            for wid, t in _time_revision(args.against, path, -(-args.repeats // chunks), args.clock,
+                                          args.only).items():
                 old[wid] += t
     new = {wid: statistics.median(t) for wid, t in new.items()}
     old = {wid: statistics.median(t) for wid, t in old.items()}
     head = f"{'workload':8} {'make_plan ms':>12}" + (f" {args.against + ' ms':>14} {'speed-up':>8}" if old else "")
-    print(f"median of {args.repeats} make_plan calls per workload ({NUM_SMS} CTAs, sm90 tiles)")
+    print(f"median {args.clock} time of {args.repeats} make_plan calls per workload ({NUM_SMS} CTAs, sm90 tiles)")
     print(head)
     for w in workloads:
         line = f"{w['id']:8} {new[w['id']]:12.3f}"
