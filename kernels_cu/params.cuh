@@ -59,15 +59,31 @@ struct Sm90TensorMaps {
   TensorMap q, k, v;
 };
 
-// The device-side offset builder (kv_offsets.cu): used when run() meets a stride set that
-// plan() did not see. Same tables as above, written into the workspace.
+// The plan's device-side expansion (kv_offsets.cu): launched by plan() right after its upload,
+// and again by run() for strides plan() did not see. Inputs are uploaded workspace sections
+// (planner.UPLOADED); null outputs are skipped. Counts are read from `counts` (planner.COUNTS).
+enum PlanCount { kCountBatch = 0, kCountTiles = 1, kCountBlocks = 2, kCountKvTokens = 3, kCountCtas = 4 };
+
 struct OffsetParams {
-  const int32_t* tok_page;       // [total_kv]
-  const int32_t* tok_slot;       // [total_kv]
-  int32_t* tok_units;            // out, units mode (or null)
-  int64_t* k_tok_elems;          // out, elements mode (or null)
+  const int32_t* counts;           // [5] PlanCount
+  const int32_t* qo_indptr;        // [batch + 1]
+  const int32_t* kv_lens;          // [batch]
+  const int32_t* kv_tok_indptr;    // [batch + 1] first token of each request
+  const int32_t* paged_kv_indptr;  // [batch + 1]
+  const int32_t* page_indices;     // [pages] the used page-table entries
+  const int32_t* rows;             // [R, 8] row tiles (schedule.row_tiles)
+  const int32_t* blocks;           // [blocks, 4] (pos0, k, e0, h_lo) (schedule.WorkList)
+  const int32_t* entries;          // [entries] row tile of each entry
+  const int32_t* work_indptr;      // [ctas + 1] CTA c runs work-list slots work_indptr[c] ..
+  const uint16_t* tile_cta;        // [tiles] CTA of each sorted position (schedule.WorkList)
+  int32_t* tiles;                  // out [tiles, 12] planner.DEVICE_TILE_FIELDS, or null
+  int32_t* tok_page;               // out [total_kv] (with tok_slot), or null
+  int32_t* tok_slot;
+  int32_t* tok_units;              // out, units mode (or null)
+  int64_t* k_tok_elems;            // out, elements mode (or null)
   int64_t* v_tok_elems;
-  int64_t page_ratio;            // stride_page / stride_token (units mode)
+  int64_t page_ratio;              // stride_page / stride_token (units mode)
   int64_t k_stride_page, k_stride_tok, v_stride_page, v_stride_tok;
-  int64_t total_kv;
+  int32_t page_size;
+  int32_t reserved;
 };

@@ -49,12 +49,16 @@ class Sm90TensorMaps(ctypes.Structure):
 
 
 class OffsetParams(ctypes.Structure):
-    """Mirror of `struct OffsetParams` (kernels_cu/params.cuh)."""
+    """Mirror of `struct OffsetParams` (kernels_cu/params.cuh): the expansion kernel's parameters."""
 
     _fields_ = [
-        ("tok_page", _p), ("tok_slot", _p), ("tok_units", _p), ("k_tok_elems", _p), ("v_tok_elems", _p),
+        ("counts", _p), ("qo_indptr", _p), ("kv_lens", _p), ("kv_tok_indptr", _p), ("paged_kv_indptr", _p),
+        ("page_indices", _p), ("rows", _p), ("blocks", _p), ("entries", _p), ("work_indptr", _p), ("tile_cta", _p),
+        ("tiles", _p), ("tok_page", _p), ("tok_slot", _p), ("tok_units", _p), ("k_tok_elems", _p),
+        ("v_tok_elems", _p),
         ("page_ratio", _i64), ("k_stride_page", _i64), ("k_stride_tok", _i64),
-        ("v_stride_page", _i64), ("v_stride_tok", _i64), ("total_kv", _i64),
+        ("v_stride_page", _i64), ("v_stride_tok", _i64),
+        ("page_size", _i32), ("reserved", _i32),
     ]
 
 
@@ -159,6 +163,7 @@ def prefill_sm80_kernel(head_dim: int, dtype: str, device: int, units: bool = Tr
 
 
 def offsets_kernel(device: int) -> LoadedKernel:
+    """The plan expansion kernel (kernels_cu/kv_offsets.cu) loaded on `device`."""
     return load(variants.kv_offsets_variant(device_arch(device)), device, 256, 0)
 
 
@@ -169,6 +174,43 @@ def prepare(build_variants, device: int) -> None:
     missing = [v for v in build_variants if (v.name, device) not in _kernels]
     if len(missing) > 1:
         compiler.compile_all(missing)
+
+
+# Blocks of the expansion kernel's grid-stride loops: enough to fill any GPU, few enough that a
+# small batch does not launch idle blocks.
+_EXPAND_MAX_BLOCKS = 1024
+
+
+def expand_plan(plan, workspace_ptr: int, offsets_key: tuple | None, stream: int, device: int, *,
+                offsets_only: bool = False) -> None:
+    """The device half of plan(): one launch, on `stream` after the upload of plan.image to
+    workspace_ptr, that writes the plan's DEVICE_BUILT sections from the uploaded ones: the tile
+    rows (planner.DEVICE_TILE_FIELDS, CTA order), tok_page / tok_slot, and with an offsets key
+    (planner.offset_key) its offset table(s). plan() calls it after every upload; run(), meeting
+    strides of another offsets key, calls it with offsets_only=True for that key's table alone.
+    Every count comes from the workspace, and the grid from the plan's capacity when it has one,
+    so the launch can be captured in a CUDA graph and replayed after later plans of that capacity.
+    """
+    def section(name):
+        return workspace_ptr + plan.layout[name][0]
+
+    op = OffsetParams()
+    inputs = ("counts", "qo_indptr", "kv_lens", "kv_tok_indptr", "paged_kv_indptr", "page_indices", "rows",
+              "blocks", "entries", "work_indptr", "tile_cta")
+    for name in inputs if offsets_only else inputs + ("tiles", "tok_page", "tok_slot"):
+        setattr(op, name, section(name))
+    op.page_size = plan.page_size
+    if offsets_key is not None and offsets_key[0] == "units":
+        op.tok_units = section("tok_units")
+        op.page_ratio = offsets_key[1]
+    elif offsets_key is not None:
+        op.k_tok_elems, op.v_tok_elems = section("k_tok_elems"), section("v_tok_elems")
+        op.k_stride_page, op.k_stride_tok, op.v_stride_page, op.v_stride_tok = offsets_key[1:]
+    cap = plan.capacity
+    work = max(cap.max_kv_tokens, cap.max_tiles) if cap is not None else max(plan.total_kv, plan.num_tiles)
+    kernel = offsets_kernel(device)
+    blocks = max(-(-work // kernel.threads), -(-plan.num_ctas * 32 // kernel.threads))  # a warp per CTA
+    kernel.launch(min(max(1, blocks), _EXPAND_MAX_BLOCKS), op, stream)
 
 
 # cuTensorMapEncodeTiled for 16-bit elements with the 128-byte swizzle the wgmma operands use.
@@ -319,22 +361,3 @@ def set_run_params(p: PrefillParams, plan, workspace_ptr: int, key: tuple, q, ks
         p.k_tok_elems = workspace_ptr + plan.layout["k_tok_elems"][0]
         p.v_tok_elems = workspace_ptr + plan.layout["v_tok_elems"][0]
     p.scale_log2, p.soft_cap, p.cap_scale, p.v_scale, p.lse_scale = scales
-
-
-def build_offsets(plan, workspace_ptr: int, key: tuple, stream: int, device: int) -> None:
-    """The K/V offset tables of `key` from the plan's per-token (page, slot) tables, on the device
-    (kernels_cu/kv_offsets.cu), on the run's stream: capturable, no host work per token."""
-    op = OffsetParams()
-    op.tok_page = workspace_ptr + plan.layout["tok_page"][0]
-    op.tok_slot = workspace_ptr + plan.layout["tok_slot"][0]
-    op.total_kv = plan.total_kv
-    if key[0] == "units":
-        op.tok_units = workspace_ptr + plan.layout["tok_units"][0]
-        op.page_ratio = key[1]
-    else:
-        op.k_tok_elems = workspace_ptr + plan.layout["k_tok_elems"][0]
-        op.v_tok_elems = workspace_ptr + plan.layout["v_tok_elems"][0]
-        op.k_stride_page, op.k_stride_tok, op.v_stride_page, op.v_stride_tok = key[1:]
-    kernel = offsets_kernel(device)
-    grid = min(max(1, -(-plan.total_kv // kernel.threads)), 4096)
-    kernel.launch(grid, op, stream)

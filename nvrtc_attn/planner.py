@@ -1,20 +1,35 @@
-"""Builds the frozen Plan of one batch: lengths, K/V offset tables, work tiles and their partition
-over a persistent grid, all laid out in ONE byte image that plan() uploads with one copy.
+"""Builds the frozen Plan of one batch: lengths, the page table and the compact work list (row
+tiles, their longest-first partition over a persistent grid), laid out in ONE byte image that
+plan() uploads with one copy; one small kernel (kernels_cu/kv_offsets.cu, launcher.expand_plan)
+then expands it on the device into the per-token K/V tables and the tile rows the kernels read.
 Pure NumPy (no GPU): every layer's run() reuses the plan; the device only indexes it.
 """
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import paging, schedule
 
-# Sections of the workspace image, in order. Offsets are 256-byte aligned (TMA descriptors and
-# 16-byte vector loads of the tiles want at least 16).
+# Sections of the workspace, in order. Offsets are 256-byte aligned (TMA descriptors and 16-byte
+# vector loads of the tiles want at least 16). plan() uploads the first ones (UPLOADED, the image);
+# the expansion kernel writes the rest (DEVICE_BUILT) from them.
 _ALIGN = 256
-SECTIONS = ("qo_indptr", "kv_lens", "kv_tok_indptr", "tiles", "work_indptr",
-            "tok_page", "tok_slot", "tok_units", "k_tok_elems", "v_tok_elems")
+UPLOADED = ("counts", "qo_indptr", "kv_lens", "kv_tok_indptr", "paged_kv_indptr", "page_indices",
+            "rows", "blocks", "entries", "tile_cta", "work_indptr")
+DEVICE_BUILT = ("tiles", "tok_page", "tok_slot", "tok_units", "k_tok_elems", "v_tok_elems")
+SECTIONS = UPLOADED + DEVICE_BUILT
+
+# The "counts" section, int32: what the expansion kernel loops over, read on the device so that a
+# launch captured in a CUDA graph stays valid for later plans of the same capacity.
+COUNTS = ("batch", "tiles", "blocks", "kv_tokens", "ctas")
+
+# Bytes per item of each section, in SECTIONS order (int32 words unless noted).
+_ITEM_BYTES = (4, 4, 4, 4, 4, 4, 32, 16, 4, 2, 4,  # counts .. work_indptr; rows [R, 8], blocks [NB, 4],
+               48, 4, 4, 4, 8, 8)                  # tile_cta uint16; tiles [T, 12], tok_page .. v_tok_elems
 
 
 def offset_key(k_strides, v_strides, max_page_index: int, page_size: int) -> tuple:
@@ -31,8 +46,54 @@ def offset_key(k_strides, v_strides, max_page_index: int, page_size: int) -> tup
 
 
 @dataclass(frozen=True)
+class PlanCapacity:
+    """Upper bounds that size every workspace section, so that all plans made with one capacity
+    (and the same heads, page size and grid) share one layout: a CUDA graph captured around run()
+    keeps valid pointers after any later plan() within it (FlashInfer's use_cuda_graph contract).
+
+    batch_size:    requests per batch (at most)
+    max_tiles:     work tiles (row tiles x KV heads)
+    max_kv_tokens: key tokens of the batch (the per-token tables)
+    max_pages:     used page-table entries (paged_kv_indptr[-1])
+
+    Example: PlanCapacity.for_batch(8, 8192, 4096, 16, 32, 8, 128) fits 8 requests of at most 8192
+    query tokens in all on at most 4096 pages of 16 keys: 8 * (ceil(8192 * 4 / 128) + 8) = 2112
+    tiles, 65536 key tokens.
+    """
+
+    batch_size: int
+    max_tiles: int
+    max_kv_tokens: int
+    max_pages: int
+
+    @classmethod
+    def for_batch(cls, batch_size: int, max_total_q: int, max_pages: int, page_size: int,
+                  num_qo_heads: int, num_kv_heads: int, block_m: int) -> "PlanCapacity":
+        """Bounds for batches of batch_size requests with at most max_total_q query tokens and
+        max_pages pages: a request of q tokens has ceil(q * G / block_m) <= q * G / block_m + 1 row
+        tiles, so tiles <= num_kv_heads * (ceil(max_total_q * G / block_m) + batch_size)."""
+        group = int(num_qo_heads) // int(num_kv_heads)
+        row_tiles = -(-int(max_total_q) * group // int(block_m)) + int(batch_size)
+        return cls(int(batch_size), int(num_kv_heads) * row_tiles, int(max_pages) * int(page_size),
+                   int(max_pages))
+
+    def check(self, batch_size: int, num_tiles: int, kv_tokens: int, pages: int) -> None:
+        """ValueError naming the first bound a batch exceeds."""
+        for what, value, bound in (("batch_size", batch_size, self.batch_size),
+                                   ("max_tiles", num_tiles, self.max_tiles),
+                                   ("max_kv_tokens", kv_tokens, self.max_kv_tokens),
+                                   ("max_pages", pages, self.max_pages)):
+            if value > bound:
+                raise ValueError(f"batch exceeds the plan capacity: {value} > PlanCapacity.{what} = {bound} "
+                                 f"(qo_indptr / paged_kv_indptr describe a larger batch than the capacity "
+                                 f"given to plan())")
+
+
+@dataclass(frozen=True)
 class Plan:
-    """Everything run() needs for one batch; arrays are host copies of what sits in the workspace."""
+    """Everything run() needs for one batch. The arrays are host copies of what plan() uploads;
+    the per-token tables and the tile rows exist only on the device (launcher.expand_plan builds
+    them from the upload); `tiles` and `token_pages()` recompute them on the host for tests."""
 
     batch_size: int
     num_qo_heads: int
@@ -49,15 +110,16 @@ class Plan:
     total_q: int
     total_kv: int
     max_page_index: int           # -1 when the batch has no pages
+    num_tiles: int
     qo_lens: np.ndarray
     kv_lens: np.ndarray
-    tiles: np.ndarray             # int32 [T, 8], already in CTA order
-    work_indptr: np.ndarray       # int32 [num_ctas + 1]
-    tok_page: np.ndarray
-    tok_slot: np.ndarray
-    offsets_key: tuple | None     # offsets in the image were built for this key (None: not yet)
+    row_tiles: np.ndarray         # int32 [R, 8]: KV head 0's tiles (schedule.row_tiles), request order
+    work: schedule.WorkList       # the partition of row_tiles x KV heads over num_ctas CTAs
+    offsets_key: tuple | None     # the offset tables are built for this key (None: not yet)
+    capacity: PlanCapacity | None  # sized the layout (None: compact, this batch only)
     layout: dict = field(repr=False)    # section -> (byte offset, byte size)
-    image: np.ndarray = field(repr=False)  # uint8, the bytes uploaded to the workspace
+    workspace_bytes: int = field(repr=False)  # the whole layout, uploaded and device-built sections
+    image: np.ndarray = field(repr=False)  # uint8, the bytes uploaded to the start of the workspace
     build: object = None          # variants.Build chosen for these tiles (set by plan())
 
     @property
@@ -65,25 +127,55 @@ class Plan:
         return self.num_qo_heads // self.num_kv_heads
 
     @property
-    def num_tiles(self) -> int:
-        return int(self.tiles.shape[0])
+    def work_indptr(self) -> np.ndarray:
+        """int32 [num_ctas + 1]: CTA c runs tiles work_indptr[c] .. work_indptr[c+1]."""
+        return self.work.work_indptr
 
-    @property
-    def workspace_bytes(self) -> int:
-        return int(self.image.nbytes)
+    @functools.cached_property
+    def tiles(self) -> np.ndarray:
+        """int32 [T, 8] (schedule.TILE_FIELDS) in CTA order: what the device expansion writes (with
+        the request fields of DEVICE_TILE_FIELDS), decoded on the host. O(T); plan() never reads it."""
+        return schedule.decode_tiles(self.row_tiles, self.work)
+
+    def token_pages(self) -> paging.TokenPages:
+        """The page and slot of every key token (what the device expansion writes), on the host."""
+        indptr = self._section("paged_kv_indptr")[: self.batch_size + 1]
+        lens = np.where(np.diff(indptr) > 0, self.kv_lens - (np.diff(indptr) - 1) * self.page_size, 1)
+        return paging.token_pages(indptr, self._section("page_indices")[: int(indptr[-1])], lens, self.page_size)
+
+    def _section(self, name: str) -> np.ndarray:
+        start, nbytes = self.layout[name]
+        return self.image[start:start + nbytes].view(np.int32)
 
 
-def _layout(sizes: dict[str, int]) -> tuple[dict, int]:
+def _layout(sizes) -> tuple[dict, int, int]:
+    """(section -> (offset, bytes), bytes of the uploaded prefix, bytes of the whole layout) from
+    the item counts of SECTIONS, in order."""
     layout, offset = {}, 0
-    for name in SECTIONS:
-        nbytes = sizes[name]
+    for name, items, item_bytes in zip(SECTIONS, sizes, _ITEM_BYTES):
+        nbytes = items * item_bytes
         layout[name] = (offset, nbytes)
-        offset += (nbytes + _ALIGN - 1) // _ALIGN * _ALIGN
-    return layout, max(offset, _ALIGN)
+        offset += -(-nbytes // _ALIGN) * _ALIGN
+        if name == UPLOADED[-1]:
+            upload = offset
+    return layout, upload, max(offset, _ALIGN)
+
+
+def _image(arrays, layout: dict, upload_bytes: int) -> np.ndarray:
+    """The uploaded sections (UPLOADED order, any integer arrays) as int32 at their offsets, zero
+    between them."""
+    words = np.zeros(upload_bytes // 4, dtype=np.int32)
+    for name, arr in zip(UPLOADED, arrays):
+        start = layout[name][0] // 4
+        if name == "tile_cta":  # uint16 items
+            words[start:].view(np.uint16)[:arr.size] = arr
+        else:
+            words[start:start + arr.size] = arr.reshape(-1)
+    return words.view(np.uint8)
 
 
 def build_offsets(tok_page, tok_slot, key) -> dict[str, np.ndarray]:
-    """Host-side offset tables for an offset key (same formulas as kernels_cu/kv_offsets.cu)."""
+    """Host-side offset tables for an offset key: the reference for kernels_cu/kv_offsets.cu."""
     if key[0] == "units":
         units = paging.offsets_in_token_units(tok_page, tok_slot, key[1])
         if units is not None:
@@ -102,7 +194,8 @@ DEVICE_TILE_FIELDS = ("req", "kv_head", "row_start", "row_end", "kv_start", "kv_
 
 
 def device_tiles(tiles: np.ndarray, qo_indptr, kv_lens, kv_tok_indptr) -> np.ndarray:
-    """int32 [T, 12] in DEVICE_TILE_FIELDS order from the schedule's [T, 8] tiles."""
+    """int32 [T, 12] in DEVICE_TILE_FIELDS order from the schedule's [T, 8] tiles: the host
+    reference of the tile rows kernels_cu/kv_offsets.cu writes."""
     tiles = np.asarray(tiles)
     req = tiles[:, 0].astype(np.int64)
     qo_indptr = np.asarray(qo_indptr, dtype=np.int64)
@@ -126,8 +219,15 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
               causal: bool = False, window_left: int = -1, sm_scale: float | None = None,
               logits_soft_cap: float | None = None, dtype: str = "float16",
               num_ctas: int = 132, block_m: int = 128, offsets_key: tuple | None = None,
-              l2_section_bytes: int = schedule.L2_SECTION_BYTES) -> Plan:
+              l2_section_bytes: int = schedule.L2_SECTION_BYTES,
+              capacity: PlanCapacity | None = None) -> Plan:
     """Plan one batch from validated host index arrays (see validate.check_plan_args).
+
+    O(batch + pages + tiles / num_ctas waves), never O(key tokens): the per-token tables and the
+    tile rows are the device's job (launcher.expand_plan, right after the upload of plan.image).
+    offsets_key (see offset_key) only records which offset tables that expansion builds.
+    capacity (PlanCapacity) sizes every section for the bound instead of this batch, so plans of
+    one capacity share one layout; a batch over it raises ValueError.
 
     Example: 2 requests of 100 and 300 query tokens on 100 and 400 keys, 8 q heads on 2 KV heads:
         make_plan([0, 100, 400], [0, 7, 32], pages, [4, 16], 8, 2, 128, 16, causal=True)
@@ -135,50 +235,55 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     132 CTAs longest-first.
     """
     qo_indptr = np.asarray(qo_indptr, dtype=np.int64)
-    qo_lens = np.diff(qo_indptr).astype(np.int32)
-    pages = paging.token_pages(paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, page_size)
-    group = num_qo_heads // num_kv_heads
-    tiles = schedule.make_tiles(qo_lens, pages.kv_lens, group, num_kv_heads, block_m, causal, window_left)
-    sections = schedule.l2_sections(tiles, kv_bytes_per_token=4 * head_dim,  # K and V, 16-bit
-                                    budget=l2_section_bytes)
-    order, work_indptr = schedule.partition(schedule.tile_costs(tiles, block_m), num_ctas, sections)
-    tiles = np.ascontiguousarray(tiles[order], dtype=np.int32)
-
-    n_kv = int(pages.tok_page.shape[0])
     indptr = np.asarray(paged_kv_indptr, dtype=np.int64)
-    used = np.asarray(paged_kv_indices, dtype=np.int64)[: int(indptr[-1])] if indptr.size else np.zeros(0)
-    max_page_index = int(used.max()) if used.size else -1
+    batch = len(qo_indptr) - 1
+    qo_lens = qo_indptr[1:] - qo_indptr[:-1]
+    n_pages = indptr[1:] - indptr[:-1]
+    kv_lens = n_pages * int(page_size)
+    kv_lens += np.asarray(paged_kv_last_page_len, dtype=np.int64) - int(page_size)
+    kv_lens *= n_pages > 0  # last_page_len is ignored without pages
+    kv_tok_indptr = np.zeros(batch + 1, dtype=np.int64)
+    np.add.accumulate(kv_lens, out=kv_tok_indptr[1:])
+    total_kv = int(kv_tok_indptr[-1])
+    used = np.asarray(paged_kv_indices)[: int(indptr[-1])]
+    max_page_index = int(np.maximum.reduce(used)) if len(used) else -1
+    if offsets_key is not None and not units_fit(offsets_key, max_page_index, page_size):
+        raise OverflowError("offsets_key in units mode does not fit int32; use element mode")
 
-    arrays = {
-        "qo_indptr": qo_indptr.astype(np.int32),
-        "kv_lens": pages.kv_lens.astype(np.int32),
-        "kv_tok_indptr": pages.kv_tok_indptr.astype(np.int32),
-        "tiles": device_tiles(tiles, qo_indptr, pages.kv_lens, pages.kv_tok_indptr),
-        "work_indptr": work_indptr.astype(np.int32),
-        "tok_page": pages.tok_page.astype(np.int32),
-        "tok_slot": pages.tok_slot.astype(np.int32),
-    }
-    sizes = {name: arr.nbytes for name, arr in arrays.items()}
-    sizes.update(tok_units=4 * n_kv, k_tok_elems=8 * n_kv, v_tok_elems=8 * n_kv)
-    layout, total = _layout(sizes)
+    group = num_qo_heads // num_kv_heads
+    rows, work = schedule.plan_work(qo_lens, kv_lens, group, num_kv_heads, block_m, causal, window_left,
+                                    4 * head_dim, num_ctas, l2_section_bytes)  # K and V, 16-bit
 
-    if offsets_key is not None:
-        if not units_fit(offsets_key, max_page_index, page_size):
-            raise OverflowError("offsets_key in units mode does not fit int32; use element mode")
-        arrays.update(build_offsets(arrays["tok_page"], arrays["tok_slot"], offsets_key))
-
-    image = np.zeros(total, dtype=np.uint8)
-    for name, arr in arrays.items():
-        start, nbytes = layout[name]
-        image[start:start + nbytes] = np.ascontiguousarray(arr).view(np.uint8).reshape(-1)
+    counts = np.array((batch, work.num_tiles, len(work.blocks), total_kv, num_ctas))
+    arrays = (counts, qo_indptr, kv_lens, kv_tok_indptr, indptr, used, rows, work.blocks, work.entries,
+              work.tile_cta, work.work_indptr)  # UPLOADED order
+    if capacity is None:
+        sizes = [*map(len, arrays), work.num_tiles, total_kv, total_kv, total_kv, total_kv, total_kv]
+    else:
+        capacity.check(batch, work.num_tiles, total_kv, len(used))
+        sizes = _capacity_sizes(capacity, num_kv_heads, num_ctas)
+    layout, upload_bytes, workspace_bytes = _layout(sizes)
+    image = _image(arrays, layout, upload_bytes)
+    if capacity is not None and batch < capacity.batch_size:  # empty requests after the last
+        for name in ("qo_indptr", "kv_tok_indptr", "paged_kv_indptr"):
+            start = layout[name][0]
+            image[start:start + 4 * (capacity.batch_size + 1)].view(np.int32)[batch + 1:] = \
+                arrays[UPLOADED.index(name)][-1]
 
     return Plan(
-        batch_size=int(qo_lens.shape[0]), num_qo_heads=int(num_qo_heads), num_kv_heads=int(num_kv_heads),
+        batch_size=batch, num_qo_heads=int(num_qo_heads), num_kv_heads=int(num_kv_heads),
         head_dim=int(head_dim), page_size=int(page_size), causal=bool(causal), window_left=int(window_left),
-        sm_scale=float(sm_scale) if sm_scale is not None else 1.0 / float(np.sqrt(head_dim)),
+        sm_scale=float(sm_scale) if sm_scale is not None else 1.0 / math.sqrt(head_dim),
         logits_soft_cap=float(logits_soft_cap or 0.0), dtype=dtype, block_m=int(block_m),
-        num_ctas=int(num_ctas), total_q=int(qo_indptr[-1]) if qo_indptr.size else 0, total_kv=n_kv,
-        max_page_index=max_page_index, qo_lens=qo_lens, kv_lens=pages.kv_lens, tiles=tiles,
-        work_indptr=arrays["work_indptr"], tok_page=arrays["tok_page"], tok_slot=arrays["tok_slot"],
-        offsets_key=offsets_key, layout=layout, image=image,
+        num_ctas=int(num_ctas), total_q=int(qo_indptr[-1]) if qo_indptr.size else 0, total_kv=total_kv,
+        max_page_index=max_page_index, num_tiles=work.num_tiles, qo_lens=qo_lens.astype(np.int32),
+        kv_lens=kv_lens.astype(np.int32), row_tiles=rows, work=work, offsets_key=offsets_key,
+        capacity=capacity, layout=layout, workspace_bytes=workspace_bytes, image=image,
     )
+
+
+def _capacity_sizes(capacity: PlanCapacity, num_kv_heads: int, num_ctas: int) -> list[int]:
+    """Items per section (SECTIONS order) for every plan of a capacity: the batch never enters."""
+    b, t, kv = capacity.batch_size, capacity.max_tiles, capacity.max_kv_tokens
+    return [len(COUNTS), b + 1, b, b + 1, b + 1, capacity.max_pages, t // int(num_kv_heads), t, t, t,
+            int(num_ctas) + 1, t, kv, kv, kv, kv, kv]

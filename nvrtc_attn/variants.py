@@ -225,8 +225,9 @@ def sm90_pingpong(head_dim: int, mean_blocks_per_tile: float) -> bool:
 
 
 def kv_offsets_variant(arch: str = HOPPER_ARCH) -> KernelVariant:
-    """The device-side offset builder used by run() for strides plan() did not see."""
-    return KernelVariant("kv_offsets.cu", "build_kv_offsets", (), arch)
+    """The plan expansion kernel (launcher.expand_plan): per-token K/V tables and tile rows from the
+    uploaded plan, after plan()'s upload and in run() for strides plan() did not see."""
+    return KernelVariant("kv_offsets.cu", "expand_plan", (), arch)
 
 
 @dataclass(frozen=True)

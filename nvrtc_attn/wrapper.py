@@ -102,7 +102,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._use_cuda_graph = bool(use_cuda_graph)
         self._graph = self._graph_buffers(qo_indptr_buf, paged_kv_indptr_buf, paged_kv_indices_buf,
                                           paged_kv_last_page_len_buf) if use_cuda_graph else None
-        self._capacity = None        # graph mode: fixed by the first plan()
+        self._capacity = None        # graph mode: planner.PlanCapacity fixed by the first plan()
+        self._max_total_q = 0        # graph mode: FlashInfer's row bound, the first plan's total
         self._plan = None            # planner.Plan of the current batch (its .build: variants.Build)
         self._args = None            # validate.PlanArgs of the current batch
         self._kernels = ()           # the build's loaded kernels
@@ -212,9 +213,11 @@ class BatchPrefillWithPagedKVCacheWrapper:
         else:
             sm80 = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, 1, -1, 0.0)
             num_ctas = launcher.sm_count(device) * launcher.load_build(sm80, device)[0].blocks_per_sm
-        if self._graph is not None and self._capacity is None:
+        if self._graph is not None and self._capacity is None:  # FlashInfer: the first plan sets the row bound
+            self._max_total_q = args.total_q
             self._capacity = planner.PlanCapacity.for_batch(
-                args, tile.block_m, max_pages=self._graph.paged_kv_indices_buf.shape[0])
+                args.batch_size, args.total_q, self._graph.paged_kv_indices_buf.shape[0], args.page_size,
+                args.num_qo_heads, args.num_kv_heads, tile.block_m)
         # Offsets for the cache given, else for the stride set the last run() used (every layer of
         # one pool shares it; in graph mode it is the one a captured run() reads).
         key = self._offset_key(cache[0], cache[1], args.page_size) if cache is not None else self._offsets_key
@@ -230,7 +233,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         else:
             build = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size,
                                           args.num_qo_heads // args.num_kv_heads, args.window_left,
-                                          schedule.mean_blocks_per_tile(plan.tiles, tile.block_n),
+                                          schedule.mean_blocks_per_tile(plan.row_tiles, tile.block_n),
                                           self._kv_load, has_q=args.total_q > 0)
         plan = dataclasses.replace(plan, build=build)
         kernels = launcher.load_build(build, device)
@@ -239,6 +242,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         raw_stream = arrays.current_stream(self._workspace, stream)
         self._reserve_plan_buffer(plan.workspace_bytes)
         launcher.copy_host_to_device(self._plan_ptr, plan.image, raw_stream)
+        launcher.expand_plan(plan, self._plan_ptr, plan.offsets_key, raw_stream, device)
         if self._graph is not None:
             self._fill_graph_buffers(args, raw_stream)
         self._backend, self._args, self._plan, self._kernels = backend, args, plan, kernels
@@ -313,9 +317,9 @@ class BatchPrefillWithPagedKVCacheWrapper:
         if n_idx > g.paged_kv_indices_buf.shape[0]:
             raise ValueError(f"The length of paged_kv_indices ({n_idx}) exceeds paged_kv_indices_buf "
                              f"({g.paged_kv_indices_buf.shape[0]})")
-        if self._capacity is not None and args.total_q > self._capacity.max_total_q:
+        if self._capacity is not None and args.total_q > self._max_total_q:
             raise ValueError(f"The total number of rows in qo_indptr {args.total_q} in cuda graph mode cannot "
-                             f"exceed the number of rows of the first plan ({self._capacity.max_total_q})")
+                             f"exceed the number of rows of the first plan ({self._max_total_q})")
         old = self._args
         if old is not None:
             for field in ("num_qo_heads", "num_kv_heads", "head_dim", "page_size", "causal", "window_left",
@@ -394,7 +398,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         vs = arrays.cache_strides(v, self._kv_layout, plan.page_size)
         key = planner.offset_key(ks, vs, k.shape[0] - 1, plan.page_size)
         if key != self._offsets_key:
-            launcher.build_offsets(plan, self._plan_ptr, key, raw_stream, self._workspace.device)
+            launcher.expand_plan(plan, self._plan_ptr, key, raw_stream, self._workspace.device, offsets_only=True)
             self._offsets_key = key
         p = self._params
         launcher.set_run_params(p, plan, self._plan_ptr, key, qo, ks, vs, k, v, oo, lo, lse_layout,

@@ -369,7 +369,7 @@ def needed_variants(variants, workloads: list[dict], backend: str) -> list:
         d = dict(v.defines)
         is_fp8 = any("FP8" in str(k).upper() or "E4M3" in str(k).upper() for k in d if d[k] not in (0, "0"))
         fp16 = int(d.get("IS_BF16", 1)) == 0 and not is_fp8
-        if v.entry == "build_kv_offsets" or (v.entry == entry and int(d.get("HEAD_DIM", 0)) in head_dims
+        if v.entry == variants.kv_offsets_variant(arch).entry or (v.entry == entry and int(d.get("HEAD_DIM", 0)) in head_dims
                                               and not fp16 and (want_fp8 or not is_fp8)):
             out.append(v)
     return out
