@@ -66,13 +66,19 @@ class Operand(NamedTuple):
         return len(self.shape)
 
 
-def _torch_module(x):
-    mod = type(x).__module__
-    if mod.startswith("torch"):
+_TORCH_TYPES: set = set()  # exact types seen to be torch.Tensor (subclasses included)
+
+
+def _is_torch(x) -> bool:
+    t = type(x)
+    if t in _TORCH_TYPES:
+        return True
+    if t.__module__.startswith("torch"):
         import torch
         if isinstance(x, torch.Tensor):
-            return torch
-    return None
+            _TORCH_TYPES.add(t)
+            return True
+    return False
 
 
 def wrap(x: Any, name: str, stream: int = 0) -> Operand:
@@ -82,6 +88,10 @@ def wrap(x: Any, name: str, stream: int = 0) -> Operand:
     stream: the raw CUstream the caller's work will run on. Only DLPack producers other than CuPy
     and torch (e.g. JAX) see it: DLPack makes the producer order its pending writes of x before
     that stream (their own stream is not visible to us)."""
+    if _is_torch(x):  # first: engines call with torch tensors, several times per run()
+        dev = x.get_device()  # -1 on the host
+        return Operand(x, "torch", x.data_ptr(), tuple(x.shape), x.stride(), dtype_name(x.dtype),
+                       x.element_size(), dev if dev >= 0 else None)
     mod = type(x).__module__
     if mod.startswith("cupy"):
         import cupy
@@ -89,13 +99,6 @@ def wrap(x: Any, name: str, stream: int = 0) -> Operand:
             item = x.dtype.itemsize
             return Operand(x, "cupy", int(x.data.ptr), tuple(x.shape),
                            tuple(s // item for s in x.strides), dtype_name(x.dtype), item, int(x.device.id))
-    torch = _torch_module(x)
-    if torch is not None:
-        dev = x.device.index if x.device.type == "cuda" else None
-        if x.device.type == "cuda" and dev is None:
-            dev = torch.cuda.current_device()
-        return Operand(x, "torch", int(x.data_ptr()), tuple(x.shape), tuple(x.stride()),
-                       dtype_name(x.dtype), x.element_size(), dev)
     if isinstance(x, np.ndarray):
         item = x.dtype.itemsize
         return Operand(x, "numpy", int(x.__array_interface__["data"][0]), tuple(x.shape),
@@ -198,12 +201,13 @@ def launch_stream(x: Any, stream: Any = None) -> int:
     producers such as JAX are then asked to order their writes before."""
     if stream is not None:
         return stream_handle(stream)
+    if _is_torch(x):
+        if x.is_cuda:
+            import torch
+            return _torch_stream(torch, x.get_device())
+        return 0
     mod = type(x).__module__
-    if mod.startswith("torch"):
-        import torch
-        if isinstance(x, torch.Tensor) and x.is_cuda:
-            return _torch_stream(torch, x.device.index)
-    elif mod.startswith("cupy"):
+    if mod.startswith("cupy"):
         import cupy
         if isinstance(x, cupy.ndarray):
             return int(cupy.cuda.get_current_stream(x.device.id).ptr)
@@ -263,8 +267,9 @@ def as_callers_kind(op: Operand, raw: Any) -> Any:
         return raw
     import importlib
     like = op.obj
-    root = importlib.import_module(type(like).__module__.split(".")[0])
-    for mod_name in (root.__name__ + ".numpy", root.__name__, root.__name__ + ".dlpack"):
+    root = type(like).__module__.split(".")[0]
+    root = {"jaxlib": "jax"}.get(root, root)  # JAX arrays are jaxlib types; jax.numpy reads DLPack
+    for mod_name in (root + ".numpy", root, root + ".dlpack"):
         try:
             mod = importlib.import_module(mod_name)
         except ImportError:

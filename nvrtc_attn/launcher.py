@@ -99,18 +99,40 @@ class LoadedKernel:
                 smem_bytes))
         self.blocks_per_sm = max(1, _check(driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(
             self.function, threads, smem_bytes)))
+        self._args: dict = {}  # ids of parameter structs -> (address of the argument array, array, structs)
 
     def launch(self, grid: int, params: ctypes.Structure, stream: int, *more: ctypes.Structure) -> None:
-        """One launch; params (and `more` by-value structs) are the kernel's parameters in order."""
-        from cuda.bindings import driver
+        """One launch; params (and `more` by-value structs) are the kernel's parameters in order.
 
+        The host cost matters (run() launches once per layer): the argument array of a set of
+        parameter structs and the CUstream of a handle are built once and reused (a wrapper passes
+        the same structs on every run(), refilled in place)."""
         if grid <= 0:
             return
-        structs = (params,) + more
-        args = (ctypes.c_void_p * len(structs))(*[ctypes.addressof(x) for x in structs])
-        _check(driver.cuLaunchKernel(self.function, grid, 1, 1, self.threads, 1, 1, self.smem_bytes,
-                                     driver.CUstream(stream), ctypes.addressof(args), 0))
+        key = (id(params),) + tuple(map(id, more))
+        args = self._args.get(key)
+        if args is None:
+            structs = (params,) + more
+            array = (ctypes.c_void_p * len(structs))(*[ctypes.addressof(x) for x in structs])
+            args = self._args[key] = (ctypes.addressof(array), array, structs)  # keeps them alive
+        cu_stream = _streams.get(stream)
+        if cu_stream is None:
+            cu_stream = _streams[stream] = _driver().CUstream(stream)
+        (err,) = _driver().cuLaunchKernel(self.function, grid, 1, 1, self.threads, 1, 1, self.smem_bytes,
+                                          cu_stream, args[0], 0)
+        if err != _SUCCESS:
+            _check((err,))
 
+
+@functools.lru_cache(maxsize=None)
+def _driver():
+    from cuda.bindings import driver
+
+    return driver
+
+
+_SUCCESS = 0  # CUresult.CUDA_SUCCESS (an IntEnum member compares equal to 0)
+_streams: dict = {}  # raw handle -> driver.CUstream (launch arguments are reused, not rebuilt)
 
 _lock = threading.Lock()
 _kernels: dict = {}
@@ -215,38 +237,46 @@ def expand_plan(plan, workspace_ptr: int, offsets_key: tuple | None, stream: int
 
 # cuTensorMapEncodeTiled for 16-bit elements with the 128-byte swizzle the wgmma operands use.
 _TMA_CACHE_MAX = 512
-_tma_cache: dict = {}
+_map_cache: dict = {}  # geometry + address -> encoded descriptor(s), b"" when rejected
+
+
+def _remember(key, value) -> None:
+    with _lock:
+        if len(_map_cache) >= _TMA_CACHE_MAX:
+            _map_cache.clear()
+        _map_cache[key] = value
+
+
+def _encode(ptr: int, dims, byte_strides, box) -> bytes:
+    """The 128 bytes of a tiled TMA descriptor of a 16-bit tensor (dims innermost first, in
+    elements; byte_strides of dims 1..; box in elements per dim), b"" when the driver rejects the
+    geometry (the caller then gathers with cp.async)."""
+    driver = _driver()
+    rank = len(dims)
+    err, tmap = driver.cuTensorMapEncodeTiled(
+        driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT16, rank, ptr,
+        [driver.cuuint64_t(int(x)) for x in dims], [driver.cuuint64_t(int(x)) for x in byte_strides],
+        [driver.cuuint32_t(int(b)) for b in box], [driver.cuuint32_t(1)] * rank,
+        driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
+        driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
+        driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+        driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE)
+    if err != driver.CUresult.CUDA_SUCCESS:
+        return b""
+    return ctypes.string_at(tmap.getPtr(), ctypes.sizeof(TensorMap))
 
 
 def encode_tensor_map(dst: TensorMap, ptr: int, dims, byte_strides, box) -> bool:
-    """Fill `dst` with a tiled TMA descriptor of a 16-bit tensor: dims (innermost first, elements),
-    byte_strides of dims 1.. (len(dims) - 1 values), box (elements per dim). Returns False, leaving
-    dst untouched, when the driver rejects the geometry (the caller then gathers with cp.async).
-    Encodings are cached by geometry and address: every layer's K/V view is encoded once.
-    """
+    """Fill `dst` with a tiled TMA descriptor of a 16-bit tensor (see _encode); False, leaving dst
+    untouched, when the driver rejects the geometry. Cached by geometry and address."""
     key = (ptr, tuple(dims), tuple(byte_strides), tuple(box))
-    raw = _tma_cache.get(key)
+    raw = _map_cache.get(key)
     if raw is None:
-        from cuda.bindings import driver
-
-        rank = len(dims)
-        err, tmap = driver.cuTensorMapEncodeTiled(
-            driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT16, rank, ptr,
-            [driver.cuuint64_t(int(d)) for d in dims], [driver.cuuint64_t(int(s)) for s in byte_strides],
-            [driver.cuuint32_t(int(b)) for b in box], [driver.cuuint32_t(1)] * rank,
-            driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
-            driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
-            driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-            driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE)
-        if err != driver.CUresult.CUDA_SUCCESS:
-            return False
-        raw = ctypes.string_at(tmap.getPtr(), ctypes.sizeof(TensorMap))
-        with _lock:
-            if len(_tma_cache) >= _TMA_CACHE_MAX:
-                _tma_cache.clear()
-            _tma_cache[key] = raw
-    ctypes.memmove(ctypes.addressof(dst), raw, len(raw))
-    return True
+        raw = _encode(ptr, dims, byte_strides, box)
+        _remember(key, raw)
+    if raw:
+        ctypes.memmove(ctypes.addressof(dst), raw, len(raw))
+    return bool(raw)
 
 
 def copy_host_to_device(dst_ptr: int, host_array, stream: int) -> None:
@@ -304,22 +334,44 @@ def kv_tma_geometry(head_dim: int, page_size: int, num_kv_heads: int, pages: int
 def set_tensor_maps(maps: Sm90TensorMaps, p: PrefillParams, plan, build: variants.Build, q, k, v, ks, vs) -> bool:
     """TMA descriptors of this run's q and K/V views (sm90) into `maps` and the matching params
     fields; a geometry the driver rejects falls back to the cp.async path for that operand.
-    Returns whether K/V come by TMA."""
+    Returns whether K/V come by TMA. Results are cached by everything they depend on (a layer's
+    K/V views are encoded once; run() asks on every call)."""
     d = plan.head_dim
     p.q_tma = 0
     if build.q_box is not None:
-        p.q_tma = int(encode_tensor_map(maps.q, q.ptr, *tma_geometry((d, plan.num_qo_heads, q.shape[0]),
-                                                                     (q.strides[1], q.strides[0])), build.q_box))
+        key = (q.ptr, q.shape[0], q.strides[0], q.strides[1], plan.num_qo_heads, d, build.q_box)
+        raw = _map_cache.get(key)
+        if raw is None:
+            raw = _encode(q.ptr, *tma_geometry((d, plan.num_qo_heads, q.shape[0]), (q.strides[1], q.strides[0])),
+                          build.q_box)
+            _remember(key, raw)
+        if raw:
+            ctypes.memmove(ctypes.addressof(maps.q), raw, len(raw))
+            p.q_tma = 1
     p.kv_box_tokens = 0
     if build.kv_box:
-        box = (64, 8, d // 64, build.kv_box // 8, 1)
-        gk = kv_tma_geometry(d, plan.page_size, plan.num_kv_heads, k.shape[0], ks)
-        gv = kv_tma_geometry(d, plan.page_size, plan.num_kv_heads, v.shape[0], vs)
-        if (gk and gv and encode_tensor_map(maps.k, k.ptr, gk[0], gk[1], box)
-                and encode_tensor_map(maps.v, v.ptr, gv[0], gv[1], box)):
+        key = (k.ptr, v.ptr, k.shape[0], v.shape[0], ks, vs, d, plan.page_size, plan.num_kv_heads, build.kv_box)
+        kv = _map_cache.get(key)
+        if kv is None:
+            kv = _encode_kv(plan, build.kv_box, k, v, ks, vs)
+            _remember(key, kv)
+        if kv:
+            raw_k, raw_v, p.k_page_heads, p.v_page_heads = kv
+            ctypes.memmove(ctypes.addressof(maps.k), raw_k, len(raw_k))
+            ctypes.memmove(ctypes.addressof(maps.v), raw_v, len(raw_v))
             p.kv_box_tokens = build.kv_box
-            p.k_page_heads, p.v_page_heads = gk[2], gv[2]
     return bool(p.kv_box_tokens)
+
+
+def _encode_kv(plan, kv_box: int, k, v, ks, vs) -> tuple | bytes:
+    """(K map, V map, K page_heads, V page_heads) of a K/V view pair, or b"" without a TMA view."""
+    d = plan.head_dim
+    box = (64, 8, d // 64, kv_box // 8, 1)
+    gk = kv_tma_geometry(d, plan.page_size, plan.num_kv_heads, k.shape[0], ks)
+    gv = kv_tma_geometry(d, plan.page_size, plan.num_kv_heads, v.shape[0], vs)
+    raw_k = _encode(k.ptr, gk[0], gk[1], box) if gk else b""
+    raw_v = _encode(v.ptr, gv[0], gv[1], box) if gv and raw_k else b""
+    return (raw_k, raw_v, gk[2], gv[2]) if raw_v else b""
 
 
 # ----------------------------------------------------------------------------------------------

@@ -111,6 +111,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._params = None          # launcher.PrefillParams with the plan's fields filled in
         self._maps = launcher.Sm90TensorMaps()
         self._kv_load_path = None    # "tma" or "gather": what the last run() used
+        self._last_operands = None   # what self._params holds (run() refills it only on change)
+        self._scales_memo = (None, None)
         self._set_attributes(False, -1, None, None)
 
     # ------------------------------------------------------------------------------------------
@@ -248,6 +250,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._backend, self._args, self._plan, self._kernels = backend, args, plan, kernels
         self._offsets_key = plan.offsets_key
         self._params = launcher.plan_params(plan, self._plan_ptr)
+        self._last_operands = None   # the params hold no run's operands yet
         self._kv_load_path = None
 
     def _reserve_plan_buffer(self, nbytes: int) -> None:
@@ -355,18 +358,14 @@ class BatchPrefillWithPagedKVCacheWrapper:
         enable_pdl is a hint. stream (ours): a stream object or raw handle; default: q's framework's
         current stream.
         """
-        if args:
-            raise NotImplementedError(f"run(): {len(args)} extra positional argument(s) for custom kernels "
-                                      f"are not supported")
-        for name, value in (("sinks", sinks), ("kv_cache_sf", kv_cache_sf),
-                            ("skip_softmax_threshold_scale_factor", skip_softmax_threshold_scale_factor),
-                            ("use_fp16_softmax", use_fp16_softmax or None), ("uses_spcompress", uses_spcompress or None)):
-            validate.refuse(name, value)
-        if window_left is not None and window_left != self._window_left:
-            raise NotImplementedError(f"run(window_left={window_left!r}) differs from the planned "
-                                      f"window_left={self._window_left}; re-plan instead")
-        validate.check_choice(lse_base, "lse_base", validate.LSE_BASES)
-        validate.check_choice(lse_layout, "lse_layout", validate.LSE_LAYOUTS)
+        if (args or sinks is not None or kv_cache_sf is not None or skip_softmax_threshold_scale_factor is not None
+                or use_fp16_softmax or uses_spcompress or (window_left is not None and window_left != self._window_left)):
+            self._refuse_run_options(args, sinks, kv_cache_sf, skip_softmax_threshold_scale_factor, use_fp16_softmax,
+                                     uses_spcompress, window_left)
+        if lse_base != "log2":
+            validate.check_choice(lse_base, "lse_base", validate.LSE_BASES)
+        if lse_layout != "NH":
+            validate.check_choice(lse_layout, "lse_layout", validate.LSE_LAYOUTS)
         logit_scale = validate.check_scale(q_scale, "q_scale") * validate.check_scale(k_scale, "k_scale")
         o_scale = validate.check_scale(v_scale, "v_scale")
         plan = self._plan
@@ -401,26 +400,53 @@ class BatchPrefillWithPagedKVCacheWrapper:
             launcher.expand_plan(plan, self._plan_ptr, key, raw_stream, self._workspace.device, offsets_only=True)
             self._offsets_key = key
         p = self._params
-        launcher.set_run_params(p, plan, self._plan_ptr, key, qo, ks, vs, k, v, oo, lo, lse_layout,
-                                self._scales(logit_scale, o_scale, lse_base))
-        launch = plan.num_tiles > 0 or self._graph is not None  # a captured launch must exist
-        if plan.build.backend == "sm90":
-            kv_tma = launcher.set_tensor_maps(self._maps, p, plan, plan.build, qo, k, v, ks, vs)
-            self._kv_load_path = "tma" if kv_tma else "gather"
-            if launch:
+        scales = self._scales(logit_scale, o_scale, lse_base)
+        # The params struct still holds the last run's operands: refill it only when they changed.
+        operands = (qo.ptr, qo.shape[0], qo.strides, k.ptr, v.ptr, k.shape[0], v.shape[0], ks, vs, oo.ptr,
+                    oo.strides, None if lo is None else (lo.ptr, lo.strides), lse_layout, key, scales)
+        if operands != self._last_operands:
+            launcher.set_run_params(p, plan, self._plan_ptr, key, qo, ks, vs, k, v, oo, lo, lse_layout, scales)
+            if plan.build.backend == "sm90":
+                kv_tma = launcher.set_tensor_maps(self._maps, p, plan, plan.build, qo, k, v, ks, vs)
+                self._kv_load_path = "tma" if kv_tma else "gather"
+            else:
+                self._kv_load_path = "gather"
+            self._last_operands = operands
+        if plan.num_tiles > 0 or self._graph is not None:  # in graph mode a captured launch must exist
+            if plan.build.backend == "sm90":
                 self._kernels[0].launch(plan.num_ctas, p, raw_stream, self._maps)
-        else:
-            self._kv_load_path = "gather"
-            if launch:
+            else:
                 self._kernels[0 if key[0] == "units" else 1].launch(plan.num_ctas, p, raw_stream)
         o_ret = out if out_raw is None else arrays.as_callers_kind(qo, out_raw)
         if not return_lse:
             return o_ret
         return o_ret, (lse if lse_raw is None else arrays.as_callers_kind(qo, lse_raw))
 
+    def _refuse_run_options(self, args, sinks, kv_cache_sf, skip_softmax_threshold_scale_factor, use_fp16_softmax,
+                            uses_spcompress, window_left) -> None:
+        """run()'s FlashInfer options that we do not implement: NotImplementedError naming each."""
+        if args:
+            raise NotImplementedError(f"run(): {len(args)} extra positional argument(s) for custom kernels "
+                                      f"are not supported")
+        for name, value in (("sinks", sinks), ("kv_cache_sf", kv_cache_sf),
+                            ("skip_softmax_threshold_scale_factor", skip_softmax_threshold_scale_factor),
+                            ("use_fp16_softmax", use_fp16_softmax or None), ("uses_spcompress", uses_spcompress or None)):
+            validate.refuse(name, value)
+        if window_left is not None and window_left != self._window_left:
+            raise NotImplementedError(f"run(window_left={window_left!r}) differs from the planned "
+                                      f"window_left={self._window_left}; re-plan instead")
+
     def _scales(self, logit_scale: float, o_scale: float, lse_base: str) -> tuple[float, float, float, float, float]:
         """(scale_log2, soft_cap, cap_scale, v_scale, lse_scale) for the kernels from the wrapper's
         sm_scale / logits_soft_cap (plan() or forward()) and the run's q/k/v scales."""
+        memo = (logit_scale, o_scale, lse_base, self._sm_scale, self._logits_soft_cap)
+        if memo == self._scales_memo[0]:
+            return self._scales_memo[1]
+        out = self._compute_scales(logit_scale, o_scale, lse_base)
+        self._scales_memo = (memo, out)
+        return out
+
+    def _compute_scales(self, logit_scale: float, o_scale: float, lse_base: str) -> tuple:
         sm_scale = self._sm_scale if self._sm_scale is not None else 1.0 / math.sqrt(self._plan.head_dim)
         sm_scale *= logit_scale
         cap = float(self._logits_soft_cap or 0.0)

@@ -66,20 +66,24 @@ def main(argv=None) -> int:
     print(f"run() host time: {run_us:.1f} us per call ({args.calls} calls back to back, {w.kernel_name}); "
           f"plan(): {np.median(plans) * 1e3:.3f} ms median")
     if args.profile:
-        prof = cProfile.Profile()
-        prof.enable()
-        for _ in range(args.calls):
-            w.run(q, cache, out=out)
-        prof.disable()
+        _profile("run()", args.calls, lambda: w.run(q, cache, out=out))
         torch.cuda.synchronize()
-        stats = pstats.Stats(prof)
-        stats.sort_stats("tottime")
-        rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:25]
-        print("top functions by own time, us per run() call:")
-        for (fname, line, func), (cc, nc, tt, ct, _) in rows:
-            print(f"  {tt / args.calls * 1e6:7.2f} own {ct / args.calls * 1e6:7.2f} cum  {nc // args.calls:3d}x "
-                  f"{Path(fname).name}:{line} {func}")
+        _profile("plan()", 200, lambda: w.plan(*plan_args, causal=True, q_data_type=torch.bfloat16), top=30)
+        torch.cuda.synchronize()
     return 0
+
+
+def _profile(what: str, calls: int, fn, top: int = 25) -> None:
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(calls):
+        fn()
+    prof.disable()
+    stats = pstats.Stats(prof)
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]
+    print(f"top functions by own time, us per {what} call (cProfile adds ~1 us per function call):")
+    for (fname, line, func), (cc, nc, tt, ct, _) in rows:
+        print(f"  {tt / calls * 1e6:7.2f} own {ct / calls * 1e6:8.2f} cum  {nc // calls:3d}x {Path(fname).name}:{line} {func}")
 
 
 if __name__ == "__main__":
