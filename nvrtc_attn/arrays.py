@@ -108,6 +108,27 @@ def wrap(x: Any, name: str, stream: int = 0) -> Operand:
     raise TypeError(f"{name} must be a CuPy array, torch tensor or DLPack array, got {type(x).__name__}")
 
 
+def torch_signature(q, paged_kv_cache, out, lse) -> tuple | None:
+    """(address, shape, strides, dtype) of each torch operand of a run(), None unless all of q, the
+    cache (a (k, v) tuple or one tensor) and out are torch tensors. Equal signatures describe the
+    same memory with the same layout: what run()'s checks and parameters depend on."""
+    if not (_is_torch(q) and _is_torch(out)):
+        return None
+    parts = [q, out]
+    if isinstance(paged_kv_cache, tuple) and len(paged_kv_cache) == 2:
+        parts += paged_kv_cache
+    else:
+        parts.append(paged_kv_cache)
+    if lse is not None:
+        parts.append(lse)
+    sig = []
+    for x in parts:
+        if not _is_torch(x):
+            return None
+        sig.append((x.data_ptr(), x.shape, x.stride(), x.dtype))
+    return tuple(sig)
+
+
 # DLPack device types of CUDA memory (kDLCUDA, kDLCUDAManaged) and DLPack's name for the legacy
 # default stream (a consumer may not pass 0: it is ambiguous in the protocol).
 _DLPACK_CUDA = (2, 13)
@@ -260,14 +281,14 @@ def empty_raw(op: Operand, shape: tuple, dtype: str) -> Any:
         return cupy.empty(shape, dtype=cupy.uint16 if dtype == "bfloat16" else dtype)
 
 
-def as_callers_kind(op: Operand, raw: Any) -> Any:
-    """`raw` (from empty_raw) as an array of op's kind: itself for torch/CuPy callers, else through
-    DLPack in the caller's package (e.g. a JAX array), viewed as op's dtype."""
+def as_callers_kind(op: Operand, raw: Any, dtype: str) -> Any:
+    """`raw` (from empty_raw(op, ..., dtype)) as an array of op's kind: itself for torch/CuPy callers,
+    else through DLPack in the caller's package (e.g. a JAX array), bfloat16 viewed from its raw
+    uint16 storage."""
     if op.kind in ("torch", "cupy"):
         return raw
     import importlib
-    like = op.obj
-    root = type(like).__module__.split(".")[0]
+    root = type(op.obj).__module__.split(".")[0]
     root = {"jaxlib": "jax"}.get(root, root)  # JAX arrays are jaxlib types; jax.numpy reads DLPack
     for mod_name in (root + ".numpy", root, root + ".dlpack"):
         try:
@@ -276,7 +297,7 @@ def as_callers_kind(op: Operand, raw: Any) -> Any:
             continue
         if hasattr(mod, "from_dlpack"):
             arr = mod.from_dlpack(raw)
-            if dtype_name(getattr(arr, "dtype", "")) != dtype_name(getattr(like, "dtype", "")) and hasattr(arr, "view"):
-                arr = arr.view(like.dtype)  # bfloat16 delivered as raw uint16 storage
+            if dtype == "bfloat16" and hasattr(arr, "view") and hasattr(mod, "bfloat16"):
+                arr = arr.view(mod.bfloat16)
             return arr
     return raw

@@ -193,9 +193,13 @@ def prepare(build_variants, device: int) -> None:
     """Compile (in parallel worker processes, from the disk cache when warm) every variant a plan
     may need, before any of them is loaded: the first plan() of a (head_dim, dtype) pays one
     parallel compile instead of one per build, and run() never compiles."""
-    missing = [v for v in build_variants if (v.name, device) not in _kernels]
+    missing = [v for v in build_variants if (v.name, device) not in _kernels and v.name not in _prepared]
     if len(missing) > 1:
         compiler.compile_all(missing)
+    _prepared.update(v.name for v in missing)
+
+
+_prepared: set = set()  # variant names prepare() has compiled (or found cached) in this process
 
 
 # Blocks of the expansion kernel's grid-stride loops: enough to fill any GPU, few enough that a
