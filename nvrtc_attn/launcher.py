@@ -7,6 +7,7 @@ cuda.core's argument packing does not express; the struct is packed with ctypes.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import threading
@@ -82,17 +83,19 @@ class LoadedKernel:
 
     def __init__(self, variant: variants.KernelVariant, device: int, threads: int, smem_bytes: int | None = None):
         from cuda.bindings import driver
-        from cuda.core import Device
 
-        Device(device).set_current()  # the primary context, shared with CuPy and torch
         compiled = compiler.compile_variant(variant)
         if smem_bytes is None:
             smem_bytes = cubin.symbol_int(compiled.cubin, cubin.SMEM_BYTES_SYMBOL)
         kernel = compiler.load_kernel(compiled)
         self.variant = variant
+        self.device = device
         self.threads = threads
         self.smem_bytes = smem_bytes
-        self.function = _check(driver.cuKernelGetFunction(kernel.handle))
+        with device_context(device) as ctx:  # the device's primary context (shared with CuPy and torch)
+            self.context = ctx
+            self.function = _check(driver.cuKernelGetFunction(kernel.handle))
+        _devices.add(device)
         if smem_bytes > 48 * 1024:
             _check(driver.cuFuncSetAttribute(
                 self.function, driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
@@ -118,10 +121,21 @@ class LoadedKernel:
         cu_stream = _streams.get(stream)
         if cu_stream is None:
             cu_stream = _streams[stream] = _driver().CUstream(stream)
+        if len(_devices) > 1 and not self._is_current():  # several GPUs: launch in this kernel's context
+            with device_context(self.device):
+                self._launch(grid, cu_stream, args[0])
+        else:
+            self._launch(grid, cu_stream, args[0])
+
+    def _launch(self, grid: int, cu_stream, args_address: int) -> None:
         (err,) = _driver().cuLaunchKernel(self.function, grid, 1, 1, self.threads, 1, 1, self.smem_bytes,
-                                          cu_stream, args[0], 0)
+                                          cu_stream, args_address, 0)
         if err != _SUCCESS:
             _check((err,))
+
+    def _is_current(self) -> bool:
+        err, ctx = _driver().cuCtxGetCurrent()
+        return int(ctx) == int(self.context)
 
 
 @functools.lru_cache(maxsize=None)
@@ -132,6 +146,25 @@ def _driver():
 
 
 _SUCCESS = 0  # CUresult.CUDA_SUCCESS (an IntEnum member compares equal to 0)
+_devices: set = set()  # devices with loaded kernels: with more than one, launches check the context
+
+
+@contextlib.contextmanager
+def device_context(device: int):
+    """Make `device`'s primary context current for the block (yields it) and restore the caller's
+    current context afterwards: loading a kernel or launching for one GPU never changes which device
+    the caller's framework (torch, CuPy) is on."""
+    driver = _driver()
+    from cuda.core import Device
+
+    err, prev = driver.cuCtxGetCurrent()
+    Device(device).set_current()
+    _, ctx = driver.cuCtxGetCurrent()
+    try:
+        yield ctx
+    finally:
+        if int(prev) and int(prev) != int(ctx):
+            _check(driver.cuCtxSetCurrent(prev))
 _streams: dict = {}  # raw handle -> driver.CUstream (launch arguments are reused, not rebuilt)
 
 _lock = threading.Lock()

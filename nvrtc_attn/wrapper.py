@@ -244,10 +244,11 @@ class BatchPrefillWithPagedKVCacheWrapper:
             validate.check_cache(cache[0], cache[1], plan, self._kv_layout)
         raw_stream = arrays.current_stream(self._workspace, stream)
         self._reserve_plan_buffer(plan.workspace_bytes)
-        launcher.copy_host_to_device(self._plan_ptr, plan.image, raw_stream)
-        launcher.expand_plan(plan, self._plan_ptr, plan.offsets_key, raw_stream, device)
-        if self._graph is not None:
-            self._fill_graph_buffers(args, raw_stream)
+        with launcher.device_context(device):  # the upload runs on this wrapper's GPU, whichever is current
+            launcher.copy_host_to_device(self._plan_ptr, plan.image, raw_stream)
+            launcher.expand_plan(plan, self._plan_ptr, plan.offsets_key, raw_stream, device)
+            if self._graph is not None:
+                self._fill_graph_buffers(args, raw_stream)
         self._backend, self._args, self._plan, self._kernels = backend, args, plan, kernels
         self._offsets_key = plan.offsets_key
         self._params = launcher.plan_params(plan, self._plan_ptr)

@@ -74,6 +74,18 @@ def hopper_unavailable_reason() -> str | None:
     return None if cc == 90 else f"compute capability {cc}: the sm90 kernels need a Hopper GPU (9.0)"
 
 
+@functools.lru_cache(maxsize=None)
+def multi_gpu_unavailable_reason() -> str | None:
+    """None when at least two CUDA devices are usable (several GPUs in one process), else why not."""
+    reason = gpu_unavailable_reason()
+    if reason:
+        return reason
+    import cupy
+
+    n = cupy.cuda.runtime.getDeviceCount()
+    return None if n >= 2 else f"{n} CUDA device(s); needs 2"
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "gpu: needs a CUDA GPU (sm_80+); skipped with a reason when none is usable"
@@ -81,11 +93,13 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "hopper: needs a Hopper GPU (the sm90 backend); skipped with a reason elsewhere"
     )
+    config.addinivalue_line("markers", "multi_gpu: needs two CUDA GPUs; skipped with a reason elsewhere")
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        for marker, why in (("gpu", gpu_unavailable_reason), ("hopper", hopper_unavailable_reason)):
+        for marker, why in (("gpu", gpu_unavailable_reason), ("hopper", hopper_unavailable_reason),
+                            ("multi_gpu", multi_gpu_unavailable_reason)):
             if item.get_closest_marker(marker) is not None:
                 reason = why()
                 if reason:
