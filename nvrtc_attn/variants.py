@@ -76,11 +76,11 @@ class Sm90Tile:
     stages: int = 2
     q_stages: int = 1
     l2_section_bytes: int = L2_SECTION_BYTES  # planner: K/V bytes of the tiles scheduled together
-
-    # One CTA per SM by construction: every tile's shared memory (kSmemBytes of prefill_sm90.cu,
-    # read from the cubin) exceeds half of an SM's 228 KB (tests/test_launcher.py checks), so plan()
-    # sizes the persistent grid without loading a kernel build first.
-    ctas_per_sm = 1
+    # CTAs an SM runs at once (CTAS_PER_SM: the launch bound, the shared-memory budget and the register
+    # split of the kernel). Exactly this many fit by shared memory and registers (tests/test_launcher.py
+    # reads both from the cubins). The full tiles run one per SM, so plan() sizes their persistent grid
+    # without loading a build first; the short tiles' grid is the occupancy of their loaded build.
+    ctas_per_sm: int = 1
 
     @property
     def block_m(self) -> int:
@@ -117,10 +117,27 @@ assert all(t.block_m == SM90_TILES[hd].block_m and t.l2_section_bytes == SM90_TI
            for hd, t in SM90_LONG_TILES.items())
 
 
+# Short tiles: 64 query rows (one consumer warpgroup: wgmma's M = 64 is the smallest tile) for
+# batches whose (request, KV head)s have few packed rows (sm90_short_tiles): speculative-decoding
+# verification, 4 tokens x GQA group 4 = 16 rows, would fill an eighth of a 128-row tile. Such a
+# batch is memory-bound (W9: 537 MB of K/V, 0.119 ms at 4.5 TB/s; its 64-row tensor work takes
+# about half of that), so the tile is built to keep K/V bytes in flight: two CTAs per SM (each a
+# producer and one consumer warpgroup, 113 KB of shared memory and 128 registers per thread at
+# most: setmaxnreg 56 / 200), each streaming its own tile through a 2-stage ring of 32 KB (K + V)
+# stages: 64-key blocks at head_dim 128, 128 at 64, 32 at 256 (two Q buffers where they fit).
+# Little's law: 4.5 TB/s over 132 SMs is 34 GB/s per SM, i.e. 34-51 KB in flight at a loaded DRAM
+# latency of 1-1.5 us; a CTA waiting for block n has blocks n's K and V and n+1's K in flight
+# (n+1's V waits for n-1's release): 48 KB, 96 KB per SM. Two independent CTAs also hide each
+# other's tile starts (Q, first block) and epilogues.
+SM90_SHORT_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=1, stages=2, q_stages=2, ctas_per_sm=2),
+                    128: Sm90Tile(block_n=64, consumer_wgs=1, stages=2, q_stages=2, ctas_per_sm=2),
+                    256: Sm90Tile(block_n=32, consumer_wgs=1, stages=2, q_stages=1, ctas_per_sm=2)}
+
+
 def sm90_wgmma_ns() -> tuple[int, ...]:
     """The N sizes kernels_cu/ptx_wgmma.cuh wraps (tools/gen_ptx_wgmma.py), ascending: every sm90
     tile's block_n (S = Q K^T is m64 n{block_n}) and every head dim (O += P V is m64 n{head_dim})."""
-    tiles = [*SM90_TILES.values(), *SM90_LONG_TILES.values()]
+    tiles = [*SM90_TILES.values(), *SM90_LONG_TILES.values(), *SM90_SHORT_TILES.values()]
     return tuple(sorted({t.block_n for t in tiles} | set(SM90_TILES)))
 
 
@@ -167,6 +184,9 @@ class KernelVariant:
                 hd = dict(self.defines)["HEAD_DIM"]
                 if int(value) != SM90_TILES[hd].block_n:
                     parts.append(f"bn{value}")
+            elif key == "CONSUMER_WGS":
+                if int(value) != SM90_TILES[dict(self.defines)["HEAD_DIM"]].consumer_wgs:
+                    parts.append(f"m{64 * int(value)}")
         parts.append(self.arch)
         return "_".join(parts)
 
@@ -206,6 +226,7 @@ def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True,
         ("KV_STAGES", tile.stages),
         ("Q_STAGES", tile.q_stages),
         ("PINGPONG", 1 if pingpong else 0),
+        ("CTAS_PER_SM", tile.ctas_per_sm),
     )
     return KernelVariant("prefill_sm90.cu", "prefill_sm90", defines, HOPPER_ARCH)
 
@@ -292,6 +313,7 @@ def builds_of(backend: str, arch: str, head_dim: int, dtype: str) -> list[Kernel
         tiles = [SM90_TILES[head_dim]] + ([SM90_LONG_TILES[head_dim]] if head_dim in SM90_LONG_TILES else [])
         out = [prefill_sm90_variant(head_dim, dtype, pp, t) for t in tiles for pp in (True, False)
                if not (pp and t is not SM90_TILES[head_dim])]
+        out.append(prefill_sm90_variant(head_dim, dtype, False, SM90_SHORT_TILES[head_dim]))
     return out + [kv_offsets_variant(arch)]
 
 
@@ -304,6 +326,8 @@ def all_variants() -> list[KernelVariant]:
     out += [prefill_sm90_variant(hd, dt) for hd in HEAD_DIMS for dt in DTYPES]
     out += [prefill_sm90_variant(hd, dt, pingpong=False) for hd in HEAD_DIMS for dt in DTYPES]
     out += [prefill_sm90_variant(hd, dt, pingpong=False, tile=tile) for hd, tile in SM90_LONG_TILES.items()
+            for dt in DTYPES]
+    out += [prefill_sm90_variant(hd, dt, pingpong=False, tile=tile) for hd, tile in SM90_SHORT_TILES.items()
             for dt in DTYPES]
     return out
 

@@ -2,10 +2,11 @@
 and the struct size with static_assert; the launch sizes the host reads from the cubins; TMA
 geometry and tile choice (CPU only, no GPU)."""
 import ctypes
+import re
 
 import pytest
 
-from nvrtc_attn import compiler, cubin, launcher, variants
+from nvrtc_attn import compiler, cubin, launcher, sass, variants
 
 
 def _layout_source(struct: type, cxx_name: str) -> str:
@@ -145,15 +146,49 @@ def test_kv_tma_geometry_folds_heads_into_pages():
     assert _kv_tma_geometry(128, 12, 8, 10, (8 * 128 * 12, 8 * 128, 128)) is None
 
 
-def test_sm90_tiles_run_one_cta_per_sm():
-    """plan() sizes the sm90 grid as sm_count * ctas_per_sm before any build is loaded: each tile's
-    shared memory (read from its builds' cubins) must leave no room for a second CTA (228 KB per
-    H100 SM)."""
+# An H100/H200 SM: 228 KB of shared memory and 64K registers for the CTAs it runs at once.
+SM_SHARED_BYTES, SM_REGISTERS = 228 * 1024, 65536
+SM90_TILE_SETS = {"full": variants.SM90_TILES, "long": variants.SM90_LONG_TILES, "short": variants.SM90_SHORT_TILES}
+
+
+def _sm90_builds_of(hd, tile):
     builds = {v.name for v in variants.all_variants()}
-    for hd, tile in [*variants.SM90_TILES.items(), *variants.SM90_LONG_TILES.items()]:
-        assert tile.ctas_per_sm == 1
-        mine = [v for dt in variants.DTYPES for pingpong in (True, False)
-                if (v := variants.prefill_sm90_variant(hd, dt, pingpong, tile)).name in builds]
-        assert mine, f"head_dim {hd}: no build of tile {tile}"
-        for v in mine:
-            assert 2 * _cubin_smem_bytes(v) > 228 * 1024, f"{v.name}: two CTAs would fit on an SM"
+    mine = [v for dt in variants.DTYPES for pingpong in (True, False)
+            if (v := variants.prefill_sm90_variant(hd, dt, pingpong, tile)).name in builds]
+    assert mine, f"head_dim {hd}: no build of tile {tile}"
+    return mine
+
+
+@pytest.mark.parametrize("kind, hd", [(k, hd) for k, tiles in SM90_TILE_SETS.items() for hd in tiles])
+def test_sm90_tiles_fit_their_ctas_per_sm(kind, hd):
+    """Exactly tile.ctas_per_sm CTAs of every build fit on an SM by shared memory (the cubin's static
+    shared memory, which on sm_90 is the 1 KB the system reserves per CTA, plus dynamic_smem_bytes):
+    the full tiles' plan() sizes the grid as sm_count * ctas_per_sm before any build is loaded, the
+    short tiles' from the loaded build's occupancy, which must then be 2."""
+    tile = SM90_TILE_SETS[kind][hd]
+    assert tile.ctas_per_sm == (2 if kind == "short" else 1)
+    for v in _sm90_builds_of(hd, tile):
+        ck = compiler.compile_variant(v)
+        per_cta = cubin.symbol_int(ck.cubin, cubin.SMEM_BYTES_SYMBOL) + 1024
+        assert tile.ctas_per_sm * per_cta <= SM_SHARED_BYTES, f"{v.name}: {per_cta} B per CTA"
+        assert (tile.ctas_per_sm + 1) * per_cta > SM_SHARED_BYTES, f"{v.name}: room for another CTA"
+
+
+@pytest.mark.skipif(sass.missing_tools() is not None, reason=str(sass.missing_tools()))
+@pytest.mark.parametrize("kind, hd", [(k, hd) for k, tiles in SM90_TILE_SETS.items() for hd in tiles])
+def test_sm90_registers_fit_their_ctas_per_sm(kind, hd):
+    """Registers allow tile.ctas_per_sm CTAs: the launch count of the cubin (per thread, whole
+    warps) times threads times CTAs fits the SM's 64K, and the setmaxnreg split in the SASS (producer
+    warpgroup down, consumer warpgroups up) fits the CTA's launch allocation."""
+    tile = SM90_TILE_SETS[kind][hd]
+    for v in _sm90_builds_of(hd, tile):
+        ck = compiler.compile_variant(v)
+        text = sass.sass_text(ck.cubin)
+        regs = sass.kernel_report(ck.cubin, v.entry, sass=text)["registers"]
+        assert regs * tile.threads * tile.ctas_per_sm <= SM_REGISTERS, f"{v.name}: {regs} registers"
+        up = [int(x, 16) for x in re.findall(r"USETMAXREG\.TRY_ALLOC\S*\s+\w+,\s*0x([0-9a-f]+)", text)]
+        down = [int(x, 16) for x in re.findall(r"USETMAXREG\.DEALLOC\S*\s+0x([0-9a-f]+)", text)]
+        assert len(up) == 1 and len(down) == 1, f"{v.name}: setmaxnreg {up} {down}"
+        assert down[0] * 128 + up[0] * 128 * tile.consumer_wgs <= regs * tile.threads, (v.name, regs, up, down)
+        if kind == "short":  # the split of tile_sm90.cuh: producer 56, one consumer warpgroup 200
+            assert (regs, down[0], up[0]) == (128, 56, 200), v.name
