@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from .schedule import L2_SECTION_BYTES
 
 HOPPER_ARCH = "sm_90a"
@@ -139,6 +141,41 @@ def sm90_wgmma_ns() -> tuple[int, ...]:
     tile's block_n (S = Q K^T is m64 n{block_n}) and every head dim (O += P V is m64 n{head_dim})."""
     tiles = [*SM90_TILES.values(), *SM90_LONG_TILES.values(), *SM90_SHORT_TILES.values()]
     return tuple(sorted({t.block_n for t in tiles} | set(SM90_TILES)))
+
+
+# Short tiles pay where they cut the tensor work: a (request, KV head) of P packed rows computes
+# ceil(P / block_m) * block_m rows of its keys with a head_dim's full tiles (block_m 128; 192 at
+# head_dim 64) and ceil(P / 64) * 64 with the short ones. plan() takes the short tiles when their
+# work, summed over the batch with each request's keys as weight, is at most SHORT_TILE_MAX_WORK of
+# the full tiles'. Worked examples (head_dim 128, GQA group 4):
+#   W9, 32 requests of 4 tokens on 4096 keys: 16 rows each -> 64 / 128 = 0.5: short tiles.
+#   W1, 16 x 1024 tokens: 4096 rows each -> 4096 / 4096 = 1.0: full tiles (so are W2-W8 and W10).
+#   31 requests of 4 tokens and one of 17 (68 rows: two short tiles), all on 4096 keys:
+#     (31 * 64 + 128) / (32 * 128) = 0.52: short tiles.
+#   A 2048-token prefill chunk on 2048 keys with 100 verifications of 4 tokens on 4096 keys:
+#     (8192 * 2048 + 100 * 64 * 4096) / (8192 * 2048 + 100 * 128 * 4096) = 0.62: full tiles.
+# A batch of one query length is short exactly when its P <= 64 (the ratio is 0.5; at least 2/3
+# otherwise). 0.6 keeps mixed batches on the full tiles unless the short ones save 40% of the tensor
+# work: they run full tiles less well (64-key S GEMMs, each 128 rows' K/V read twice). The 0.6
+# itself is a guess until measured on such a mixture.
+SHORT_TILE_MAX_WORK = 0.6
+
+
+def sm90_short_tile_work(head_dim: int, qo_lens, kv_lens, group_size: int) -> float | None:
+    """The short tiles' tensor work relative to the full tiles' (see SHORT_TILE_MAX_WORK), None for
+    a batch without work. qo_lens, kv_lens: int[B] query and key tokens per request."""
+    rows = np.asarray(qo_lens, dtype=np.float64) * int(group_size)
+    keys = np.asarray(kv_lens, dtype=np.float64)
+    full_m, short_m = SM90_TILES[head_dim].block_m, SM90_SHORT_TILES[head_dim].block_m
+    full = float(np.dot(np.ceil(rows / full_m) * full_m, keys))
+    return float(np.dot(np.ceil(rows / short_m) * short_m, keys)) / full if full > 0 else None
+
+
+def sm90_short_tiles(head_dim: int, qo_lens, kv_lens, group_size: int) -> bool:
+    """Whether plan() plans an sm90 batch with SM90_SHORT_TILES: their work is at most
+    SHORT_TILE_MAX_WORK of the full tiles' (sm90_short_tile_work)."""
+    work = sm90_short_tile_work(head_dim, qo_lens, kv_lens, group_size)
+    return work is not None and work <= SHORT_TILE_MAX_WORK
 
 
 def sm90_tile(head_dim: int, pingpong: bool, kv_tma: bool, window_left: int = -1) -> Sm90Tile:
@@ -272,32 +309,45 @@ class Build:
     def name(self) -> str:
         return self.variants[0].name
 
+    @property
+    def short_tiles(self) -> bool:
+        """Planned and run with SM90_SHORT_TILES (64-row tiles, two CTAs per SM)."""
+        return self.tile in SM90_SHORT_TILES.values()
+
     def variant_for(self, units: bool) -> KernelVariant:
         return self.variants[0] if units or len(self.variants) == 1 else self.variants[1]
 
 
-def planning_tile(backend: str, head_dim: int, arch: str) -> "Sm90Tile | Sm80Tile":
+def planning_tile(backend: str, head_dim: int, arch: str, short_tiles: bool = False) -> "Sm90Tile | Sm80Tile":
     """The tile a batch is planned with (rows per tile, L2 budget) before its build is chosen:
-    every sm90 build of a head_dim shares block_m and the L2 budget (checked below)."""
-    return SM90_TILES[head_dim] if backend == "sm90" else sm80_tile(head_dim, arch)
+    every full-tile sm90 build of a head_dim shares block_m and the L2 budget (checked above);
+    short_tiles (sm90_short_tiles, decided before planning): SM90_SHORT_TILES[head_dim]."""
+    if backend != "sm90":
+        return sm80_tile(head_dim, arch)
+    return SM90_SHORT_TILES[head_dim] if short_tiles else SM90_TILES[head_dim]
 
 
 def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, group_size: int,
-                 window_left: int, mean_blocks: float, kv_load: str = "auto", has_q: bool = True) -> Build:
+                 window_left: int, mean_blocks: float, kv_load: str = "auto", has_q: bool = True,
+                 short_tiles: bool = False) -> Build:
     """The kernel build and geometry of a planned batch (pure: same inputs, same Build).
 
-    sm90: turn-taking when tiles are short (sm90_pingpong on the planning tile's mean key blocks),
-    then the tile (176-key blocks for long TMA batches, sm90_tile), the K/V box (0 when the page
-    size needs the gather or kv_load="gather") and Q's box (whole tiles of packed rows: group_size
-    must divide block_m). sm80: the units and element-offset builds of the portable kernel.
+    sm90: the short tiles' one build when the batch was planned with them (short_tiles; mean_blocks is
+    then not read); else turn-taking when tiles are short (sm90_pingpong on the planning tile's mean
+    key blocks), then the tile (176-key blocks for long TMA batches, sm90_tile). Then the K/V box (0
+    when the page size needs the gather or kv_load="gather") and Q's box (whole tiles of packed rows:
+    group_size must divide block_m). sm80: the units and element-offset builds of the portable kernel.
     """
     if backend == "sm80":
         return Build("sm80", sm80_tile(head_dim, arch),
                      (prefill_sm80_variant(head_dim, dtype, arch, True),
                       prefill_sm80_variant(head_dim, dtype, arch, False)))
-    pingpong = sm90_pingpong(head_dim, mean_blocks)
-    kv_tma = kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0
-    tile = sm90_tile(head_dim, pingpong, kv_tma, window_left)
+    if short_tiles:  # one consumer warpgroup: no turns to take
+        pingpong, tile = False, SM90_SHORT_TILES[head_dim]
+    else:
+        pingpong = sm90_pingpong(head_dim, mean_blocks)
+        kv_tma = kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0
+        tile = sm90_tile(head_dim, pingpong, kv_tma, window_left)
     kv_box = sm90_kv_box_tokens(page_size, head_dim, tile) if kv_load == "auto" else 0
     bm = tile.block_m
     q_box = (64, group_size, bm // group_size) if has_q and bm % group_size == 0 and bm // group_size <= 256 else None

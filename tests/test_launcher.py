@@ -2,8 +2,11 @@
 and the struct size with static_assert; the launch sizes the host reads from the cubins; TMA
 geometry and tile choice (CPU only, no GPU)."""
 import ctypes
+import json
 import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nvrtc_attn import compiler, cubin, launcher, sass, variants
@@ -192,3 +195,74 @@ def test_sm90_registers_fit_their_ctas_per_sm(kind, hd):
         assert down[0] * 128 + up[0] * 128 * tile.consumer_wgs <= regs * tile.threads, (v.name, regs, up, down)
         if kind == "short":  # the split of tile_sm90.cuh: producer 56, one consumer warpgroup 200
             assert (regs, down[0], up[0]) == (128, 56, 200), v.name
+
+
+def _workload_lens(w):
+    n = int(w["requests"])
+    qo = np.asarray(w["qo_len"] if isinstance(w["qo_len"], list) else [w["qo_len"]] * n)
+    kv = qo if w["kv_len"] == "= qo_len" else np.asarray(w["kv_len"] if isinstance(w["kv_len"], list)
+                                                        else [w["kv_len"]] * n)
+    return qo, kv
+
+
+def test_sm90_short_tiles_rule_on_the_standard_workloads():
+    """Of the standard workloads only W9 (speculative-decoding verification, 16 packed rows per
+    (request, KV head)) is planned with the short tiles; W1-W8 and W10 keep the full tiles."""
+    data = json.loads((Path(__file__).resolve().parent.parent / "tools" / "workloads.json").read_text())
+    short = set()
+    for w in data["workloads"]:
+        qo, kv = _workload_lens(w)
+        if variants.sm90_short_tiles(int(w["head_dim"]), qo, kv, w["num_qo_heads"] // w["num_kv_heads"]):
+            short.add(w["id"])
+    assert short == {"W9"}
+
+
+def test_sm90_short_tiles_rule_worked_examples():
+    """The worked examples of variants.SHORT_TILE_MAX_WORK, and the edges: every request's rows
+    fitting 64 (any group, one token), the 64/65-row boundary, head_dim 64's 192-row full tiles,
+    requests without keys or queries, and an empty batch (full tiles)."""
+    rule, work = variants.sm90_short_tiles, variants.sm90_short_tile_work
+    assert work(128, [4] * 32, [4096] * 32, 4) == 0.5 and rule(128, [4] * 32, [4096] * 32, 4)  # W9
+    assert work(128, [1024] * 16, [1024] * 16, 4) == 1.0 and not rule(128, [1024] * 16, [1024] * 16, 4)  # W1
+    assert work(128, [4] * 31 + [17], [4096] * 32, 4) == pytest.approx(0.516, abs=1e-3)
+    assert rule(128, [4] * 31 + [17], [4096] * 32, 4)
+    assert work(128, [2048] + [4] * 100, [2048] + [4096] * 100, 4) == pytest.approx(0.621, abs=1e-3)
+    assert not rule(128, [2048] + [4] * 100, [2048] + [4096] * 100, 4)
+    for hd in variants.HEAD_DIMS:
+        for g in (1, 4, 8, 16, 64):
+            assert rule(hd, [1] * 8, [300] * 8, g)                         # decode: g rows per tile
+        assert rule(hd, [16], [100], 4) and not rule(hd, [65], [100], 1)  # 64 rows; 65 rows
+    assert not rule(64, [100], [1000], 1)                                  # 128 / 192 = 0.67
+    assert rule(128, [4, 0, 4, 3000], [4096, 4096, 4096, 0], 4)            # no keys, no queries: no weight
+    assert work(128, [], [], 4) is None and work(128, [4, 4], [0, 0], 4) is None  # no work at all
+    assert not rule(128, [], [], 4) and not rule(128, [4, 4], [0, 0], 4)
+
+
+def test_sm90_short_tile_builds():
+    """choose_build(short_tiles=True): the one build of SM90_SHORT_TILES (no turn-taking), compiled
+    with the other builds of its head_dim; TMA boxes of its block_n; Q by TMA where group_size
+    divides 64. Without short_tiles nothing changes."""
+    for hd, tile in variants.SM90_SHORT_TILES.items():
+        assert (tile.block_m, tile.consumer_wgs, tile.ctas_per_sm, tile.threads) == (64, 1, 2, 256)
+        assert variants.planning_tile("sm90", hd, variants.HOPPER_ARCH, short_tiles=True) is tile
+        assert variants.planning_tile("sm90", hd, variants.HOPPER_ARCH) is variants.SM90_TILES[hd]
+        for dt in variants.DTYPES:
+            def short(page_size=16, group=4, kv_load="auto"):
+                return variants.choose_build("sm90", variants.HOPPER_ARCH, hd, dt, page_size, group, -1, 0.0, kv_load,
+                                             short_tiles=True)
+            b = short()
+            assert b.short_tiles and b.tile is tile and not b.pingpong and len(b.variants) == 1
+            assert "_m64_" in b.name and b.variants[0] in variants.builds_of("sm90", variants.HOPPER_ARCH, hd, dt)
+            assert b.kv_box == 16 and b.q_box == (64, 4, 16)
+            assert short(group=3).q_box is None and short(group=64).q_box == (64, 64, 1)
+            assert short(page_size=1).kv_box == 0 and short(kv_load="gather").kv_box == 0
+            for mean_blocks in (1.0, 50.0):
+                full = variants.choose_build("sm90", variants.HOPPER_ARCH, hd, dt, 16, 4, -1, mean_blocks)
+                assert not full.short_tiles and "_m64_" not in full.name
+    names = {v.name for v in variants.all_variants()}
+    assert {"prefill_sm90_hd128_bf16_bn64_m64_nopp_sm_90a", "prefill_sm90_hd64_fp16_m64_nopp_sm_90a",
+            "prefill_sm90_hd256_bf16_bn32_m64_nopp_sm_90a"} <= names
+    # boxes tile the short key blocks: 64 keys at head_dim 128, 32 at 256, 128 at 64
+    assert [variants.sm90_kv_box_tokens(ps, 128, variants.SM90_SHORT_TILES[128]) for ps in (8, 16, 64, 256)] == \
+        [8, 16, 64, 64]
+    assert [variants.sm90_kv_box_tokens(ps, 256, variants.SM90_SHORT_TILES[256]) for ps in (16, 64, 24)] == [16, 32, 8]
