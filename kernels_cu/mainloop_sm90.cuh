@@ -101,12 +101,15 @@ struct Consumer {
       wgmma::mma_ss<kBN, kBf16, 0>(sacc, q_desc(a), k_desc(b), kk > 0 ? 1 : 0);
     }
   }
-  // O += P V for the block in stage st (issue only).
+  // O += P V for the block in stage st (issue only), kPvN columns of O per wgmma.
   NA_DEVICE void issue_pv(const StageRef& st) {
     const uint32_t v_tile = smem + SmemLayout::kKV + (kStages + st.s) * kKVBytes;
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk)
-      wgmma::mma_rs<kD, kBf16, 1>(o, pa[kk], v_desc(v_tile + kk * 2 * kKVGroupBytes), 1);
+#pragma unroll
+      for (int h = 0; h < kD / kPvN; ++h)
+        wgmma::mma_rs<kPvN, kBf16, 1>(*reinterpret_cast<float(*)[kPvN / 2]>(o + h * (kPvN / 2)), pa[kk],
+                                      v_desc(v_tile + kk * 2 * kKVGroupBytes + h * (kPvN / 64) * kAtomBytes), 1);
   }
   // Soft cap and mask of block n0's scores (still logits), before the softmax.
   NA_DEVICE void cap_and_mask(int n0) {

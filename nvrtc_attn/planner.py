@@ -238,10 +238,7 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     indptr = np.asarray(paged_kv_indptr, dtype=np.int64)
     batch = len(qo_indptr) - 1
     qo_lens = qo_indptr[1:] - qo_indptr[:-1]
-    n_pages = indptr[1:] - indptr[:-1]
-    kv_lens = n_pages * int(page_size)
-    kv_lens += np.asarray(paged_kv_last_page_len, dtype=np.int64) - int(page_size)
-    kv_lens *= n_pages > 0  # last_page_len is ignored without pages
+    kv_lens = paging.kv_lengths(indptr, paged_kv_last_page_len, page_size)
     kv_tok_indptr = np.zeros(batch + 1, dtype=np.int64)
     np.add.accumulate(kv_lens, out=kv_tok_indptr[1:])
     total_kv = int(kv_tok_indptr[-1])

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from .schedule import L2_SECTION_BYTES
 
 HOPPER_ARCH = "sm_90a"
@@ -76,11 +78,11 @@ class Sm90Tile:
     stages: int = 2
     q_stages: int = 1
     l2_section_bytes: int = L2_SECTION_BYTES  # planner: K/V bytes of the tiles scheduled together
-
-    # One CTA per SM by construction: every tile's shared memory (kSmemBytes of prefill_sm90.cu,
-    # read from the cubin) exceeds half of an SM's 228 KB (tests/test_launcher.py checks), so plan()
-    # sizes the persistent grid without loading a kernel build first.
-    ctas_per_sm = 1
+    # CTAs an SM runs at once (CTAS_PER_SM: the launch bound, the shared-memory budget and the register
+    # split of the kernel). Exactly this many fit by shared memory and registers (tests/test_launcher.py
+    # reads both from the cubins). The full tiles run one per SM, so plan() sizes their persistent grid
+    # without loading a build first; the short tiles' grid is the occupancy of their loaded build.
+    ctas_per_sm: int = 1
 
     @property
     def block_m(self) -> int:
@@ -117,11 +119,63 @@ assert all(t.block_m == SM90_TILES[hd].block_m and t.l2_section_bytes == SM90_TI
            for hd, t in SM90_LONG_TILES.items())
 
 
+# Short tiles: 64 query rows (one consumer warpgroup: wgmma's M = 64 is the smallest tile) for
+# batches whose (request, KV head)s have few packed rows (sm90_short_tiles): speculative-decoding
+# verification, 4 tokens x GQA group 4 = 16 rows, would fill an eighth of a 128-row tile. Such a
+# batch is memory-bound (W9: 537 MB of K/V, 0.119 ms at 4.5 TB/s; its 64-row tensor work takes
+# about half of that), so the tile is built to keep K/V bytes in flight: two CTAs per SM (each a
+# producer and one consumer warpgroup, 113 KB of shared memory and 128 registers per thread at
+# most: setmaxnreg 56 / 200), each streaming its own tile through a 2-stage ring of 32 KB (K + V)
+# stages: 64-key blocks at head_dim 128, 128 at 64, 32 at 256 (two Q buffers where they fit).
+# Little's law: 4.5 TB/s over 132 SMs is 34 GB/s per SM, i.e. 34-51 KB in flight at a loaded DRAM
+# latency of 1-1.5 us; a CTA waiting for block n has blocks n's K and V and n+1's K in flight
+# (n+1's V waits for n-1's release): 48 KB, 96 KB per SM. Two independent CTAs also hide each
+# other's tile starts (Q, first block) and epilogues.
+SM90_SHORT_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=1, stages=2, q_stages=2, ctas_per_sm=2),
+                    128: Sm90Tile(block_n=64, consumer_wgs=1, stages=2, q_stages=2, ctas_per_sm=2),
+                    256: Sm90Tile(block_n=32, consumer_wgs=1, stages=2, q_stages=1, ctas_per_sm=2)}
+
+
 def sm90_wgmma_ns() -> tuple[int, ...]:
     """The N sizes kernels_cu/ptx_wgmma.cuh wraps (tools/gen_ptx_wgmma.py), ascending: every sm90
     tile's block_n (S = Q K^T is m64 n{block_n}) and every head dim (O += P V is m64 n{head_dim})."""
-    tiles = [*SM90_TILES.values(), *SM90_LONG_TILES.values()]
+    tiles = [*SM90_TILES.values(), *SM90_LONG_TILES.values(), *SM90_SHORT_TILES.values()]
     return tuple(sorted({t.block_n for t in tiles} | set(SM90_TILES)))
+
+
+# Short tiles pay where they cut the tensor work: a (request, KV head) of P packed rows computes
+# ceil(P / block_m) * block_m rows of its keys with a head_dim's full tiles (block_m 128; 192 at
+# head_dim 64) and ceil(P / 64) * 64 with the short ones. plan() takes the short tiles when their
+# work, summed over the batch with each request's keys as weight, is at most SHORT_TILE_MAX_WORK of
+# the full tiles'. Worked examples (head_dim 128, GQA group 4):
+#   W9, 32 requests of 4 tokens on 4096 keys: 16 rows each -> 64 / 128 = 0.5: short tiles.
+#   W1, 16 x 1024 tokens: 4096 rows each -> 4096 / 4096 = 1.0: full tiles (so are W2-W8 and W10).
+#   31 requests of 4 tokens and one of 17 (68 rows: two short tiles), all on 4096 keys:
+#     (31 * 64 + 128) / (32 * 128) = 0.52: short tiles.
+#   A 2048-token prefill chunk on 2048 keys with 100 verifications of 4 tokens on 4096 keys:
+#     (8192 * 2048 + 100 * 64 * 4096) / (8192 * 2048 + 100 * 128 * 4096) = 0.62: full tiles.
+# A batch of one query length is short exactly when its P <= 64 (the ratio is 0.5; at least 2/3
+# otherwise). 0.6 keeps mixed batches on the full tiles unless the short ones save 40% of the tensor
+# work: they run full tiles less well (64-key S GEMMs, each 128 rows' K/V read twice). The 0.6
+# itself is a guess until measured on such a mixture.
+SHORT_TILE_MAX_WORK = 0.6
+
+
+def sm90_short_tile_work(head_dim: int, qo_lens, kv_lens, group_size: int) -> float | None:
+    """The short tiles' tensor work relative to the full tiles' (see SHORT_TILE_MAX_WORK), None for
+    a batch without work. qo_lens, kv_lens: int[B] query and key tokens per request."""
+    rows = np.asarray(qo_lens, dtype=np.float64) * int(group_size)
+    keys = np.asarray(kv_lens, dtype=np.float64)
+    full_m, short_m = SM90_TILES[head_dim].block_m, SM90_SHORT_TILES[head_dim].block_m
+    full = float(np.dot(np.ceil(rows / full_m) * full_m, keys))
+    return float(np.dot(np.ceil(rows / short_m) * short_m, keys)) / full if full > 0 else None
+
+
+def sm90_short_tiles(head_dim: int, qo_lens, kv_lens, group_size: int) -> bool:
+    """Whether plan() plans an sm90 batch with SM90_SHORT_TILES: their work is at most
+    SHORT_TILE_MAX_WORK of the full tiles' (sm90_short_tile_work)."""
+    work = sm90_short_tile_work(head_dim, qo_lens, kv_lens, group_size)
+    return work is not None and work <= SHORT_TILE_MAX_WORK
 
 
 def sm90_tile(head_dim: int, pingpong: bool, kv_tma: bool, window_left: int = -1) -> Sm90Tile:
@@ -167,6 +221,9 @@ class KernelVariant:
                 hd = dict(self.defines)["HEAD_DIM"]
                 if int(value) != SM90_TILES[hd].block_n:
                     parts.append(f"bn{value}")
+            elif key == "CONSUMER_WGS":
+                if int(value) != SM90_TILES[dict(self.defines)["HEAD_DIM"]].consumer_wgs:
+                    parts.append(f"m{64 * int(value)}")
         parts.append(self.arch)
         return "_".join(parts)
 
@@ -206,6 +263,7 @@ def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True,
         ("KV_STAGES", tile.stages),
         ("Q_STAGES", tile.q_stages),
         ("PINGPONG", 1 if pingpong else 0),
+        ("CTAS_PER_SM", tile.ctas_per_sm),
     )
     return KernelVariant("prefill_sm90.cu", "prefill_sm90", defines, HOPPER_ARCH)
 
@@ -251,32 +309,45 @@ class Build:
     def name(self) -> str:
         return self.variants[0].name
 
+    @property
+    def short_tiles(self) -> bool:
+        """Planned and run with SM90_SHORT_TILES (64-row tiles, two CTAs per SM)."""
+        return self.tile in SM90_SHORT_TILES.values()
+
     def variant_for(self, units: bool) -> KernelVariant:
         return self.variants[0] if units or len(self.variants) == 1 else self.variants[1]
 
 
-def planning_tile(backend: str, head_dim: int, arch: str) -> "Sm90Tile | Sm80Tile":
+def planning_tile(backend: str, head_dim: int, arch: str, short_tiles: bool = False) -> "Sm90Tile | Sm80Tile":
     """The tile a batch is planned with (rows per tile, L2 budget) before its build is chosen:
-    every sm90 build of a head_dim shares block_m and the L2 budget (checked below)."""
-    return SM90_TILES[head_dim] if backend == "sm90" else sm80_tile(head_dim, arch)
+    every full-tile sm90 build of a head_dim shares block_m and the L2 budget (checked above);
+    short_tiles (sm90_short_tiles, decided before planning): SM90_SHORT_TILES[head_dim]."""
+    if backend != "sm90":
+        return sm80_tile(head_dim, arch)
+    return SM90_SHORT_TILES[head_dim] if short_tiles else SM90_TILES[head_dim]
 
 
 def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, group_size: int,
-                 window_left: int, mean_blocks: float, kv_load: str = "auto", has_q: bool = True) -> Build:
+                 window_left: int, mean_blocks: float, kv_load: str = "auto", has_q: bool = True,
+                 short_tiles: bool = False) -> Build:
     """The kernel build and geometry of a planned batch (pure: same inputs, same Build).
 
-    sm90: turn-taking when tiles are short (sm90_pingpong on the planning tile's mean key blocks),
-    then the tile (176-key blocks for long TMA batches, sm90_tile), the K/V box (0 when the page
-    size needs the gather or kv_load="gather") and Q's box (whole tiles of packed rows: group_size
-    must divide block_m). sm80: the units and element-offset builds of the portable kernel.
+    sm90: the short tiles' one build when the batch was planned with them (short_tiles; mean_blocks is
+    then not read); else turn-taking when tiles are short (sm90_pingpong on the planning tile's mean
+    key blocks), then the tile (176-key blocks for long TMA batches, sm90_tile). Then the K/V box (0
+    when the page size needs the gather or kv_load="gather") and Q's box (whole tiles of packed rows:
+    group_size must divide block_m). sm80: the units and element-offset builds of the portable kernel.
     """
     if backend == "sm80":
         return Build("sm80", sm80_tile(head_dim, arch),
                      (prefill_sm80_variant(head_dim, dtype, arch, True),
                       prefill_sm80_variant(head_dim, dtype, arch, False)))
-    pingpong = sm90_pingpong(head_dim, mean_blocks)
-    kv_tma = kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0
-    tile = sm90_tile(head_dim, pingpong, kv_tma, window_left)
+    if short_tiles:  # one consumer warpgroup: no turns to take
+        pingpong, tile = False, SM90_SHORT_TILES[head_dim]
+    else:
+        pingpong = sm90_pingpong(head_dim, mean_blocks)
+        kv_tma = kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0
+        tile = sm90_tile(head_dim, pingpong, kv_tma, window_left)
     kv_box = sm90_kv_box_tokens(page_size, head_dim, tile) if kv_load == "auto" else 0
     bm = tile.block_m
     q_box = (64, group_size, bm // group_size) if has_q and bm % group_size == 0 and bm // group_size <= 256 else None
@@ -292,6 +363,7 @@ def builds_of(backend: str, arch: str, head_dim: int, dtype: str) -> list[Kernel
         tiles = [SM90_TILES[head_dim]] + ([SM90_LONG_TILES[head_dim]] if head_dim in SM90_LONG_TILES else [])
         out = [prefill_sm90_variant(head_dim, dtype, pp, t) for t in tiles for pp in (True, False)
                if not (pp and t is not SM90_TILES[head_dim])]
+        out.append(prefill_sm90_variant(head_dim, dtype, False, SM90_SHORT_TILES[head_dim]))
     return out + [kv_offsets_variant(arch)]
 
 
@@ -304,6 +376,8 @@ def all_variants() -> list[KernelVariant]:
     out += [prefill_sm90_variant(hd, dt) for hd in HEAD_DIMS for dt in DTYPES]
     out += [prefill_sm90_variant(hd, dt, pingpong=False) for hd in HEAD_DIMS for dt in DTYPES]
     out += [prefill_sm90_variant(hd, dt, pingpong=False, tile=tile) for hd, tile in SM90_LONG_TILES.items()
+            for dt in DTYPES]
+    out += [prefill_sm90_variant(hd, dt, pingpong=False, tile=tile) for hd, tile in SM90_SHORT_TILES.items()
             for dt in DTYPES]
     return out
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from . import arrays, launcher, planner, schedule, validate, variants
+from . import arrays, launcher, paging, planner, schedule, validate, variants
 
 LOG2E = 1.4426950408889634
 LN2 = 0.6931471805599453
@@ -210,8 +210,17 @@ class BatchPrefillWithPagedKVCacheWrapper:
         if self._graph is not None:
             self._check_graph_batch(args)
         launcher.prepare(variants.builds_of(backend, arch, args.head_dim, args.dtype), device)
-        tile = variants.planning_tile(backend, args.head_dim, arch)
-        if backend == "sm90":
+        group = args.num_qo_heads // args.num_kv_heads
+        # Graph mode: the first plan's build (and so its tiles and grid) for the wrapper's life.
+        build = self._plan.build if self._graph is not None and self._plan is not None else None
+        short = self._short_tiles(args, backend, build)
+        tile = variants.planning_tile(backend, args.head_dim, arch, short)
+        if short:  # its one build is known before planning: the grid is that build's occupancy
+            build = build or variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, group,
+                                                   args.window_left, 0.0, self._kv_load, has_q=args.total_q > 0,
+                                                   short_tiles=True)
+            num_ctas = launcher.sm_count(device) * launcher.load_build(build, device)[0].blocks_per_sm
+        elif backend == "sm90":
             num_ctas = launcher.sm_count(device) * tile.ctas_per_sm
         else:
             sm80 = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, 1, -1, 0.0)
@@ -231,12 +240,9 @@ class BatchPrefillWithPagedKVCacheWrapper:
                                  sm_scale=args.scale, logits_soft_cap=args.logits_soft_cap, dtype=args.dtype,
                                  num_ctas=num_ctas, block_m=tile.block_m, offsets_key=key,
                                  l2_section_bytes=tile.l2_section_bytes, **extra)
-        if self._graph is not None and self._plan is not None:
-            build = self._plan.build  # fixed for the wrapper's life: captured launches name it
-        else:
-            build = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size,
-                                          args.num_qo_heads // args.num_kv_heads, args.window_left,
-                                          schedule.mean_blocks_per_tile(plan.row_tiles, tile.block_n),
+        if build is None:
+            build = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, group,
+                                          args.window_left, schedule.mean_blocks_per_tile(plan.row_tiles, tile.block_n),
                                           self._kv_load, has_q=args.total_q > 0)
         plan = dataclasses.replace(plan, build=build)
         kernels = launcher.load_build(build, device)
@@ -255,6 +261,18 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._last_operands = None   # the params hold no run's operands yet
         self._last_call = None
         self._kv_load_path = None
+
+    @staticmethod
+    def _short_tiles(args: validate.PlanArgs, backend: str, pinned) -> bool:
+        """Whether the batch is planned with the sm90 short tiles (variants.sm90_short_tiles); a
+        pinned build (graph mode) keeps its own choice."""
+        if backend != "sm90":
+            return False
+        if pinned is not None:
+            return pinned.short_tiles
+        kv_lens = paging.kv_lengths(args.paged_kv_indptr, args.paged_kv_last_page_len, args.page_size)
+        return variants.sm90_short_tiles(args.head_dim, np.diff(args.qo_indptr), kv_lens,
+                                         args.num_qo_heads // args.num_kv_heads)
 
     def _reserve_plan_buffer(self, nbytes: int) -> None:
         """A plan buffer of at least nbytes. It only grows, and never in graph mode after the first

@@ -309,6 +309,27 @@ def make_pool(fw, dtype, max_pages, page_size, num_kv_heads, head_dim, *, num_la
     return KVPool(buf=randn(fw, shape, dtype, seed), kv_layout=kv_layout)
 
 
+def poison_unowned_slots(batch: PagedBatch, cache, layout: str) -> None:
+    """NaN into every slot of a layer's K and V (cache = (k, v)) that no request's tokens occupy:
+    the pages no request uses and the tail of each request's last page past its kv_len."""
+    k, v = cache
+    used = np.zeros(batch.max_pages, dtype=bool)
+    for r in range(len(batch.kv_lens)):
+        lo, hi = int(batch.paged_kv_indptr[r]), int(batch.paged_kv_indptr[r + 1])
+        if hi == lo:
+            continue
+        used[batch.paged_kv_indices[lo:hi]] = True
+        last, tail = int(batch.paged_kv_indices[hi - 1]), int(batch.paged_kv_last_page_len[r])
+        for x in (k, v):
+            if layout == "NHD":
+                x[last, tail:] = float("nan")
+            else:
+                x[last, :, tail:] = float("nan")
+    for page in np.flatnonzero(~used).tolist():
+        for x in (k, v):
+            x[page] = float("nan")
+
+
 # --------------------------------------------------------------------------------------------
 # Error checks
 
@@ -358,6 +379,59 @@ def check_attention(o, lse, ref_o, ref_lse, dtype, what=""):
     return rel
 
 
+# The three ways the Hopper tests run a batch: the sm90 kernel on the K/V path run() picks, the sm90
+# kernel gathering K/V, and the portable kernel (check_agreement's yardstick).
+THREE_WAYS = (("sm90", "sm90", "auto"), ("sm90-gather", "sm90", "gather"), ("sm80", "sm80", "auto"))
+
+
+def run_three_ways(fw, layout, batch: PagedBatch, heads, q, cache, ref, dtype, **plan_kw):
+    """Plan `batch` (heads = (Hqo, Hkv, D)) and run it on (q, cache) each of THREE_WAYS, into NaN-
+    poisoned out and lse, each checked against ref = (o, lse) of the reference. Yields
+    ((name, backend, kv_load), wrapper, (o, lse))."""
+    import nvrtc_attn
+
+    hqo, hkv, d = heads
+    for way in THREE_WAYS:
+        name, backend, kv_load = way
+        w = nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(workspace(fw), kv_layout=layout, backend=backend,
+                                                           kv_load=kv_load)
+        w.plan(*batch.index_args(), hqo, hkv, d, batch.page_size, **plan_kw)
+        out = poison(empty(fw, (batch.total_q, hqo, d), dtype))
+        lse = poison(empty(fw, (batch.total_q, hqo), "float32"))
+        res = w.run(q, cache, out=out, lse=lse, return_lse=True)
+        check_attention(out, lse, ref[0], ref[1], dtype, what=name)
+        yield way, w, res
+
+
+def check_agreement(results: dict, dtype, yardstick: str = "sm80"):
+    """Every (o, lse) of results (name -> run() output) against the yardstick's: O within the
+    dtype's bound, LSE -inf at the same rows and within LSE_ABS_TOL elsewhere."""
+    from nvrtc_attn.reference import as_float_array
+
+    o_ref, lse_ref = (as_float_array(x) for x in results[yardstick])
+    xp = _xp(o_ref)
+    live = xp.isfinite(lse_ref)
+    for name, (o, lse) in results.items():
+        o, lse = as_float_array(o), as_float_array(lse)
+        rel = float(xp.linalg.norm(o - o_ref)) / max(float(xp.linalg.norm(o_ref)), 1e-30)
+        assert rel <= REL_TOL[dtype], f"{name} vs {yardstick}: O rel error {rel:.3e}"
+        assert bool(xp.array_equal(xp.isneginf(lse), xp.isneginf(lse_ref))), f"{name} vs {yardstick}: -inf LSE rows"
+        if bool(live.any()):
+            err = float(xp.abs(lse[live] - lse_ref[live]).max())
+            assert err <= LSE_ABS_TOL, f"{name} vs {yardstick}: LSE abs error {err:.3e}"
+
+
+def graph_index_buffers(batch_size: int, max_pages: int) -> dict:
+    """FlashInfer's four CUDA-graph index buffers (torch int32 on the device), as plan() keywords."""
+    import torch
+
+    def zeros(n):
+        return torch.zeros(n, dtype=torch.int32, device="cuda")
+
+    return dict(qo_indptr_buf=zeros(batch_size + 1), paged_kv_indptr_buf=zeros(batch_size + 1),
+                paged_kv_indices_buf=zeros(max_pages), paged_kv_last_page_len_buf=zeros(batch_size))
+
+
 def torch_graph(fn):
     """fn() run once as a warm-up on a side stream (kernel load, offset tables), then captured into a
     torch.cuda.CUDAGraph, which is returned (replay() runs fn's launches again)."""
@@ -384,6 +458,7 @@ class Kit:
 
     make_page_table = staticmethod(make_page_table)
     make_pool = staticmethod(make_pool)
+    poison_unowned_slots = staticmethod(poison_unowned_slots)
     randn = staticmethod(randn)
     empty = staticmethod(empty)
     to_device_ints = staticmethod(to_device_ints)
@@ -393,6 +468,9 @@ class Kit:
     Snapshot = Snapshot
     check_attention = staticmethod(check_attention)
     torch_graph = staticmethod(torch_graph)
+    run_three_ways = staticmethod(run_three_ways)
+    check_agreement = staticmethod(check_agreement)
+    graph_index_buffers = staticmethod(graph_index_buffers)
     require_torch_cuda = staticmethod(require_torch_cuda)
     dtype_name = staticmethod(dtype_name)
     REL_TOL = REL_TOL
