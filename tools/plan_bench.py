@@ -52,6 +52,8 @@ def time_workloads(workloads: list[dict], repeats: int, clock=time.perf_counter)
         a = validate.check_plan_args(batch["qo_indptr"], batch["paged_kv_indptr"], batch["paged_kv_indices"],
                                      batch["paged_kv_last_page_len"], w["num_qo_heads"], w["num_kv_heads"],
                                      hd, ps, bool(w["causal"]), None, -1, None, "bfloat16", None)
+        # check_plan_args returns a PlanArgs; revisions before 2026-12-01 (--against) returned a dict
+        a = a if isinstance(a, dict) else {f: getattr(a, f) for f in a.__dataclass_fields__}
         strides = (NUM_LAYERS * 2 * ps * w["num_kv_heads"] * hd, w["num_kv_heads"] * hd, hd)
         key = planner.offset_key(strides, strides, a["max_page_index"], ps)
         calls[w["id"]] = functools.partial(
