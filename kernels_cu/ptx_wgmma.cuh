@@ -27,43 +27,6 @@ NA_DEVICE uint64_t desc_sw128(uint32_t smem_addr, uint32_t lbo_bytes, uint32_t s
   return d;
 }
 
-// wgmma.mma_async.sync.aligned.m64n32k16.f32.{bf16,f16} (A, B from shared memory; B transposed
-// when kTransB, i.e. stored N-major). scale_d = 0 overwrites the accumulators.
-template <bool kBf16, int kTransB>
-NA_DEVICE void mma_ss_n32(float (&d)[16], uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  if constexpr (kBf16) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}, %16, %17, p, 1, 1, 0, %19;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-        : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(kTransB));
-  } else {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}, %16, %17, p, 1, 1, 0, %19;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-        : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(kTransB));
-  }
-}
-
-// wgmma.mma_async.sync.aligned.m64n32k16.f32.{bf16,f16} (A from registers, B from shared memory).
-template <bool kBf16, int kTransB>
-NA_DEVICE void mma_rs_n32(float (&d)[16], const uint32_t (&a)[4], uint64_t desc_b, int scale_d) {
-  if constexpr (kBf16) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}, {%16,%17,%18,%19}, %20, p, 1, 1, %22;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d), "n"(kTransB));
-  } else {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}, {%16,%17,%18,%19}, %20, p, 1, 1, %22;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d), "n"(kTransB));
-  }
-}
-
 // wgmma.mma_async.sync.aligned.m64n64k16.f32.{bf16,f16} (A, B from shared memory; B transposed
 // when kTransB, i.e. stored N-major). scale_d = 0 overwrites the accumulators.
 template <bool kBf16, int kTransB>
@@ -215,16 +178,14 @@ NA_DEVICE void mma_rs_n256(float (&d)[128], const uint32_t (&a)[4], uint64_t des
 // Dispatch on N at compile time.
 template <int N, bool kBf16, int kTransB>
 NA_DEVICE void mma_ss(float (&d)[N / 2], uint64_t a, uint64_t b, int scale_d) {
-  if constexpr (N == 32) mma_ss_n32<kBf16, kTransB>(d, a, b, scale_d);
-  else if constexpr (N == 64) mma_ss_n64<kBf16, kTransB>(d, a, b, scale_d);
+  if constexpr (N == 64) mma_ss_n64<kBf16, kTransB>(d, a, b, scale_d);
   else if constexpr (N == 128) mma_ss_n128<kBf16, kTransB>(d, a, b, scale_d);
   else if constexpr (N == 176) mma_ss_n176<kBf16, kTransB>(d, a, b, scale_d);
   else mma_ss_n256<kBf16, kTransB>(d, a, b, scale_d);
 }
 template <int N, bool kBf16, int kTransB>
 NA_DEVICE void mma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t b, int scale_d) {
-  if constexpr (N == 32) mma_rs_n32<kBf16, kTransB>(d, a, b, scale_d);
-  else if constexpr (N == 64) mma_rs_n64<kBf16, kTransB>(d, a, b, scale_d);
+  if constexpr (N == 64) mma_rs_n64<kBf16, kTransB>(d, a, b, scale_d);
   else if constexpr (N == 128) mma_rs_n128<kBf16, kTransB>(d, a, b, scale_d);
   else if constexpr (N == 176) mma_rs_n176<kBf16, kTransB>(d, a, b, scale_d);
   else mma_rs_n256<kBf16, kTransB>(d, a, b, scale_d);

@@ -101,7 +101,7 @@ class Sm90Tile:
 # 32 MB, H100 A/B in one device call); head_dim 64 (192-row tiles, 1.5%) and head_dim 256 (13% on
 # 1 x 8192 causal, 16 heads: 24 MB holds only 3 of its 8 MB heads) want 32 MB.
 SM90_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=3, stages=2, q_stages=2, l2_section_bytes=32 << 20),
-              128: Sm90Tile(block_n=128, stages=2, q_stages=2),
+              128: Sm90Tile(block_n=128, stages=2, q_stages=2, l2_section_bytes=12 << 20),
               256: Sm90Tile(block_n=64, stages=2, q_stages=1, l2_section_bytes=32 << 20)}
 
 # Long tiles (no consumer turn-taking) whose K/V come by TMA take 176-key blocks at head_dim 128
@@ -114,7 +114,7 @@ SM90_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=3, stages=2, q_stages=2, l2
 # Built without turn-taking only (with it the 176-key build spills): plan() plans with the standard
 # tile, decides turn-taking on it, then picks the tile. Planning must not tell the two apart: same
 # block_m and L2 budget.
-SM90_LONG_TILES = {128: Sm90Tile(block_n=176, stages=2, q_stages=1)}
+SM90_LONG_TILES = {128: Sm90Tile(block_n=176, stages=2, q_stages=1, l2_section_bytes=12 << 20)}
 assert all(t.block_m == SM90_TILES[hd].block_m and t.l2_section_bytes == SM90_TILES[hd].l2_section_bytes
            for hd, t in SM90_LONG_TILES.items())
 
@@ -132,8 +132,9 @@ assert all(t.block_m == SM90_TILES[hd].block_m and t.l2_section_bytes == SM90_TI
 # (n+1's V waits for n-1's release): 48 KB, 96 KB per SM. Two independent CTAs also hide each
 # other's tile starts (Q, first block) and epilogues.
 SM90_SHORT_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=1, stages=2, q_stages=2, ctas_per_sm=2),
-                    128: Sm90Tile(block_n=64, consumer_wgs=1, stages=2, q_stages=2, ctas_per_sm=2),
-                    256: Sm90Tile(block_n=32, consumer_wgs=1, stages=2, q_stages=1, ctas_per_sm=2)}
+                    128: Sm90Tile(block_n=64, consumer_wgs=1, stages=2, q_stages=2, ctas_per_sm=2)}
+# (A head_dim 256 short tile, 32-key blocks with P V as two 128-column wgmmas, ran correctly on the
+# H200 but 16% slower than the full tiles on 4-token requests: removed.)
 
 
 def sm90_wgmma_ns() -> tuple[int, ...]:
@@ -155,10 +156,11 @@ def sm90_wgmma_ns() -> tuple[int, ...]:
 #   A 2048-token prefill chunk on 2048 keys with 100 verifications of 4 tokens on 4096 keys:
 #     (8192 * 2048 + 100 * 64 * 4096) / (8192 * 2048 + 100 * 128 * 4096) = 0.62: full tiles.
 # A batch of one query length is short exactly when its P <= 64 (the ratio is 0.5; at least 2/3
-# otherwise). 0.6 keeps mixed batches on the full tiles unless the short ones save 40% of the tensor
-# work: they run full tiles less well (64-key S GEMMs, each 128 rows' K/V read twice). The 0.6
-# itself is a guess until measured on such a mixture.
-SHORT_TILE_MAX_WORK = 0.6
+# otherwise). H200, tools/short_tiles_ab.py (2026-12-01, runs/h200_2026-12-01_r4_short_ab.json),
+# short / full time: ratios 0.50-0.56 gained 7-15% (W9 0.154 -> 0.139 ms: 3.87 TB/s of K/V read,
+# 94% of a plain 4.10 TB/s read), 0.62 gained 3%, 0.72 lost 2.4%: the threshold is 0.66. At head_dim
+# 256 the short tiles lost 16% even at 0.5 (32-key blocks): they serve head_dim 64 and 128 only.
+SHORT_TILE_MAX_WORK = 0.66
 
 
 def sm90_short_tile_work(head_dim: int, qo_lens, kv_lens, group_size: int) -> float | None:
@@ -174,6 +176,8 @@ def sm90_short_tile_work(head_dim: int, qo_lens, kv_lens, group_size: int) -> fl
 def sm90_short_tiles(head_dim: int, qo_lens, kv_lens, group_size: int) -> bool:
     """Whether plan() plans an sm90 batch with SM90_SHORT_TILES: their work is at most
     SHORT_TILE_MAX_WORK of the full tiles' (sm90_short_tile_work)."""
+    if head_dim not in SM90_SHORT_TILES:
+        return False
     work = sm90_short_tile_work(head_dim, qo_lens, kv_lens, group_size)
     return work is not None and work <= SHORT_TILE_MAX_WORK
 
