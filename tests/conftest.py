@@ -361,6 +361,17 @@ def torch_graph(fn):
     return graph
 
 
+def graph_buffers(batch_size: int, max_pages: int) -> dict:
+    """FlashInfer's CUDA-graph index buffers (torch int32, zeros) for use_cuda_graph=True wrappers."""
+    import torch
+
+    def zeros(n):
+        return torch.zeros(n, dtype=torch.int32, device="cuda")
+
+    return dict(qo_indptr_buf=zeros(batch_size + 1), paged_kv_indptr_buf=zeros(batch_size + 1),
+                paged_kv_indices_buf=zeros(max_pages), paged_kv_last_page_len_buf=zeros(batch_size))
+
+
 # The backends a GPU test runs: sm90 only where it exists (a Hopper GPU), skipped cleanly elsewhere.
 BACKENDS = ("sm80", pytest.param("sm90", marks=pytest.mark.hopper))
 
@@ -379,6 +390,7 @@ class Kit:
     Snapshot = Snapshot
     check_attention = staticmethod(check_attention)
     torch_graph = staticmethod(torch_graph)
+    graph_buffers = staticmethod(graph_buffers)
     require_torch_cuda = staticmethod(require_torch_cuda)
     dtype_name = staticmethod(dtype_name)
     REL_TOL = REL_TOL
