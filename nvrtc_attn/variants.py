@@ -275,13 +275,14 @@ class Build:
 
 
 def split_build(build: Build) -> Build:
-    """The split-KV twin of an sm90 build: same tile, key block and turn-taking (so a plan's pieces,
-    cut on its key block, stay valid), plus the partial-result epilogue of pieces."""
+    """The split-KV twin of an sm90 build: every macro the same but SPLIT_KV=1, so the same tile,
+    key block and turn-taking (a plan's pieces, cut on its key block, stay valid), plus the
+    partial-result epilogue of pieces."""
     if build.split or not build.can_split:
         return build
-    hd = dict(build.variants[0].defines)["HEAD_DIM"]
-    dtype = "bfloat16" if int(dict(build.variants[0].defines)["IS_BF16"]) else "float16"
-    variant = prefill_sm90_variant(hd, dtype, build.pingpong, build.tile, split=True)
+    v = build.variants[0]
+    defines = tuple((k, x) for k, x in v.defines if k != "SPLIT_KV") + (("SPLIT_KV", 1),)  # its place: last
+    variant = dataclasses.replace(v, defines=defines)
     return dataclasses.replace(build, variants=(variant,), split=True)
 
 
