@@ -36,18 +36,20 @@ NA_DEVICE void expand_token(const OffsetParams& p, int batch, int64_t t) {
 
 // The tile at sorted position pos of the work list, written to work-list slot `slot`: its block
 // (pos0, k, e0, h_lo) names the KV head and the row tile (schedule.WorkList); the row tile and the
-// request's lengths make the 12-int tile row.
+// request's lengths make the 12-int tile row. A piece of a split row tile (row field piece = 1 +
+// its index) gets 1 + its partial-result slot, piece * num_kv_heads + kv_head (planner.device_tiles).
 NA_DEVICE void expand_tile(const OffsetParams& p, int num_blocks, int pos, int slot) {
   const int4 blk = reinterpret_cast<const int4*>(p.blocks)[last_not_above(p.blocks, num_blocks, 4, pos)];
   const int o = pos - blk.x;
   const int row = p.entries[blk.z + o % blk.y];
   const int4* r = reinterpret_cast<const int4*>(p.rows) + 2 * static_cast<int64_t>(row);
-  const int4 r0 = r[0], r1 = r[1];  // (req, 0, row_start, row_end), (kv_start, kv_end, 0, 0)
+  const int4 r0 = r[0], r1 = r[1];  // (req, 0, row_start, row_end), (kv_start, kv_end, piece, 0)
   const int req = r0.x;
   int4 t0, t1, t2;
   t0.x = req; t0.y = blk.w + o / blk.y; t0.z = r0.z; t0.w = r0.w;
   t1.x = r1.x; t1.y = r1.y; t1.z = p.qo_indptr[req]; t1.w = p.qo_indptr[req + 1] - t1.z;
-  t2.x = p.kv_lens[req]; t2.y = p.kv_tok_indptr[req]; t2.z = 0; t2.w = 0;
+  t2.x = p.kv_lens[req]; t2.y = p.kv_tok_indptr[req];
+  t2.z = r1.z > 0 ? (r1.z - 1) * p.num_kv_heads + t0.y + 1 : 0; t2.w = 0;
   int4* out = reinterpret_cast<int4*>(p.tiles) + 3 * static_cast<int64_t>(slot);
   out[0] = t0; out[1] = t1; out[2] = t2;
 }

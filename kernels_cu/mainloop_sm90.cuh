@@ -267,6 +267,12 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
     // An empty tile (n_blocks == 0; the producer skips it too) arrives here with O = 0 and row sums 0
     // and so writes O = 0 and LSE = -inf. 1 / l stays in this frame (a local of the epilogue's own
     // changed the SASS).
+    if constexpr (kSplitKv) {
+      if (c.slot >= 0) {  // a piece of a split tile: partial O and LSE for merge_split.cu
+        store_partial(p, c, sm, o, warp, g, t4, wg_row0, c2);
+        continue;
+      }
+    }
     float inv[2];
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) inv[hh] = store_lse(p, c, sm, hh, warp, g, t4, wg_row0, c2);

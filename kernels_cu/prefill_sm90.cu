@@ -3,9 +3,9 @@
 // page part or cp.async gather) into the shared-memory rings of tile_sm90.cuh; two consumer warpgroups
 // (three at head_dim 64; one in the short tiles, two CTAs per SM) of 64 query rows each run
 // mainloop_sm90.cuh (wgmma S = Q K^T, the online softmax of softmax.cuh, wgmma O += P V) and
-// epilogue_sm90.cuh.
+// epilogue_sm90.cuh (pieces of split tiles: partial O and LSE for merge_split.cu, in SPLIT_KV builds).
 // Specialized by macros HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS, KV_STAGES, Q_STAGES, PINGPONG,
-// CTAS_PER_SM (from nvrtc_attn/variants.py).
+// CTAS_PER_SM, SPLIT_KV (from nvrtc_attn/variants.py).
 #include "params.cuh"
 #include "ptx_sm80.cuh"
 #include "ptx_mbarrier.cuh"

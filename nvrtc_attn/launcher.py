@@ -34,6 +34,7 @@ class PrefillParams(ctypes.Structure):
         ("scale_log2", _f32), ("soft_cap", _f32), ("cap_scale", _f32),
         ("kv_box_tokens", _i32), ("q_tma", _i32), ("k_page_heads", _i32), ("v_page_heads", _i32),
         ("v_scale", _f32), ("lse_scale", _f32),
+        ("reserved", _i32), ("partial_o", _p), ("partial_lse", _p),
     ]
 
 
@@ -59,7 +60,19 @@ class OffsetParams(ctypes.Structure):
         ("v_tok_elems", _p),
         ("page_ratio", _i64), ("k_stride_page", _i64), ("k_stride_tok", _i64),
         ("v_stride_page", _i64), ("v_stride_tok", _i64),
-        ("page_size", _i32), ("reserved", _i32),
+        ("page_size", _i32), ("num_kv_heads", _i32),
+    ]
+
+
+class MergeParams(ctypes.Structure):
+    """Mirror of `struct MergeParams` (kernels_cu/params.cuh): the merge of split tiles."""
+
+    _fields_ = [
+        ("counts", _p), ("merges", _p), ("qo_indptr", _p), ("partial_o", _p), ("partial_lse", _p),
+        ("o", _p), ("lse", _p),
+        ("o_stride_tok", _i64), ("o_stride_head", _i64), ("lse_stride_tok", _i64), ("lse_stride_head", _i64),
+        ("num_kv_heads", _i32), ("group_size", _i32), ("head_dim", _i32), ("block_m", _i32),
+        ("v_scale", _f32), ("lse_scale", _f32), ("is_bf16", _i32), ("reserved", _i32),
     ]
 
 
@@ -259,6 +272,7 @@ def expand_plan(plan, workspace_ptr: int, offsets_key: tuple | None, stream: int
     for name in inputs if offsets_only else inputs + ("tiles", "tok_page", "tok_slot"):
         setattr(op, name, section(name))
     op.page_size = plan.page_size
+    op.num_kv_heads = plan.num_kv_heads
     if offsets_key is not None and offsets_key[0] == "units":
         op.tok_units = section("tok_units")
         op.page_ratio = offsets_key[1]
@@ -415,8 +429,10 @@ def _encode_kv(plan, kv_box: int, k, v, ks, vs) -> tuple | bytes:
 # Parameters of a launch
 
 
-def plan_params(plan, workspace_ptr: int) -> PrefillParams:
-    """A PrefillParams with the plan's fields filled in (workspace sections, heads, mask)."""
+def plan_params(plan, workspace_ptr: int, partial_ptr: int = 0, slots=None) -> PrefillParams:
+    """A PrefillParams with the plan's fields filled in (workspace sections, heads, mask); with
+    slots (planner.PartialSlots) the split-KV build's partial results at partial_ptr (the float
+    workspace)."""
     p = PrefillParams()
     for name in ("qo_indptr", "kv_lens", "kv_tok_indptr", "tok_page", "tok_slot", "tiles", "work_indptr"):
         setattr(p, name, workspace_ptr + plan.layout[name][0])
@@ -424,7 +440,62 @@ def plan_params(plan, workspace_ptr: int) -> PrefillParams:
     p.group_size = plan.group_size
     p.causal = int(plan.causal)
     p.window_left = plan.window_left
+    if slots is not None:
+        p.partial_o, p.partial_lse = partial_ptr, partial_ptr + slots.lse_offset
     return p
+
+
+# ----------------------------------------------------------------------------------------------
+# The merge of split tiles (kernels_cu/merge_split.cu)
+
+_MERGE_THREADS = 256      # kMergeThreads of merge_split.cu
+_MERGE_MAX_BLOCKS = 1024  # grid-stride beyond this
+
+
+def merge_kernel(device: int) -> LoadedKernel:
+    """The merge of split tiles, loaded on `device` (sm_90a: only sm90 plans have pieces)."""
+    return load(variants.merge_split_variant(), device, _MERGE_THREADS, 0)
+
+
+def merge_params(plan, workspace_ptr: int, partial_ptr: int, slots) -> MergeParams:
+    """A MergeParams with the plan's fields filled in: its merge table and counts (plan buffer at
+    workspace_ptr) and the partial results (planner.PartialSlots at partial_ptr)."""
+    mp = MergeParams()
+    for name in ("counts", "merges", "qo_indptr"):
+        setattr(mp, name, workspace_ptr + plan.layout[name][0])
+    mp.partial_o, mp.partial_lse = partial_ptr, partial_ptr + slots.lse_offset
+    mp.num_kv_heads, mp.group_size, mp.head_dim, mp.block_m = (plan.num_kv_heads, plan.group_size, plan.head_dim,
+                                                               plan.block_m)
+    mp.is_bf16 = int(plan.dtype == "bfloat16")
+    return mp
+
+
+def set_merge_run_params(mp: MergeParams, o, lse, lse_layout: str, v_scale: float, lse_scale: float) -> None:
+    """This run's output operands and scales into mp (as set_run_params does for the prefill)."""
+    _set_outputs(mp, o, lse, lse_layout)
+    mp.v_scale, mp.lse_scale = v_scale, lse_scale
+
+
+def _set_outputs(p, o, lse, lse_layout: str) -> None:
+    """o and lse (pointers, element strides; lse_layout "NH" or "HN") into a PrefillParams or
+    MergeParams."""
+    p.o, p.o_stride_tok, p.o_stride_head = o.ptr, o.strides[0], o.strides[1]
+    if lse is None:
+        p.lse, p.lse_stride_tok, p.lse_stride_head = None, 0, 0
+    elif lse_layout == "NH":
+        p.lse, p.lse_stride_tok, p.lse_stride_head = lse.ptr, lse.strides[0], lse.strides[1]
+    else:  # [num_qo_heads, total_q]
+        p.lse, p.lse_stride_tok, p.lse_stride_head = lse.ptr, lse.strides[1], lse.strides[0]
+
+
+def merge_grid(plan) -> int:
+    """CTAs of the merge launch: enough for the plan's merge table (for its capacity's largest one
+    when it has a capacity: a captured launch serves every later plan), grid-stride past
+    _MERGE_MAX_BLOCKS."""
+    cap = plan.capacity
+    merges = cap.max_pieces // (2 * plan.num_kv_heads) if cap is not None else plan.num_merges
+    items = merges * plan.num_kv_heads * plan.block_m * (plan.head_dim // 8)
+    return min(max(1, -(-items // _MERGE_THREADS)), _MERGE_MAX_BLOCKS)
 
 
 def set_run_params(p: PrefillParams, plan, workspace_ptr: int, key: tuple, q, ks, vs, k, v, o, lse,
@@ -432,15 +503,9 @@ def set_run_params(p: PrefillParams, plan, workspace_ptr: int, key: tuple, q, ks
     """This run's operands into p: pointers and element strides of q, the K/V views (ks, vs: their
     normalized (page, token, head) strides), o and lse, the offset table of `key`, and the scales
     (scale_log2, soft_cap, cap_scale, v_scale, lse_scale)."""
-    p.q, p.k, p.v, p.o = q.ptr, k.ptr, v.ptr, o.ptr
+    p.q, p.k, p.v = q.ptr, k.ptr, v.ptr
     p.q_stride_tok, p.q_stride_head = q.strides[0], q.strides[1]
-    p.o_stride_tok, p.o_stride_head = o.strides[0], o.strides[1]
-    if lse is None:
-        p.lse, p.lse_stride_tok, p.lse_stride_head = None, 0, 0
-    elif lse_layout == "NH":
-        p.lse, p.lse_stride_tok, p.lse_stride_head = lse.ptr, lse.strides[0], lse.strides[1]
-    else:  # [num_qo_heads, total_q]
-        p.lse, p.lse_stride_tok, p.lse_stride_head = lse.ptr, lse.strides[1], lse.strides[0]
+    _set_outputs(p, o, lse, lse_layout)
     p.k_stride_tok, p.k_stride_head = ks[1], ks[2]
     p.v_stride_tok, p.v_stride_head = vs[1], vs[2]
     if key[0] == "units":

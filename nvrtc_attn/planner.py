@@ -2,6 +2,8 @@
 tiles, their longest-first partition over a persistent grid), laid out in ONE byte image that
 plan() uploads with one copy; one small kernel (kernels_cu/kv_offsets.cu, launcher.expand_plan)
 then expands it on the device into the per-token K/V tables and the tile rows the kernels read.
+Long key ranges of batches that cannot fill the SMs become pieces (schedule.split_rows) with a merge
+table; their partial results live in the caller's float workspace (PartialSlots), never the plan.
 Pure NumPy (no GPU): every layer's run() reuses the plan; the device only indexes it.
 """
 from __future__ import annotations
@@ -19,17 +21,18 @@ from . import paging, schedule
 # the expansion kernel writes the rest (DEVICE_BUILT) from them.
 _ALIGN = 256
 UPLOADED = ("counts", "qo_indptr", "kv_lens", "kv_tok_indptr", "paged_kv_indptr", "page_indices",
-            "rows", "blocks", "entries", "tile_cta", "work_indptr")
+            "rows", "blocks", "entries", "tile_cta", "work_indptr", "merges")
 DEVICE_BUILT = ("tiles", "tok_page", "tok_slot", "tok_units", "k_tok_elems", "v_tok_elems")
 SECTIONS = UPLOADED + DEVICE_BUILT
 
-# The "counts" section, int32: what the expansion kernel loops over, read on the device so that a
-# launch captured in a CUDA graph stays valid for later plans of the same capacity.
-COUNTS = ("batch", "tiles", "blocks", "kv_tokens", "ctas")
+# The "counts" section, int32: what the expansion kernel (and the merge of split tiles) loops over,
+# read on the device so that a launch captured in a CUDA graph stays valid for later plans of the
+# same capacity.
+COUNTS = ("batch", "tiles", "blocks", "kv_tokens", "ctas", "merges")
 
 # Bytes per item of each section, in SECTIONS order (int32 words unless noted).
-_ITEM_BYTES = (4, 4, 4, 4, 4, 4, 32, 16, 4, 2, 4,  # counts .. work_indptr; rows [R, 8], blocks [NB, 4],
-               48, 4, 4, 4, 8, 8)                  # tile_cta uint16; tiles [T, 12], tok_page .. v_tok_elems
+_ITEM_BYTES = (4, 4, 4, 4, 4, 4, 32, 16, 4, 2, 4, 32,  # counts .. merges; rows [R, 8], blocks [NB, 4],
+               48, 4, 4, 4, 8, 8)                      # tile_cta uint16, merges [S, 8]; tiles [T, 12], tok_page ..
 
 
 def offset_key(k_strides, v_strides, max_page_index: int, page_size: int) -> tuple:
@@ -52,41 +55,75 @@ class PlanCapacity:
     keeps valid pointers after any later plan() within it (FlashInfer's use_cuda_graph contract).
 
     batch_size:    requests per batch (at most)
-    max_tiles:     work tiles (row tiles x KV heads)
+    max_tiles:     work tiles (row tiles x KV heads, pieces of split row tiles included)
     max_kv_tokens: key tokens of the batch (the per-token tables)
     max_pages:     used page-table entries (paged_kv_indptr[-1])
+    max_pieces:    piece tiles (pieces of split row tiles x KV heads: the partial-result slots of the
+                   float workspace); 0: no splits
 
     Example: PlanCapacity.for_batch(8, 8192, 4096, 16, 32, 8, 128) fits 8 requests of at most 8192
     query tokens in all on at most 4096 pages of 16 keys: 8 * (ceil(8192 * 4 / 128) + 8) = 2112
-    tiles, 65536 key tokens.
+    tiles, 65536 key tokens; with max_pieces=512, 2624 tiles of which up to 512 pieces.
     """
 
     batch_size: int
     max_tiles: int
     max_kv_tokens: int
     max_pages: int
+    max_pieces: int = 0
 
     @classmethod
     def for_batch(cls, batch_size: int, max_total_q: int, max_pages: int, page_size: int,
-                  num_qo_heads: int, num_kv_heads: int, block_m: int) -> "PlanCapacity":
+                  num_qo_heads: int, num_kv_heads: int, block_m: int, max_pieces: int = 0) -> "PlanCapacity":
         """Bounds for batches of batch_size requests with at most max_total_q query tokens and
         max_pages pages: a request of q tokens has ceil(q * G / block_m) <= q * G / block_m + 1 row
-        tiles, so tiles <= num_kv_heads * (ceil(max_total_q * G / block_m) + batch_size)."""
+        tiles, so tiles <= num_kv_heads * (ceil(max_total_q * G / block_m) + batch_size); pieces
+        replace a split row tile's tiles, so at most max_pieces more. max_pieces is rounded down to
+        whole row tiles (a multiple of num_kv_heads)."""
         group = int(num_qo_heads) // int(num_kv_heads)
         row_tiles = -(-int(max_total_q) * group // int(block_m)) + int(batch_size)
-        return cls(int(batch_size), int(num_kv_heads) * row_tiles, int(max_pages) * int(page_size),
-                   int(max_pages))
+        pieces = int(max_pieces) // int(num_kv_heads) * int(num_kv_heads)
+        return cls(int(batch_size), int(num_kv_heads) * row_tiles + pieces, int(max_pages) * int(page_size),
+                   int(max_pages), pieces)
 
-    def check(self, batch_size: int, num_tiles: int, kv_tokens: int, pages: int) -> None:
+    def check(self, batch_size: int, num_tiles: int, kv_tokens: int, pages: int, pieces: int = 0) -> None:
         """ValueError naming the first bound a batch exceeds."""
         for what, value, bound in (("batch_size", batch_size, self.batch_size),
                                    ("max_tiles", num_tiles, self.max_tiles),
                                    ("max_kv_tokens", kv_tokens, self.max_kv_tokens),
-                                   ("max_pages", pages, self.max_pages)):
+                                   ("max_pages", pages, self.max_pages),
+                                   ("max_pieces", pieces, self.max_pieces)):
             if value > bound:
                 raise ValueError(f"batch exceeds the plan capacity: {value} > PlanCapacity.{what} = {bound} "
                                  f"(qo_indptr / paged_kv_indptr describe a larger batch than the capacity "
                                  f"given to plan())")
+
+
+@dataclass(frozen=True)
+class PartialSlots:
+    """Where the pieces of split tiles keep their partial results: the caller's float workspace
+    (FlashInfer's split-k scratch, shared with other wrappers and used only during a run; no plan
+    state lives there) holds fp32 O [slots, block_m, head_dim] from byte 0, then the base-2 LSE
+    [slots, block_m]. A piece tile writes the slot piece * num_kv_heads + kv_head.
+
+    Example: 128 MiB, block_m 128, head_dim 128: 66,048 bytes a slot, 2032 slots (W8 uses 128).
+    """
+
+    slots: int
+    block_m: int
+    head_dim: int
+
+    @classmethod
+    def for_workspace(cls, nbytes: int, block_m: int, head_dim: int) -> "PartialSlots":
+        """As many slots as nbytes holds, at most 2^31 / (block_m * head_dim) (int32 indexing)."""
+        slot_bytes = int(block_m) * (int(head_dim) + 1) * 4
+        return cls(min(int(nbytes) // slot_bytes, (2**31 - 1) // (int(block_m) * int(head_dim))), int(block_m),
+                   int(head_dim))
+
+    @property
+    def lse_offset(self) -> int:
+        """Byte offset of the LSE array in the workspace."""
+        return self.slots * self.block_m * self.head_dim * 4
 
 
 @dataclass(frozen=True)
@@ -113,8 +150,10 @@ class Plan:
     num_tiles: int
     qo_lens: np.ndarray
     kv_lens: np.ndarray
-    row_tiles: np.ndarray         # int32 [R, 8]: KV head 0's tiles (schedule.row_tiles), request order
+    row_tiles: np.ndarray         # int32 [R, 8]: KV head 0's tiles (schedule.row_tiles, pieces of split
+                                  # row tiles in their place: schedule.split_rows), request order
     work: schedule.WorkList       # the partition of row_tiles x KV heads over num_ctas CTAs
+    merges: np.ndarray            # int32 [S, 8] (schedule.MERGE_FIELDS): the split row tiles, S = 0 without
     offsets_key: tuple | None     # the offset tables are built for this key (None: not yet)
     capacity: PlanCapacity | None  # sized the layout (None: compact, this batch only)
     layout: dict = field(repr=False)    # section -> (byte offset, byte size)
@@ -125,6 +164,16 @@ class Plan:
     @property
     def group_size(self) -> int:
         return self.num_qo_heads // self.num_kv_heads
+
+    @property
+    def num_merges(self) -> int:
+        """Split row tiles (merge_split.cu combines each one's pieces, for every KV head)."""
+        return int(self.merges.shape[0])
+
+    @property
+    def num_pieces(self) -> int:
+        """Piece tiles (pieces x KV heads): the partial-result slots a run fills."""
+        return int(self.merges[:, 5].sum()) * self.num_kv_heads if self.num_merges else 0
 
     @property
     def work_indptr(self) -> np.ndarray:
@@ -188,12 +237,14 @@ def build_offsets(tok_page, tok_slot, key) -> dict[str, np.ndarray]:
 
 # A tile as the kernels read it (kernels_cu/scheduler.cuh): the schedule's 6 fields plus the
 # request's lengths and offsets, so a CTA decodes a tile with three independent 16-byte loads
-# instead of chasing req into qo_indptr and kv_lens (two dependent round trips per tile).
+# instead of chasing req into qo_indptr and kv_lens (two dependent round trips per tile); partial:
+# 0 for a tile that writes the output, else 1 + its partial-result slot (piece * num_kv_heads +
+# kv_head: a piece of a split row tile, schedule.split_rows).
 DEVICE_TILE_FIELDS = ("req", "kv_head", "row_start", "row_end", "kv_start", "kv_end",
-                      "q0", "qo_len", "kv_len", "kv_tok0", "reserved0", "reserved1")
+                      "q0", "qo_len", "kv_len", "kv_tok0", "partial", "reserved")
 
 
-def device_tiles(tiles: np.ndarray, qo_indptr, kv_lens, kv_tok_indptr) -> np.ndarray:
+def device_tiles(tiles: np.ndarray, qo_indptr, kv_lens, kv_tok_indptr, num_kv_heads: int = 1) -> np.ndarray:
     """int32 [T, 12] in DEVICE_TILE_FIELDS order from the schedule's [T, 8] tiles: the host
     reference of the tile rows kernels_cu/kv_offsets.cu writes."""
     tiles = np.asarray(tiles)
@@ -206,6 +257,8 @@ def device_tiles(tiles: np.ndarray, qo_indptr, kv_lens, kv_tok_indptr) -> np.nda
         out[:, 7] = qo_indptr[req + 1] - qo_indptr[req]
         out[:, 8] = np.asarray(kv_lens)[req]
         out[:, 9] = np.asarray(kv_tok_indptr)[req]
+        piece = tiles[:, 6].astype(np.int64)
+        out[:, 10] = np.where(piece > 0, (piece - 1) * int(num_kv_heads) + tiles[:, 1] + 1, 0)
     return out
 
 
@@ -220,7 +273,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
               logits_soft_cap: float | None = None, dtype: str = "float16",
               num_ctas: int = 132, block_m: int = 128, offsets_key: tuple | None = None,
               l2_section_bytes: int = schedule.L2_SECTION_BYTES,
-              capacity: PlanCapacity | None = None) -> Plan:
+              capacity: PlanCapacity | None = None, choose_build=None,
+              split: schedule.SplitRequest | None = None) -> Plan:
     """Plan one batch from validated host index arrays (see validate.check_plan_args).
 
     O(batch + pages + tiles / num_ctas waves), never O(key tokens): the per-token tables and the
@@ -228,6 +282,10 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     offsets_key (see offset_key) only records which offset tables that expansion builds.
     capacity (PlanCapacity) sizes every section for the bound instead of this batch, so plans of
     one capacity share one layout; a batch over it raises ValueError.
+    choose_build: called with the row tiles (before any split) to pick the kernel build, which the
+    plan records (Plan.build); the builds differ in key block, and pieces cut on it.
+    split (schedule.SplitRequest): long key ranges may become pieces (schedule.split_rows), within
+    split.max_slots and capacity.max_pieces; their key block is split.block_n or the chosen build's.
 
     Example: 2 requests of 100 and 300 query tokens on 100 and 400 keys, 8 q heads on 2 KV heads:
         make_plan([0, 100, 400], [0, 7, 32], pages, [4, 16], 8, 2, 128, 16, causal=True)
@@ -248,16 +306,23 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
         raise OverflowError("offsets_key in units mode does not fit int32; use element mode")
 
     group = num_qo_heads // num_kv_heads
-    rows, work = schedule.plan_work(qo_lens, kv_lens, group, num_kv_heads, block_m, causal, window_left,
-                                    4 * head_dim, num_ctas, l2_section_bytes)  # K and V, 16-bit
+    tiling = schedule.row_tiling(qo_lens, kv_lens, group, block_m, causal, window_left)
+    build = choose_build(tiling.rows) if choose_build is not None else None
+    if split is not None:
+        block_n = split.block_n if split.block_n is not None else build.tile.block_n
+        slots = split.max_slots if capacity is None else min(split.max_slots, capacity.max_pieces)
+        split = schedule.SplitRequest(slots, split.fixed_keys, block_n)
+    rows, work, merges = schedule.schedule_rows(tiling, num_kv_heads, 4 * head_dim, num_ctas, l2_section_bytes,
+                                                split)  # K and V, 16-bit
 
-    counts = np.array((batch, work.num_tiles, len(work.blocks), total_kv, num_ctas))
+    counts = np.array((batch, work.num_tiles, len(work.blocks), total_kv, num_ctas, len(merges)))
     arrays = (counts, qo_indptr, kv_lens, kv_tok_indptr, indptr, used, rows, work.blocks, work.entries,
-              work.tile_cta, work.work_indptr)  # UPLOADED order
+              work.tile_cta, work.work_indptr, merges)  # UPLOADED order
     if capacity is None:
         sizes = [*map(len, arrays), work.num_tiles, total_kv, total_kv, total_kv, total_kv, total_kv]
     else:
-        capacity.check(batch, work.num_tiles, total_kv, len(used))
+        pieces = int(merges[:, 5].sum()) * int(num_kv_heads) if len(merges) else 0
+        capacity.check(batch, work.num_tiles, total_kv, len(used), pieces)
         sizes = _capacity_sizes(capacity, num_kv_heads, num_ctas)
     layout, upload_bytes, workspace_bytes = _layout(sizes)
     image = _image(arrays, layout, upload_bytes)
@@ -274,13 +339,14 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
         logits_soft_cap=float(logits_soft_cap or 0.0), dtype=dtype, block_m=int(block_m),
         num_ctas=int(num_ctas), total_q=int(qo_indptr[-1]) if qo_indptr.size else 0, total_kv=total_kv,
         max_page_index=max_page_index, num_tiles=work.num_tiles, qo_lens=qo_lens.astype(np.int32),
-        kv_lens=kv_lens.astype(np.int32), row_tiles=rows, work=work, offsets_key=offsets_key,
-        capacity=capacity, layout=layout, workspace_bytes=workspace_bytes, image=image,
+        kv_lens=kv_lens.astype(np.int32), row_tiles=rows, work=work, merges=merges, offsets_key=offsets_key,
+        capacity=capacity, layout=layout, workspace_bytes=workspace_bytes, image=image, build=build,
     )
 
 
 def _capacity_sizes(capacity: PlanCapacity, num_kv_heads: int, num_ctas: int) -> list[int]:
     """Items per section (SECTIONS order) for every plan of a capacity: the batch never enters."""
     b, t, kv = capacity.batch_size, capacity.max_tiles, capacity.max_kv_tokens
+    merges = capacity.max_pieces // (2 * int(num_kv_heads))  # a split row tile has 2 pieces or more
     return [len(COUNTS), b + 1, b, b + 1, b + 1, capacity.max_pages, t // int(num_kv_heads), t, t, t,
-            int(num_ctas) + 1, t, kv, kv, kv, kv, kv]
+            int(num_ctas) + 1, merges, t, kv, kv, kv, kv, kv]

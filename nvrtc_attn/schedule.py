@@ -14,10 +14,12 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["TILE_OVERHEAD_KEYS", "TILE_FIELDS", "L2_SECTION_BYTES", "row_tiles", "make_tiles", "tile_costs",
-           "l2_sections", "partition", "WorkList", "work_list", "plan_work", "decode_tiles", "mean_blocks_per_tile"]
+           "l2_sections", "partition", "WorkList", "work_list", "plan_work", "decode_tiles", "mean_blocks_per_tile",
+           "RowTiling", "row_tiling", "SplitRequest", "MERGE_FIELDS", "Schedule", "schedule_rows", "split_rows"]
 
-# Column meaning of a tile row; the last two are reserved (zero) so a row is 32 bytes.
-TILE_FIELDS = ("req", "kv_head", "row_start", "row_end", "kv_start", "kv_end", "reserved0", "reserved1")
+# Column meaning of a tile row (a row is 32 bytes). piece: 0 for a tile that writes its output, else
+# 1 + the index of the piece (split_rows) whose partial result it writes; reserved is zero.
+TILE_FIELDS = ("req", "kv_head", "row_start", "row_end", "kv_start", "kv_end", "piece", "reserved")
 
 # Fixed cost of a tile, in key columns of a full block_m-row tile. A tile pays for its Q load, the
 # pipeline fill before its first K/V block arrives, the softmax finalization and the O/LSE store
@@ -28,7 +30,7 @@ TILE_FIELDS = ("req", "kv_head", "row_start", "row_end", "kv_start", "kv_end", "
 TILE_OVERHEAD_KEYS = 128
 
 
-class _RowTiles(NamedTuple):
+class RowTiling(NamedTuple):
     """Row tiles and what the work list needs of them (requests without rows left out)."""
 
     rows: np.ndarray      # int32 [R, 8], see row_tiles
@@ -50,10 +52,11 @@ def row_tiles(qo_lens, kv_lens, group_size: int, block_m: int, causal: bool, win
     Example: qo_lens=[3], kv_lens=[5], group_size=2, block_m=4, causal=True, window_left=-1
       -> [[0, 0, 0, 2, 0, 3, 0, 0], [0, 0, 2, 6, 0, 5, 0, 0]]
     """
-    return _row_tiles(qo_lens, kv_lens, group_size, block_m, causal, window_left).rows
+    return row_tiling(qo_lens, kv_lens, group_size, block_m, causal, window_left).rows
 
 
-def _row_tiles(qo_lens, kv_lens, group_size: int, block_m: int, causal: bool, window_left: int) -> _RowTiles:
+def row_tiling(qo_lens, kv_lens, group_size: int, block_m: int, causal: bool, window_left: int) -> RowTiling:
+    """row_tiles and what the work list needs of them (see RowTiling), in one pass."""
     qo = np.asarray(qo_lens, dtype=np.int64)
     kv = np.asarray(kv_lens, dtype=np.int64)
     g, block_m, window_left = int(group_size), int(block_m), int(window_left)
@@ -109,12 +112,12 @@ def _row_tiles(qo_lens, kv_lens, group_size: int, block_m: int, causal: bool, wi
     # The largest kv_end of a request is kv_len: its last row holds query qo_len - 1, which sees
     # keys up to kv_len - 1 even under the causal mask.
     if np.count_nonzero(per_req) == len(per_req):  # every request has rows
-        return _RowTiles(out, req, first_row[:-1], per_req, kv, cost)
+        return RowTiling(out, req, first_row[:-1], per_req, kv, cost)
     has_rows = per_req > 0
     ordinal = np.add.accumulate(has_rows, dtype=np.int64)
     ordinal -= 1
     with_rows = has_rows.nonzero()[0]
-    return _RowTiles(out, ordinal[req], first_row[with_rows], per_req[with_rows], kv[with_rows], cost)
+    return RowTiling(out, ordinal[req], first_row[with_rows], per_req[with_rows], kv[with_rows], cost)
 
 
 def make_tiles(qo_lens, kv_lens, group_size: int, num_kv_heads: int, block_m: int,
@@ -289,14 +292,14 @@ def _assign_longest_first(sorted_costs: np.ndarray, num_ctas: int) -> np.ndarray
     """CTA of each tile, int64[T], tiles in the given (longest-first) order: each to the CTA with
     the least load so far, ties to the lowest id (see _longest_first)."""
     bits = _key_bits(num_ctas)
-    cta, _ = _longest_first(np.asarray(sorted_costs, dtype=np.int64) << bits, int(num_ctas), bits)
+    cta, _, _ = _longest_first(np.asarray(sorted_costs, dtype=np.int64) << bits, int(num_ctas), bits)
     return cta.astype(np.int64)
 
 
-def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """(CTA of each tile, uint16 (int64 past 65536 CTAs); tiles per CTA, int64[num_ctas]) for
-    tiles in longest-first order with costs step = cost << bits: each to the CTA with the least
-    load so far, ties to the lowest id. Exact, but a wave of num_ctas tiles at a time.
+def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(CTA of each tile, uint16 (int64 past 65536 CTAs); tiles per CTA, int64[num_ctas]; the
+    largest CTA load) for tiles in longest-first order with costs step = cost << bits: each to the
+    CTA with the least load so far, ties to the lowest id. Exact, but a wave of num_ctas tiles at a time.
 
     A CTA is the key (load << bits) | id, so one integer order is the (load, id) order. From the
     CTAs sorted by key, a full wave gives tile t + j to the j-th of them; that is what one tile at a
@@ -367,7 +370,8 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
             heapq.heapreplace(heap, (total + c, c_id))
             cta[rank] = c_id
             counts[c_id] += 1
-    return cta, counts
+        return cta, counts, max(heap)[0]
+    return cta, counts, int(state[-1]) >> bits  # the state is sorted after every wave and run
 
 
 @dataclass(frozen=True)
@@ -392,6 +396,7 @@ class WorkList:
     entries: np.ndarray
     tile_cta: np.ndarray
     work_indptr: np.ndarray
+    makespan: int = 0  # the largest CTA load, in tile_costs units (keys + TILE_OVERHEAD_KEYS per tile)
 
     @property
     def num_tiles(self) -> int:
@@ -425,7 +430,7 @@ def work_list(rows: np.ndarray, num_kv_heads: int, kv_bytes_per_token: int, num_
     cost += TILE_OVERHEAD_KEYS
     req_rows = np.diff(np.append(first, len(req)))
     req_end = np.maximum.reduceat(kv_end, first) if len(req) else kv_end
-    return _work(_RowTiles(rows, ordinal, first, req_rows, req_end, cost), num_kv_heads, kv_bytes_per_token,
+    return _work(RowTiling(rows, ordinal, first, req_rows, req_end, cost), num_kv_heads, kv_bytes_per_token,
                  num_ctas, budget)
 
 
@@ -433,11 +438,11 @@ def plan_work(qo_lens, kv_lens, group_size: int, num_kv_heads: int, block_m: int
               window_left: int, kv_bytes_per_token: int, num_ctas: int,
               budget: int = L2_SECTION_BYTES) -> tuple[np.ndarray, WorkList]:
     """(row_tiles(...), work_list(...)) of a batch in one pass: what make_plan schedules."""
-    r = _row_tiles(qo_lens, kv_lens, group_size, block_m, causal, window_left)
+    r = row_tiling(qo_lens, kv_lens, group_size, block_m, causal, window_left)
     return r.rows, _work(r, num_kv_heads, kv_bytes_per_token, num_ctas, budget)
 
 
-def _work(r: _RowTiles, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: int, budget: int) -> WorkList:
+def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: int, budget: int) -> WorkList:
     heads, num_ctas = int(num_kv_heads), _positive_ctas(num_ctas)
     n_req = len(r.first)
     if len(r.cost) == 0:
@@ -516,12 +521,271 @@ def _work(r: _RowTiles, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: in
     if n <= num_ctas:  # the first wave: tile j to CTA j (every cost is positive)
         work_indptr = np.minimum(np.arange(num_ctas + 1, dtype=np.int32), n)
         return WorkList(blocks, entries, np.arange(n, dtype=np.uint16 if num_ctas <= 1 << 16 else np.int64),
-                        work_indptr)
+                        work_indptr, max_cost)
     bits = _key_bits(num_ctas)
-    cta, counts = _longest_first((entry_cost[by_key[e0]] << bits).repeat(block_tiles), num_ctas, bits)
+    cta, counts, makespan = _longest_first((entry_cost[by_key[e0]] << bits).repeat(block_tiles), num_ctas, bits)
     work_indptr = np.zeros(num_ctas + 1, dtype=np.int32)
     np.add.accumulate(counts, out=work_indptr[1:])
-    return WorkList(blocks, entries, cta, work_indptr)
+    return WorkList(blocks, entries, cta, work_indptr, makespan)
+
+
+# ---------------------------------------------------------------------------------------------
+# Split-KV (issue 11): long key ranges of a batch that cannot fill the CTAs become pieces.
+#
+# A piece is a row tile over a part of its key range: its CTA writes the rows' partial O (fp32, over
+# the piece's keys) and base-2 LSE to a slot of the float workspace instead of the output, and a
+# second kernel (kernels_cu/merge_split.cu) combines the pieces of each split tile. Pieces cut on
+# multiples of block_n keys, so each piece's key blocks (sm90's first_key rounding) are exactly its
+# own: no key is computed twice, masking and TMA boxes stay as they are.
+
+# Split only when the estimated makespan drops by at least this fraction: the pieces' partial results
+# and the merge launch cost about 3-5% (b00d6dc measured its last-wave split at -3% on W7), and the
+# estimate is one.
+SPLIT_MIN_GAIN = 0.10
+# Among candidates whose estimate is within this fraction of the best, the one with the fewest pieces
+# (less merge traffic, fewer piece starts), as FA3's num_splits_heuristic takes the first within 85%.
+SPLIT_NEAR_BEST = 0.03
+# Candidates: the longest tile in s = 2..SPLIT_MAX_PIECES pieces of at least SPLIT_MIN_PIECE_BLOCKS
+# key blocks (FA3 never splits 4 blocks or fewer).
+SPLIT_MAX_PIECES = 16
+SPLIT_MIN_PIECE_BLOCKS = 4
+# Automatic splits only for batches of fewer than this many waves of tiles. Longest first, a batch of
+# many waves ends on its shortest tiles, so what idles is a short tile per CTA at most; a larger
+# modeled gap there (W6: 1024 tiles, makespan 15% over the mean) comes from the L2 sections, each
+# of which starts again with its long tiles, and splitting would trade that against the sections'
+# L2 reuse. W1-W7 all have 7.8 waves or more.
+SPLIT_MAX_WAVES = 4
+
+# Columns of the merge table (one row per split row tile; planner's "merges" section, read by
+# kernels_cu/merge_split.cu): pieces first_piece .. first_piece + pieces - 1 of the row tile (request
+# req, packed rows [row_start, row_end)) hold its partial results, KV head h's in slot
+# piece * num_kv_heads + h. The row tile's own columns where TILE_FIELDS has them (one copy).
+MERGE_FIELDS = ("req", "reserved0", "row_start", "row_end", "first_piece", "pieces", "reserved1", "reserved2")
+
+
+@dataclass(frozen=True)
+class SplitRequest:
+    """Whether and how plan() may split key ranges (see split_rows).
+
+    max_slots:  piece tiles (pieces x KV heads) the float workspace has partial-result slots for
+    fixed_keys: 0: automatic (split_rows' estimate); > 0: FlashInfer's fixed_split_size in keys
+                (pages x page_size): every tile is cut at the multiples of it, rounded up to whole
+                blocks, from key 0 of its request, whatever the rest of the batch (batch invariance)
+    block_n:    piece boundaries on multiples of block_n keys; None: the key block of the build the
+                planner chose (planner.make_plan's choose_build)
+    """
+
+    max_slots: int
+    fixed_keys: int = 0
+    block_n: int | None = None
+
+
+class Schedule(NamedTuple):
+    """What the planner uploads: the rows (row tiles, pieces of split ones in their place), their
+    work list, and the merge table (int32 [S, 8], MERGE_FIELDS; S = 0 without splits)."""
+
+    rows: np.ndarray
+    work: WorkList
+    merges: np.ndarray
+
+
+_NO_MERGES = np.zeros((0, len(MERGE_FIELDS)), dtype=np.int32)
+
+
+def schedule_rows(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: int,
+                  budget: int = L2_SECTION_BYTES, split: SplitRequest | None = None) -> Schedule:
+    """The work list of row tiles r on num_kv_heads KV heads, with long key ranges split into pieces
+    when `split` allows it (split.block_n set) and split_rows finds it pays.
+
+    Automatic splits are considered for batches of fewer than SPLIT_MAX_WAVES waves of tiles whose
+    makespan is SPLIT_MIN_GAIN over the mean CTA load. A batch of at most num_ctas tiles is one wave
+    (its makespan is its longest tile); a larger one's unsplit work list gives the exact makespan the
+    pieces must beat, and stays when they do not: their own work list must beat it by SPLIT_MIN_GAIN
+    (split_rows' choice is an estimate). Pieces that fit one wave get a work list of one tile per CTA
+    in row order (_one_wave: in a single wave the order changes nothing)."""
+    heads = int(num_kv_heads)
+    tiles = len(r.cost) * heads
+    if split is None or tiles == 0 or (not split.fixed_keys and tiles >= SPLIT_MAX_WAVES * num_ctas):
+        return Schedule(r.rows, _work(r, heads, kv_bytes_per_token, num_ctas, budget), _NO_MERGES)
+    unsplit = None
+    cost_sum = int(np.add.reduce(r.cost))
+    makespan = int(np.maximum.reduce(r.cost))  # one wave: the longest tile
+    if not split.fixed_keys:
+        if tiles > num_ctas:
+            unsplit = _work(r, heads, kv_bytes_per_token, num_ctas, budget)
+            makespan = unsplit.makespan
+        if makespan * num_ctas <= (1 + SPLIT_MIN_GAIN) * heads * cost_sum:  # near the mean already
+            return Schedule(r.rows, _work(r, heads, kv_bytes_per_token, num_ctas, budget) if unsplit is None
+                            else unsplit, _NO_MERGES)
+    p = split_rows(r, heads, num_ctas, split, makespan, cost_sum)
+    if p is not None:
+        if len(p.cost) * heads <= num_ctas:
+            work = _one_wave(len(p.cost), heads, num_ctas, int(np.maximum.reduce(p.cost)))
+        else:
+            req_rows = np.add.reduceat(p.pieces, r.first)
+            tiling = RowTiling(p.rows, r.ordinal[p.source], np.add.accumulate(req_rows) - req_rows, req_rows,
+                               r.req_end, p.cost)
+            work = _work(tiling, heads, kv_bytes_per_token, num_ctas, budget)
+        if split.fixed_keys or work.makespan <= makespan * (1 - SPLIT_MIN_GAIN):
+            return Schedule(p.rows, work, p.merges)
+    if unsplit is None:
+        unsplit = _work(r, heads, kv_bytes_per_token, num_ctas, budget)
+    return Schedule(r.rows, unsplit, _NO_MERGES)
+
+
+def _one_wave(num_rows: int, heads: int, num_ctas: int, makespan: int) -> WorkList:
+    """The work list of num_rows x heads <= num_ctas tiles: tile t (row t // heads, KV head t % heads)
+    on CTA t; a block per row (k = 1 over all heads)."""
+    n = num_rows * heads
+    blocks = np.zeros((num_rows, 4), dtype=np.int32)
+    blocks[:, 0] = np.arange(0, n, heads)
+    blocks[:, 1] = 1
+    blocks[:, 2] = np.arange(num_rows)
+    return WorkList(blocks, np.arange(num_rows, dtype=np.int64),
+                    np.arange(n, dtype=np.uint16 if num_ctas <= 1 << 16 else np.int64),
+                    np.minimum(np.arange(num_ctas + 1, dtype=np.int32), n), makespan)
+
+
+_CANDIDATES = np.arange(2, SPLIT_MAX_PIECES + 1, dtype=np.int64)
+
+
+class Pieces(NamedTuple):
+    """split_rows' result: rows (row tiles, pieces of the split ones in their place), the merge
+    table (MERGE_FIELDS), and per row: the row tile it comes from (source), its tile_costs (cost);
+    per row tile: its number of rows (pieces, 1 when not split)."""
+
+    rows: np.ndarray
+    merges: np.ndarray
+    source: np.ndarray
+    cost: np.ndarray
+    pieces: np.ndarray
+
+
+def split_rows(r: RowTiling, num_kv_heads: int, num_ctas: int, split: SplitRequest, makespan: int,
+               cost_sum: int) -> Pieces | None:
+    """The row tiles r with long key ranges split into pieces (Pieces), or None.
+
+    r: row tiles (row_tiling) with their tile_costs, which sum to cost_sum; makespan: the unsplit
+    work list's largest CTA load. Every piece of a row tile keeps its req and rows; the pieces' key
+    ranges partition [kv_start, kv_end), cut on multiples of split.block_n; column 6 (TILE_FIELDS'
+    piece) is 1 + the piece's index, in row order (0 for rows not split).
+
+    Automatic (split.fixed_keys == 0): the batch picks one piece length, every tile longer than it is
+    cut into near-equal pieces of at most that many blocks. Candidates: the longest tile (B blocks) in
+    s = 2..16 pieces, i.e. pieces of p = ceil(B / s) blocks. A candidate's estimated makespan is FA3's
+    wave count applied to the pieces: max(p blocks, ceil(P / num_ctas) x mean piece) for P piece
+    tiles, costs in keys + TILE_OVERHEAD_KEYS per piece (one wave: the longest piece; equal pieces:
+    exact). The fewest pieces within SPLIT_NEAR_BEST of the best estimate win, if that beats
+    `makespan` by SPLIT_MIN_GAIN; candidates needing more than split.max_slots slots are out.
+
+    Worked example (W8: 2 requests x 128 queries on 16384 keys, causal, 32/8 heads, block_m 128, the
+    176-key build): 8 row tiles of 93-94 blocks (kv_end 16288..16384) x 8 KV heads = 64 tiles on 132
+    CTAs, one wave: makespan 16512 (68 CTAs idle; mean load 7983). Pieces of 47 blocks (s = 2): 128
+    tiles, still one wave, longest 47 x 176 + 128 = 8400: estimate 8400 (-49%). s = 3 (32 blocks):
+    192 tiles, 2 waves of mean 5573: 11147; s = 4 (24): 256 tiles, 2 waves of 4212: 8424; s = 6 (16):
+    384 tiles, 3 waves of 2851: 8552. s = 2 is best (s = 4 is within 3% but has twice the pieces):
+    every tile in 2 pieces. W9 (32 x 4 queries on 4096 keys): 256 tiles of 4224 on 132 CTAs,
+    makespan 8448 against a mean of 8192: within 10% (no estimate is below the mean), no split.
+    """
+    rows = r.rows
+    bn, heads = int(split.block_n), int(num_kv_heads)
+    kv = rows[:, 4:6].astype(np.int64)
+    ks, ke = kv[:, 0], kv[:, 1]  # a tile without keys has (0, 0)
+    first = ks - ks % bn
+    if split.fixed_keys:
+        chunk = -(-int(split.fixed_keys) // bn) * bn
+        c0 = ks // chunk
+        n = (ke - 1) // chunk
+        n -= c0
+        n += 1
+        np.maximum(n, 1, out=n)
+    else:
+        blocks = ke - first
+        blocks += bn - 1
+        blocks //= bn
+        n = _auto_pieces(blocks, heads, num_ctas, split.max_slots, makespan, cost_sum, bn)
+        if n is None:
+            return None
+    ends = np.add.accumulate(n)
+    total = int(ends[-1])
+    rows_split = int(np.count_nonzero(n > 1))
+    if rows_split == 0:
+        return None
+    slots = (total - len(n) + rows_split) * heads
+    if slots > split.max_slots:  # automatic candidates never get here
+        raise ValueError(f"fixed_split_size: {slots} split tiles (pieces x KV heads) need as many partial-result "
+                         f"slots, the float workspace has {split.max_slots}; use a larger float_workspace_buffer "
+                         f"or a larger fixed_split_size")
+    ends -= 1                     # last piece of each row
+    starts = ends - n + 1         # first piece of each row
+    src = np.arange(len(n)).repeat(n)
+    j = np.arange(total) - starts[src]
+    # Piece j of a row of n: fixed, chunk c0 + j of the request's keys; automatic, blocks
+    # [j B // n, (j + 1) B // n) of the row's B blocks (at least SPLIT_MIN_PIECE_BLOCKS each). Each
+    # piece ends where the next begins; a row's first and last pieces keep its own ends.
+    if split.fixed_keys:
+        lo = c0[src] + j
+        lo *= chunk
+    else:
+        lo = j * blocks[src] // n[src]
+        lo *= bn
+        lo += first[src]
+    lo[starts] = ks
+    hi = np.empty_like(lo)
+    hi[:-1] = lo[1:]
+    hi[ends] = ke
+    out = rows[src]
+    out[:, 4] = lo
+    out[:, 5] = hi
+    # Column 6: 1 + piece index; the merge table copies the split row tiles (MERGE_FIELDS keeps their
+    # req and rows in place) and adds each one's first piece and piece count.
+    if rows_split == len(n):
+        out[:, 6] = np.arange(1, total + 1)
+        merges = rows.copy()
+        merges[:, 4] = starts
+        merges[:, 5] = n
+    else:
+        split_row = n > 1
+        piece = split_row[src]
+        pid = np.add.accumulate(piece, dtype=np.int64)
+        pid *= piece
+        out[:, 6] = pid
+        which = np.flatnonzero(split_row)
+        merges = rows[which]
+        merges[:, 4] = pid[starts[which]] - 1
+        merges[:, 5] = n[which]
+    cost = hi - lo
+    cost += TILE_OVERHEAD_KEYS
+    return Pieces(out, merges, src, cost, n)
+
+
+def _auto_pieces(blocks: np.ndarray, heads: int, num_ctas: int, max_slots: int, makespan: int, cost_sum: int,
+                 bn: int) -> np.ndarray | None:
+    """Pieces per row tile (int64 [R], >= 1) of the best automatic candidate, None if none pays
+    (see split_rows). The candidates' piece counts at once ([S, R], S <= 15), their estimates per
+    candidate."""
+    longest = int(np.maximum.reduce(blocks))
+    k = min(SPLIT_MAX_PIECES, longest // SPLIT_MIN_PIECE_BLOCKS) - 1
+    if k <= 0:
+        return None
+    per = -(-longest // _CANDIDATES[:k])                 # blocks per piece of each candidate
+    n = -(-blocks // per[:, None])                       # [S, R] pieces per row (0 for a row without keys)
+    np.maximum(n, 1, out=n)
+    n_sum = np.add.reduce(n, axis=1).tolist()
+    whole = np.add.reduce(n == 1, axis=1).tolist()       # rows not split
+    rows = len(blocks)
+    best, est = np.inf, []
+    for p, ns, w in zip(per.tolist(), n_sum, whole):
+        tiles = heads * ns
+        if heads * (ns - w) > max_slots:
+            est.append(np.inf)
+            continue
+        mean = heads * (cost_sum + (ns - rows) * TILE_OVERHEAD_KEYS) / tiles
+        est.append(max(p * bn + TILE_OVERHEAD_KEYS, -(-tiles // num_ctas) * mean))
+        best = min(best, est[-1])
+    if not best <= makespan * (1 - SPLIT_MIN_GAIN):
+        return None
+    return n[next(i for i, e in enumerate(est) if e <= best * (1 + SPLIT_NEAR_BEST))]
 
 
 def decode_tiles(rows: np.ndarray, work: WorkList) -> np.ndarray:

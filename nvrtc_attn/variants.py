@@ -6,6 +6,7 @@ by the kernel alone and read from its cubin (cubin.py).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -221,6 +222,8 @@ class KernelVariant:
                 parts.append("elems")
             elif key == "PINGPONG" and not int(value):
                 parts.append("nopp")
+            elif key == "SPLIT_KV" and int(value):
+                parts.append("split")
             elif key == "BLOCK_N" and self.entry == "prefill_sm90":
                 hd = dict(self.defines)["HEAD_DIM"]
                 if int(value) != SM90_TILES[hd].block_n:
@@ -252,11 +255,14 @@ def prefill_sm80_variant(head_dim: int, dtype: str, arch: str = HOPPER_ARCH, uni
 
 
 def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True,
-                         tile: Sm90Tile | None = None) -> KernelVariant:
+                         tile: Sm90Tile | None = None, split: bool = False) -> KernelVariant:
     """The Hopper kernel (wgmma, warp-specialized, TMA and cp.async loads) for one head dim and dtype.
 
     pingpong: the consumer warpgroups take turns issuing their GEMMs (see sm90_pingpong).
     tile: SM90_TILES[head_dim] by default (see sm90_tile).
+    split: the split-KV build (SPLIT_KV=1): pieces of split tiles write partial results for
+    merge_split.cu; only plans with pieces (and graph-mode wrappers, which may get them) run it, so
+    the other builds' SASS stays as it was.
     """
     tile = tile or SM90_TILES[head_dim]
     defines = (
@@ -268,6 +274,7 @@ def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True,
         ("Q_STAGES", tile.q_stages),
         ("PINGPONG", 1 if pingpong else 0),
         ("CTAS_PER_SM", tile.ctas_per_sm),
+        ("SPLIT_KV", 1 if split else 0),
     )
     return KernelVariant("prefill_sm90.cu", "prefill_sm90", defines, HOPPER_ARCH)
 
@@ -286,6 +293,11 @@ def sm90_pingpong(head_dim: int, mean_blocks_per_tile: float) -> bool:
     return mean_blocks_per_tile < PINGPONG_MAX_BLOCKS
 
 
+def merge_split_variant() -> KernelVariant:
+    """The merge of split tiles (kernels_cu/merge_split.cu), after an sm90 run whose plan has pieces."""
+    return KernelVariant("merge_split.cu", "merge_split", (), HOPPER_ARCH)
+
+
 def kv_offsets_variant(arch: str = HOPPER_ARCH) -> KernelVariant:
     """The plan expansion kernel (launcher.expand_plan): per-token K/V tables and tile rows from the
     uploaded plan, after plan()'s upload and in run() for strides plan() did not see."""
@@ -300,6 +312,7 @@ class Build:
     sm80 has one build per table (token units first, element offsets second).
     kv_box: tokens per TMA box of the sm90 K/V path (0: cp.async gather).
     q_box: Q's TMA box (64 columns, group_size heads, block_m / group_size tokens), None: cp.async.
+    split: the split-KV build (sm90 only, see split_build): plans with pieces need it.
     """
 
     backend: str
@@ -308,6 +321,7 @@ class Build:
     pingpong: bool = False
     kv_box: int = 0
     q_box: tuple | None = None
+    split: bool = False
 
     @property
     def name(self) -> str:
@@ -318,8 +332,26 @@ class Build:
         """Planned and run with SM90_SHORT_TILES (64-row tiles, two CTAs per SM)."""
         return self.tile in SM90_SHORT_TILES.values()
 
+    @property
+    def can_split(self) -> bool:
+        """Whether plans of this build may have pieces: sm90 full tiles (the sm80 kernel and the
+        short tiles plan without splits; short-tile batches fill the machine with small tiles)."""
+        return self.backend == "sm90" and not self.short_tiles
+
     def variant_for(self, units: bool) -> KernelVariant:
         return self.variants[0] if units or len(self.variants) == 1 else self.variants[1]
+
+
+def split_build(build: Build) -> Build:
+    """The split-KV twin of an sm90 build: every macro the same but SPLIT_KV=1, so the same tile,
+    key block and turn-taking (a plan's pieces, cut on its key block, stay valid), plus the
+    partial-result epilogue of pieces."""
+    if build.split or not build.can_split:
+        return build
+    v = build.variants[0]
+    defines = tuple((k, x) for k, x in v.defines if k != "SPLIT_KV") + (("SPLIT_KV", 1),)  # its place: last
+    variant = dataclasses.replace(v, defines=defines)
+    return dataclasses.replace(build, variants=(variant,), split=True)
 
 
 def planning_tile(backend: str, head_dim: int, arch: str, short_tiles: bool = False) -> "Sm90Tile | Sm80Tile":
@@ -383,6 +415,10 @@ def all_variants() -> list[KernelVariant]:
             for dt in DTYPES]
     out += [prefill_sm90_variant(hd, dt, pingpong=False, tile=tile) for hd, tile in SM90_SHORT_TILES.items()
             for dt in DTYPES]
+    out += [prefill_sm90_variant(hd, dt, pp, tile, split=True) for hd in HEAD_DIMS for dt in DTYPES
+            for pp, tile in ((True, SM90_TILES[hd]), (False, SM90_TILES[hd]), (False, SM90_LONG_TILES.get(hd)))
+            if tile is not None]
+    out.append(merge_split_variant())
     return out
 
 

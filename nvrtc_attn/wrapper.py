@@ -33,6 +33,16 @@ def _needs_plan(method):
 
 
 @dataclasses.dataclass(frozen=True)
+class _SplitArgs:
+    """FlashInfer's split-KV knobs of a plan() (kept for forward()'s re-plans): disable_split_kv
+    never splits; fixed_pages > 0 (fixed_split_size) cuts every tile at fixed key positions, 0 lets
+    the planner decide (schedule.split_rows)."""
+
+    disable: bool = False
+    fixed_pages: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class _GraphMode:
     """use_cuda_graph=True: the caller's index buffers and the capacity every later plan() must fit
     (set by the first plan), so a run() captured once stays valid across re-plans."""
@@ -114,6 +124,10 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._last_operands = None   # what self._params holds (run() refills it only on change)
         self._last_call = None       # signature of the last validated run() with given outputs
         self._scales_memo = (None, None)
+        self._splits = _SplitArgs()  # the last plan()'s split-KV knobs
+        self._merge = None           # split builds: the merge kernel, its launcher.MergeParams and grid
+        self._merge_params = None
+        self._merge_grid = 0
         self._set_attributes(False, -1, None, None)
 
     # ------------------------------------------------------------------------------------------
@@ -168,10 +182,16 @@ class BatchPrefillWithPagedKVCacheWrapper:
 
         Arguments as FlashInfer's plan(). Honoured: the index arrays, head counts, head_dim_qk
         (head_dim_vo must equal it), page_size, causal, sm_scale, window_left, logits_soft_cap,
-        q/kv/o data types. Accepted hints that do not change the result: non_blocking,
-        fixed_split_size, disable_split_kv, max_token_per_sequence, max_sequence_kv, uniform_q_len
-        (checked), rope_scale/rope_theta (RoPE is off). Everything else that would change the
-        result raises NotImplementedError.
+        q/kv/o data types, and split-KV (sm90): by default plan() splits long key ranges into
+        pieces when the batch's tiles cannot fill the SMs (schedule.split_rows), their partial
+        results in float_workspace_buffer, merged after the prefill kernel; disable_split_kv=True
+        never splits; fixed_split_size=N (pages) cuts every tile at multiples of N * page_size keys
+        (rounded up to whole key blocks) from key 0 of its request, with the kernel build fixed, so
+        a request's output bits do not depend on the rest of the batch (-1 or None: automatic).
+        The sm80 backend plans without splits. Accepted hints that do not change the result:
+        non_blocking, max_token_per_sequence, max_sequence_kv, uniform_q_len (checked),
+        rope_scale/rope_theta (RoPE is off). Everything else that would change the result raises
+        NotImplementedError.
         paged_kv_cache (ours): the cache, or any layer view of the pool; its strides let plan() build
         the K/V offset tables now, on the host. Without it the first run() builds them on the device.
         """
@@ -186,15 +206,16 @@ class BatchPrefillWithPagedKVCacheWrapper:
                             ("seq_lens_q", seq_lens_q), ("block_tables", block_tables)):
             validate.refuse(name, value)
         validate.refuse("token_pos_in_items_len", token_pos_in_items_len, 0)
+        fixed = 0
         if fixed_split_size is not None and fixed_split_size != -1:
-            validate.positive_int(fixed_split_size, "fixed_split_size")
+            fixed = validate.positive_int(fixed_split_size, "fixed_split_size")
         args = validate.check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
                                         num_qo_heads, num_kv_heads, head_dim_qk, page_size, causal, sm_scale,
                                         window_left, logits_soft_cap, q_data_type, kv_data_type, o_data_type)
         if uniform_q_len is not None and np.any(np.diff(args.qo_indptr) != uniform_q_len):
             raise ValueError(f"uniform_q_len={uniform_q_len!r} but the requests' query lengths differ from it")
         cache = arrays.split_cache(paged_kv_cache, kv_layout=self._kv_layout) if paged_kv_cache is not None else None
-        self._plan_args(args, cache, stream)
+        self._plan_args(args, cache, stream, _SplitArgs(bool(disable_split_kv), fixed))
         self._set_attributes(args.causal, args.window_left, logits_soft_cap, sm_scale)
 
     begin_forward = plan  # FlashInfer's older name
@@ -202,8 +223,10 @@ class BatchPrefillWithPagedKVCacheWrapper:
     def end_forward(self) -> None:
         """FlashInfer's older API: no effect (the plan stays valid until the next plan())."""
 
-    def _plan_args(self, args: validate.PlanArgs, cache, stream) -> None:
-        """Plan validated arguments: the steps of plan() after its checks (also used by forward())."""
+    def _plan_args(self, args: validate.PlanArgs, cache, stream, splits: _SplitArgs | None = None) -> None:
+        """Plan validated arguments: the steps of plan() after its checks (also used by forward(),
+        which keeps the last plan's split knobs)."""
+        splits = self._splits if splits is None else splits
         device = self._workspace.device
         backend = self._resolve_backend(device)
         arch = launcher.device_arch(device)
@@ -212,40 +235,64 @@ class BatchPrefillWithPagedKVCacheWrapper:
         launcher.prepare(variants.builds_of(backend, arch, args.head_dim, args.dtype), device)
         group = args.num_qo_heads // args.num_kv_heads
         # Graph mode: the first plan's build (and so its tiles and grid) for the wrapper's life.
-        build = self._plan.build if self._graph is not None and self._plan is not None else None
-        short = self._short_tiles(args, backend, build)
+        pinned = self._plan.build if self._graph is not None and self._plan is not None else None
+        short = self._short_tiles(args, backend, pinned)
         tile = variants.planning_tile(backend, args.head_dim, arch, short)
+        short_build = None
         if short:  # its one build is known before planning: the grid is that build's occupancy
-            build = build or variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, group,
-                                                   args.window_left, 0.0, self._kv_load, has_q=args.total_q > 0,
-                                                   short_tiles=True)
-            num_ctas = launcher.sm_count(device) * launcher.load_build(build, device)[0].blocks_per_sm
+            short_build = pinned or variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size,
+                                                          group, args.window_left, 0.0, self._kv_load,
+                                                          has_q=args.total_q > 0, short_tiles=True)
+            num_ctas = launcher.sm_count(device) * launcher.load_build(short_build, device)[0].blocks_per_sm
         elif backend == "sm90":
             num_ctas = launcher.sm_count(device) * tile.ctas_per_sm
         else:
             sm80 = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, 1, -1, 0.0)
             num_ctas = launcher.sm_count(device) * launcher.load_build(sm80, device)[0].blocks_per_sm
+        slots = planner.PartialSlots.for_workspace(self._workspace_bytes, tile.block_m, args.head_dim)
+        split = None  # schedule.SplitRequest: pieces allowed (sm90, not disabled, slots in the workspace)
+        if backend == "sm90" and not short and not splits.disable and slots.slots and (pinned is None or pinned.split):
+            split = schedule.SplitRequest(slots.slots, splits.fixed_pages * args.page_size)
         if self._graph is not None and self._capacity is None:  # FlashInfer: the first plan sets the row bound
             self._max_total_q = args.total_q
             self._capacity = planner.PlanCapacity.for_batch(
                 args.batch_size, args.total_q, self._graph.paged_kv_indices_buf.shape[0], args.page_size,
-                args.num_qo_heads, args.num_kv_heads, tile.block_m)
+                args.num_qo_heads, args.num_kv_heads, tile.block_m, slots.slots if split is not None else 0)
         # Offsets for the cache given, else for the stride set the last run() used (every layer of
         # one pool shares it; in graph mode it is the one a captured run() reads).
         key = self._offset_key(cache[0], cache[1], args.page_size) if cache is not None else self._offsets_key
         extra = {"capacity": self._capacity} if self._capacity is not None else {}
+
+        def choose_build(rows):
+            """The build of these row tiles. Graph mode: the first plan's, for the wrapper's life
+            (captured launches name it), split-KV when later plans may split. Short tiles: their one
+            build, chosen before planning. fixed_split_size: one build whatever the batch (no
+            turn-taking; the key block changes the summation order)."""
+            if pinned is not None:
+                return pinned
+            if short:
+                return short_build
+            fixed = split is not None and split.fixed_keys > 0
+            mean = math.inf if fixed else schedule.mean_blocks_per_tile(rows, tile.block_n)
+            b = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, group,
+                                      args.window_left, mean, self._kv_load, has_q=args.total_q > 0)
+            return variants.split_build(b) if split is not None and (fixed or self._graph is not None) else b
+
         plan = planner.make_plan(args.qo_indptr, args.paged_kv_indptr, args.paged_kv_indices,
                                  args.paged_kv_last_page_len, args.num_qo_heads, args.num_kv_heads, args.head_dim,
                                  args.page_size, causal=args.causal, window_left=args.window_left,
                                  sm_scale=args.scale, logits_soft_cap=args.logits_soft_cap, dtype=args.dtype,
                                  num_ctas=num_ctas, block_m=tile.block_m, offsets_key=key,
-                                 l2_section_bytes=tile.l2_section_bytes, **extra)
-        if build is None:
-            build = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, group,
-                                          args.window_left, schedule.mean_blocks_per_tile(plan.row_tiles, tile.block_n),
-                                          self._kv_load, has_q=args.total_q > 0)
-        plan = dataclasses.replace(plan, build=build)
+                                 l2_section_bytes=tile.l2_section_bytes, choose_build=choose_build, split=split,
+                                 **extra)
+        build = plan.build
+        if plan.num_merges and not build.split:  # pieces: the split-KV twin (same tile and key block)
+            build = variants.split_build(build)
+            plan = dataclasses.replace(plan, build=build)
+        if build.split:  # both compiled together the first time
+            launcher.prepare([*build.variants, variants.merge_split_variant()], device)
         kernels = launcher.load_build(build, device)
+        merge = launcher.merge_kernel(device) if build.split else None
         if cache is not None:
             validate.check_cache(cache[0], cache[1], plan, self._kv_layout)
         raw_stream = arrays.current_stream(self._workspace, stream)
@@ -256,8 +303,12 @@ class BatchPrefillWithPagedKVCacheWrapper:
             if self._graph is not None:
                 self._fill_graph_buffers(args, raw_stream)
         self._backend, self._args, self._plan, self._kernels = backend, args, plan, kernels
+        self._splits, self._merge = splits, merge
         self._offsets_key = plan.offsets_key
-        self._params = launcher.plan_params(plan, self._plan_ptr)
+        ws = self._workspace.ptr
+        self._params = launcher.plan_params(plan, self._plan_ptr, ws, slots if build.split else None)
+        self._merge_params = launcher.merge_params(plan, self._plan_ptr, ws, slots) if build.split else None
+        self._merge_grid = launcher.merge_grid(plan) if build.split else 0
         self._last_operands = None   # the params hold no run's operands yet
         self._last_call = None
         self._kv_load_path = None
@@ -441,6 +492,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
                 self._kv_load_path = "tma" if kv_tma else "gather"
             else:
                 self._kv_load_path = "gather"
+            if self._merge_params is not None:
+                launcher.set_merge_run_params(self._merge_params, oo, lo, lse_layout, scales[3], scales[4])
             self._last_operands = operands
         self._launch(raw_stream)
         # Only calls whose outputs were given repeat without allocation: those may skip the checks.
@@ -451,13 +504,16 @@ class BatchPrefillWithPagedKVCacheWrapper:
         return o_ret, (lse if lse_raw is None else arrays.as_callers_kind(qo, lse_raw, "float32"))
 
     def _launch(self, stream: int) -> None:
-        """The prefill launch with the params and tensor maps the last full run() filled in."""
+        """The prefill launch with the params and tensor maps the last full run() filled in, then
+        the merge of split tiles' pieces (same stream)."""
         plan = self._plan
         if plan.num_tiles > 0 or self._graph is not None:  # in graph mode a captured launch must exist
             if plan.build.backend == "sm90":
                 self._kernels[0].launch(plan.num_ctas, self._params, stream, self._maps)
             else:
                 self._kernels[0 if self._offsets_key[0] == "units" else 1].launch(plan.num_ctas, self._params, stream)
+        if self._merge is not None and (plan.num_merges or self._graph is not None):
+            self._merge.launch(self._merge_grid, self._merge_params, stream)
 
     def _refuse_run_options(self, args, sinks, kv_cache_sf, skip_softmax_threshold_scale_factor, use_fp16_softmax,
                             uses_spcompress, window_left) -> None:
@@ -545,7 +601,9 @@ def _functional_wrapper(device: int, kv_layout: str, backend: str) -> BatchPrefi
     w = _functional.get(key)
     if w is None:
         with cupy.cuda.Device(device):
-            w = BatchPrefillWithPagedKVCacheWrapper(cupy.empty(8 << 20, dtype=cupy.uint8), kv_layout,
+            # The float workspace holds split pieces' partial results only (the plan has its own
+            # buffer): 32 MiB is 508 slots at head_dim 128 (W8 uses 128).
+            w = BatchPrefillWithPagedKVCacheWrapper(cupy.empty(32 << 20, dtype=cupy.uint8), kv_layout,
                                                     backend=backend)
         _functional[key] = w
     return w

@@ -421,17 +421,6 @@ def check_agreement(results: dict, dtype, yardstick: str = "sm80"):
             assert err <= LSE_ABS_TOL, f"{name} vs {yardstick}: LSE abs error {err:.3e}"
 
 
-def graph_index_buffers(batch_size: int, max_pages: int) -> dict:
-    """FlashInfer's four CUDA-graph index buffers (torch int32 on the device), as plan() keywords."""
-    import torch
-
-    def zeros(n):
-        return torch.zeros(n, dtype=torch.int32, device="cuda")
-
-    return dict(qo_indptr_buf=zeros(batch_size + 1), paged_kv_indptr_buf=zeros(batch_size + 1),
-                paged_kv_indices_buf=zeros(max_pages), paged_kv_last_page_len_buf=zeros(batch_size))
-
-
 def torch_graph(fn):
     """fn() run once as a warm-up on a side stream (kernel load, offset tables), then captured into a
     torch.cuda.CUDAGraph, which is returned (replay() runs fn's launches again)."""
@@ -447,6 +436,17 @@ def torch_graph(fn):
     with torch.cuda.graph(graph):
         fn()
     return graph
+
+
+def graph_buffers(batch_size: int, max_pages: int) -> dict:
+    """FlashInfer's CUDA-graph index buffers (torch int32, zeros) for use_cuda_graph=True wrappers."""
+    import torch
+
+    def zeros(n):
+        return torch.zeros(n, dtype=torch.int32, device="cuda")
+
+    return dict(qo_indptr_buf=zeros(batch_size + 1), paged_kv_indptr_buf=zeros(batch_size + 1),
+                paged_kv_indices_buf=zeros(max_pages), paged_kv_last_page_len_buf=zeros(batch_size))
 
 
 # The backends a GPU test runs: sm90 only where it exists (a Hopper GPU), skipped cleanly elsewhere.
@@ -470,7 +470,7 @@ class Kit:
     torch_graph = staticmethod(torch_graph)
     run_three_ways = staticmethod(run_three_ways)
     check_agreement = staticmethod(check_agreement)
-    graph_index_buffers = staticmethod(graph_index_buffers)
+    graph_buffers = staticmethod(graph_buffers)
     require_torch_cuda = staticmethod(require_torch_cuda)
     dtype_name = staticmethod(dtype_name)
     REL_TOL = REL_TOL

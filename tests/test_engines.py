@@ -249,7 +249,7 @@ def test_cuda_graph_replay_across_replans(kit, backend):
     max_pages = 200
     pool = kit.make_pool("torch", "bfloat16", max_pages, ps, hkv, d, seed=32)
     cache = pool.layer(1)
-    bufs = kit.graph_index_buffers(bs, max_pages)
+    bufs = kit.graph_buffers(bs, max_pages)
     w = nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(kit.workspace("torch"), "NHD", True, backend=backend, **bufs)
     assert w.is_cuda_graph_enabled
     first = kit.make_page_table([200, 150, 90, 180], [400, 150, 300, 181], ps, 33, extra_pages=0)

@@ -51,7 +51,7 @@ def _check_tables(ws, plan, batch, key):
     """Every device-built section the expansion owns equals its host reference."""
     qo_indptr = _read(ws, plan, "qo_indptr")[: plan.batch_size + 1]
     kv_tok_indptr = _read(ws, plan, "kv_tok_indptr")[: plan.batch_size + 1]
-    want_tiles = planner.device_tiles(plan.tiles, qo_indptr, plan.kv_lens, kv_tok_indptr)
+    want_tiles = planner.device_tiles(plan.tiles, qo_indptr, plan.kv_lens, kv_tok_indptr, plan.num_kv_heads)
     np.testing.assert_array_equal(_read(ws, plan, "tiles").reshape(-1, 12)[: plan.num_tiles], want_tiles)
 
     pages = paging.token_pages(*batch.index_args()[1:], batch.page_size)
@@ -90,6 +90,28 @@ def test_expansion_matches_host_references(make_page_table, seed, page_size, mod
             launcher.expand_plan(plan, ws.data.ptr, key, stream.ptr, device, offsets_only=True)
     stream.synchronize()
     _check_tables(ws, plan, batch, key)
+
+
+@pytest.mark.parametrize("fixed", (0, 3))
+def test_expansion_of_split_plan(make_page_table, fixed):
+    """A plan with split row tiles (automatic, or fixed_split_size 3 pages): the pieces' tile rows
+    carry 1 + their partial slot (piece * num_kv_heads + kv_head), the others 0."""
+    import cupy
+
+    from nvrtc_attn import schedule
+
+    batch = make_page_table([40, 0, 7], [9000, 50, 3000], 16, 7)
+    plan = planner.make_plan(*batch.index_args(), 8, 2, 128, 16, causal=True, num_ctas=132, block_m=64,
+                             offsets_key=_keys(16)["units"], split=schedule.SplitRequest(4000, fixed * 16, 128))
+    assert plan.num_merges > 0, "the batch did not split"
+    ws = cupy.empty(plan.workspace_bytes, dtype=cupy.uint8)
+    stream = cupy.cuda.Stream(non_blocking=True)
+    device = _upload(ws, plan, stream)
+    launcher.expand_plan(plan, ws.data.ptr, plan.offsets_key, stream.ptr, device)
+    stream.synchronize()
+    _check_tables(ws, plan, batch, plan.offsets_key)
+    slots = _read(ws, plan, "tiles").reshape(-1, 12)[: plan.num_tiles, 10]
+    np.testing.assert_array_equal(np.sort(slots[slots > 0]), np.arange(1, plan.num_pieces + 1))
 
 
 @pytest.mark.parametrize("mode", ("units", "elements"))

@@ -41,6 +41,7 @@ needs_offsetof = pytest.mark.skipif(not _has_builtin_offsetof(), reason="this NV
 @needs_offsetof
 @pytest.mark.parametrize("struct, cxx_name", [(launcher.PrefillParams, "PrefillParams"),
                                               (launcher.OffsetParams, "OffsetParams"),
+                                              (launcher.MergeParams, "MergeParams"),
                                               (launcher.Sm90TensorMaps, "Sm90TensorMaps")])
 def test_params_mirror_matches_cuda_struct(struct, cxx_name):
     from cuda.core import Program, ProgramOptions

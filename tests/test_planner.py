@@ -47,7 +47,7 @@ def test_plan_matches_host_references(make_page_table, seed):
     np.testing.assert_array_equal(host.tok_slot, pages.tok_slot)
     assert plan.total_kv == len(pages.tok_page)
     assert _section(plan, "counts").tolist() == [batch.batch_size, len(tiles), len(plan.work.blocks), plan.total_kv,
-                                                 num_ctas]
+                                                 num_ctas, 0]  # no merges: nothing split
 
 
 def test_plan_does_no_per_token_work(make_page_table, monkeypatch):

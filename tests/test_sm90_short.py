@@ -205,7 +205,7 @@ def test_short_tiles_cuda_graph_replay(kit):
     bs, hqo, hkv, d, ps, max_pages = 8, 8, 2, 128, 16, 600
     pool = kit.make_pool("torch", "bfloat16", max_pages, ps, hkv, d, seed=11)
     cache = pool.layer(0)
-    w = _wrapper(kit, "torch", use_cuda_graph=True, **kit.graph_index_buffers(bs, max_pages))
+    w = _wrapper(kit, "torch", use_cuda_graph=True, **kit.graph_buffers(bs, max_pages))
     first = kit.make_page_table([16] * bs, [900] * bs, ps, 12, extra_pages=0)
     w.plan(*first.index_args(), hqo, hkv, d, ps, causal=True, q_data_type="bfloat16")
     _check_short_build(w, "first plan")

@@ -7,7 +7,8 @@ revision of the package.
 
 make_plan gets what the wrapper's plan() passes on a 132-SM Hopper GPU (sm90 backend, one CTA per
 SM, the head_dim's block_m and L2 budget) with the offset key of the workloads' pool
-([pages, 4, 2, page_size, Hkv, D], k = buf[:, 2, 0]): ("units", 4 * 2 * page_size).
+([pages, 4, 2, page_size, Hkv, D], k = buf[:, 2, 0]): ("units", 4 * 2 * page_size); the time
+includes the kernel build choice (variants.choose_build) and, from split-KV on, the split decision.
 Batches come from tools/bench.py's build_batch (10% spare pages, a random permutation).
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ except ImportError:
 from bench import build_batch, load_workloads  # noqa: E402 (tools/bench.py, beside this script)
 
 NUM_SMS = 132  # H100 / H200 SXM
+WORKSPACE_BYTES = 128 << 20  # bench.py's float workspace (split-KV slots)
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 NUM_LAYERS = 4
 
@@ -52,15 +54,14 @@ def time_workloads(workloads: list[dict], repeats: int, clock=time.perf_counter)
         a = validate.check_plan_args(batch["qo_indptr"], batch["paged_kv_indptr"], batch["paged_kv_indices"],
                                      batch["paged_kv_last_page_len"], w["num_qo_heads"], w["num_kv_heads"],
                                      hd, ps, bool(w["causal"]), None, -1, None, "bfloat16", None)
-        # check_plan_args returns a PlanArgs; revisions before 2026-12-01 (--against) returned a dict
-        a = a if isinstance(a, dict) else {f: getattr(a, f) for f in a.__dataclass_fields__}
+        a = a if isinstance(a, dict) else vars(a)  # PlanArgs (a dataclass) today, a dict in older revisions
         strides = (NUM_LAYERS * 2 * ps * w["num_kv_heads"] * hd, w["num_kv_heads"] * hd, hd)
         key = planner.offset_key(strides, strides, a["max_page_index"], ps)
-        calls[w["id"]] = functools.partial(
+        calls[w["id"]] = _plan_call(w, tile, planner, functools.partial(
             planner.make_plan, a["qo_indptr"], a["paged_kv_indptr"], a["paged_kv_indices"],
             a["paged_kv_last_page_len"], a["num_qo_heads"], a["num_kv_heads"], hd, ps, causal=a["causal"],
             window_left=-1, dtype="bfloat16", num_ctas=NUM_SMS * tile.ctas_per_sm, block_m=tile.block_m,
-            offsets_key=key, l2_section_bytes=tile.l2_section_bytes)
+            offsets_key=key, l2_section_bytes=tile.l2_section_bytes))
         calls[w["id"]]()  # warm-up
     times = {wid: [] for wid in calls}
     for _ in range(repeats):
@@ -69,6 +70,24 @@ def time_workloads(workloads: list[dict], repeats: int, clock=time.perf_counter)
             plan()
             times[wid].append((clock() - t0) * 1e3)
     return times
+
+
+def _plan_call(w: dict, tile, planner, make_plan):
+    """make_plan plus the kernel build choice, as the wrapper's plan() makes them: where the package
+    has split-KV (issue 11) the build is chosen from the row tiles inside make_plan, with a split
+    request for bench.py's 128 MiB float workspace; before it, from the plan's row tiles after."""
+    from nvrtc_attn import schedule, variants
+
+    hd, group = int(w["head_dim"]), w["num_qo_heads"] // w["num_kv_heads"]
+
+    def choose_build(rows):
+        return variants.choose_build("sm90", variants.HOPPER_ARCH, hd, "bfloat16", int(w["page_size"]), group, -1,
+                                     schedule.mean_blocks_per_tile(rows, tile.block_n))
+
+    if hasattr(planner, "PartialSlots"):
+        slots = planner.PartialSlots.for_workspace(WORKSPACE_BYTES, tile.block_m, hd).slots
+        return functools.partial(make_plan, choose_build=choose_build, split=schedule.SplitRequest(slots))
+    return lambda: choose_build(make_plan().row_tiles)
 
 
 def _time_revision(rev: str, workloads_path, repeats: int, clock: str, only) -> dict[str, list[float]]:
