@@ -167,6 +167,8 @@ SHORT_TILE_MAX_WORK = 0.66
 def sm90_short_tile_work(head_dim: int, qo_lens, kv_lens, group_size: int) -> float | None:
     """The short tiles' tensor work relative to the full tiles' (see SHORT_TILE_MAX_WORK), None for
     a batch without work. qo_lens, kv_lens: int[B] query and key tokens per request."""
+    if head_dim not in SM90_SHORT_TILES:
+        return None
     rows = np.asarray(qo_lens, dtype=np.float64) * int(group_size)
     keys = np.asarray(kv_lens, dtype=np.float64)
     full_m, short_m = SM90_TILES[head_dim].block_m, SM90_SHORT_TILES[head_dim].block_m
@@ -174,13 +176,29 @@ def sm90_short_tile_work(head_dim: int, qo_lens, kv_lens, group_size: int) -> fl
     return float(np.dot(np.ceil(rows / short_m) * short_m, keys)) / full if full > 0 else None
 
 
-def sm90_short_tiles(head_dim: int, qo_lens, kv_lens, group_size: int) -> bool:
+# Short tiles never split their key ranges, so a batch takes them only when they fill the short
+# grid (two CTAs per SM) on their own: at least SHORT_TILE_MIN_FILL of its CTAs get a tile. Fewer,
+# longer rows go to the full tiles, which split-KV spreads over the SMs. W9: 32 requests x 8 KV
+# heads = 256 short tiles on 264 CTAs (0.97): short. 3 requests x 8 heads = 24 tiles (0.09): full
+# tiles, split.
+SHORT_TILE_MIN_FILL = 0.75
+
+
+def sm90_short_tiles(head_dim: int, qo_lens, kv_lens, group_size: int, num_kv_heads: int | None = None,
+                     num_ctas: int | None = None) -> bool:
     """Whether plan() plans an sm90 batch with SM90_SHORT_TILES: their work is at most
-    SHORT_TILE_MAX_WORK of the full tiles' (sm90_short_tile_work)."""
+    SHORT_TILE_MAX_WORK of the full tiles' (sm90_short_tile_work) and, given the short grid's
+    num_ctas (and num_kv_heads), their tiles fill at least SHORT_TILE_MIN_FILL of it."""
     if head_dim not in SM90_SHORT_TILES:
         return False
     work = sm90_short_tile_work(head_dim, qo_lens, kv_lens, group_size)
-    return work is not None and work <= SHORT_TILE_MAX_WORK
+    if work is None or work > SHORT_TILE_MAX_WORK:
+        return False
+    if num_ctas is not None:
+        rows = np.asarray(qo_lens, dtype=np.int64) * int(group_size)
+        tiles = int(np.sum(-(-rows // SM90_SHORT_TILES[head_dim].block_m))) * int(num_kv_heads)
+        return tiles >= SHORT_TILE_MIN_FILL * num_ctas
+    return True
 
 
 def sm90_tile(head_dim: int, pingpong: bool, kv_tma: bool, window_left: int = -1) -> Sm90Tile:
@@ -399,7 +417,8 @@ def builds_of(backend: str, arch: str, head_dim: int, dtype: str) -> list[Kernel
         tiles = [SM90_TILES[head_dim]] + ([SM90_LONG_TILES[head_dim]] if head_dim in SM90_LONG_TILES else [])
         out = [prefill_sm90_variant(head_dim, dtype, pp, t) for t in tiles for pp in (True, False)
                if not (pp and t is not SM90_TILES[head_dim])]
-        out.append(prefill_sm90_variant(head_dim, dtype, False, SM90_SHORT_TILES[head_dim]))
+        if head_dim in SM90_SHORT_TILES:
+            out.append(prefill_sm90_variant(head_dim, dtype, False, SM90_SHORT_TILES[head_dim]))
     return out + [kv_offsets_variant(arch)]
 
 

@@ -236,7 +236,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         group = args.num_qo_heads // args.num_kv_heads
         # Graph mode: the first plan's build (and so its tiles and grid) for the wrapper's life.
         pinned = self._plan.build if self._graph is not None and self._plan is not None else None
-        short = self._short_tiles(args, backend, pinned)
+        short = self._short_tiles(args, backend, pinned, splits.fixed_pages > 0, launcher.sm_count(device))
         tile = variants.planning_tile(backend, args.head_dim, arch, short)
         short_build = None
         if short:  # its one build is known before planning: the grid is that build's occupancy
@@ -314,16 +314,19 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._kv_load_path = None
 
     @staticmethod
-    def _short_tiles(args: validate.PlanArgs, backend: str, pinned) -> bool:
+    def _short_tiles(args: validate.PlanArgs, backend: str, pinned, fixed_split: bool, sm_count: int) -> bool:
         """Whether the batch is planned with the sm90 short tiles (variants.sm90_short_tiles); a
-        pinned build (graph mode) keeps its own choice."""
-        if backend != "sm90":
+        pinned build (graph mode) keeps its own choice; fixed_split_size asks for split plans (the
+        short tiles never split)."""
+        if backend != "sm90" or fixed_split:
             return False
         if pinned is not None:
             return pinned.short_tiles
         kv_lens = paging.kv_lengths(args.paged_kv_indptr, args.paged_kv_last_page_len, args.page_size)
+        ctas = sm_count * variants.SM90_SHORT_TILES[args.head_dim].ctas_per_sm if args.head_dim in \
+            variants.SM90_SHORT_TILES else 0
         return variants.sm90_short_tiles(args.head_dim, np.diff(args.qo_indptr), kv_lens,
-                                         args.num_qo_heads // args.num_kv_heads)
+                                         args.num_qo_heads // args.num_kv_heads, args.num_kv_heads, ctas)
 
     def _reserve_plan_buffer(self, nbytes: int) -> None:
         """A plan buffer of at least nbytes. It only grows, and never in graph mode after the first

@@ -238,6 +238,8 @@ def test_sm90_short_tiles_rule_worked_examples():
     assert rule(128, [4, 0, 4, 3000], [4096, 4096, 4096, 0], 4)            # no keys, no queries: no weight
     assert work(128, [], [], 4) is None and work(128, [4, 4], [0, 0], 4) is None  # no work at all
     assert not rule(128, [], [], 4) and not rule(128, [4, 4], [0, 0], 4)
+    # the fill rule: W9's 256 short tiles fill 264 CTAs; 3 requests' 24 tiles do not (full tiles, split)
+    assert rule(128, [4] * 32, [4096] * 32, 4, 8, 264) and not rule(128, [4] * 3, [4096] * 3, 4, 8, 264)
 
 
 def test_sm90_short_tile_builds():
