@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--plan-workloads", default="", help="also profile plan() on these standard workloads (W1,W4)")
     args = ap.parse_args(argv)
 
     import torch
@@ -69,6 +70,26 @@ def main(argv=None) -> int:
         _profile("run()", args.calls, lambda: w.run(q, cache, out=out))
         torch.cuda.synchronize()
         _profile("plan()", 200, lambda: w.plan(*plan_args, causal=True, q_data_type=torch.bfloat16), top=30)
+        torch.cuda.synchronize()
+    for wid in filter(None, args.plan_workloads.split(",")):
+        sys.path.insert(0, str(REPO / "tools"))
+        import bench
+
+        wl = {x["id"]: x for x in bench.load_workloads(None)[0]}[wid]
+        b = bench.build_batch(wl)
+        idx = [torch.from_numpy(b[k]) for k in ("qo_indptr", "paged_kv_indptr", "paged_kv_indices",
+                                               "paged_kv_last_page_len")]
+        pa = (*idx, wl["num_qo_heads"], wl["num_kv_heads"], wl["head_dim"], wl["page_size"])
+        w.plan(*pa, causal=bool(wl["causal"]), q_data_type=torch.bfloat16)
+        torch.cuda.synchronize()
+        times = []
+        for _ in range(30):
+            t1 = time.perf_counter()
+            w.plan(*pa, causal=bool(wl["causal"]), q_data_type=torch.bfloat16)
+            times.append(time.perf_counter() - t1)
+        print(f"{wid} plan(): {np.median(times) * 1e3:.3f} ms median ({w.kernel_name})")
+        _profile(f"{wid} plan()", 30, lambda: w.plan(*pa, causal=bool(wl["causal"]), q_data_type=torch.bfloat16),
+                 top=22)
         torch.cuda.synchronize()
     return 0
 
