@@ -7,6 +7,7 @@ by the kernel alone and read from its cubin (cubin.py).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -228,7 +229,7 @@ class KernelVariant:
     defines: tuple[tuple[str, str | int], ...]    # -D macros, in a fixed order
     arch: str                                     # "sm_90a" or "sm_80"
 
-    @property
+    @functools.cached_property  # plan() asks for names of the same few variants on every call
     def name(self) -> str:
         parts = [self.entry]
         for key, value in self.defines:
@@ -408,7 +409,8 @@ def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: 
     return Build("sm90", tile, (prefill_sm90_variant(head_dim, dtype, pingpong, tile),), pingpong, kv_box, q_box)
 
 
-def builds_of(backend: str, arch: str, head_dim: int, dtype: str) -> list[KernelVariant]:
+@functools.lru_cache(maxsize=None)
+def builds_of(backend: str, arch: str, head_dim: int, dtype: str) -> tuple[KernelVariant, ...]:
     """Every kernel build a plan of this backend, head_dim and dtype may choose (compiled together,
     in parallel, the first time such a plan is made), plus the device offset builder."""
     if backend == "sm80":
@@ -419,7 +421,7 @@ def builds_of(backend: str, arch: str, head_dim: int, dtype: str) -> list[Kernel
                if not (pp and t is not SM90_TILES[head_dim])]
         if head_dim in SM90_SHORT_TILES:
             out.append(prefill_sm90_variant(head_dim, dtype, False, SM90_SHORT_TILES[head_dim]))
-    return out + [kv_offsets_variant(arch)]
+    return tuple(out + [kv_offsets_variant(arch)])
 
 
 def all_variants() -> list[KernelVariant]:
