@@ -168,16 +168,27 @@ def device_context(device: int):
     current context afterwards: loading a kernel or launching for one GPU never changes which device
     the caller's framework (torch, CuPy) is on."""
     driver = _driver()
-    from cuda.core import Device
-
     err, prev = driver.cuCtxGetCurrent()
-    Device(device).set_current()
-    _, ctx = driver.cuCtxGetCurrent()
+    ctx = _primary_contexts.get(device)
+    if ctx is not None and int(prev) == int(ctx):  # already current: nothing to switch (plan()'s usual case)
+        yield ctx
+        return
+    if ctx is None:
+        from cuda.core import Device
+
+        Device(device).set_current()  # retains the primary context, shared with CuPy and torch
+        _, ctx = driver.cuCtxGetCurrent()
+        _primary_contexts[device] = ctx
+    else:
+        _check(driver.cuCtxSetCurrent(ctx))
     try:
         yield ctx
     finally:
         if int(prev) and int(prev) != int(ctx):
             _check(driver.cuCtxSetCurrent(prev))
+
+
+_primary_contexts: dict = {}  # device -> its primary CUcontext (retained once, by cuda.core)
 _streams: dict = {}  # raw handle -> driver.CUstream (launch arguments are reused, not rebuilt)
 
 _lock = threading.Lock()
