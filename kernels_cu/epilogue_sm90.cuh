@@ -65,3 +65,30 @@ NA_DEVICE void store_o(const PrefillParams& p, const TileCoords& c, const float 
     }
   }
 }
+
+// A piece of a split tile (SPLIT_KV builds, c.slot >= 0): rows g + 8 hh of the thread's warp keep O over
+// the piece's keys normalized by their own row sums, in fp32, and their base-2 LSE in slot c.slot of
+// the float workspace, for merge_split.cu (which applies v_scale and lse_scale once, after combining).
+// A row that saw none of the piece's keys stores O = 0 and LSE = -inf, which the merge weighs 0.
+// The quad's four threads store 32 contiguous bytes of a row per 8-column chunk (float2 each).
+// fp8 cache: c2 is the tile's (TileScales) and v_head the tile's KV-head factor of a per-head v_scale
+// (O is linear in V, so the merge's weighted sum of pieces scaled by v_head is the scaled sum); the
+// per-tensor v_scale stays the merge's. 16-bit builds pass 1 and never multiply.
+NA_DEVICE void store_partial(const PrefillParams& p, const TileCoords& c, const OnlineSoftmax& sm, const float (&o)[kD / 2],
+                             int warp, int g, int t4, int wg_row0, float c2, float v_head) {
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const float l = sm.total(hh);  // every lane: a quad shuffle
+    float inv = OnlineSoftmax::inverse(l);
+    if constexpr (kFp8) inv *= v_head;
+    const int r = wg_row0 + warp * 16 + g + hh * 8;
+    if (c.row_start + r < c.row_end) {
+      const int64_t row = static_cast<int64_t>(c.slot) * kBM + r;
+      float* dst = p.partial_o + row * kD + 2 * t4;
+#pragma unroll
+      for (int dt = 0; dt < kD / 8; ++dt)
+        *reinterpret_cast<float2*>(dst + dt * 8) = make_float2(o[4 * dt + 2 * hh] * inv, o[4 * dt + 2 * hh + 1] * inv);
+      if (t4 == 0) p.partial_lse[row] = sm.lse(hh, l, c2);
+    }
+  }
+}

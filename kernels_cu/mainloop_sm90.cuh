@@ -103,12 +103,15 @@ struct Consumer {
       wgmma::mma_ss<kBN, kBf16, 0>(sacc, q_desc(a), k_desc(b), kk > 0 ? 1 : 0);
     }
   }
-  // O += P V for the block in stage st (issue only).
+  // O += P V for the block in stage st (issue only), kPvN columns of O per wgmma.
   NA_DEVICE void issue_pv(const StageRef& st) {
     const uint32_t v_tile = smem + SmemLayout::kKV + (kStages + st.s) * kKVBytes;
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk)
-      wgmma::mma_rs<kD, kBf16, 1>(o, pa[kk], v_desc(v_tile + kk * 2 * kKVGroupBytes), 1);
+#pragma unroll
+      for (int h = 0; h < kD / kPvN; ++h)
+        wgmma::mma_rs<kPvN, kBf16, 1>(*reinterpret_cast<float(*)[kPvN / 2]>(o + h * (kPvN / 2)), pa[kk],
+                                      v_desc(v_tile + kk * 2 * kKVGroupBytes + h * (kPvN / 64) * kAtomBytes), 1);
   }
   // Soft cap and mask of block n0's scores (still logits), before the softmax.
   NA_DEVICE void cap_and_mask(int n0) {
@@ -272,6 +275,12 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
     // An empty tile (n_blocks == 0; the producer skips it too) arrives here with O = 0 and row sums 0
     // and so writes O = 0 and LSE = -inf. 1 / l stays in this frame (a local of the epilogue's own
     // changed the SASS).
+    if constexpr (kSplitKv) {
+      if (c.slot >= 0) {  // a piece of a split tile: partial O and LSE for merge_split.cu
+        store_partial(p, c, sm, o, warp, g, t4, wg_row0, c2t, kFp8 ? ts.v_head : 1.f);
+        continue;
+      }
+    }
     float inv[2];
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) inv[hh] = store_lse(p, c, sm, hh, warp, g, t4, wg_row0, c2t, kFp8 ? ts.v_scale : p.v_scale);

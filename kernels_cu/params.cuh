@@ -21,7 +21,7 @@ struct PrefillParams {
   const int64_t* v_tok_elems;
   const int32_t* tok_page;       // [total_kv] pool page of each token (sm90 TMA boxes)
   const int32_t* tok_slot;       // [total_kv] token slot within its page
-  const int32_t* tiles;          // [num_tiles, 12]: planner.DEVICE_TILE_FIELDS
+  const int32_t* tiles;          // [num_tiles, 12]: planner.DEVICE_TILE_FIELDS (partial: 1 + slot, or 0)
   const int32_t* work_indptr;    // [grid + 1] CTA c runs tiles[work_indptr[c] .. work_indptr[c+1])
 
   int64_t q_stride_tok, q_stride_head;
@@ -43,9 +43,19 @@ struct PrefillParams {
   int32_t v_page_heads;
   float v_scale;                 // multiplies O in the epilogue (FlashInfer's v_scale)
   float lse_scale;               // multiplies the base-2 LSE: 1 (log2) or ln 2 (natural log)
+
+  // Split-KV builds (SPLIT_KV): a piece tile (partial = 1 + slot) writes its rows' O over its keys,
+  // normalized, in fp32, and their base-2 LSE (no v_scale, no lse_scale: merge_split.cu applies both
+  // once) to slot `slot` of the caller's float workspace. Null in other builds.
+  int32_t reserved;
+  float* partial_o;              // [slots, block_m, head_dim]
+  float* partial_lse;            // [slots, block_m]
+
   // fp8 cache builds (KV_FP8 != 0): per-KV-head scales [num_kv_heads] (float32), or null for
   // per-tensor scales (already folded into scale_log2 / cap_scale and v_scale). k_scale_heads[h]
-  // multiplies the logit scale of KV head h's tiles, v_scale_heads[h] their O.
+  // multiplies the logit scale of KV head h's tiles, v_scale_heads[h] their O (a piece's partial O
+  // too: merge_split.cu then applies the per-tensor v_scale only). Last, so that the fields above
+  // keep their offsets (and the 16-bit builds their SASS).
   const float* k_scale_heads;
   const float* v_scale_heads;
 };
@@ -64,15 +74,51 @@ struct Sm90TensorMaps {
   TensorMap q, k, v;
 };
 
-// The device-side offset builder (kv_offsets.cu): used when run() meets a stride set that
-// plan() did not see. Same tables as above, written into the workspace.
+// The plan's device-side expansion (kv_offsets.cu): launched by plan() right after its upload,
+// and again by run() for strides plan() did not see. Inputs are uploaded workspace sections
+// (planner.UPLOADED); null outputs are skipped. Counts are read from `counts` (planner.COUNTS).
+enum PlanCount { kCountBatch = 0, kCountTiles = 1, kCountBlocks = 2, kCountKvTokens = 3, kCountCtas = 4,
+                 kCountMerges = 5 };
+
 struct OffsetParams {
-  const int32_t* tok_page;       // [total_kv]
-  const int32_t* tok_slot;       // [total_kv]
-  int32_t* tok_units;            // out, units mode (or null)
-  int64_t* k_tok_elems;          // out, elements mode (or null)
+  const int32_t* counts;           // [5] PlanCount
+  const int32_t* qo_indptr;        // [batch + 1]
+  const int32_t* kv_lens;          // [batch]
+  const int32_t* kv_tok_indptr;    // [batch + 1] first token of each request
+  const int32_t* paged_kv_indptr;  // [batch + 1]
+  const int32_t* page_indices;     // [pages] the used page-table entries
+  const int32_t* rows;             // [R, 8] row tiles (schedule.TILE_FIELDS; pieces of split ones)
+  const int32_t* blocks;           // [blocks, 4] (pos0, k, e0, h_lo) (schedule.WorkList)
+  const int32_t* entries;          // [entries] row tile of each entry
+  const int32_t* work_indptr;      // [ctas + 1] CTA c runs work-list slots work_indptr[c] ..
+  const uint16_t* tile_cta;        // [tiles] CTA of each sorted position (schedule.WorkList)
+  int32_t* tiles;                  // out [tiles, 12] planner.DEVICE_TILE_FIELDS, or null
+  int32_t* tok_page;               // out [total_kv] (with tok_slot), or null
+  int32_t* tok_slot;
+  int32_t* tok_units;              // out, units mode (or null)
+  int64_t* k_tok_elems;            // out, elements mode (or null)
   int64_t* v_tok_elems;
-  int64_t page_ratio;            // stride_page / stride_token (units mode)
+  int64_t page_ratio;              // stride_page / stride_token (units mode)
   int64_t k_stride_page, k_stride_tok, v_stride_page, v_stride_tok;
-  int64_t total_kv;
+  int32_t page_size;
+  int32_t num_kv_heads;            // a piece's partial slot is piece * num_kv_heads + kv_head
+};
+
+// The merge of split tiles (merge_split.cu), launched after the prefill kernel on its stream: for
+// each split row tile of the plan's merge table and each KV head, the pieces' partial O and LSE
+// become the rows' O (times v_scale) and LSE (times lse_scale). Counts come from the workspace.
+struct MergeParams {
+  const int32_t* counts;      // planner.COUNTS: kCountMerges entries in `merges`
+  const int32_t* merges;      // [merges, 8] schedule.MERGE_FIELDS: req, -, row_start, row_end, first_piece, pieces
+  const int32_t* qo_indptr;   // [batch + 1]
+  const float* partial_o;     // [slots, block_m, head_dim] (PrefillParams)
+  const float* partial_lse;   // [slots, block_m]
+  void* o;                    // [total_q, num_qo_heads, head_dim], 16-bit
+  float* lse;                 // [total_q, num_qo_heads] or null
+  int64_t o_stride_tok, o_stride_head;
+  int64_t lse_stride_tok, lse_stride_head;
+  int32_t num_kv_heads, group_size, head_dim, block_m;
+  float v_scale, lse_scale;
+  int32_t is_bf16;            // o's type: 1 bf16, 0 fp16
+  int32_t reserved;
 };

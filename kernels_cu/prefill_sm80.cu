@@ -255,7 +255,7 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
     // Keys every row of the tile sees: blocks inside [max_lo, min_hi) need no mask.
     const int min_hi = row_hi(p, c, c.row_start / p.group_size);
     const int max_lo = row_lo(p, c, (c.row_end - 1) / p.group_size);
-    const TileScales ts = kFp8 ? tile_scales(p, c.kv_head) : TileScales{c2, p.cap_scale, p.v_scale};
+    const TileScales ts = kFp8 ? tile_scales(p, c.kv_head) : TileScales{c2, p.cap_scale, p.v_scale, 1.f};
 
     float o[kMT][kDT][4];
     float row_max[kMT * 2], row_sum[kMT * 2];

@@ -1,11 +1,12 @@
 // The Hopper paged prefill kernel (sm_90a): warpgroup roles, barrier setup and the entry point.
 // One producer warpgroup (producer_sm90.cuh) loads Q and the K/V blocks (paged_kv_load.cuh: TMA per
 // page part or cp.async gather) into the shared-memory rings of tile_sm90.cuh; two consumer warpgroups
-// (three at head_dim 64) of 64 query rows each run mainloop_sm90.cuh (wgmma S = Q K^T, the online
-// softmax of softmax.cuh, wgmma O += P V) and epilogue_sm90.cuh.
+// (three at head_dim 64; one in the short tiles, two CTAs per SM) of 64 query rows each run
+// mainloop_sm90.cuh (wgmma S = Q K^T, the online softmax of softmax.cuh, wgmma O += P V) and
+// epilogue_sm90.cuh (pieces of split tiles: partial O and LSE for merge_split.cu, in SPLIT_KV builds).
 // An fp8 cache (KV_FP8) is staged as bytes and widened to 16 bits by the producer before the same
 // mainloop reads it (producer_loop_fp8). Specialized by macros HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS,
-// KV_STAGES, Q_STAGES, PINGPONG, KV_FP8 (from nvrtc_attn/variants.py).
+// KV_STAGES, Q_STAGES, PINGPONG, CTAS_PER_SM, SPLIT_KV, KV_FP8 (from nvrtc_attn/variants.py).
 #include "params.cuh"
 #include "ptx_sm80.cuh"
 #include "ptx_mbarrier.cuh"
@@ -16,7 +17,7 @@
 // The host reads the size from the cubin (nvrtc_attn/cubin.py): no second copy of this arithmetic.
 extern "C" __device__ const int dynamic_smem_bytes = kSmemBytes;
 
-extern "C" __global__ void __launch_bounds__(kThreads, 1)
+extern "C" __global__ void __launch_bounds__(kThreads, kCtasPerSm)
 prefill_sm90(const __grid_constant__ PrefillParams p, const __grid_constant__ Sm90TensorMaps maps) {
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   if (ptx::dynamic_smem_size() < kSmemBytes) __trap();  // launched with less than dynamic_smem_bytes

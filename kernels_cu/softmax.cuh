@@ -118,16 +118,21 @@ struct OnlineSoftmax {
 // One tile's scales with an fp8 cache: the per-tensor ones of p times the tile's KV-head entries of
 // p.k_scale_heads / p.v_scale_heads when run() was given per-head arrays. k_scale multiplies the
 // logit: inside the soft cap when there is one (cap_scale), else the log2 scale c2.
+// v_head is the per-head factor alone (1 without arrays): pieces of split tiles apply it to their
+// partial O, merge_split.cu the per-tensor v_scale.
 struct TileScales {
-  float c2, cap_scale, v_scale;
+  float c2, cap_scale, v_scale, v_head;
 };
 NA_DEVICE TileScales tile_scales(const PrefillParams& p, int kv_head) {
-  TileScales t{p.scale_log2, p.cap_scale, p.v_scale};
+  TileScales t{p.scale_log2, p.cap_scale, p.v_scale, 1.f};
   if (p.k_scale_heads != nullptr) {
     const float k = p.k_scale_heads[kv_head];
     if (p.soft_cap != 0.f) t.cap_scale *= k;
     else t.c2 *= k;
   }
-  if (p.v_scale_heads != nullptr) t.v_scale *= p.v_scale_heads[kv_head];
+  if (p.v_scale_heads != nullptr) {
+    t.v_head = p.v_scale_heads[kv_head];
+    t.v_scale *= t.v_head;
+  }
   return t;
 }

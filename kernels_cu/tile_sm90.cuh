@@ -7,22 +7,26 @@
 #include "scheduler.cuh"
 
 #if !defined(HEAD_DIM) || !defined(IS_BF16) || !defined(BLOCK_N) || !defined(CONSUMER_WGS) || \
-    !defined(KV_STAGES) || !defined(Q_STAGES) || !defined(PINGPONG) || !defined(KV_FP8)
-#error "HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS, KV_STAGES, Q_STAGES, PINGPONG, KV_FP8 come from nvrtc_attn/variants.py"
+    !defined(KV_STAGES) || !defined(Q_STAGES) || !defined(PINGPONG) || !defined(CTAS_PER_SM) || !defined(KV_FP8)
+#error "HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS, KV_STAGES, Q_STAGES, PINGPONG, CTAS_PER_SM, KV_FP8 come from nvrtc_attn/variants.py"
 #endif
 
 constexpr int kD = HEAD_DIM;
-constexpr int kConsumerWGs = CONSUMER_WGS;  // 2, or 3 at head_dim 64 (registers allow 192-row tiles)
+// 2, or 3 at head_dim 64 (registers allow 192-row tiles); 1 in the short tiles (64 rows, two CTAs per SM).
+constexpr int kConsumerWGs = CONSUMER_WGS;
+// CTAs an SM runs at once: the launch bound, the shared-memory budget and the register split below.
+constexpr int kCtasPerSm = CTAS_PER_SM;
 constexpr int kConsumerThreads = 128 * kConsumerWGs;
 constexpr int kBM = 64 * kConsumerWGs;   // query rows per tile: 64 per consumer warpgroup
 constexpr int kBN = BLOCK_N;             // keys per block
 constexpr int kStages = KV_STAGES;   // K and V ring depth
 constexpr int kQStages = Q_STAGES;   // 2: the next tile's Q loads during this tile
-// Intra-warpgroup overlap keeps S, P and O live at once: it fits the registers of two consumer
+// Intra-warpgroup overlap keeps S, P and O live at once: it fits the registers of one or two consumer
 // warpgroups up to head_dim 128 (not head_dim 256, nor three warpgroups' 152 registers).
-constexpr bool kOverlap = HEAD_DIM <= 128 && CONSUMER_WGS == 2;
+constexpr bool kOverlap = HEAD_DIM <= 128 && CONSUMER_WGS <= 2;
 // Consumer warpgroups take turns issuing their GEMMs (plan() picks the build: short tiles want it).
 constexpr bool kPingPong = PINGPONG != 0;
+static_assert(!kPingPong || kConsumerWGs > 1, "turn-taking needs two consumer warpgroups");
 constexpr int kThreads = 128 + kConsumerThreads;  // producer warpgroup + consumer warpgroups
 constexpr int kChunks = kD / 8;          // 16-byte chunks per row
 constexpr int kRowsPerPass = 128 / kChunks;
@@ -38,16 +42,25 @@ constexpr int kSwizzleRowBytes = PagedKv::kRowBytes;  // one 64-element column b
 constexpr int kAtomBytes = PagedKv::kAtomBytes;       // 8 rows x 128 B: the swizzle period
 constexpr int kColBlocks = PagedKv::kColBlocks;
 constexpr int kKVGroupBytes = PagedKv::kGroupBytes;   // 8 keys x all of head_dim
-// setmaxnreg split of the 64K-register file (the launch bound gives every thread 65536 / kThreads).
+// setmaxnreg split of the CTA's share of the 64K-register file: the launch bound gives every thread
+// kLaunchRegs (65536 / (kCtasPerSm x kThreads), in whole 8-register steps); the producer keeps 56,
+// the consumers share the rest: 224 for two warpgroups, 152 for three, 200 for one (two CTAs per SM).
+constexpr int kLaunchRegs = 65536 / (kCtasPerSm * kThreads) / 8 * 8;
 constexpr int kProducerRegs = 56;
-constexpr int kConsumerRegs = kConsumerWGs == 2 ? 224 : 152;
-static_assert(kProducerRegs * 128 + kConsumerRegs * kConsumerThreads <= 65536 / kThreads * kThreads, "registers");
+constexpr int kConsumerRegs = (kLaunchRegs * kThreads - kProducerRegs * 128) / kConsumerThreads / 8 * 8;
+static_assert(kConsumerRegs <= 256, "setmaxnreg allows at most 256 registers per thread");
+// Columns of O per P V wgmma: all of head_dim, or 128 where ptxas cannot fit one m64n{head_dim} wgmma
+// (head_dim / 2 accumulators + ~30 registers, C7602: checked against the launch's kLaunchRegs, not the
+// consumers' setmaxnreg count): head_dim 256 with two CTAs per SM (128 registers at launch).
+constexpr int kPvN = kLaunchRegs >= kD / 2 + 32 ? kD : 128;
 static_assert(kD % 64 == 0, "head_dim must be a multiple of the 64-element swizzle atom");
 
 // Dynamic shared memory, in bytes from the base (aligned up to the 1024-byte swizzle period):
 // [Q stages | K stages | V stages | barriers | row offsets | fp8 staging | epilogue staging] + slack.
 struct SmemLayout {
-  static constexpr int kMax = 227 * 1024;  // opt-in dynamic shared memory per block on sm_90
+  // Dynamic shared memory per CTA: the SM's 228 KB less 1 KB the system reserves per CTA, shared by
+  // kCtasPerSm CTAs (227 KB, sm_90's opt-in maximum, for one; 113 KB each for two).
+  static constexpr int kMax = 228 * 1024 / kCtasPerSm - 1024;
   static constexpr int kQ = 0;                                    // kQStages tiles of kQBytes
   static constexpr int kKV = kQ + kQStages * kQBytes;             // kStages K tiles, then kStages V tiles
   static constexpr int kBars = kKV + 2 * kStages * kKVBytes;      // Bar, 8 bytes each

@@ -61,7 +61,7 @@ def compile_kernels(reason: str | None) -> None:
     for k in kernels:
         try:
             usage = sass.resource_usage(k.cubin)
-            res = usage.get(k.lowered_name or k.variant.entry) or next(iter(usage.values()))
+            res = usage.get(k.variant.entry) or next(iter(usage.values()))
             print(f"  {k.name:48s} registers {res.get('registers', '?'):>3}  shared {res.get('shared', '?'):>6}  "
                   f"local {res.get('local', '?')}  stack {res.get('stack', '?')}")
         except Exception as exc:  # noqa: BLE001 - cuobjdump missing, ...

@@ -66,13 +66,19 @@ class Operand(NamedTuple):
         return len(self.shape)
 
 
-def _torch_module(x):
-    mod = type(x).__module__
-    if mod.startswith("torch"):
+_TORCH_TYPES: set = set()  # exact types seen to be torch.Tensor (subclasses included)
+
+
+def _is_torch(x) -> bool:
+    t = type(x)
+    if t in _TORCH_TYPES:
+        return True
+    if t.__module__.startswith("torch"):
         import torch
         if isinstance(x, torch.Tensor):
-            return torch
-    return None
+            _TORCH_TYPES.add(t)
+            return True
+    return False
 
 
 def wrap(x: Any, name: str, stream: int = 0) -> Operand:
@@ -82,6 +88,10 @@ def wrap(x: Any, name: str, stream: int = 0) -> Operand:
     stream: the raw CUstream the caller's work will run on. Only DLPack producers other than CuPy
     and torch (e.g. JAX) see it: DLPack makes the producer order its pending writes of x before
     that stream (their own stream is not visible to us)."""
+    if _is_torch(x):  # first: engines call with torch tensors, several times per run()
+        dev = x.get_device()  # -1 on the host
+        return Operand(x, "torch", x.data_ptr(), tuple(x.shape), x.stride(), dtype_name(x.dtype),
+                       x.element_size(), dev if dev >= 0 else None)
     mod = type(x).__module__
     if mod.startswith("cupy"):
         import cupy
@@ -89,13 +99,6 @@ def wrap(x: Any, name: str, stream: int = 0) -> Operand:
             item = x.dtype.itemsize
             return Operand(x, "cupy", int(x.data.ptr), tuple(x.shape),
                            tuple(s // item for s in x.strides), dtype_name(x.dtype), item, int(x.device.id))
-    torch = _torch_module(x)
-    if torch is not None:
-        dev = x.device.index if x.device.type == "cuda" else None
-        if x.device.type == "cuda" and dev is None:
-            dev = torch.cuda.current_device()
-        return Operand(x, "torch", int(x.data_ptr()), tuple(x.shape), tuple(x.stride()),
-                       dtype_name(x.dtype), x.element_size(), dev)
     if isinstance(x, np.ndarray):
         item = x.dtype.itemsize
         return Operand(x, "numpy", int(x.__array_interface__["data"][0]), tuple(x.shape),
@@ -103,6 +106,37 @@ def wrap(x: Any, name: str, stream: int = 0) -> Operand:
     if hasattr(x, "__dlpack__"):
         return _wrap_dlpack(x, name, stream)
     raise TypeError(f"{name} must be a CuPy array, torch tensor or DLPack array, got {type(x).__name__}")
+
+
+def torch_signature(q, paged_kv_cache, out, lse, scales=()) -> tuple | None:
+    """(address, shape, strides, dtype) of each torch operand of a run(), None unless all of q, the
+    cache (a (k, v) tuple or one tensor) and out are torch tensors. Equal signatures describe the
+    same memory with the same layout: what run()'s checks and parameters depend on. scales (q_scale,
+    k_scale, v_scale): numbers and None as they are, torch arrays (an fp8 cache's per-head scales)
+    by their signature; any other array gives None."""
+    if not (_is_torch(q) and _is_torch(out)):
+        return None
+    scale_sig = []
+    for x in scales:
+        if _is_torch(x):
+            scale_sig.append((x.data_ptr(), x.shape, x.stride(), x.dtype))
+        elif hasattr(x, "__dlpack__") or hasattr(x, "__cuda_array_interface__") or isinstance(x, np.ndarray):
+            return None
+        else:
+            scale_sig.append(x)
+    parts = [q, out]
+    if isinstance(paged_kv_cache, tuple) and len(paged_kv_cache) == 2:
+        parts += paged_kv_cache
+    else:
+        parts.append(paged_kv_cache)
+    if lse is not None:
+        parts.append(lse)
+    sig = []
+    for x in parts:
+        if not _is_torch(x):
+            return None
+        sig.append((x.data_ptr(), x.shape, x.stride(), x.dtype))
+    return tuple(sig), tuple(scale_sig)
 
 
 # DLPack device types of CUDA memory (kDLCUDA, kDLCUDAManaged) and DLPack's name for the legacy
@@ -198,12 +232,13 @@ def launch_stream(x: Any, stream: Any = None) -> int:
     producers such as JAX are then asked to order their writes before."""
     if stream is not None:
         return stream_handle(stream)
+    if _is_torch(x):
+        if x.is_cuda:
+            import torch
+            return _torch_stream(torch, x.get_device())
+        return 0
     mod = type(x).__module__
-    if mod.startswith("torch"):
-        import torch
-        if isinstance(x, torch.Tensor) and x.is_cuda:
-            return _torch_stream(torch, x.device.index)
-    elif mod.startswith("cupy"):
+    if mod.startswith("cupy"):
         import cupy
         if isinstance(x, cupy.ndarray):
             return int(cupy.cuda.get_current_stream(x.device.id).ptr)
@@ -256,22 +291,23 @@ def empty_raw(op: Operand, shape: tuple, dtype: str) -> Any:
         return cupy.empty(shape, dtype=cupy.uint16 if dtype == "bfloat16" else dtype)
 
 
-def as_callers_kind(op: Operand, raw: Any) -> Any:
-    """`raw` (from empty_raw) as an array of op's kind: itself for torch/CuPy callers, else through
-    DLPack in the caller's package (e.g. a JAX array), viewed as op's dtype."""
+def as_callers_kind(op: Operand, raw: Any, dtype: str) -> Any:
+    """`raw` (from empty_raw(op, ..., dtype)) as an array of op's kind: itself for torch/CuPy callers,
+    else through DLPack in the caller's package (e.g. a JAX array), bfloat16 viewed from its raw
+    uint16 storage."""
     if op.kind in ("torch", "cupy"):
         return raw
     import importlib
-    like = op.obj
-    root = importlib.import_module(type(like).__module__.split(".")[0])
-    for mod_name in (root.__name__ + ".numpy", root.__name__, root.__name__ + ".dlpack"):
+    root = type(op.obj).__module__.split(".")[0]
+    root = {"jaxlib": "jax"}.get(root, root)  # JAX arrays are jaxlib types; jax.numpy reads DLPack
+    for mod_name in (root + ".numpy", root, root + ".dlpack"):
         try:
             mod = importlib.import_module(mod_name)
         except ImportError:
             continue
         if hasattr(mod, "from_dlpack"):
             arr = mod.from_dlpack(raw)
-            if dtype_name(getattr(arr, "dtype", "")) != dtype_name(getattr(like, "dtype", "")) and hasattr(arr, "view"):
-                arr = arr.view(like.dtype)  # bfloat16 delivered as raw uint16 storage
+            if dtype == "bfloat16" and hasattr(arr, "view") and hasattr(mod, "bfloat16"):
+                arr = arr.view(mod.bfloat16)
             return arr
     return raw

@@ -5,7 +5,6 @@ Compiling needs no GPU and no driver; only `load_kernel` touches the device.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import hashlib
 import io
@@ -58,7 +57,7 @@ def _find_kernels_dir() -> Path:
 KERNELS_DIR: Path = _find_kernels_dir()
 
 # Bump when the disk entry layout or the key recipe changes.
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 _MAGIC = b"NVATTNC\x00"
 # magic, format version, 4 section lengths (meta json, cubin, ptx, log), sha256 of key + sections.
 _HEADER = struct.Struct("<8sI4Q32s")
@@ -87,8 +86,8 @@ class CompiledKernel:
     """Result of compiling one KernelVariant.
 
     cubin: sm_XX machine code; ptx: the PTX of the same compile when asked for (else None);
-    log: NVRTC's log (warnings); key: cache key (sha256 hex); from_cache: served from a cache;
-    lowered_name: the symbol to look up in the cubin (== variant.entry for extern "C" kernels).
+    log: NVRTC's log (warnings); key: cache key (sha256 hex); from_cache: served from a cache.
+    The kernel's symbol in the cubin is variant.entry (every entry is extern "C").
     """
 
     variant: Any
@@ -97,7 +96,6 @@ class CompiledKernel:
     log: str = dataclasses.field(repr=False)
     key: str
     from_cache: bool
-    lowered_name: str = ""
 
     @property
     def name(self) -> str:
@@ -347,18 +345,6 @@ def _nvrtc_ptx(program) -> str | None:
         return None
 
 
-def _lowered_name(program, entry: str) -> str | None:
-    try:
-        from cuda.bindings import nvrtc
-
-        err, name = nvrtc.nvrtcGetLoweredName(program.handle, entry.encode())
-        if int(err) != 0:
-            return None
-        return name.decode() if isinstance(name, bytes) else str(name)
-    except Exception:
-        return None
-
-
 def _program_options(variant, kernels_dir: Path):
     from cuda.core import ProgramOptions
 
@@ -372,7 +358,7 @@ def _program_options(variant, kernels_dir: Path):
 
 
 def _compile_uncached(variant, kernels_dir: Path) -> tuple[bytes, str | None, str, str]:
-    """Returns (cubin, ptx, log, lowered_name); raises CompileError."""
+    """Returns (cubin, ptx, log); raises CompileError. Entries are extern "C" names."""
     from cuda.core import Program
 
     src_path = kernels_dir / variant.source
@@ -381,13 +367,11 @@ def _compile_uncached(variant, kernels_dir: Path) -> tuple[bytes, str | None, st
     except OSError as e:
         raise CompileError(f"cannot read kernel source {src_path}: {e}", "", variant.name) from e
 
-    plain_entry = variant.entry.isidentifier()  # extern "C" name, no template arguments
-    name_expressions = () if plain_entry else (variant.entry,)
     program = Program(src, "c++", _program_options(variant, kernels_dir))
     logs = io.StringIO()
     try:
         try:
-            obj = program.compile("cubin", name_expressions=name_expressions, logs=logs)
+            obj = program.compile("cubin", logs=logs)
         except Exception as e:
             log = _nvrtc_log(program) or logs.getvalue() or str(e)
             raise CompileError(
@@ -401,7 +385,6 @@ def _compile_uncached(variant, kernels_dir: Path) -> tuple[bytes, str | None, st
         if log is None:
             log = logs.getvalue()
         ptx = _nvrtc_ptx(program)
-        lowered = variant.entry if plain_entry else (_lowered_name(program, variant.entry) or variant.entry)
     finally:
         # Drop the last reference now: a Program that lives on in a kept CompileError's traceback
         # is deallocated at interpreter exit, where cuda.core 1.2.2 prints an ignored exception.
@@ -409,14 +392,14 @@ def _compile_uncached(variant, kernels_dir: Path) -> tuple[bytes, str | None, st
         del program
 
     # A misspelt entry only shows when get_kernel fails on a GPU; catch it here, on the CPU.
-    if b"\0" + lowered.encode() + b"\0" not in cubin:  # a whole name in the ELF string table
+    if b"\0" + variant.entry.encode() + b"\0" not in cubin:  # a whole name in the ELF string table
         raise CompileError(
             f"{variant.name}: entry {variant.entry!r} not found in the cubin of {variant.source} "
             '(is the kernel extern "C" and not removed as unused?)',
             log,
             variant.name,
         )
-    return cubin, ptx, log.strip(), lowered
+    return cubin, ptx, log.strip()
 
 
 def _cached(variant, key: str, disk: Path, want_ptx: bool) -> CompiledKernel | None:
@@ -428,7 +411,7 @@ def _cached(variant, key: str, disk: Path, want_ptx: bool) -> CompiledKernel | N
         if entry is None:
             return None
         meta, cubin, ptx, log = entry
-        hit = CompiledKernel(variant, cubin, ptx, log, key, True, meta.get("lowered_name", variant.entry))
+        hit = CompiledKernel(variant, cubin, ptx, log, key, True)
         with _memory_lock:
             _memory_cache[key] = hit
     if want_ptx and hit.ptx is None:
@@ -437,12 +420,12 @@ def _cached(variant, key: str, disk: Path, want_ptx: bool) -> CompiledKernel | N
 
 
 def _store(variant, key: str, disk: Path, compiled: tuple, want_ptx: bool, use_cache: bool) -> CompiledKernel:
-    cubin, ptx, log, lowered = compiled
+    cubin, ptx, log = compiled
     if want_ptx and ptx is None:
         raise CompileError(f"{variant.name}: NVRTC returned no PTX", log, variant.name)
-    ck = CompiledKernel(variant, cubin, ptx, log, key, False, lowered)
+    ck = CompiledKernel(variant, cubin, ptx, log, key, False)
     if use_cache:
-        meta = {"variant": variant.name, "lowered_name": lowered, "has_ptx": ptx is not None}
+        meta = {"variant": variant.name, "has_ptx": ptx is not None}
         _disk_store(disk, key, _pack_entry(key, meta, cubin, ptx, log))  # overwrites a corrupt one
         with _memory_lock:
             _memory_cache[key] = ck
@@ -476,120 +459,6 @@ def compile_variant(
         if hit is not None:
             return hit
     return _store(variant, key, disk, _compile_uncached(variant, kdir), want_ptx, use_cache)
-
-
-# Parallel compiles run in worker interpreters that load this file by path: no fork (the caller
-# may hold a CUDA context and threads), no re-run of the caller's __main__ (multiprocessing's
-# spawn does that, and fails outright under `python -`), no import of the nvrtc_attn package.
-# Each worker serves many jobs; a compiler crash (segfault) fails only the variant it was on,
-# by name, and a fresh worker takes the next job.
-_WORKER_BOOTSTRAP = """
-import importlib.util, json, sys
-sys.path[:] = json.loads(sys.argv[2])
-spec = importlib.util.spec_from_file_location("_nvrtc_attn_compile_worker", sys.argv[1])
-mod = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mod)
-mod._worker_loop()
-"""
-
-
-def _worker_loop() -> None:
-    """Worker side: per stdin line "job.pkl<TAB>out.pkl", compile and answer "done" on stdout."""
-    import pickle
-    import sys
-    import types
-
-    replies = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # stray prints go to stderr, never into the reply channel
-    for line in sys.stdin:
-        job_path, out_path = line.rstrip("\n").split("\t")
-        with open(job_path, "rb") as f:
-            job = pickle.load(f)
-        try:
-            variant = types.SimpleNamespace(**job["variant"])
-            result = ("ok", _compile_uncached(variant, Path(job["kernels_dir"])))
-        except CompileError as e:
-            result = ("error", (e.message, e.log))
-        except Exception as e:  # a bug or a broken install: report it, keep serving
-            import traceback
-
-            message = f"compiler worker failed on {job['variant']['name']}: {e!r}"
-            result = ("error", (message, traceback.format_exc()))
-        with open(out_path, "wb") as f:
-            pickle.dump(result, f)
-        replies.write("done\n")
-        replies.flush()
-
-
-class _Worker:
-    """Caller side of one worker process; restarted after it dies."""
-
-    def __init__(self, tmpdir: str):
-        self.tmpdir = tmpdir
-        self.proc = None
-        self.jobs = 0
-
-    def compile(self, variant, kernels_dir: Path) -> tuple:
-        import pickle
-        import subprocess
-        import sys
-
-        if self.proc is None:
-            here, path = str(Path(__file__).resolve()), json.dumps([str(p) for p in sys.path])
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", _WORKER_BOOTSTRAP, here, path],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-        self.jobs += 1
-        job_path = os.path.join(self.tmpdir, f"{id(self)}-{self.jobs}.job")
-        out_path = job_path[:-4] + ".out"
-        job = {
-            "kernels_dir": str(kernels_dir),
-            "variant": {
-                "name": variant.name,
-                "source": variant.source,
-                "entry": variant.entry,
-                "arch": variant.arch,
-                "defines": tuple(variant.defines),
-            },
-        }
-        with open(job_path, "wb") as f:
-            pickle.dump(job, f)
-        try:
-            self.proc.stdin.write(f"{job_path}\t{out_path}\n")
-            self.proc.stdin.flush()
-            reply = self.proc.stdout.readline()
-        except OSError:  # broken pipe: the worker is gone
-            reply = ""
-        if reply != "done\n":
-            code = self._reap()
-            how = f"killed by signal {-code}: an NVRTC crash?" if code < 0 else f"exit code {code}"
-            raise CompileError(
-                f"the compiler process died while compiling {variant.name} ({how}; its stderr is above)",
-                "",
-                variant.name,
-            )
-        with open(out_path, "rb") as f:
-            status, payload = pickle.load(f)
-        if status == "error":
-            raise CompileError(payload[0], payload[1], variant.name)
-        return payload
-
-    def _reap(self) -> int:
-        """Close the pipes (stdin first: that ends the worker's loop), wait, return its code."""
-        proc, self.proc = self.proc, None
-        for pipe in (proc.stdin, proc.stdout):
-            try:
-                pipe.close()
-            except OSError:  # flushing into a dead worker
-                pass
-        return proc.wait()
-
-    def close(self) -> None:
-        if self.proc is not None:
-            self._reap()
 
 
 def compile_all(
@@ -641,25 +510,17 @@ def compile_all(
     if n_workers == 1:
         outcomes = [finish(job, _compile_uncached) for job in jobs]
     else:
-        with tempfile.TemporaryDirectory(prefix="nvrtc_attn-") as tmp:
-            idle = [_Worker(tmp) for _ in range(n_workers)]  # one per pool thread at a time
-            lock = threading.Lock()
+        from . import compile_pool
 
-            def run(job):
-                with lock:
-                    worker = idle.pop()
+        def in_worker(compile_one):
+            def compile_variant_in_worker(v, kdir):
                 try:
-                    return finish(job, worker.compile)
-                finally:
-                    with lock:
-                        idle.append(worker)
+                    return compile_one(v, kdir)
+                except compile_pool.WorkerFailure as e:
+                    raise CompileError(e.message, e.log, v.name) from None
+            return compile_variant_in_worker
 
-            try:  # threads only feed the worker processes and wait on them
-                with concurrent.futures.ThreadPoolExecutor(max_workers=n_workers) as pool:
-                    outcomes = list(pool.map(run, jobs))
-            finally:
-                for worker in idle:
-                    worker.close()
+        outcomes = compile_pool.map_in_workers(jobs, n_workers, lambda job, c: finish(job, in_worker(c)))
 
     for (_, positions), outcome in zip(jobs, outcomes):
         for i in positions:
@@ -689,13 +550,11 @@ def load_kernel(compiled: CompiledKernel):
     """
     from cuda.core import ObjectCode
 
-    symbol = compiled.lowered_name or compiled.variant.entry
-    cache_key = (compiled.key, symbol)
+    cache_key = (compiled.key, compiled.variant.entry)
     with _loaded_lock:
         kernel = _loaded.get(cache_key)
         if kernel is None:
-            mapping = None if symbol == compiled.variant.entry else {compiled.variant.entry: symbol}
-            obj = ObjectCode.from_cubin(compiled.cubin, name=compiled.variant.name, symbol_mapping=mapping)
+            obj = ObjectCode.from_cubin(compiled.cubin, name=compiled.variant.name)
             kernel = obj.get_kernel(compiled.variant.entry)
             _loaded[cache_key] = kernel
     return kernel

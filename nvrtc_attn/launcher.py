@@ -7,6 +7,7 @@ cuda.core's argument packing does not express; the struct is packed with ctypes.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import threading
@@ -33,6 +34,7 @@ class PrefillParams(ctypes.Structure):
         ("scale_log2", _f32), ("soft_cap", _f32), ("cap_scale", _f32),
         ("kv_box_tokens", _i32), ("q_tma", _i32), ("k_page_heads", _i32), ("v_page_heads", _i32),
         ("v_scale", _f32), ("lse_scale", _f32),
+        ("reserved", _i32), ("partial_o", _p), ("partial_lse", _p),
         ("k_scale_heads", _p), ("v_scale_heads", _p),
     ]
 
@@ -50,12 +52,28 @@ class Sm90TensorMaps(ctypes.Structure):
 
 
 class OffsetParams(ctypes.Structure):
-    """Mirror of `struct OffsetParams` (kernels_cu/params.cuh)."""
+    """Mirror of `struct OffsetParams` (kernels_cu/params.cuh): the expansion kernel's parameters."""
 
     _fields_ = [
-        ("tok_page", _p), ("tok_slot", _p), ("tok_units", _p), ("k_tok_elems", _p), ("v_tok_elems", _p),
+        ("counts", _p), ("qo_indptr", _p), ("kv_lens", _p), ("kv_tok_indptr", _p), ("paged_kv_indptr", _p),
+        ("page_indices", _p), ("rows", _p), ("blocks", _p), ("entries", _p), ("work_indptr", _p), ("tile_cta", _p),
+        ("tiles", _p), ("tok_page", _p), ("tok_slot", _p), ("tok_units", _p), ("k_tok_elems", _p),
+        ("v_tok_elems", _p),
         ("page_ratio", _i64), ("k_stride_page", _i64), ("k_stride_tok", _i64),
-        ("v_stride_page", _i64), ("v_stride_tok", _i64), ("total_kv", _i64),
+        ("v_stride_page", _i64), ("v_stride_tok", _i64),
+        ("page_size", _i32), ("num_kv_heads", _i32),
+    ]
+
+
+class MergeParams(ctypes.Structure):
+    """Mirror of `struct MergeParams` (kernels_cu/params.cuh): the merge of split tiles."""
+
+    _fields_ = [
+        ("counts", _p), ("merges", _p), ("qo_indptr", _p), ("partial_o", _p), ("partial_lse", _p),
+        ("o", _p), ("lse", _p),
+        ("o_stride_tok", _i64), ("o_stride_head", _i64), ("lse_stride_tok", _i64), ("lse_stride_head", _i64),
+        ("num_kv_heads", _i32), ("group_size", _i32), ("head_dim", _i32), ("block_m", _i32),
+        ("v_scale", _f32), ("lse_scale", _f32), ("is_bf16", _i32), ("reserved", _i32),
     ]
 
 
@@ -79,35 +97,100 @@ class LoadedKernel:
 
     def __init__(self, variant: variants.KernelVariant, device: int, threads: int, smem_bytes: int | None = None):
         from cuda.bindings import driver
-        from cuda.core import Device
 
-        Device(device).set_current()  # the primary context, shared with CuPy and torch
         compiled = compiler.compile_variant(variant)
         if smem_bytes is None:
             smem_bytes = cubin.symbol_int(compiled.cubin, cubin.SMEM_BYTES_SYMBOL)
         kernel = compiler.load_kernel(compiled)
         self.variant = variant
+        self.device = device
         self.threads = threads
         self.smem_bytes = smem_bytes
-        self.function = _check(driver.cuKernelGetFunction(kernel.handle))
+        with device_context(device) as ctx:  # the device's primary context (shared with CuPy and torch)
+            self.context = ctx
+            self.function = _check(driver.cuKernelGetFunction(kernel.handle))
+        _devices.add(device)
         if smem_bytes > 48 * 1024:
             _check(driver.cuFuncSetAttribute(
                 self.function, driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 smem_bytes))
         self.blocks_per_sm = max(1, _check(driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(
             self.function, threads, smem_bytes)))
+        self._args: dict = {}  # ids of parameter structs -> (address of the argument array, array, structs)
 
     def launch(self, grid: int, params: ctypes.Structure, stream: int, *more: ctypes.Structure) -> None:
-        """One launch; params (and `more` by-value structs) are the kernel's parameters in order."""
-        from cuda.bindings import driver
+        """One launch; params (and `more` by-value structs) are the kernel's parameters in order.
 
+        The host cost matters (run() launches once per layer): the argument array of a set of
+        parameter structs and the CUstream of a handle are built once and reused (a wrapper passes
+        the same structs on every run(), refilled in place)."""
         if grid <= 0:
             return
-        structs = (params,) + more
-        args = (ctypes.c_void_p * len(structs))(*[ctypes.addressof(x) for x in structs])
-        _check(driver.cuLaunchKernel(self.function, grid, 1, 1, self.threads, 1, 1, self.smem_bytes,
-                                     driver.CUstream(stream), ctypes.addressof(args), 0))
+        key = (id(params),) + tuple(map(id, more))
+        args = self._args.get(key)
+        if args is None:
+            structs = (params,) + more
+            array = (ctypes.c_void_p * len(structs))(*[ctypes.addressof(x) for x in structs])
+            args = self._args[key] = (ctypes.addressof(array), array, structs)  # keeps them alive
+        cu_stream = _streams.get(stream)
+        if cu_stream is None:
+            cu_stream = _streams[stream] = _driver().CUstream(stream)
+        if len(_devices) > 1 and not self._is_current():  # several GPUs: launch in this kernel's context
+            with device_context(self.device):
+                self._launch(grid, cu_stream, args[0])
+        else:
+            self._launch(grid, cu_stream, args[0])
 
+    def _launch(self, grid: int, cu_stream, args_address: int) -> None:
+        (err,) = _driver().cuLaunchKernel(self.function, grid, 1, 1, self.threads, 1, 1, self.smem_bytes,
+                                          cu_stream, args_address, 0)
+        if err != _SUCCESS:
+            _check((err,))
+
+    def _is_current(self) -> bool:
+        err, ctx = _driver().cuCtxGetCurrent()
+        return int(ctx) == int(self.context)
+
+
+@functools.lru_cache(maxsize=None)
+def _driver():
+    from cuda.bindings import driver
+
+    return driver
+
+
+_SUCCESS = 0  # CUresult.CUDA_SUCCESS (an IntEnum member compares equal to 0)
+_devices: set = set()  # devices with loaded kernels: with more than one, launches check the context
+
+
+@contextlib.contextmanager
+def device_context(device: int):
+    """Make `device`'s primary context current for the block (yields it) and restore the caller's
+    current context afterwards: loading a kernel or launching for one GPU never changes which device
+    the caller's framework (torch, CuPy) is on."""
+    driver = _driver()
+    err, prev = driver.cuCtxGetCurrent()
+    ctx = _primary_contexts.get(device)
+    if ctx is not None and int(prev) == int(ctx):  # already current: nothing to switch (plan()'s usual case)
+        yield ctx
+        return
+    if ctx is None:
+        from cuda.core import Device
+
+        Device(device).set_current()  # retains the primary context, shared with CuPy and torch
+        _, ctx = driver.cuCtxGetCurrent()
+        _primary_contexts[device] = ctx
+    else:
+        _check(driver.cuCtxSetCurrent(ctx))
+    try:
+        yield ctx
+    finally:
+        if int(prev) and int(prev) != int(ctx):
+            _check(driver.cuCtxSetCurrent(prev))
+
+
+_primary_contexts: dict = {}  # device -> its primary CUcontext (retained once, by cuda.core)
+_streams: dict = {}  # raw handle -> driver.CUstream (launch arguments are reused, not rebuilt)
 
 _lock = threading.Lock()
 _kernels: dict = {}
@@ -160,6 +243,7 @@ def prefill_sm80_kernel(head_dim: int, dtype: str, device: int, units: bool = Tr
 
 
 def offsets_kernel(device: int) -> LoadedKernel:
+    """The plan expansion kernel (kernels_cu/kv_offsets.cu) loaded on `device`."""
     return load(variants.kv_offsets_variant(device_arch(device)), device, 256, 0)
 
 
@@ -167,50 +251,101 @@ def prepare(build_variants, device: int) -> None:
     """Compile (in parallel worker processes, from the disk cache when warm) every variant a plan
     may need, before any of them is loaded: the first plan() of a (head_dim, dtype) pays one
     parallel compile instead of one per build, and run() never compiles."""
-    missing = [v for v in build_variants if (v.name, device) not in _kernels]
+    missing = [v for v in build_variants if (v.name, device) not in _kernels and v.name not in _prepared]
     if len(missing) > 1:
         compiler.compile_all(missing)
+    _prepared.update(v.name for v in missing)
+
+
+_prepared: set = set()  # variant names prepare() has compiled (or found cached) in this process
+
+
+# Blocks of the expansion kernel's grid-stride loops: enough to fill any GPU, few enough that a
+# small batch does not launch idle blocks.
+_EXPAND_MAX_BLOCKS = 1024
+
+
+def expand_plan(plan, workspace_ptr: int, offsets_key: tuple | None, stream: int, device: int, *,
+                offsets_only: bool = False) -> None:
+    """The device half of plan(): one launch, on `stream` after the upload of plan.image to
+    workspace_ptr, that writes the plan's DEVICE_BUILT sections from the uploaded ones: the tile
+    rows (planner.DEVICE_TILE_FIELDS, CTA order), tok_page / tok_slot, and with an offsets key
+    (planner.offset_key) its offset table(s). plan() calls it after every upload; run(), meeting
+    strides of another offsets key, calls it with offsets_only=True for that key's table alone.
+    Every count comes from the workspace, and the grid from the plan's capacity when it has one,
+    so the launch can be captured in a CUDA graph and replayed after later plans of that capacity.
+    """
+    def section(name):
+        return workspace_ptr + plan.layout[name][0]
+
+    op = OffsetParams()
+    inputs = ("counts", "qo_indptr", "kv_lens", "kv_tok_indptr", "paged_kv_indptr", "page_indices", "rows",
+              "blocks", "entries", "work_indptr", "tile_cta")
+    for name in inputs if offsets_only else inputs + ("tiles", "tok_page", "tok_slot"):
+        setattr(op, name, section(name))
+    op.page_size = plan.page_size
+    op.num_kv_heads = plan.num_kv_heads
+    if offsets_key is not None and offsets_key[0] == "units":
+        op.tok_units = section("tok_units")
+        op.page_ratio = offsets_key[1]
+    elif offsets_key is not None:
+        op.k_tok_elems, op.v_tok_elems = section("k_tok_elems"), section("v_tok_elems")
+        op.k_stride_page, op.k_stride_tok, op.v_stride_page, op.v_stride_tok = offsets_key[1:]
+    cap = plan.capacity
+    work = max(cap.max_kv_tokens, cap.max_tiles) if cap is not None else max(plan.total_kv, plan.num_tiles)
+    kernel = offsets_kernel(device)
+    blocks = max(-(-work // kernel.threads), -(-plan.num_ctas * 32 // kernel.threads))  # a warp per CTA
+    kernel.launch(min(max(1, blocks), _EXPAND_MAX_BLOCKS), op, stream)
 
 
 # cuTensorMapEncodeTiled: 16-bit elements with the 128-byte swizzle the wgmma operands use, or the
 # bytes of an fp8 cache unswizzled (the producer widens them into the swizzled tiles itself).
 _TMA_CACHE_MAX = 512
-_tma_cache: dict = {}
+_map_cache: dict = {}  # geometry + address -> encoded descriptor(s), b"" when rejected
+
+
+def _remember(key, value) -> None:
+    with _lock:
+        if len(_map_cache) >= _TMA_CACHE_MAX:
+            _map_cache.clear()
+        _map_cache[key] = value
+
+
+def _encode(ptr: int, dims, byte_strides, box, bytes_per_element: int = 2) -> bytes:
+    """The 128 bytes of a tiled TMA descriptor (dims innermost first, in elements; byte_strides of
+    dims 1..; box in elements per dim): 16-bit elements with the 128-byte swizzle, 1-byte elements
+    (an fp8 cache) unswizzled. b"" when the driver rejects the geometry (the caller then gathers
+    with cp.async)."""
+    driver = _driver()
+    rank = len(dims)
+    one_byte = bytes_per_element == 1
+    err, tmap = driver.cuTensorMapEncodeTiled(
+        driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT8 if one_byte
+        else driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT16, rank, ptr,
+        [driver.cuuint64_t(int(x)) for x in dims], [driver.cuuint64_t(int(x)) for x in byte_strides],
+        [driver.cuuint32_t(int(b)) for b in box], [driver.cuuint32_t(1)] * rank,
+        driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
+        driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_NONE if one_byte
+        else driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
+        driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+        driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE)
+    if err != driver.CUresult.CUDA_SUCCESS:
+        return b""
+    return ctypes.string_at(tmap.getPtr(), ctypes.sizeof(TensorMap))
 
 
 def encode_tensor_map(dst: TensorMap, ptr: int, dims, byte_strides, box, bytes_per_element: int = 2) -> bool:
-    """Fill `dst` with a tiled TMA descriptor: dims (innermost first, elements), byte_strides of dims
-    1.. (len(dims) - 1 values), box (elements per dim). 16-bit elements get the 128-byte swizzle,
-    1-byte elements (an fp8 cache) none. Returns False, leaving dst untouched, when the driver
-    rejects the geometry (the caller then gathers with cp.async). Encodings are cached by geometry
-    and address: every layer's K/V view is encoded once.
-    """
+    """Fill `dst` with a tiled TMA descriptor (see _encode: 16-bit elements swizzled, 1-byte ones
+    not); False, leaving dst untouched, when the driver rejects the geometry. Cached by geometry,
+    element size and address."""
     key = (ptr, tuple(dims), tuple(byte_strides), tuple(box), bytes_per_element)
-    raw = _tma_cache.get(key)
+    raw = _map_cache.get(key)
     if raw is None:
-        from cuda.bindings import driver
-
-        rank = len(dims)
-        one_byte = bytes_per_element == 1
-        err, tmap = driver.cuTensorMapEncodeTiled(
-            driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT8 if one_byte
-            else driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT16, rank, ptr,
-            [driver.cuuint64_t(int(d)) for d in dims], [driver.cuuint64_t(int(s)) for s in byte_strides],
-            [driver.cuuint32_t(int(b)) for b in box], [driver.cuuint32_t(1)] * rank,
-            driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
-            driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_NONE if one_byte
-            else driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
-            driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-            driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE)
-        if err != driver.CUresult.CUDA_SUCCESS:
-            return False
-        raw = ctypes.string_at(tmap.getPtr(), ctypes.sizeof(TensorMap))
-        with _lock:
-            if len(_tma_cache) >= _TMA_CACHE_MAX:
-                _tma_cache.clear()
-            _tma_cache[key] = raw
-    ctypes.memmove(ctypes.addressof(dst), raw, len(raw))
-    return True
+        raw = _encode(ptr, dims, byte_strides, box, bytes_per_element)
+        _remember(key, raw)
+    if raw:
+        ctypes.memmove(ctypes.addressof(dst), raw, len(raw))
+    return bool(raw)
 
 
 def copy_host_to_device(dst_ptr: int, host_array, stream: int) -> None:
@@ -280,33 +415,61 @@ def kv8_tma_geometry(head_dim: int, page_size: int, num_kv_heads: int, pages: in
 def set_tensor_maps(maps: Sm90TensorMaps, p: PrefillParams, plan, build: variants.Build, q, k, v, ks, vs) -> bool:
     """TMA descriptors of this run's q and K/V views (sm90) into `maps` and the matching params
     fields; a geometry the driver rejects falls back to the cp.async path for that operand.
-    Returns whether K/V come by TMA."""
+    Returns whether K/V come by TMA. Results are cached by everything they depend on (a layer's
+    K/V views are encoded once; run() asks on every call)."""
     d = plan.head_dim
     p.q_tma = 0
     if build.q_box is not None:
-        p.q_tma = int(encode_tensor_map(maps.q, q.ptr, *tma_geometry((d, plan.num_qo_heads, q.shape[0]),
-                                                                     (q.strides[1], q.strides[0])), build.q_box))
+        key = (q.ptr, q.shape[0], q.strides[0], q.strides[1], plan.num_qo_heads, d, build.q_box)
+        raw = _map_cache.get(key)
+        if raw is None:
+            raw = _encode(q.ptr, *tma_geometry((d, plan.num_qo_heads, q.shape[0]), (q.strides[1], q.strides[0])),
+                          build.q_box)
+            _remember(key, raw)
+        if raw:
+            ctypes.memmove(ctypes.addressof(maps.q), raw, len(raw))
+            p.q_tma = 1
     p.kv_box_tokens = 0
     if build.kv_box:
-        if build.kv_fp8:
-            box, elem, geometry = (d, build.kv_box, 1), 1, kv8_tma_geometry
-        else:
-            box, elem, geometry = (64, 8, d // 64, build.kv_box // 8, 1), 2, kv_tma_geometry
-        gk = geometry(d, plan.page_size, plan.num_kv_heads, k.shape[0], ks)
-        gv = geometry(d, plan.page_size, plan.num_kv_heads, v.shape[0], vs)
-        if (gk and gv and encode_tensor_map(maps.k, k.ptr, gk[0], gk[1], box, elem)
-                and encode_tensor_map(maps.v, v.ptr, gv[0], gv[1], box, elem)):
+        # The element size is part of the key: an fp8 build's maps (uint8, unswizzled) are never
+        # those of a 16-bit build over the same address and shape.
+        elem = 1 if build.kv_fp8 else 2
+        key = (k.ptr, v.ptr, k.shape[0], v.shape[0], ks, vs, d, plan.page_size, plan.num_kv_heads, build.kv_box, elem)
+        kv = _map_cache.get(key)
+        if kv is None:
+            kv = _encode_kv(plan, build.kv_box, k, v, ks, vs, elem)
+            _remember(key, kv)
+        if kv:
+            raw_k, raw_v, p.k_page_heads, p.v_page_heads = kv
+            ctypes.memmove(ctypes.addressof(maps.k), raw_k, len(raw_k))
+            ctypes.memmove(ctypes.addressof(maps.v), raw_v, len(raw_v))
             p.kv_box_tokens = build.kv_box
-            p.k_page_heads, p.v_page_heads = gk[2], gv[2]
     return bool(p.kv_box_tokens)
+
+
+def _encode_kv(plan, kv_box: int, k, v, ks, vs, bytes_per_element: int = 2) -> tuple | bytes:
+    """(K map, V map, K page_heads, V page_heads) of a K/V view pair, or b"" without a TMA view:
+    16-bit views as 5-D swizzled maps, an fp8 cache's (bytes_per_element 1) as 3-D byte maps."""
+    d = plan.head_dim
+    if bytes_per_element == 1:
+        box, geometry = (d, kv_box, 1), kv8_tma_geometry
+    else:
+        box, geometry = (64, 8, d // 64, kv_box // 8, 1), kv_tma_geometry
+    gk = geometry(d, plan.page_size, plan.num_kv_heads, k.shape[0], ks)
+    gv = geometry(d, plan.page_size, plan.num_kv_heads, v.shape[0], vs)
+    raw_k = _encode(k.ptr, gk[0], gk[1], box, bytes_per_element) if gk else b""
+    raw_v = _encode(v.ptr, gv[0], gv[1], box, bytes_per_element) if gv and raw_k else b""
+    return (raw_k, raw_v, gk[2], gv[2]) if raw_v else b""
 
 
 # ----------------------------------------------------------------------------------------------
 # Parameters of a launch
 
 
-def plan_params(plan, workspace_ptr: int) -> PrefillParams:
-    """A PrefillParams with the plan's fields filled in (workspace sections, heads, mask)."""
+def plan_params(plan, workspace_ptr: int, partial_ptr: int = 0, slots=None) -> PrefillParams:
+    """A PrefillParams with the plan's fields filled in (workspace sections, heads, mask); with
+    slots (planner.PartialSlots) the split-KV build's partial results at partial_ptr (the float
+    workspace)."""
     p = PrefillParams()
     for name in ("qo_indptr", "kv_lens", "kv_tok_indptr", "tok_page", "tok_slot", "tiles", "work_indptr"):
         setattr(p, name, workspace_ptr + plan.layout[name][0])
@@ -314,7 +477,62 @@ def plan_params(plan, workspace_ptr: int) -> PrefillParams:
     p.group_size = plan.group_size
     p.causal = int(plan.causal)
     p.window_left = plan.window_left
+    if slots is not None:
+        p.partial_o, p.partial_lse = partial_ptr, partial_ptr + slots.lse_offset
     return p
+
+
+# ----------------------------------------------------------------------------------------------
+# The merge of split tiles (kernels_cu/merge_split.cu)
+
+_MERGE_THREADS = 256      # kMergeThreads of merge_split.cu
+_MERGE_MAX_BLOCKS = 1024  # grid-stride beyond this
+
+
+def merge_kernel(device: int) -> LoadedKernel:
+    """The merge of split tiles, loaded on `device` (sm_90a: only sm90 plans have pieces)."""
+    return load(variants.merge_split_variant(), device, _MERGE_THREADS, 0)
+
+
+def merge_params(plan, workspace_ptr: int, partial_ptr: int, slots) -> MergeParams:
+    """A MergeParams with the plan's fields filled in: its merge table and counts (plan buffer at
+    workspace_ptr) and the partial results (planner.PartialSlots at partial_ptr)."""
+    mp = MergeParams()
+    for name in ("counts", "merges", "qo_indptr"):
+        setattr(mp, name, workspace_ptr + plan.layout[name][0])
+    mp.partial_o, mp.partial_lse = partial_ptr, partial_ptr + slots.lse_offset
+    mp.num_kv_heads, mp.group_size, mp.head_dim, mp.block_m = (plan.num_kv_heads, plan.group_size, plan.head_dim,
+                                                               plan.block_m)
+    mp.is_bf16 = int(plan.dtype == "bfloat16")
+    return mp
+
+
+def set_merge_run_params(mp: MergeParams, o, lse, lse_layout: str, v_scale: float, lse_scale: float) -> None:
+    """This run's output operands and scales into mp (as set_run_params does for the prefill)."""
+    _set_outputs(mp, o, lse, lse_layout)
+    mp.v_scale, mp.lse_scale = v_scale, lse_scale
+
+
+def _set_outputs(p, o, lse, lse_layout: str) -> None:
+    """o and lse (pointers, element strides; lse_layout "NH" or "HN") into a PrefillParams or
+    MergeParams."""
+    p.o, p.o_stride_tok, p.o_stride_head = o.ptr, o.strides[0], o.strides[1]
+    if lse is None:
+        p.lse, p.lse_stride_tok, p.lse_stride_head = None, 0, 0
+    elif lse_layout == "NH":
+        p.lse, p.lse_stride_tok, p.lse_stride_head = lse.ptr, lse.strides[0], lse.strides[1]
+    else:  # [num_qo_heads, total_q]
+        p.lse, p.lse_stride_tok, p.lse_stride_head = lse.ptr, lse.strides[1], lse.strides[0]
+
+
+def merge_grid(plan) -> int:
+    """CTAs of the merge launch: enough for the plan's merge table (for its capacity's largest one
+    when it has a capacity: a captured launch serves every later plan), grid-stride past
+    _MERGE_MAX_BLOCKS."""
+    cap = plan.capacity
+    merges = cap.max_pieces // (2 * plan.num_kv_heads) if cap is not None else plan.num_merges
+    items = merges * plan.num_kv_heads * plan.block_m * (plan.head_dim // 8)
+    return min(max(1, -(-items // _MERGE_THREADS)), _MERGE_MAX_BLOCKS)
 
 
 def set_run_params(p: PrefillParams, plan, workspace_ptr: int, key: tuple, q, ks, vs, k, v, o, lse,
@@ -323,15 +541,9 @@ def set_run_params(p: PrefillParams, plan, workspace_ptr: int, key: tuple, q, ks
     normalized (page, token, head) strides), o and lse, the offset table of `key`, and the scales
     (scale_log2, soft_cap, cap_scale, v_scale, lse_scale), plus head_scales: device addresses of
     per-KV-head k_scale / v_scale arrays (fp8 caches; 0 = per tensor)."""
-    p.q, p.k, p.v, p.o = q.ptr, k.ptr, v.ptr, o.ptr
+    p.q, p.k, p.v = q.ptr, k.ptr, v.ptr
     p.q_stride_tok, p.q_stride_head = q.strides[0], q.strides[1]
-    p.o_stride_tok, p.o_stride_head = o.strides[0], o.strides[1]
-    if lse is None:
-        p.lse, p.lse_stride_tok, p.lse_stride_head = None, 0, 0
-    elif lse_layout == "NH":
-        p.lse, p.lse_stride_tok, p.lse_stride_head = lse.ptr, lse.strides[0], lse.strides[1]
-    else:  # [num_qo_heads, total_q]
-        p.lse, p.lse_stride_tok, p.lse_stride_head = lse.ptr, lse.strides[1], lse.strides[0]
+    _set_outputs(p, o, lse, lse_layout)
     p.k_stride_tok, p.k_stride_head = ks[1], ks[2]
     p.v_stride_tok, p.v_stride_head = vs[1], vs[2]
     if key[0] == "units":
@@ -342,22 +554,3 @@ def set_run_params(p: PrefillParams, plan, workspace_ptr: int, key: tuple, q, ks
         p.v_tok_elems = workspace_ptr + plan.layout["v_tok_elems"][0]
     p.scale_log2, p.soft_cap, p.cap_scale, p.v_scale, p.lse_scale = scales
     p.k_scale_heads, p.v_scale_heads = (x or None for x in head_scales)
-
-
-def build_offsets(plan, workspace_ptr: int, key: tuple, stream: int, device: int) -> None:
-    """The K/V offset tables of `key` from the plan's per-token (page, slot) tables, on the device
-    (kernels_cu/kv_offsets.cu), on the run's stream: capturable, no host work per token."""
-    op = OffsetParams()
-    op.tok_page = workspace_ptr + plan.layout["tok_page"][0]
-    op.tok_slot = workspace_ptr + plan.layout["tok_slot"][0]
-    op.total_kv = plan.total_kv
-    if key[0] == "units":
-        op.tok_units = workspace_ptr + plan.layout["tok_units"][0]
-        op.page_ratio = key[1]
-    else:
-        op.k_tok_elems = workspace_ptr + plan.layout["k_tok_elems"][0]
-        op.v_tok_elems = workspace_ptr + plan.layout["v_tok_elems"][0]
-        op.k_stride_page, op.k_stride_tok, op.v_stride_page, op.v_stride_tok = key[1:]
-    kernel = offsets_kernel(device)
-    grid = min(max(1, -(-plan.total_kv // kernel.threads)), 4096)
-    kernel.launch(grid, op, stream)

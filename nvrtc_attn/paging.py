@@ -46,6 +46,20 @@ def _to_int32(values: np.ndarray, what: str) -> np.ndarray:
     return values.astype(np.int32)
 
 
+def kv_lengths(paged_kv_indptr, paged_kv_last_page_len, page_size: int) -> np.ndarray:
+    """int64[B]: keys per request, (n_b - 1) * page_size + last_page_len[b] for a request of n_b > 0
+    pages, 0 without pages (last_page_len[b] is then ignored).
+
+    Example: page_size=4, indptr=[0, 2, 2, 3], last_page_len=[1, 9, 2] -> [5, 0, 2]
+    """
+    indptr = np.asarray(paged_kv_indptr, dtype=np.int64)
+    n_pages = indptr[1:] - indptr[:-1]
+    kv_lens = n_pages * int(page_size)
+    kv_lens += np.asarray(paged_kv_last_page_len, dtype=np.int64) - int(page_size)
+    kv_lens *= n_pages > 0
+    return kv_lens
+
+
 def token_pages(paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, page_size: int) -> TokenPages:
     """Expand the CSR page table to one (page, slot) pair per key token, without a token loop.
 
@@ -61,11 +75,9 @@ def token_pages(paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, page_
     """
     indptr = np.asarray(paged_kv_indptr, dtype=np.int64)
     indices = np.asarray(paged_kv_indices, dtype=np.int64)
-    last = np.asarray(paged_kv_last_page_len, dtype=np.int64)
     page_size = int(page_size)
 
-    n_pages = np.diff(indptr)
-    kv_lens = np.where(n_pages > 0, (n_pages - 1) * page_size + last, 0)
+    kv_lens = kv_lengths(indptr, paged_kv_last_page_len, page_size)
     kv_tok_indptr = np.zeros(len(kv_lens) + 1, dtype=np.int64)
     np.cumsum(kv_lens, out=kv_tok_indptr[1:])
     total_kv = int(kv_tok_indptr[-1])

@@ -1,20 +1,38 @@
-"""Builds the frozen Plan of one batch: lengths, K/V offset tables, work tiles and their partition
-over a persistent grid, all laid out in ONE byte image that plan() uploads with one copy.
+"""Builds the frozen Plan of one batch: lengths, the page table and the compact work list (row
+tiles, their longest-first partition over a persistent grid), laid out in ONE byte image that
+plan() uploads with one copy; one small kernel (kernels_cu/kv_offsets.cu, launcher.expand_plan)
+then expands it on the device into the per-token K/V tables and the tile rows the kernels read.
+Long key ranges of batches that cannot fill the SMs become pieces (schedule.split_rows) with a merge
+table; their partial results live in the caller's float workspace (PartialSlots), never the plan.
 Pure NumPy (no GPU): every layer's run() reuses the plan; the device only indexes it.
 """
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import paging, schedule
 
-# Sections of the workspace image, in order. Offsets are 256-byte aligned (TMA descriptors and
-# 16-byte vector loads of the tiles want at least 16).
+# Sections of the workspace, in order. Offsets are 256-byte aligned (TMA descriptors and 16-byte
+# vector loads of the tiles want at least 16). plan() uploads the first ones (UPLOADED, the image);
+# the expansion kernel writes the rest (DEVICE_BUILT) from them.
 _ALIGN = 256
-SECTIONS = ("qo_indptr", "kv_lens", "kv_tok_indptr", "tiles", "work_indptr",
-            "tok_page", "tok_slot", "tok_units", "k_tok_elems", "v_tok_elems")
+UPLOADED = ("counts", "qo_indptr", "kv_lens", "kv_tok_indptr", "paged_kv_indptr", "page_indices",
+            "rows", "blocks", "entries", "tile_cta", "work_indptr", "merges")
+DEVICE_BUILT = ("tiles", "tok_page", "tok_slot", "tok_units", "k_tok_elems", "v_tok_elems")
+SECTIONS = UPLOADED + DEVICE_BUILT
+
+# The "counts" section, int32: what the expansion kernel (and the merge of split tiles) loops over,
+# read on the device so that a launch captured in a CUDA graph stays valid for later plans of the
+# same capacity.
+COUNTS = ("batch", "tiles", "blocks", "kv_tokens", "ctas", "merges")
+
+# Bytes per item of each section, in SECTIONS order (int32 words unless noted).
+_ITEM_BYTES = (4, 4, 4, 4, 4, 4, 32, 16, 4, 2, 4, 32,  # counts .. merges; rows [R, 8], blocks [NB, 4],
+               48, 4, 4, 4, 8, 8)                      # tile_cta uint16, merges [S, 8]; tiles [T, 12], tok_page ..
 
 
 def offset_key(k_strides, v_strides, max_page_index: int, page_size: int) -> tuple:
@@ -31,8 +49,88 @@ def offset_key(k_strides, v_strides, max_page_index: int, page_size: int) -> tup
 
 
 @dataclass(frozen=True)
+class PlanCapacity:
+    """Upper bounds that size every workspace section, so that all plans made with one capacity
+    (and the same heads, page size and grid) share one layout: a CUDA graph captured around run()
+    keeps valid pointers after any later plan() within it (FlashInfer's use_cuda_graph contract).
+
+    batch_size:    requests per batch (at most)
+    max_tiles:     work tiles (row tiles x KV heads, pieces of split row tiles included)
+    max_kv_tokens: key tokens of the batch (the per-token tables)
+    max_pages:     used page-table entries (paged_kv_indptr[-1])
+    max_pieces:    piece tiles (pieces of split row tiles x KV heads: the partial-result slots of the
+                   float workspace); 0: no splits
+
+    Example: PlanCapacity.for_batch(8, 8192, 4096, 16, 32, 8, 128) fits 8 requests of at most 8192
+    query tokens in all on at most 4096 pages of 16 keys: 8 * (ceil(8192 * 4 / 128) + 8) = 2112
+    tiles, 65536 key tokens; with max_pieces=512, 2624 tiles of which up to 512 pieces.
+    """
+
+    batch_size: int
+    max_tiles: int
+    max_kv_tokens: int
+    max_pages: int
+    max_pieces: int = 0
+
+    @classmethod
+    def for_batch(cls, batch_size: int, max_total_q: int, max_pages: int, page_size: int,
+                  num_qo_heads: int, num_kv_heads: int, block_m: int, max_pieces: int = 0) -> "PlanCapacity":
+        """Bounds for batches of batch_size requests with at most max_total_q query tokens and
+        max_pages pages: a request of q tokens has ceil(q * G / block_m) <= q * G / block_m + 1 row
+        tiles, so tiles <= num_kv_heads * (ceil(max_total_q * G / block_m) + batch_size); pieces
+        replace a split row tile's tiles, so at most max_pieces more. max_pieces is rounded down to
+        whole row tiles (a multiple of num_kv_heads)."""
+        group = int(num_qo_heads) // int(num_kv_heads)
+        row_tiles = -(-int(max_total_q) * group // int(block_m)) + int(batch_size)
+        pieces = int(max_pieces) // int(num_kv_heads) * int(num_kv_heads)
+        return cls(int(batch_size), int(num_kv_heads) * row_tiles + pieces, int(max_pages) * int(page_size),
+                   int(max_pages), pieces)
+
+    def check(self, batch_size: int, num_tiles: int, kv_tokens: int, pages: int, pieces: int = 0) -> None:
+        """ValueError naming the first bound a batch exceeds."""
+        for what, value, bound in (("batch_size", batch_size, self.batch_size),
+                                   ("max_tiles", num_tiles, self.max_tiles),
+                                   ("max_kv_tokens", kv_tokens, self.max_kv_tokens),
+                                   ("max_pages", pages, self.max_pages),
+                                   ("max_pieces", pieces, self.max_pieces)):
+            if value > bound:
+                raise ValueError(f"batch exceeds the plan capacity: {value} > PlanCapacity.{what} = {bound} "
+                                 f"(qo_indptr / paged_kv_indptr describe a larger batch than the capacity "
+                                 f"given to plan())")
+
+
+@dataclass(frozen=True)
+class PartialSlots:
+    """Where the pieces of split tiles keep their partial results: the caller's float workspace
+    (FlashInfer's split-k scratch, shared with other wrappers and used only during a run; no plan
+    state lives there) holds fp32 O [slots, block_m, head_dim] from byte 0, then the base-2 LSE
+    [slots, block_m]. A piece tile writes the slot piece * num_kv_heads + kv_head.
+
+    Example: 128 MiB, block_m 128, head_dim 128: 66,048 bytes a slot, 2032 slots (W8 uses 128).
+    """
+
+    slots: int
+    block_m: int
+    head_dim: int
+
+    @classmethod
+    def for_workspace(cls, nbytes: int, block_m: int, head_dim: int) -> "PartialSlots":
+        """As many slots as nbytes holds, at most 2^31 / (block_m * head_dim) (int32 indexing)."""
+        slot_bytes = int(block_m) * (int(head_dim) + 1) * 4
+        return cls(min(int(nbytes) // slot_bytes, (2**31 - 1) // (int(block_m) * int(head_dim))), int(block_m),
+                   int(head_dim))
+
+    @property
+    def lse_offset(self) -> int:
+        """Byte offset of the LSE array in the workspace."""
+        return self.slots * self.block_m * self.head_dim * 4
+
+
+@dataclass(frozen=True)
 class Plan:
-    """Everything run() needs for one batch; arrays are host copies of what sits in the workspace."""
+    """Everything run() needs for one batch. The arrays are host copies of what plan() uploads;
+    the per-token tables and the tile rows exist only on the device (launcher.expand_plan builds
+    them from the upload); `tiles` and `token_pages()` recompute them on the host for tests."""
 
     batch_size: int
     num_qo_heads: int
@@ -49,15 +147,18 @@ class Plan:
     total_q: int
     total_kv: int
     max_page_index: int           # -1 when the batch has no pages
+    num_tiles: int
     qo_lens: np.ndarray
     kv_lens: np.ndarray
-    tiles: np.ndarray             # int32 [T, 8], already in CTA order
-    work_indptr: np.ndarray       # int32 [num_ctas + 1]
-    tok_page: np.ndarray
-    tok_slot: np.ndarray
-    offsets_key: tuple | None     # offsets in the image were built for this key (None: not yet)
+    row_tiles: np.ndarray         # int32 [R, 8]: KV head 0's tiles (schedule.row_tiles, pieces of split
+                                  # row tiles in their place: schedule.split_rows), request order
+    work: schedule.WorkList       # the partition of row_tiles x KV heads over num_ctas CTAs
+    merges: np.ndarray            # int32 [S, 8] (schedule.MERGE_FIELDS): the split row tiles, S = 0 without
+    offsets_key: tuple | None     # the offset tables are built for this key (None: not yet)
+    capacity: PlanCapacity | None  # sized the layout (None: compact, this batch only)
     layout: dict = field(repr=False)    # section -> (byte offset, byte size)
-    image: np.ndarray = field(repr=False)  # uint8, the bytes uploaded to the workspace
+    workspace_bytes: int = field(repr=False)  # the whole layout, uploaded and device-built sections
+    image: np.ndarray = field(repr=False)  # uint8, the bytes uploaded to the start of the workspace
     build: object = None          # variants.Build chosen for these tiles (set by plan())
     kv_dtype: str = ""            # the cache's dtype when it differs from dtype: "float8_e4m3fn" / "float8_e5m2"
 
@@ -66,25 +167,65 @@ class Plan:
         return self.num_qo_heads // self.num_kv_heads
 
     @property
-    def num_tiles(self) -> int:
-        return int(self.tiles.shape[0])
+    def num_merges(self) -> int:
+        """Split row tiles (merge_split.cu combines each one's pieces, for every KV head)."""
+        return int(self.merges.shape[0])
 
     @property
-    def workspace_bytes(self) -> int:
-        return int(self.image.nbytes)
+    def num_pieces(self) -> int:
+        """Piece tiles (pieces x KV heads): the partial-result slots a run fills."""
+        return int(self.merges[:, 5].sum()) * self.num_kv_heads if self.num_merges else 0
+
+    @property
+    def work_indptr(self) -> np.ndarray:
+        """int32 [num_ctas + 1]: CTA c runs tiles work_indptr[c] .. work_indptr[c+1]."""
+        return self.work.work_indptr
+
+    @functools.cached_property
+    def tiles(self) -> np.ndarray:
+        """int32 [T, 8] (schedule.TILE_FIELDS) in CTA order: what the device expansion writes (with
+        the request fields of DEVICE_TILE_FIELDS), decoded on the host. O(T); plan() never reads it."""
+        return schedule.decode_tiles(self.row_tiles, self.work)
+
+    def token_pages(self) -> paging.TokenPages:
+        """The page and slot of every key token (what the device expansion writes), on the host."""
+        indptr = self._section("paged_kv_indptr")[: self.batch_size + 1]
+        lens = np.where(np.diff(indptr) > 0, self.kv_lens - (np.diff(indptr) - 1) * self.page_size, 1)
+        return paging.token_pages(indptr, self._section("page_indices")[: int(indptr[-1])], lens, self.page_size)
+
+    def _section(self, name: str) -> np.ndarray:
+        start, nbytes = self.layout[name]
+        return self.image[start:start + nbytes].view(np.int32)
 
 
-def _layout(sizes: dict[str, int]) -> tuple[dict, int]:
+def _layout(sizes) -> tuple[dict, int, int]:
+    """(section -> (offset, bytes), bytes of the uploaded prefix, bytes of the whole layout) from
+    the item counts of SECTIONS, in order."""
     layout, offset = {}, 0
-    for name in SECTIONS:
-        nbytes = sizes[name]
+    for name, items, item_bytes in zip(SECTIONS, sizes, _ITEM_BYTES):
+        nbytes = items * item_bytes
         layout[name] = (offset, nbytes)
-        offset += (nbytes + _ALIGN - 1) // _ALIGN * _ALIGN
-    return layout, max(offset, _ALIGN)
+        offset += -(-nbytes // _ALIGN) * _ALIGN
+        if name == UPLOADED[-1]:
+            upload = offset
+    return layout, upload, max(offset, _ALIGN)
+
+
+def _image(arrays, layout: dict, upload_bytes: int) -> np.ndarray:
+    """The uploaded sections (UPLOADED order, any integer arrays) as int32 at their offsets, zero
+    between them."""
+    words = np.zeros(upload_bytes // 4, dtype=np.int32)
+    for name, arr in zip(UPLOADED, arrays):
+        start = layout[name][0] // 4
+        if name == "tile_cta":  # uint16 items
+            words[start:].view(np.uint16)[:arr.size] = arr
+        else:
+            words[start:start + arr.size] = arr.reshape(-1)
+    return words.view(np.uint8)
 
 
 def build_offsets(tok_page, tok_slot, key) -> dict[str, np.ndarray]:
-    """Host-side offset tables for an offset key (same formulas as kernels_cu/kv_offsets.cu)."""
+    """Host-side offset tables for an offset key: the reference for kernels_cu/kv_offsets.cu."""
     if key[0] == "units":
         units = paging.offsets_in_token_units(tok_page, tok_slot, key[1])
         if units is not None:
@@ -97,13 +238,16 @@ def build_offsets(tok_page, tok_slot, key) -> dict[str, np.ndarray]:
 
 # A tile as the kernels read it (kernels_cu/scheduler.cuh): the schedule's 6 fields plus the
 # request's lengths and offsets, so a CTA decodes a tile with three independent 16-byte loads
-# instead of chasing req into qo_indptr and kv_lens (two dependent round trips per tile).
+# instead of chasing req into qo_indptr and kv_lens (two dependent round trips per tile); partial:
+# 0 for a tile that writes the output, else 1 + its partial-result slot (piece * num_kv_heads +
+# kv_head: a piece of a split row tile, schedule.split_rows).
 DEVICE_TILE_FIELDS = ("req", "kv_head", "row_start", "row_end", "kv_start", "kv_end",
-                      "q0", "qo_len", "kv_len", "kv_tok0", "reserved0", "reserved1")
+                      "q0", "qo_len", "kv_len", "kv_tok0", "partial", "reserved")
 
 
-def device_tiles(tiles: np.ndarray, qo_indptr, kv_lens, kv_tok_indptr) -> np.ndarray:
-    """int32 [T, 12] in DEVICE_TILE_FIELDS order from the schedule's [T, 8] tiles."""
+def device_tiles(tiles: np.ndarray, qo_indptr, kv_lens, kv_tok_indptr, num_kv_heads: int = 1) -> np.ndarray:
+    """int32 [T, 12] in DEVICE_TILE_FIELDS order from the schedule's [T, 8] tiles: the host
+    reference of the tile rows kernels_cu/kv_offsets.cu writes."""
     tiles = np.asarray(tiles)
     req = tiles[:, 0].astype(np.int64)
     qo_indptr = np.asarray(qo_indptr, dtype=np.int64)
@@ -114,6 +258,8 @@ def device_tiles(tiles: np.ndarray, qo_indptr, kv_lens, kv_tok_indptr) -> np.nda
         out[:, 7] = qo_indptr[req + 1] - qo_indptr[req]
         out[:, 8] = np.asarray(kv_lens)[req]
         out[:, 9] = np.asarray(kv_tok_indptr)[req]
+        piece = tiles[:, 6].astype(np.int64)
+        out[:, 10] = np.where(piece > 0, (piece - 1) * int(num_kv_heads) + tiles[:, 1] + 1, 0)
     return out
 
 
@@ -127,8 +273,20 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
               causal: bool = False, window_left: int = -1, sm_scale: float | None = None,
               logits_soft_cap: float | None = None, dtype: str = "float16", kv_dtype: str | None = None,
               num_ctas: int = 132, block_m: int = 128, offsets_key: tuple | None = None,
-              l2_section_bytes: int = schedule.L2_SECTION_BYTES) -> Plan:
+              l2_section_bytes: int = schedule.L2_SECTION_BYTES,
+              capacity: PlanCapacity | None = None, choose_build=None,
+              split: schedule.SplitRequest | None = None) -> Plan:
     """Plan one batch from validated host index arrays (see validate.check_plan_args).
+
+    O(batch + pages + tiles / num_ctas waves), never O(key tokens): the per-token tables and the
+    tile rows are the device's job (launcher.expand_plan, right after the upload of plan.image).
+    offsets_key (see offset_key) only records which offset tables that expansion builds.
+    capacity (PlanCapacity) sizes every section for the bound instead of this batch, so plans of
+    one capacity share one layout; a batch over it raises ValueError.
+    choose_build: called with the row tiles (before any split) to pick the kernel build, which the
+    plan records (Plan.build); the builds differ in key block, and pieces cut on it.
+    split (schedule.SplitRequest): long key ranges may become pieces (schedule.split_rows), within
+    split.max_slots and capacity.max_pieces; their key block is split.block_n or the chosen build's.
 
     Example: 2 requests of 100 and 300 query tokens on 100 and 400 keys, 8 q heads on 2 KV heads:
         make_plan([0, 100, 400], [0, 7, 32], pages, [4, 16], 8, 2, 128, 16, causal=True)
@@ -136,53 +294,63 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     132 CTAs longest-first.
     """
     qo_indptr = np.asarray(qo_indptr, dtype=np.int64)
-    qo_lens = np.diff(qo_indptr).astype(np.int32)
-    pages = paging.token_pages(paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, page_size)
+    indptr = np.asarray(paged_kv_indptr, dtype=np.int64)
+    batch = len(qo_indptr) - 1
+    qo_lens = qo_indptr[1:] - qo_indptr[:-1]
+    kv_lens = paging.kv_lengths(indptr, paged_kv_last_page_len, page_size)
+    kv_tok_indptr = np.zeros(batch + 1, dtype=np.int64)
+    np.add.accumulate(kv_lens, out=kv_tok_indptr[1:])
+    total_kv = int(kv_tok_indptr[-1])
+    used = np.asarray(paged_kv_indices)[: int(indptr[-1])]
+    max_page_index = int(np.maximum.reduce(used)) if len(used) else -1
+    if offsets_key is not None and not units_fit(offsets_key, max_page_index, page_size):
+        raise OverflowError("offsets_key in units mode does not fit int32; use element mode")
+
     group = num_qo_heads // num_kv_heads
-    tiles = schedule.make_tiles(qo_lens, pages.kv_lens, group, num_kv_heads, block_m, causal, window_left)
+    tiling = schedule.row_tiling(qo_lens, kv_lens, group, block_m, causal, window_left)
+    build = choose_build(tiling.rows) if choose_build is not None else None
+    if split is not None:
+        block_n = split.block_n if split.block_n is not None else build.tile.block_n
+        slots = split.max_slots if capacity is None else min(split.max_slots, capacity.max_pieces)
+        split = schedule.SplitRequest(slots, split.fixed_keys, block_n)
     # K and V as 16-bit bytes, also for an fp8 cache: its sections keep the bf16 build's tokens (the
     # budgets were measured in those; 16 x 1024 causal preferred smaller sections, not larger ones).
-    sections = schedule.l2_sections(tiles, kv_bytes_per_token=4 * head_dim,  # K and V, 16-bit
-                                    budget=l2_section_bytes)
-    order, work_indptr = schedule.partition(schedule.tile_costs(tiles, block_m), num_ctas, sections)
-    tiles = np.ascontiguousarray(tiles[order], dtype=np.int32)
+    rows, work, merges = schedule.schedule_rows(tiling, num_kv_heads, 4 * head_dim, num_ctas, l2_section_bytes,
+                                                split)  # K and V, 16-bit
 
-    n_kv = int(pages.tok_page.shape[0])
-    indptr = np.asarray(paged_kv_indptr, dtype=np.int64)
-    used = np.asarray(paged_kv_indices, dtype=np.int64)[: int(indptr[-1])] if indptr.size else np.zeros(0)
-    max_page_index = int(used.max()) if used.size else -1
-
-    arrays = {
-        "qo_indptr": qo_indptr.astype(np.int32),
-        "kv_lens": pages.kv_lens.astype(np.int32),
-        "kv_tok_indptr": pages.kv_tok_indptr.astype(np.int32),
-        "tiles": device_tiles(tiles, qo_indptr, pages.kv_lens, pages.kv_tok_indptr),
-        "work_indptr": work_indptr.astype(np.int32),
-        "tok_page": pages.tok_page.astype(np.int32),
-        "tok_slot": pages.tok_slot.astype(np.int32),
-    }
-    sizes = {name: arr.nbytes for name, arr in arrays.items()}
-    sizes.update(tok_units=4 * n_kv, k_tok_elems=8 * n_kv, v_tok_elems=8 * n_kv)
-    layout, total = _layout(sizes)
-
-    if offsets_key is not None:
-        if not units_fit(offsets_key, max_page_index, page_size):
-            raise OverflowError("offsets_key in units mode does not fit int32; use element mode")
-        arrays.update(build_offsets(arrays["tok_page"], arrays["tok_slot"], offsets_key))
-
-    image = np.zeros(total, dtype=np.uint8)
-    for name, arr in arrays.items():
-        start, nbytes = layout[name]
-        image[start:start + nbytes] = np.ascontiguousarray(arr).view(np.uint8).reshape(-1)
+    counts = np.array((batch, work.num_tiles, len(work.blocks), total_kv, num_ctas, len(merges)))
+    arrays = (counts, qo_indptr, kv_lens, kv_tok_indptr, indptr, used, rows, work.blocks, work.entries,
+              work.tile_cta, work.work_indptr, merges)  # UPLOADED order
+    if capacity is None:
+        sizes = [*map(len, arrays), work.num_tiles, total_kv, total_kv, total_kv, total_kv, total_kv]
+    else:
+        pieces = int(merges[:, 5].sum()) * int(num_kv_heads) if len(merges) else 0
+        capacity.check(batch, work.num_tiles, total_kv, len(used), pieces)
+        sizes = _capacity_sizes(capacity, num_kv_heads, num_ctas)
+    layout, upload_bytes, workspace_bytes = _layout(sizes)
+    image = _image(arrays, layout, upload_bytes)
+    if capacity is not None and batch < capacity.batch_size:  # empty requests after the last
+        for name in ("qo_indptr", "kv_tok_indptr", "paged_kv_indptr"):
+            start = layout[name][0]
+            image[start:start + 4 * (capacity.batch_size + 1)].view(np.int32)[batch + 1:] = \
+                arrays[UPLOADED.index(name)][-1]
 
     return Plan(
-        batch_size=int(qo_lens.shape[0]), num_qo_heads=int(num_qo_heads), num_kv_heads=int(num_kv_heads),
+        batch_size=batch, num_qo_heads=int(num_qo_heads), num_kv_heads=int(num_kv_heads),
         head_dim=int(head_dim), page_size=int(page_size), causal=bool(causal), window_left=int(window_left),
-        sm_scale=float(sm_scale) if sm_scale is not None else 1.0 / float(np.sqrt(head_dim)),
-        logits_soft_cap=float(logits_soft_cap or 0.0), dtype=dtype, kv_dtype="" if kv_dtype in (None, dtype) else kv_dtype,
-        block_m=int(block_m),
-        num_ctas=int(num_ctas), total_q=int(qo_indptr[-1]) if qo_indptr.size else 0, total_kv=n_kv,
-        max_page_index=max_page_index, qo_lens=qo_lens, kv_lens=pages.kv_lens, tiles=tiles,
-        work_indptr=arrays["work_indptr"], tok_page=arrays["tok_page"], tok_slot=arrays["tok_slot"],
-        offsets_key=offsets_key, layout=layout, image=image,
+        sm_scale=float(sm_scale) if sm_scale is not None else 1.0 / math.sqrt(head_dim),
+        logits_soft_cap=float(logits_soft_cap or 0.0), dtype=dtype, block_m=int(block_m),
+        num_ctas=int(num_ctas), total_q=int(qo_indptr[-1]) if qo_indptr.size else 0, total_kv=total_kv,
+        max_page_index=max_page_index, num_tiles=work.num_tiles, qo_lens=qo_lens.astype(np.int32),
+        kv_lens=kv_lens.astype(np.int32), row_tiles=rows, work=work, merges=merges, offsets_key=offsets_key,
+        capacity=capacity, layout=layout, workspace_bytes=workspace_bytes, image=image, build=build,
+        kv_dtype="" if kv_dtype in (None, dtype) else kv_dtype,
     )
+
+
+def _capacity_sizes(capacity: PlanCapacity, num_kv_heads: int, num_ctas: int) -> list[int]:
+    """Items per section (SECTIONS order) for every plan of a capacity: the batch never enters."""
+    b, t, kv = capacity.batch_size, capacity.max_tiles, capacity.max_kv_tokens
+    merges = capacity.max_pieces // (2 * int(num_kv_heads))  # a split row tile has 2 pieces or more
+    return [len(COUNTS), b + 1, b, b + 1, b + 1, capacity.max_pages, t // int(num_kv_heads), t, t, t,
+            int(num_ctas) + 1, merges, t, kv, kv, kv, kv, kv]

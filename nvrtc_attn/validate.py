@@ -3,6 +3,7 @@ and the rule, BEFORE anything is launched or written (never `assert`: it vanishe
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -241,6 +242,8 @@ def check_scale(value, name: str, fp8_cache: bool = False) -> float:
     """q_scale / k_scale / v_scale: None (1.0) or a positive finite Python/NumPy number."""
     if value is None:
         return 1.0
+    if type(value) is float and 0.0 < value < math.inf:  # the common case (vLLM passes 1.0)
+        return value
     if _is_array(value):
         if fp8_cache:
             raise NotImplementedError(f"{name}: per-head arrays are supported for k_scale and v_scale only; "
@@ -277,16 +280,26 @@ def _check_inner(op: Operand, name: str) -> None:
     """head_dim stride 1, 16-byte aligned base and strides (cp.async/TMA chunks)."""
     if 0 in op.shape:
         return  # empty: frameworks report arbitrary strides and pointers, nothing is read or written
-    if op.shape[-1] > 1 and op.strides[-1] != 1:
-        raise ValueError(f"{name} must have stride 1 on head_dim (last dim), got strides {op.strides}")
+    rule = _layout_rule(op.shape, op.strides, op.itemsize)
+    if rule is not None:
+        raise ValueError(f"{name} {rule}")
     if op.ptr % ALIGN_BYTES:
         raise ValueError(f"{name} data pointer must be {ALIGN_BYTES}-byte aligned, got address {op.ptr:#x}")
-    for dim, (size, stride) in enumerate(zip(op.shape[:-1], op.strides[:-1])):
-        if size > 1 and (stride * op.itemsize) % ALIGN_BYTES:
-            raise ValueError(f"{name} stride of dim {dim} is {stride} elements = {stride * op.itemsize} bytes; "
-                             f"must be a multiple of {ALIGN_BYTES} bytes")
+
+
+@functools.lru_cache(maxsize=4096)
+def _layout_rule(shape: tuple, strides: tuple, itemsize: int) -> str | None:
+    """The stride rule a (shape, strides) layout breaks, or None (memoized: run() checks the same
+    few layouts on every call)."""
+    if shape[-1] > 1 and strides[-1] != 1:
+        return f"must have stride 1 on head_dim (last dim), got strides {strides}"
+    for dim, (size, stride) in enumerate(zip(shape[:-1], strides[:-1])):
+        if size > 1 and (stride * itemsize) % ALIGN_BYTES:
+            return (f"stride of dim {dim} is {stride} elements = {stride * itemsize} bytes; "
+                    f"must be a multiple of {ALIGN_BYTES} bytes")
         if size > 1 and stride < 0:
-            raise ValueError(f"{name} stride of dim {dim} must be non-negative, got {stride}")
+            return f"stride of dim {dim} must be non-negative, got {stride}"
+    return None
 
 
 def check_device(op: Operand, name: str, device: int | None, what: str = "q") -> None:

@@ -6,8 +6,12 @@ by the kernel alone and read from its cubin (cubin.py).
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from .schedule import L2_SECTION_BYTES
 
@@ -85,11 +89,11 @@ class Sm90Tile:
     stages: int = 2
     q_stages: int = 1
     l2_section_bytes: int = L2_SECTION_BYTES  # planner: K/V bytes of the tiles scheduled together
-
-    # One CTA per SM by construction: every tile's shared memory (kSmemBytes of prefill_sm90.cu,
-    # read from the cubin) exceeds half of an SM's 228 KB (tests/test_launcher.py checks), so plan()
-    # sizes the persistent grid without loading a kernel build first.
-    ctas_per_sm = 1
+    # CTAs an SM runs at once (CTAS_PER_SM: the launch bound, the shared-memory budget and the register
+    # split of the kernel). Exactly this many fit by shared memory and registers (tests/test_launcher.py
+    # reads both from the cubins). The full tiles run one per SM, so plan() sizes their persistent grid
+    # without loading a build first; the short tiles' grid is the occupancy of their loaded build.
+    ctas_per_sm: int = 1
 
     @property
     def block_m(self) -> int:
@@ -108,7 +112,7 @@ class Sm90Tile:
 # 32 MB, H100 A/B in one device call); head_dim 64 (192-row tiles, 1.5%) and head_dim 256 (13% on
 # 1 x 8192 causal, 16 heads: 24 MB holds only 3 of its 8 MB heads) want 32 MB.
 SM90_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=3, stages=2, q_stages=2, l2_section_bytes=32 << 20),
-              128: Sm90Tile(block_n=128, stages=2, q_stages=2),
+              128: Sm90Tile(block_n=128, stages=2, q_stages=2, l2_section_bytes=12 << 20),
               256: Sm90Tile(block_n=64, stages=2, q_stages=1, l2_section_bytes=32 << 20)}
 
 # Long tiles (no consumer turn-taking) whose K/V come by TMA take 176-key blocks at head_dim 128
@@ -121,27 +125,107 @@ SM90_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=3, stages=2, q_stages=2, l2
 # Built without turn-taking only (with it the 176-key build spills): plan() plans with the standard
 # tile, decides turn-taking on it, then picks the tile. Planning must not tell the two apart: same
 # block_m and L2 budget.
-SM90_LONG_TILES = {128: Sm90Tile(block_n=176, stages=2, q_stages=1)}
+SM90_LONG_TILES = {128: Sm90Tile(block_n=176, stages=2, q_stages=1, l2_section_bytes=12 << 20)}
 
 # fp8 caches: each block also passes through fp8 staging slots in shared memory (K and V of a block,
 # 2 x block_n x head_dim bytes; one shared slot at head_dim 256, where two do not fit), so head_dim
 # 128 keeps one Q buffer, and there are no 176-key builds (two K/V stages of 176 keys plus staging
 # exceed 227 KB). kernels_cu/tile_sm90.cuh SmemLayout sizes the slots; the cubin reports the total.
-SM90_FP8_TILES = {64: SM90_TILES[64], 128: Sm90Tile(block_n=128, stages=2, q_stages=1), 256: SM90_TILES[256]}
+# No short tiles (not built: the fp8 path is sized and checked for one CTA per SM, and
+# sm90_short_tiles keeps fp8 batches on these tiles, split where they cannot fill the SMs); split-KV
+# twins, yes (split_build keeps KV_FP8).
+SM90_FP8_TILES = {64: SM90_TILES[64], 128: dataclasses.replace(SM90_TILES[128], q_stages=1), 256: SM90_TILES[256]}
 assert all(t.block_m == SM90_TILES[hd].block_m and t.l2_section_bytes == SM90_TILES[hd].l2_section_bytes
            for tiles in (SM90_LONG_TILES, SM90_FP8_TILES) for hd, t in tiles.items())
+
+
+# Short tiles: 64 query rows (one consumer warpgroup: wgmma's M = 64 is the smallest tile) for
+# batches whose (request, KV head)s have few packed rows (sm90_short_tiles): speculative-decoding
+# verification, 4 tokens x GQA group 4 = 16 rows, would fill an eighth of a 128-row tile. Such a
+# batch is memory-bound (W9: 537 MB of K/V, 0.119 ms at 4.5 TB/s; its 64-row tensor work takes
+# about half of that), so the tile is built to keep K/V bytes in flight: two CTAs per SM (each a
+# producer and one consumer warpgroup, 113 KB of shared memory and 128 registers per thread at
+# most: setmaxnreg 56 / 200), each streaming its own tile through a 2-stage ring of 32 KB (K + V)
+# stages: 64-key blocks at head_dim 128, 128 at 64, 32 at 256 (two Q buffers where they fit).
+# Little's law: 4.5 TB/s over 132 SMs is 34 GB/s per SM, i.e. 34-51 KB in flight at a loaded DRAM
+# latency of 1-1.5 us; a CTA waiting for block n has blocks n's K and V and n+1's K in flight
+# (n+1's V waits for n-1's release): 48 KB, 96 KB per SM. Two independent CTAs also hide each
+# other's tile starts (Q, first block) and epilogues.
+SM90_SHORT_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=1, stages=2, q_stages=2, ctas_per_sm=2),
+                    128: Sm90Tile(block_n=64, consumer_wgs=1, stages=2, q_stages=2, ctas_per_sm=2)}
+# (A head_dim 256 short tile, 32-key blocks with P V as two 128-column wgmmas, ran correctly on the
+# H200 but 16% slower than the full tiles on 4-token requests: removed.)
 
 
 def sm90_wgmma_ns() -> tuple[int, ...]:
     """The N sizes kernels_cu/ptx_wgmma.cuh wraps (tools/gen_ptx_wgmma.py), ascending: every sm90
     tile's block_n (S = Q K^T is m64 n{block_n}) and every head dim (O += P V is m64 n{head_dim})."""
-    tiles = [*SM90_TILES.values(), *SM90_LONG_TILES.values(), *SM90_FP8_TILES.values()]
+    tiles = [*SM90_TILES.values(), *SM90_LONG_TILES.values(), *SM90_SHORT_TILES.values(),
+             *SM90_FP8_TILES.values()]
     return tuple(sorted({t.block_n for t in tiles} | set(SM90_TILES)))
+
+
+# Short tiles pay where they cut the tensor work: a (request, KV head) of P packed rows computes
+# ceil(P / block_m) * block_m rows of its keys with a head_dim's full tiles (block_m 128; 192 at
+# head_dim 64) and ceil(P / 64) * 64 with the short ones. plan() takes the short tiles when their
+# work, summed over the batch with each request's keys as weight, is at most SHORT_TILE_MAX_WORK of
+# the full tiles'. Worked examples (head_dim 128, GQA group 4):
+#   W9, 32 requests of 4 tokens on 4096 keys: 16 rows each -> 64 / 128 = 0.5: short tiles.
+#   W1, 16 x 1024 tokens: 4096 rows each -> 4096 / 4096 = 1.0: full tiles (so are W2-W8 and W10).
+#   31 requests of 4 tokens and one of 17 (68 rows: two short tiles), all on 4096 keys:
+#     (31 * 64 + 128) / (32 * 128) = 0.52: short tiles.
+#   A 2048-token prefill chunk on 2048 keys with 100 verifications of 4 tokens on 4096 keys:
+#     (8192 * 2048 + 100 * 64 * 4096) / (8192 * 2048 + 100 * 128 * 4096) = 0.62: full tiles.
+# A batch of one query length is short exactly when its P <= 64 (the ratio is 0.5; at least 2/3
+# otherwise). H200, tools/short_tiles_ab.py (2026-12-01, runs/h200_2026-12-01_r4_short_ab.json),
+# short / full time: ratios 0.50-0.56 gained 7-15% (W9 0.154 -> 0.139 ms: 3.87 TB/s of K/V read,
+# 94% of a plain 4.10 TB/s read), 0.62 gained 3%, 0.72 lost 2.4%: the threshold is 0.66. At head_dim
+# 256 the short tiles lost 16% even at 0.5 (32-key blocks): they serve head_dim 64 and 128 only.
+SHORT_TILE_MAX_WORK = 0.66
+
+
+def sm90_short_tile_work(head_dim: int, qo_lens, kv_lens, group_size: int) -> float | None:
+    """The short tiles' tensor work relative to the full tiles' (see SHORT_TILE_MAX_WORK), None for
+    a batch without work. qo_lens, kv_lens: int[B] query and key tokens per request."""
+    if head_dim not in SM90_SHORT_TILES:
+        return None
+    rows = np.asarray(qo_lens, dtype=np.float64) * int(group_size)
+    keys = np.asarray(kv_lens, dtype=np.float64)
+    full_m, short_m = SM90_TILES[head_dim].block_m, SM90_SHORT_TILES[head_dim].block_m
+    full = float(np.dot(np.ceil(rows / full_m) * full_m, keys))
+    return float(np.dot(np.ceil(rows / short_m) * short_m, keys)) / full if full > 0 else None
+
+
+# Short tiles never split their key ranges, so a batch takes them only when they fill the short
+# grid (two CTAs per SM) on their own: at least SHORT_TILE_MIN_FILL of its CTAs get a tile. Fewer,
+# longer rows go to the full tiles, which split-KV spreads over the SMs. W9: 32 requests x 8 KV
+# heads = 256 short tiles on 264 CTAs (0.97): short. 3 requests x 8 heads = 24 tiles (0.09): full
+# tiles, split.
+SHORT_TILE_MIN_FILL = 0.75
+
+
+def sm90_short_tiles(head_dim: int, qo_lens, kv_lens, group_size: int, num_kv_heads: int | None = None,
+                     num_ctas: int | None = None, kv_dtype: str | None = None) -> bool:
+    """Whether plan() plans an sm90 batch with SM90_SHORT_TILES: their work is at most
+    SHORT_TILE_MAX_WORK of the full tiles' (sm90_short_tile_work) and, given the short grid's
+    num_ctas (and num_kv_heads), their tiles fill at least SHORT_TILE_MIN_FILL of it. Never for an
+    fp8 cache (kv_dtype in FP8_KV_DTYPES): there are no fp8 short builds, its batches run the full
+    tiles (split where they cannot fill the SMs)."""
+    if head_dim not in SM90_SHORT_TILES or kv_fp8_code(kv_dtype):
+        return False
+    work = sm90_short_tile_work(head_dim, qo_lens, kv_lens, group_size)
+    if work is None or work > SHORT_TILE_MAX_WORK:
+        return False
+    if num_ctas is not None:
+        rows = np.asarray(qo_lens, dtype=np.int64) * int(group_size)
+        tiles = int(np.sum(-(-rows // SM90_SHORT_TILES[head_dim].block_m))) * int(num_kv_heads)
+        return tiles >= SHORT_TILE_MIN_FILL * num_ctas
+    return True
 
 
 def sm90_tile(head_dim: int, pingpong: bool, kv_tma: bool, window_left: int = -1,
               kv_dtype: str | None = None) -> Sm90Tile:
-    """The sm90 tile of a batch: SM90_FP8_TILES for an fp8 cache; else SM90_LONG_TILES for batches
+    """The sm90 full tile of a batch: SM90_FP8_TILES for an fp8 cache; else SM90_LONG_TILES for batches
     without turn-taking (sm90_pingpong, decided on the standard tile) whose K/V blocks come by TMA and
     see no sliding window, else SM90_TILES."""
     if kv_fp8_code(kv_dtype):
@@ -170,7 +254,7 @@ class KernelVariant:
     defines: tuple[tuple[str, str | int], ...]    # -D macros, in a fixed order
     arch: str                                     # "sm_90a" or "sm_80"
 
-    @property
+    @functools.cached_property  # plan() asks for names of the same few variants on every call
     def name(self) -> str:
         parts = [self.entry]
         for key, value in self.defines:
@@ -182,10 +266,15 @@ class KernelVariant:
                 parts.append("elems")
             elif key == "PINGPONG" and not int(value):
                 parts.append("nopp")
+            elif key == "SPLIT_KV" and int(value):
+                parts.append("split")
             elif key == "BLOCK_N" and self.entry == "prefill_sm90":
                 hd = dict(self.defines)["HEAD_DIM"]
                 if int(value) != SM90_TILES[hd].block_n:
                     parts.append(f"bn{value}")
+            elif key == "CONSUMER_WGS":
+                if int(value) != SM90_TILES[dict(self.defines)["HEAD_DIM"]].consumer_wgs:
+                    parts.append(f"m{64 * int(value)}")
             elif key == "KV_FP8" and int(value):
                 parts.append({1: "e4m3", 2: "e5m2"}[int(value)])
         parts.append(self.arch)
@@ -215,11 +304,15 @@ def prefill_sm80_variant(head_dim: int, dtype: str, arch: str = HOPPER_ARCH, uni
 
 
 def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True,
-                         tile: Sm90Tile | None = None, kv_dtype: str | None = None) -> KernelVariant:
+                         tile: Sm90Tile | None = None, *, split: bool = False,
+                         kv_dtype: str | None = None) -> KernelVariant:
     """The Hopper kernel (wgmma, warp-specialized, TMA and cp.async loads) for one head dim and dtype.
 
     pingpong: the consumer warpgroups take turns issuing their GEMMs (see sm90_pingpong).
     tile: SM90_TILES[head_dim] by default (SM90_FP8_TILES for an fp8 cache; see sm90_tile).
+    split: the split-KV build (SPLIT_KV=1): pieces of split tiles write partial results for
+    merge_split.cu; only plans with pieces (and graph-mode wrappers, which may get them) run it, so
+    the other builds' SASS stays as it was.
     kv_dtype: the cache's dtype when it is fp8 (FP8_KV_DTYPES); None: dtype.
     """
     tile = tile or (SM90_FP8_TILES if kv_fp8_code(kv_dtype) else SM90_TILES)[head_dim]
@@ -231,7 +324,9 @@ def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True,
         ("KV_STAGES", tile.stages),
         ("Q_STAGES", tile.q_stages),
         ("PINGPONG", 1 if pingpong else 0),
+        ("CTAS_PER_SM", tile.ctas_per_sm),
         ("KV_FP8", kv_fp8_code(kv_dtype)),
+        ("SPLIT_KV", 1 if split else 0),
     )
     return KernelVariant("prefill_sm90.cu", "prefill_sm90", defines, HOPPER_ARCH)
 
@@ -250,9 +345,15 @@ def sm90_pingpong(head_dim: int, mean_blocks_per_tile: float) -> bool:
     return mean_blocks_per_tile < PINGPONG_MAX_BLOCKS
 
 
+def merge_split_variant() -> KernelVariant:
+    """The merge of split tiles (kernels_cu/merge_split.cu), after an sm90 run whose plan has pieces."""
+    return KernelVariant("merge_split.cu", "merge_split", (), HOPPER_ARCH)
+
+
 def kv_offsets_variant(arch: str = HOPPER_ARCH) -> KernelVariant:
-    """The device-side offset builder used by run() for strides plan() did not see."""
-    return KernelVariant("kv_offsets.cu", "build_kv_offsets", (), arch)
+    """The plan expansion kernel (launcher.expand_plan): per-token K/V tables and tile rows from the
+    uploaded plan, after plan()'s upload and in run() for strides plan() did not see."""
+    return KernelVariant("kv_offsets.cu", "expand_plan", (), arch)
 
 
 @dataclass(frozen=True)
@@ -263,6 +364,7 @@ class Build:
     sm80 has one build per table (token units first, element offsets second).
     kv_box: tokens per TMA box of the sm90 K/V path (0: cp.async gather).
     q_box: Q's TMA box (64 columns, group_size heads, block_m / group_size tokens), None: cp.async.
+    split: the split-KV build (sm90 only, see split_build): plans with pieces need it.
     """
 
     backend: str
@@ -271,64 +373,103 @@ class Build:
     pingpong: bool = False
     kv_box: int = 0
     q_box: tuple | None = None
+    split: bool = False
 
     @property
     def name(self) -> str:
         return self.variants[0].name
 
-    @property
+    @functools.cached_property  # run() asks when its operands change
     def kv_fp8(self) -> int:
         """The builds' KV_FP8 macro: 0 for a 16-bit cache, else the fp8 kind (FP8_KV_DTYPES)."""
         return int(dict(self.variants[0].defines).get("KV_FP8", 0))
+
+    @property
+    def short_tiles(self) -> bool:
+        """Planned and run with SM90_SHORT_TILES (64-row tiles, two CTAs per SM)."""
+        return self.tile in SM90_SHORT_TILES.values()
+
+    @property
+    def can_split(self) -> bool:
+        """Whether plans of this build may have pieces: sm90 full tiles (the sm80 kernel and the
+        short tiles plan without splits; short-tile batches fill the machine with small tiles)."""
+        return self.backend == "sm90" and not self.short_tiles
 
     def variant_for(self, units: bool) -> KernelVariant:
         return self.variants[0] if units or len(self.variants) == 1 else self.variants[1]
 
 
-def planning_tile(backend: str, head_dim: int, arch: str) -> "Sm90Tile | Sm80Tile":
+def split_build(build: Build) -> Build:
+    """The split-KV twin of an sm90 build: every macro the same but SPLIT_KV=1, so the same tile,
+    key block and turn-taking (a plan's pieces, cut on its key block, stay valid), plus the
+    partial-result epilogue of pieces."""
+    if build.split or not build.can_split:
+        return build
+    v = build.variants[0]
+    defines = tuple((k, x) for k, x in v.defines if k != "SPLIT_KV") + (("SPLIT_KV", 1),)  # its place: last
+    variant = dataclasses.replace(v, defines=defines)
+    return dataclasses.replace(build, variants=(variant,), split=True)
+
+
+def planning_tile(backend: str, head_dim: int, arch: str, short_tiles: bool = False) -> "Sm90Tile | Sm80Tile":
     """The tile a batch is planned with (rows per tile, L2 budget) before its build is chosen:
-    every sm90 build of a head_dim shares block_m and the L2 budget (checked below)."""
-    return SM90_TILES[head_dim] if backend == "sm90" else sm80_tile(head_dim, arch)
+    every full-tile sm90 build of a head_dim shares block_m and the L2 budget (checked above);
+    short_tiles (sm90_short_tiles, decided before planning): SM90_SHORT_TILES[head_dim]."""
+    if backend != "sm90":
+        return sm80_tile(head_dim, arch)
+    return SM90_SHORT_TILES[head_dim] if short_tiles else SM90_TILES[head_dim]
 
 
 def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, group_size: int,
                  window_left: int, mean_blocks: float, kv_load: str = "auto", has_q: bool = True,
-                 kv_dtype: str | None = None) -> Build:
+                 short_tiles: bool = False, kv_dtype: str | None = None) -> Build:
     """The kernel build and geometry of a planned batch (pure: same inputs, same Build).
 
-    sm90: turn-taking when tiles are short (sm90_pingpong on the planning tile's mean key blocks),
-    then the tile (176-key blocks for long TMA batches, sm90_tile), the K/V box (0 when the page
-    size needs the gather or kv_load="gather") and Q's box (whole tiles of packed rows: group_size
-    must divide block_m). sm80: the units and element-offset builds of the portable kernel.
-    kv_dtype: an fp8 cache's dtype (FP8_KV_DTYPES) picks its builds; None: dtype.
+    sm90: the short tiles' one build when the batch was planned with them (short_tiles; mean_blocks is
+    then not read); else turn-taking when tiles are short (sm90_pingpong on the planning tile's mean
+    key blocks), then the tile (176-key blocks for long TMA batches, sm90_tile). Then the K/V box (0
+    when the page size needs the gather or kv_load="gather") and Q's box (whole tiles of packed rows:
+    group_size must divide block_m). sm80: the units and element-offset builds of the portable kernel.
+    kv_dtype: an fp8 cache's dtype (FP8_KV_DTYPES) picks its builds (full tiles only: sm90_short_tiles
+    never plans an fp8 batch short); None: dtype.
     """
     if backend == "sm80":
         return Build("sm80", sm80_tile(head_dim, arch, kv_dtype),
                      (prefill_sm80_variant(head_dim, dtype, arch, True, kv_dtype),
                       prefill_sm80_variant(head_dim, dtype, arch, False, kv_dtype)))
-    pingpong = sm90_pingpong(head_dim, mean_blocks)
-    kv_tma = kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0
-    tile = sm90_tile(head_dim, pingpong, kv_tma, window_left, kv_dtype)
+    if short_tiles and kv_fp8_code(kv_dtype):
+        raise ValueError(f"short_tiles=True with kv_dtype={kv_dtype!r}: there are no fp8 short-tile builds")
+    if short_tiles:  # one consumer warpgroup: no turns to take
+        pingpong, tile = False, SM90_SHORT_TILES[head_dim]
+    else:
+        pingpong = sm90_pingpong(head_dim, mean_blocks)
+        kv_tma = kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0
+        tile = sm90_tile(head_dim, pingpong, kv_tma, window_left, kv_dtype)
     kv_box = sm90_kv_box_tokens(page_size, head_dim, tile) if kv_load == "auto" else 0
     bm = tile.block_m
     q_box = (64, group_size, bm // group_size) if has_q and bm % group_size == 0 and bm // group_size <= 256 else None
-    return Build("sm90", tile, (prefill_sm90_variant(head_dim, dtype, pingpong, tile, kv_dtype),), pingpong, kv_box,
-                 q_box)
+    variant = prefill_sm90_variant(head_dim, dtype, pingpong, tile, kv_dtype=kv_dtype)
+    return Build("sm90", tile, (variant,), pingpong, kv_box, q_box)
 
 
-def builds_of(backend: str, arch: str, head_dim: int, dtype: str, kv_dtype: str | None = None) -> list[KernelVariant]:
+@functools.lru_cache(maxsize=None)
+def builds_of(backend: str, arch: str, head_dim: int, dtype: str,
+              kv_dtype: str | None = None) -> tuple[KernelVariant, ...]:
     """Every kernel build a plan of this backend, head_dim, dtype (and fp8 kv_dtype) may choose
     (compiled together, in parallel, the first time such a plan is made), plus the device offset
     builder."""
     if backend == "sm80":
         out = [prefill_sm80_variant(head_dim, dtype, arch, units, kv_dtype) for units in (True, False)]
     elif kv_fp8_code(kv_dtype):
-        out = [prefill_sm90_variant(head_dim, dtype, pp, SM90_FP8_TILES[head_dim], kv_dtype) for pp in (True, False)]
+        out = [prefill_sm90_variant(head_dim, dtype, pp, SM90_FP8_TILES[head_dim], kv_dtype=kv_dtype)
+               for pp in (True, False)]
     else:
         tiles = [SM90_TILES[head_dim]] + ([SM90_LONG_TILES[head_dim]] if head_dim in SM90_LONG_TILES else [])
         out = [prefill_sm90_variant(head_dim, dtype, pp, t) for t in tiles for pp in (True, False)
                if not (pp and t is not SM90_TILES[head_dim])]
-    return out + [kv_offsets_variant(arch)]
+        if head_dim in SM90_SHORT_TILES:
+            out.append(prefill_sm90_variant(head_dim, dtype, False, SM90_SHORT_TILES[head_dim]))
+    return tuple(out + [kv_offsets_variant(arch)])
 
 
 def all_variants() -> list[KernelVariant]:
@@ -341,19 +482,25 @@ def all_variants() -> list[KernelVariant]:
     out += [prefill_sm90_variant(hd, dt, pingpong=False) for hd in HEAD_DIMS for dt in DTYPES]
     out += [prefill_sm90_variant(hd, dt, pingpong=False, tile=tile) for hd, tile in SM90_LONG_TILES.items()
             for dt in DTYPES]
+    out += [prefill_sm90_variant(hd, dt, pingpong=False, tile=tile) for hd, tile in SM90_SHORT_TILES.items()
+            for dt in DTYPES]
+    out += [prefill_sm90_variant(hd, dt, pp, tile, split=True) for hd in HEAD_DIMS for dt in DTYPES
+            for pp, tile in ((True, SM90_TILES[hd]), (False, SM90_TILES[hd]), (False, SM90_LONG_TILES.get(hd)))
+            if tile is not None]
+    out.append(merge_split_variant())
     return out + fp8_variants()
 
 
 def fp8_variants() -> list[KernelVariant]:
-    """The fp8-cache builds (16-bit queries): sm90 with and without turn-taking, sm80 for both archs
-    and both offset tables, for every head dim, query dtype and fp8 kind."""
+    """The fp8-cache builds (16-bit queries): sm90 with and without turn-taking and their split-KV
+    twins, sm80 for both archs and both offset tables, for every head dim, query dtype and fp8 kind."""
     out = []
     for kv in FP8_KV_DTYPES:
         for arch in (HOPPER_ARCH, PORTABLE_ARCH):
             out += [prefill_sm80_variant(hd, dt, arch, units, kv) for units in (True, False)
                     for hd in HEAD_DIMS for dt in DTYPES]
-        out += [prefill_sm90_variant(hd, dt, pp, kv_dtype=kv) for pp in (True, False)
-                for hd in HEAD_DIMS for dt in DTYPES]
+        out += [prefill_sm90_variant(hd, dt, pp, split=split, kv_dtype=kv) for split in (False, True)
+                for pp in (True, False) for hd in HEAD_DIMS for dt in DTYPES]
     return out
 
 

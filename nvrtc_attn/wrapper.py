@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from . import arrays, launcher, planner, schedule, validate, variants
+from . import arrays, launcher, paging, planner, schedule, validate, variants
 
 LOG2E = 1.4426950408889634
 LN2 = 0.6931471805599453
@@ -30,6 +30,16 @@ def _needs_plan(method):
                                f"on this BatchPrefillWithPagedKVCacheWrapper.")
         return method(self, *args, **kwargs)
     return checked
+
+
+@dataclasses.dataclass(frozen=True)
+class _SplitArgs:
+    """FlashInfer's split-KV knobs of a plan() (kept for forward()'s re-plans): disable_split_kv
+    never splits; fixed_pages > 0 (fixed_split_size) cuts every tile at fixed key positions, 0 lets
+    the planner decide (schedule.split_rows)."""
+
+    disable: bool = False
+    fixed_pages: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +112,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._use_cuda_graph = bool(use_cuda_graph)
         self._graph = self._graph_buffers(qo_indptr_buf, paged_kv_indptr_buf, paged_kv_indices_buf,
                                           paged_kv_last_page_len_buf) if use_cuda_graph else None
-        self._capacity = None        # graph mode: fixed by the first plan()
+        self._capacity = None        # graph mode: planner.PlanCapacity fixed by the first plan()
+        self._max_total_q = 0        # graph mode: FlashInfer's row bound, the first plan's total
         self._plan = None            # planner.Plan of the current batch (its .build: variants.Build)
         self._args = None            # validate.PlanArgs of the current batch
         self._kernels = ()           # the build's loaded kernels
@@ -110,6 +121,13 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._params = None          # launcher.PrefillParams with the plan's fields filled in
         self._maps = launcher.Sm90TensorMaps()
         self._kv_load_path = None    # "tma" or "gather": what the last run() used
+        self._last_operands = None   # what self._params holds (run() refills it only on change)
+        self._last_call = None       # signature of the last validated run() with given outputs
+        self._scales_memo = (None, None)
+        self._splits = _SplitArgs()  # the last plan()'s split-KV knobs
+        self._merge = None           # split builds: the merge kernel, its launcher.MergeParams and grid
+        self._merge_params = None
+        self._merge_grid = 0
         self._set_attributes(False, -1, None, None)
 
     # ------------------------------------------------------------------------------------------
@@ -166,10 +184,17 @@ class BatchPrefillWithPagedKVCacheWrapper:
         (head_dim_vo must equal it), page_size, causal, sm_scale, window_left, logits_soft_cap,
         q/kv/o data types: q float16 or bfloat16 (fp8 queries: NotImplementedError), the cache q's
         dtype or fp8 (kv_data_type torch.float8_e4m3fn / torch.float8_e5m2 or their names; run() then
-        takes a torch fp8 cache or its bytes as a uint8 array, e.g. from CuPy), the output q's dtype. Accepted hints that do not change the result: non_blocking,
-        fixed_split_size, disable_split_kv, max_token_per_sequence, max_sequence_kv, uniform_q_len
-        (checked), rope_scale/rope_theta (RoPE is off). Everything else that would change the
-        result raises NotImplementedError.
+        takes a torch fp8 cache or its bytes as a uint8 array, e.g. from CuPy), the output q's dtype;
+        and split-KV (sm90): by default plan() splits long key ranges into pieces when the batch's
+        tiles cannot fill the SMs (schedule.split_rows), their partial results in
+        float_workspace_buffer, merged after the prefill kernel; disable_split_kv=True never splits;
+        fixed_split_size=N (pages) cuts every tile at multiples of N * page_size keys (rounded up to
+        whole key blocks) from key 0 of its request, with the kernel build fixed, so a request's
+        output bits do not depend on the rest of the batch (-1 or None: automatic). The sm80 backend
+        plans without splits; an fp8 cache splits like a 16-bit one but never gets the sm90 short
+        tiles. Accepted hints that do not change the result: non_blocking, max_token_per_sequence,
+        max_sequence_kv, uniform_q_len (checked), rope_scale/rope_theta (RoPE is off). Everything
+        else that would change the result raises NotImplementedError.
         paged_kv_cache (ours): the cache, or any layer view of the pool; its strides let plan() build
         the K/V offset tables now, on the host. Without it the first run() builds them on the device.
         """
@@ -184,15 +209,16 @@ class BatchPrefillWithPagedKVCacheWrapper:
                             ("seq_lens_q", seq_lens_q), ("block_tables", block_tables)):
             validate.refuse(name, value)
         validate.refuse("token_pos_in_items_len", token_pos_in_items_len, 0)
+        fixed = 0
         if fixed_split_size is not None and fixed_split_size != -1:
-            validate.positive_int(fixed_split_size, "fixed_split_size")
+            fixed = validate.positive_int(fixed_split_size, "fixed_split_size")
         args = validate.check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
                                         num_qo_heads, num_kv_heads, head_dim_qk, page_size, causal, sm_scale,
                                         window_left, logits_soft_cap, q_data_type, kv_data_type, o_data_type)
         if uniform_q_len is not None and np.any(np.diff(args.qo_indptr) != uniform_q_len):
             raise ValueError(f"uniform_q_len={uniform_q_len!r} but the requests' query lengths differ from it")
         cache = arrays.split_cache(paged_kv_cache, kv_layout=self._kv_layout) if paged_kv_cache is not None else None
-        self._plan_args(args, cache, stream)
+        self._plan_args(args, cache, stream, _SplitArgs(bool(disable_split_kv), fixed))
         self._set_attributes(args.causal, args.window_left, logits_soft_cap, sm_scale)
 
     begin_forward = plan  # FlashInfer's older name
@@ -200,8 +226,10 @@ class BatchPrefillWithPagedKVCacheWrapper:
     def end_forward(self) -> None:
         """FlashInfer's older API: no effect (the plan stays valid until the next plan())."""
 
-    def _plan_args(self, args: validate.PlanArgs, cache, stream) -> None:
-        """Plan validated arguments: the steps of plan() after its checks (also used by forward())."""
+    def _plan_args(self, args: validate.PlanArgs, cache, stream, splits: _SplitArgs | None = None) -> None:
+        """Plan validated arguments: the steps of plan() after its checks (also used by forward(),
+        which keeps the last plan's split knobs)."""
+        splits = self._splits if splits is None else splits
         device = self._workspace.device
         backend = self._resolve_backend(device)
         arch = launcher.device_arch(device)
@@ -209,47 +237,104 @@ class BatchPrefillWithPagedKVCacheWrapper:
             self._check_graph_batch(args)
         kv_fp8 = args.kv_dtype if args.kv_dtype in variants.FP8_KV_DTYPES else None
         launcher.prepare(variants.builds_of(backend, arch, args.head_dim, args.dtype, kv_fp8), device)
-        tile = variants.planning_tile(backend, args.head_dim, arch)
-        if backend == "sm90":
+        group = args.num_qo_heads // args.num_kv_heads
+        # Graph mode: the first plan's build (and so its tiles and grid) for the wrapper's life.
+        pinned = self._plan.build if self._graph is not None and self._plan is not None else None
+        short = self._short_tiles(args, backend, pinned, splits.fixed_pages > 0, launcher.sm_count(device))
+        tile = variants.planning_tile(backend, args.head_dim, arch, short)
+        short_build = None
+        if short:  # its one build is known before planning: the grid is that build's occupancy
+            short_build = pinned or variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size,
+                                                          group, args.window_left, 0.0, self._kv_load,
+                                                          has_q=args.total_q > 0, short_tiles=True)
+            num_ctas = launcher.sm_count(device) * launcher.load_build(short_build, device)[0].blocks_per_sm
+        elif backend == "sm90":
             num_ctas = launcher.sm_count(device) * tile.ctas_per_sm
         else:
             sm80 = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, 1, -1, 0.0,
                                          kv_dtype=kv_fp8)
             num_ctas = launcher.sm_count(device) * launcher.load_build(sm80, device)[0].blocks_per_sm
-        if self._graph is not None and self._capacity is None:
+        slots = planner.PartialSlots.for_workspace(self._workspace_bytes, tile.block_m, args.head_dim)
+        split = None  # schedule.SplitRequest: pieces allowed (sm90, not disabled, slots in the workspace)
+        if backend == "sm90" and not short and not splits.disable and slots.slots and (pinned is None or pinned.split):
+            split = schedule.SplitRequest(slots.slots, splits.fixed_pages * args.page_size)
+        if self._graph is not None and self._capacity is None:  # FlashInfer: the first plan sets the row bound
+            self._max_total_q = args.total_q
             self._capacity = planner.PlanCapacity.for_batch(
-                args, tile.block_m, max_pages=self._graph.paged_kv_indices_buf.shape[0])
+                args.batch_size, args.total_q, self._graph.paged_kv_indices_buf.shape[0], args.page_size,
+                args.num_qo_heads, args.num_kv_heads, tile.block_m, slots.slots if split is not None else 0)
         # Offsets for the cache given, else for the stride set the last run() used (every layer of
         # one pool shares it; in graph mode it is the one a captured run() reads).
         key = self._offset_key(cache[0], cache[1], args.page_size) if cache is not None else self._offsets_key
         extra = {"capacity": self._capacity} if self._capacity is not None else {}
+
+        def choose_build(rows):
+            """The build of these row tiles. Graph mode: the first plan's, for the wrapper's life
+            (captured launches name it), split-KV when later plans may split. Short tiles: their one
+            build, chosen before planning. fixed_split_size: one build whatever the batch (no
+            turn-taking; the key block changes the summation order)."""
+            if pinned is not None:
+                return pinned
+            if short:
+                return short_build
+            fixed = split is not None and split.fixed_keys > 0
+            mean = math.inf if fixed else schedule.mean_blocks_per_tile(rows, tile.block_n)
+            b = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, group,
+                                      args.window_left, mean, self._kv_load, has_q=args.total_q > 0,
+                                      kv_dtype=kv_fp8)
+            return variants.split_build(b) if split is not None and (fixed or self._graph is not None) else b
+
         plan = planner.make_plan(args.qo_indptr, args.paged_kv_indptr, args.paged_kv_indices,
                                  args.paged_kv_last_page_len, args.num_qo_heads, args.num_kv_heads, args.head_dim,
                                  args.page_size, causal=args.causal, window_left=args.window_left,
                                  sm_scale=args.scale, logits_soft_cap=args.logits_soft_cap, dtype=args.dtype,
                                  kv_dtype=kv_fp8,
                                  num_ctas=num_ctas, block_m=tile.block_m, offsets_key=key,
-                                 l2_section_bytes=tile.l2_section_bytes, **extra)
-        if self._graph is not None and self._plan is not None:
-            build = self._plan.build  # fixed for the wrapper's life: captured launches name it
-        else:
-            build = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size,
-                                          args.num_qo_heads // args.num_kv_heads, args.window_left,
-                                          schedule.mean_blocks_per_tile(plan.tiles, tile.block_n),
-                                          self._kv_load, has_q=args.total_q > 0, kv_dtype=kv_fp8)
-        plan = dataclasses.replace(plan, build=build)
+                                 l2_section_bytes=tile.l2_section_bytes, choose_build=choose_build, split=split,
+                                 **extra)
+        build = plan.build
+        if plan.num_merges and not build.split:  # pieces: the split-KV twin (same tile and key block)
+            build = variants.split_build(build)
+            plan = dataclasses.replace(plan, build=build)
+        if build.split:  # both compiled together the first time
+            launcher.prepare([*build.variants, variants.merge_split_variant()], device)
         kernels = launcher.load_build(build, device)
+        merge = launcher.merge_kernel(device) if build.split else None
         if cache is not None:
             validate.check_cache(cache[0], cache[1], plan, self._kv_layout)
         raw_stream = arrays.current_stream(self._workspace, stream)
         self._reserve_plan_buffer(plan.workspace_bytes)
-        launcher.copy_host_to_device(self._plan_ptr, plan.image, raw_stream)
-        if self._graph is not None:
-            self._fill_graph_buffers(args, raw_stream)
+        with launcher.device_context(device):  # the upload runs on this wrapper's GPU, whichever is current
+            launcher.copy_host_to_device(self._plan_ptr, plan.image, raw_stream)
+            launcher.expand_plan(plan, self._plan_ptr, plan.offsets_key, raw_stream, device)
+            if self._graph is not None:
+                self._fill_graph_buffers(args, raw_stream)
         self._backend, self._args, self._plan, self._kernels = backend, args, plan, kernels
+        self._splits, self._merge = splits, merge
         self._offsets_key = plan.offsets_key
-        self._params = launcher.plan_params(plan, self._plan_ptr)
+        ws = self._workspace.ptr
+        self._params = launcher.plan_params(plan, self._plan_ptr, ws, slots if build.split else None)
+        self._merge_params = launcher.merge_params(plan, self._plan_ptr, ws, slots) if build.split else None
+        self._merge_grid = launcher.merge_grid(plan) if build.split else 0
+        self._last_operands = None   # the params hold no run's operands yet
+        self._last_call = None
         self._kv_load_path = None
+
+    @staticmethod
+    def _short_tiles(args: validate.PlanArgs, backend: str, pinned, fixed_split: bool, sm_count: int) -> bool:
+        """Whether the batch is planned with the sm90 short tiles (variants.sm90_short_tiles); a
+        pinned build (graph mode) keeps its own choice; fixed_split_size asks for split plans (the
+        short tiles never split)."""
+        if backend != "sm90" or fixed_split:
+            return False
+        if pinned is not None:
+            return pinned.short_tiles
+        kv_lens = paging.kv_lengths(args.paged_kv_indptr, args.paged_kv_last_page_len, args.page_size)
+        ctas = sm_count * variants.SM90_SHORT_TILES[args.head_dim].ctas_per_sm if args.head_dim in \
+            variants.SM90_SHORT_TILES else 0
+        return variants.sm90_short_tiles(args.head_dim, np.diff(args.qo_indptr), kv_lens,
+                                         args.num_qo_heads // args.num_kv_heads, args.num_kv_heads, ctas,
+                                         args.kv_dtype)
 
     def _reserve_plan_buffer(self, nbytes: int) -> None:
         """A plan buffer of at least nbytes. It only grows, and never in graph mode after the first
@@ -318,9 +403,9 @@ class BatchPrefillWithPagedKVCacheWrapper:
         if n_idx > g.paged_kv_indices_buf.shape[0]:
             raise ValueError(f"The length of paged_kv_indices ({n_idx}) exceeds paged_kv_indices_buf "
                              f"({g.paged_kv_indices_buf.shape[0]})")
-        if self._capacity is not None and args.total_q > self._capacity.max_total_q:
+        if self._capacity is not None and args.total_q > self._max_total_q:
             raise ValueError(f"The total number of rows in qo_indptr {args.total_q} in cuda graph mode cannot "
-                             f"exceed the number of rows of the first plan ({self._capacity.max_total_q})")
+                             f"exceed the number of rows of the first plan ({self._max_total_q})")
         old = self._args
         if old is not None:
             for field in ("num_qo_heads", "num_kv_heads", "head_dim", "page_size", "causal", "window_left",
@@ -358,18 +443,22 @@ class BatchPrefillWithPagedKVCacheWrapper:
         enable_pdl is a hint. stream (ours): a stream object or raw handle; default: q's framework's
         current stream.
         """
-        if args:
-            raise NotImplementedError(f"run(): {len(args)} extra positional argument(s) for custom kernels "
-                                      f"are not supported")
-        for name, value in (("sinks", sinks), ("kv_cache_sf", kv_cache_sf),
-                            ("skip_softmax_threshold_scale_factor", skip_softmax_threshold_scale_factor),
-                            ("use_fp16_softmax", use_fp16_softmax or None), ("uses_spcompress", uses_spcompress or None)):
-            validate.refuse(name, value)
-        if window_left is not None and window_left != self._window_left:
-            raise NotImplementedError(f"run(window_left={window_left!r}) differs from the planned "
-                                      f"window_left={self._window_left}; re-plan instead")
-        validate.check_choice(lse_base, "lse_base", validate.LSE_BASES)
-        validate.check_choice(lse_layout, "lse_layout", validate.LSE_LAYOUTS)
+        if (args or sinks is not None or kv_cache_sf is not None or skip_softmax_threshold_scale_factor is not None
+                or use_fp16_softmax or uses_spcompress or (window_left is not None and window_left != self._window_left)):
+            self._refuse_run_options(args, sinks, kv_cache_sf, skip_softmax_threshold_scale_factor, use_fp16_softmax,
+                                     uses_spcompress, window_left)
+        # A call with the same operands (addresses, shapes, strides, dtypes; per-head scale arrays
+        # likewise) and options as the last validated one only launches again.
+        sig = arrays.torch_signature(q, paged_kv_cache, out, lse, (q_scale, k_scale, v_scale))
+        if sig is not None:
+            sig = (sig, return_lse, lse_base, lse_layout, self._sm_scale, self._logits_soft_cap)
+            if sig == self._last_call:
+                self._launch(arrays.launch_stream(q, stream))
+                return (out, lse) if return_lse else out
+        if lse_base != "log2":
+            validate.check_choice(lse_base, "lse_base", validate.LSE_BASES)
+        if lse_layout != "NH":
+            validate.check_choice(lse_layout, "lse_layout", validate.LSE_LAYOUTS)
         plan = self._plan
         if plan.kv_dtype:  # fp8 cache: k_scale / v_scale per tensor or per KV head
             k_tensor, k_heads = validate.check_head_scales(k_scale, "k_scale", plan, self._workspace.device)
@@ -408,29 +497,69 @@ class BatchPrefillWithPagedKVCacheWrapper:
         vs = arrays.cache_strides(v, self._kv_layout, plan.page_size)
         key = planner.offset_key(ks, vs, k.shape[0] - 1, plan.page_size)
         if key != self._offsets_key:
-            launcher.build_offsets(plan, self._plan_ptr, key, raw_stream, self._workspace.device)
+            launcher.expand_plan(plan, self._plan_ptr, key, raw_stream, self._workspace.device, offsets_only=True)
             self._offsets_key = key
         p = self._params
-        launcher.set_run_params(p, plan, self._plan_ptr, key, qo, ks, vs, k, v, oo, lo, lse_layout,
-                                self._scales(logit_scale, o_scale, lse_base), head_scales)
-        launch = plan.num_tiles > 0 or self._graph is not None  # a captured launch must exist
-        if plan.build.backend == "sm90":
-            kv_tma = launcher.set_tensor_maps(self._maps, p, plan, plan.build, qo, k, v, ks, vs)
-            self._kv_load_path = "tma" if kv_tma else "gather"
-            if launch:
-                self._kernels[0].launch(plan.num_ctas, p, raw_stream, self._maps)
-        else:
-            self._kv_load_path = "gather"
-            if launch:
-                self._kernels[0 if key[0] == "units" else 1].launch(plan.num_ctas, p, raw_stream)
-        o_ret = out if out_raw is None else arrays.as_callers_kind(qo, out_raw)
+        scales = self._scales(logit_scale, o_scale, lse_base)
+        # The params struct still holds the last run's operands: refill it only when they changed.
+        operands = (qo.ptr, qo.shape[0], qo.strides, k.ptr, v.ptr, k.shape[0], v.shape[0], ks, vs, oo.ptr,
+                    oo.strides, None if lo is None else (lo.ptr, lo.strides), lse_layout, key, scales, head_scales)
+        if operands != self._last_operands:
+            launcher.set_run_params(p, plan, self._plan_ptr, key, qo, ks, vs, k, v, oo, lo, lse_layout, scales,
+                                    head_scales)
+            if plan.build.backend == "sm90":
+                kv_tma = launcher.set_tensor_maps(self._maps, p, plan, plan.build, qo, k, v, ks, vs)
+                self._kv_load_path = "tma" if kv_tma else "gather"
+            else:
+                self._kv_load_path = "gather"
+            if self._merge_params is not None:  # per-tensor v_scale (per-head factors: in the pieces)
+                launcher.set_merge_run_params(self._merge_params, oo, lo, lse_layout, scales[3], scales[4])
+            self._last_operands = operands
+        self._launch(raw_stream)
+        # Only calls whose outputs were given repeat without allocation: those may skip the checks.
+        self._last_call = sig if out_raw is None and lse_raw is None else None
+        o_ret = out if out_raw is None else arrays.as_callers_kind(qo, out_raw, qo.dtype)
         if not return_lse:
             return o_ret
-        return o_ret, (lse if lse_raw is None else arrays.as_callers_kind(qo, lse_raw))
+        return o_ret, (lse if lse_raw is None else arrays.as_callers_kind(qo, lse_raw, "float32"))
+
+    def _launch(self, stream: int) -> None:
+        """The prefill launch with the params and tensor maps the last full run() filled in, then
+        the merge of split tiles' pieces (same stream)."""
+        plan = self._plan
+        if plan.num_tiles > 0 or self._graph is not None:  # in graph mode a captured launch must exist
+            if plan.build.backend == "sm90":
+                self._kernels[0].launch(plan.num_ctas, self._params, stream, self._maps)
+            else:
+                self._kernels[0 if self._offsets_key[0] == "units" else 1].launch(plan.num_ctas, self._params, stream)
+        if self._merge is not None and (plan.num_merges or self._graph is not None):
+            self._merge.launch(self._merge_grid, self._merge_params, stream)
+
+    def _refuse_run_options(self, args, sinks, kv_cache_sf, skip_softmax_threshold_scale_factor, use_fp16_softmax,
+                            uses_spcompress, window_left) -> None:
+        """run()'s FlashInfer options that we do not implement: NotImplementedError naming each."""
+        if args:
+            raise NotImplementedError(f"run(): {len(args)} extra positional argument(s) for custom kernels "
+                                      f"are not supported")
+        for name, value in (("sinks", sinks), ("kv_cache_sf", kv_cache_sf),
+                            ("skip_softmax_threshold_scale_factor", skip_softmax_threshold_scale_factor),
+                            ("use_fp16_softmax", use_fp16_softmax or None), ("uses_spcompress", uses_spcompress or None)):
+            validate.refuse(name, value)
+        if window_left is not None and window_left != self._window_left:
+            raise NotImplementedError(f"run(window_left={window_left!r}) differs from the planned "
+                                      f"window_left={self._window_left}; re-plan instead")
 
     def _scales(self, logit_scale: float, o_scale: float, lse_base: str) -> tuple[float, float, float, float, float]:
         """(scale_log2, soft_cap, cap_scale, v_scale, lse_scale) for the kernels from the wrapper's
         sm_scale / logits_soft_cap (plan() or forward()) and the run's q/k/v scales."""
+        memo = (logit_scale, o_scale, lse_base, self._sm_scale, self._logits_soft_cap)
+        if memo == self._scales_memo[0]:
+            return self._scales_memo[1]
+        out = self._compute_scales(logit_scale, o_scale, lse_base)
+        self._scales_memo = (memo, out)
+        return out
+
+    def _compute_scales(self, logit_scale: float, o_scale: float, lse_base: str) -> tuple:
         sm_scale = self._sm_scale if self._sm_scale is not None else 1.0 / math.sqrt(self._plan.head_dim)
         sm_scale *= logit_scale
         cap = float(self._logits_soft_cap or 0.0)
@@ -492,7 +621,9 @@ def _functional_wrapper(device: int, kv_layout: str, backend: str) -> BatchPrefi
     w = _functional.get(key)
     if w is None:
         with cupy.cuda.Device(device):
-            w = BatchPrefillWithPagedKVCacheWrapper(cupy.empty(8 << 20, dtype=cupy.uint8), kv_layout,
+            # The float workspace holds split pieces' partial results only (the plan has its own
+            # buffer): 32 MiB is 508 slots at head_dim 128 (W8 uses 128).
+            w = BatchPrefillWithPagedKVCacheWrapper(cupy.empty(32 << 20, dtype=cupy.uint8), kv_layout,
                                                     backend=backend)
         _functional[key] = w
     return w

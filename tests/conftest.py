@@ -64,21 +64,49 @@ def torch_cuda_unavailable_reason() -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=None)
+def hopper_unavailable_reason() -> str | None:
+    """None when device 0 is a Hopper GPU (compute capability 9.0: the sm90 backend), else why not."""
+    reason = gpu_unavailable_reason()
+    if reason:
+        return reason
+    import cupy
+
+    cc = int(cupy.cuda.Device(0).compute_capability)
+    return None if cc == 90 else f"compute capability {cc}: the sm90 kernels need a Hopper GPU (9.0)"
+
+
+@functools.lru_cache(maxsize=None)
+def multi_gpu_unavailable_reason() -> str | None:
+    """None when at least two CUDA devices are usable (several GPUs in one process), else why not."""
+    reason = gpu_unavailable_reason()
+    if reason:
+        return reason
+    import cupy
+
+    n = cupy.cuda.runtime.getDeviceCount()
+    return None if n >= 2 else f"{n} CUDA device(s); needs 2"
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "gpu: needs a CUDA GPU (sm_80+); skipped with a reason when none is usable"
     )
+    config.addinivalue_line(
+        "markers", "hopper: needs a Hopper GPU (the sm90 backend); skipped with a reason elsewhere"
+    )
+    config.addinivalue_line("markers", "multi_gpu: needs two CUDA GPUs; skipped with a reason elsewhere")
 
 
 def pytest_collection_modifyitems(config, items):
-    reason = None
     for item in items:
-        if item.get_closest_marker("gpu") is None:
-            continue
-        if reason is None:
-            reason = gpu_unavailable_reason() or ""
-        if reason:
-            item.add_marker(pytest.mark.skip(reason=f"GPU test: {reason}"))
+        for marker, why in (("gpu", gpu_unavailable_reason), ("hopper", hopper_unavailable_reason),
+                            ("multi_gpu", multi_gpu_unavailable_reason)):
+            if item.get_closest_marker(marker) is not None:
+                reason = why()
+                if reason:
+                    item.add_marker(pytest.mark.skip(reason=f"{marker} test: {reason}"))
+                    break
 
 
 @pytest.fixture
@@ -319,17 +347,12 @@ def workspace(fw, nbytes=128 << 20):
 
 
 def make_wrapper(fw, kv_layout, backend, **kwargs):
-    """A BatchPrefillWithPagedKVCacheWrapper on a fresh workspace of fw's kind; skips when the backend
-    refuses to be built here."""
+    """A BatchPrefillWithPagedKVCacheWrapper on a fresh workspace of fw's kind (sm90 tests carry the
+    `hopper` marker: nothing is skipped here)."""
     import nvrtc_attn
 
-    try:
-        return nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(workspace(fw), kv_layout=kv_layout, backend=backend,
-                                                              **kwargs)
-    except (NotImplementedError, ValueError) as exc:
-        if backend == "sm90":
-            pytest.skip(f"backend sm90 not available: {exc}")
-        raise
+    return nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(workspace(fw), kv_layout=kv_layout, backend=backend,
+                                                          **kwargs)
 
 
 def poison(x):
@@ -339,6 +362,26 @@ def poison(x):
     else:
         x.fill(np.nan)
     return x
+
+
+def poison_workspace(ws):
+    """Another wrapper's scratch: NaN bytes (0xFF..) in the whole float workspace (split-KV runs must
+    read only what their own pieces wrote)."""
+    if type(ws).__module__.startswith("torch"):
+        ws.fill_(255)
+    else:
+        ws.fill(255)
+
+
+def bits_equal(a, b) -> bool:
+    """Same bytes (16-bit outputs of either framework)."""
+    if type(a).__module__.startswith("torch"):
+        import torch
+
+        return bool(torch.equal(a.view(torch.int16), b.view(torch.int16)))
+    import cupy
+
+    return bool(cupy.array_equal(a.view(cupy.uint16), b.view(cupy.uint16)))
 
 
 def synchronize():
@@ -456,6 +499,48 @@ def check_attention(o, lse, ref_o, ref_lse, dtype, what=""):
     return rel
 
 
+# The three ways the Hopper tests run a batch: the sm90 kernel on the K/V path run() picks, the sm90
+# kernel gathering K/V, and the portable kernel (check_agreement's yardstick).
+THREE_WAYS = (("sm90", "sm90", "auto"), ("sm90-gather", "sm90", "gather"), ("sm80", "sm80", "auto"))
+
+
+def run_three_ways(fw, layout, batch: PagedBatch, heads, q, cache, ref, dtype, **plan_kw):
+    """Plan `batch` (heads = (Hqo, Hkv, D)) and run it on (q, cache) each of THREE_WAYS, into NaN-
+    poisoned out and lse, each checked against ref = (o, lse) of the reference. Yields
+    ((name, backend, kv_load), wrapper, (o, lse))."""
+    import nvrtc_attn
+
+    hqo, hkv, d = heads
+    for way in THREE_WAYS:
+        name, backend, kv_load = way
+        w = nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(workspace(fw), kv_layout=layout, backend=backend,
+                                                           kv_load=kv_load)
+        w.plan(*batch.index_args(), hqo, hkv, d, batch.page_size, **plan_kw)
+        out = poison(empty(fw, (batch.total_q, hqo, d), dtype))
+        lse = poison(empty(fw, (batch.total_q, hqo), "float32"))
+        res = w.run(q, cache, out=out, lse=lse, return_lse=True)
+        check_attention(out, lse, ref[0], ref[1], dtype, what=name)
+        yield way, w, res
+
+
+def check_agreement(results: dict, dtype, yardstick: str = "sm80"):
+    """Every (o, lse) of results (name -> run() output) against the yardstick's: O within the
+    dtype's bound, LSE -inf at the same rows and within LSE_ABS_TOL elsewhere."""
+    from nvrtc_attn.reference import as_float_array
+
+    o_ref, lse_ref = (as_float_array(x) for x in results[yardstick])
+    xp = _xp(o_ref)
+    live = xp.isfinite(lse_ref)
+    for name, (o, lse) in results.items():
+        o, lse = as_float_array(o), as_float_array(lse)
+        rel = float(xp.linalg.norm(o - o_ref)) / max(float(xp.linalg.norm(o_ref)), 1e-30)
+        assert rel <= REL_TOL[dtype], f"{name} vs {yardstick}: O rel error {rel:.3e}"
+        assert bool(xp.array_equal(xp.isneginf(lse), xp.isneginf(lse_ref))), f"{name} vs {yardstick}: -inf LSE rows"
+        if bool(live.any()):
+            err = float(xp.abs(lse[live] - lse_ref[live]).max())
+            assert err <= LSE_ABS_TOL, f"{name} vs {yardstick}: LSE abs error {err:.3e}"
+
+
 def torch_graph(fn):
     """fn() run once as a warm-up on a side stream (kernel load, offset tables), then captured into a
     torch.cuda.CUDAGraph, which is returned (replay() runs fn's launches again)."""
@@ -473,6 +558,21 @@ def torch_graph(fn):
     return graph
 
 
+def graph_buffers(batch_size: int, max_pages: int) -> dict:
+    """FlashInfer's CUDA-graph index buffers (torch int32, zeros) for use_cuda_graph=True wrappers."""
+    import torch
+
+    def zeros(n):
+        return torch.zeros(n, dtype=torch.int32, device="cuda")
+
+    return dict(qo_indptr_buf=zeros(batch_size + 1), paged_kv_indptr_buf=zeros(batch_size + 1),
+                paged_kv_indices_buf=zeros(max_pages), paged_kv_last_page_len_buf=zeros(batch_size))
+
+
+# The backends a GPU test runs: sm90 only where it exists (a Hopper GPU), skipped cleanly elsewhere.
+BACKENDS = ("sm80", pytest.param("sm90", marks=pytest.mark.hopper))
+
+
 class Kit:
     """The helpers above as one fixture (`kit.make_pool(...)`), so tests need not import conftest."""
 
@@ -485,10 +585,15 @@ class Kit:
     workspace = staticmethod(workspace)
     make_wrapper = staticmethod(make_wrapper)
     poison = staticmethod(poison)
+    poison_workspace = staticmethod(poison_workspace)
+    bits_equal = staticmethod(bits_equal)
     synchronize = staticmethod(synchronize)
     Snapshot = Snapshot
     check_attention = staticmethod(check_attention)
     torch_graph = staticmethod(torch_graph)
+    run_three_ways = staticmethod(run_three_ways)
+    check_agreement = staticmethod(check_agreement)
+    graph_buffers = staticmethod(graph_buffers)
     require_torch_cuda = staticmethod(require_torch_cuda)
     dtype_name = staticmethod(dtype_name)
     REL_TOL = REL_TOL

@@ -222,7 +222,7 @@ def test_needed_builds_are_the_sm90_bf16_ones_of_the_selected_head_dims():
     from nvrtc_attn import variants
 
     names = [v.name for v in bench.needed_variants(variants, [WORKLOADS["W1"], WORKLOADS["W5"]], "auto")]
-    assert "build_kv_offsets_sm_90a" in names
+    assert "expand_plan_sm_90a" in names
     assert "prefill_sm90_hd128_bf16_sm_90a" in names and "prefill_sm90_hd64_bf16_nopp_sm_90a" in names
     assert not any("fp16" in n or "hd256" in n or "sm80" in n for n in names)
     sm80 = [v.name for v in bench.needed_variants(variants, [WORKLOADS["W6"]], "sm80")]

@@ -34,7 +34,7 @@ def reports(compiled):
     out = {}
     for name, ck in compiled.items():
         if isinstance(ck, compiler.CompiledKernel):
-            out[name] = sass.kernel_report(ck.cubin, ck.lowered_name)
+            out[name] = sass.kernel_report(ck.cubin, ck.variant.entry)
     return out
 
 
@@ -156,7 +156,7 @@ def test_disk_cache_round_trip(tiny_dirs):
     compiler.clear_memory_cache()
     warm = compiler.compile_variant(TINY, kernels_dir=kernels, cache_dir=cache)  # disk
     assert warm.from_cache
-    assert (warm.cubin, warm.key, warm.lowered_name) == (cold.cubin, cold.key, "tiny")
+    assert (warm.cubin, warm.key, warm.variant.entry) == (cold.cubin, cold.key, "tiny")
 
 
 @pytest.mark.parametrize("damage", ["flip_byte", "truncate", "empty", "garbage"])
@@ -253,13 +253,15 @@ def test_compile_all_in_worker_processes(tiny_dirs):
 
 def test_dead_worker_fails_one_variant_and_is_replaced(tiny_dirs, tmp_path):
     # Stands in for an NVRTC segfault: the worker process dies under a job.
+    from nvrtc_attn import compile_pool
+
     kernels, _ = tiny_dirs
-    worker = compiler._Worker(str(tmp_path))
+    worker = compile_pool.Worker(str(tmp_path))
     try:
         assert worker.compile(TINY, kernels)[0][:4] == b"\x7fELF"
         worker.proc.kill()
         worker.proc.wait()
-        with pytest.raises(compiler.CompileError, match=f"died while compiling {TINY.name}"):
+        with pytest.raises(compile_pool.WorkerFailure, match=f"died while compiling {TINY.name}"):
             worker.compile(TINY, kernels)
         assert worker.compile(TINY, kernels)[0][:4] == b"\x7fELF"  # a fresh worker
     finally:

@@ -8,7 +8,11 @@ float32, and the test_prefill bounds apply unchanged: rel L2 5e-3 (fp16), 2e-2 (
 Two GPU tests check the widening bit-exactly on every finite fp8 value (V through O, K through LSE).
 
 GPU cases poison the outputs with NaN and check that the cache (torch fp8 tensor or CuPy uint8
-bytes) is bit-identical afterwards. Backends: "sm90" (Hopper only; skipped elsewhere) and "sm80".
+bytes) is bit-identical afterwards. Backends: "sm90" (Hopper only: the `hopper` marker skips it
+elsewhere) and "sm80". With main's split-KV and short tiles: an fp8 batch that cannot fill the SMs
+splits (the split-KV twin of its fp8 build keeps KV_FP8; per-head v_scale factors are applied by the
+pieces, the per-tensor one by the merge), and few-query batches stay on the full tiles (no fp8 short
+builds).
 """
 
 from __future__ import annotations
@@ -18,12 +22,11 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import GRID_SHAPE_FACTORS, grid_case_valid, grid_lengths, pairwise_cases
+from conftest import BACKENDS, GRID_SHAPE_FACTORS, grid_case_valid, grid_lengths, pairwise_cases  # sm90: `hopper`
 
 from nvrtc_attn.reference import decode_fp8, fp8_table
 
 KINDS = ("float8_e4m3fn", "float8_e5m2")
-BACKENDS = ("sm80", "sm90")
 
 
 def _seed(*parts) -> int:
@@ -273,21 +276,98 @@ def test_choose_build_fp8(kv, hd):
     built = variants.builds_of("sm80", variants.PORTABLE_ARCH, hd, "float16", kv)
     assert set(b80.variants) <= set(built)
     names = {v.name for v in variants.all_variants()}
-    assert {v.name for v in built if v.entry != "build_kv_offsets"} <= names
+    assert {v.name for v in built} <= names
     # 16-bit builds are untouched by the fp8 axis (KV_FP8 = 0, same names as before)
     assert variants.choose_build("sm90", variants.HOPPER_ARCH, 128, "bfloat16", 16, 4, -1, 40.0).name == \
         "prefill_sm90_hd128_bf16_bn176_nopp_sm_90a"
 
 
 def test_fp8_variant_count():
-    """24 sm90 fp8 builds (3 head dims x 2 q dtypes x 2 fp8 kinds x turn-taking or not) and 48 sm80
-    ones (x 2 offset tables x 2 archs)."""
+    """24 sm90 fp8 builds (3 head dims x 2 q dtypes x 2 fp8 kinds x turn-taking or not), their 24
+    split-KV twins, and 48 sm80 ones (x 2 offset tables x 2 archs); no fp8 short-tile build."""
     from nvrtc_attn import variants
 
     fp8 = variants.fp8_variants()
-    assert sum(v.entry == "prefill_sm90" for v in fp8) == 24
+    sm90 = [v for v in fp8 if v.entry == "prefill_sm90"]
+    assert sum(not dict(v.defines)["SPLIT_KV"] for v in sm90) == 24
+    assert sum(dict(v.defines)["SPLIT_KV"] for v in sm90) == 24
+    assert all(dict(v.defines)["CTAS_PER_SM"] == 1 and "_m64_" not in v.name for v in sm90)
     assert sum(v.entry == "prefill_sm80" for v in fp8) == 48
     assert len({v.name for v in fp8}) == len(fp8)
+    assert {v.name for v in fp8} <= {v.name for v in variants.all_variants()}
+
+
+@pytest.mark.parametrize("kv", KINDS)
+@pytest.mark.parametrize("hd", [64, 128, 256])
+@pytest.mark.parametrize("mean_blocks", [2.0, 64.0])
+@pytest.mark.parametrize("page_size", [5, 16])
+def test_fp8_split_twin_keeps_kv_fp8(kv, hd, mean_blocks, page_size):
+    """The split-KV twin of every fp8 build choose_build can pick: SPLIT_KV=1 the only define that
+    differs (KV_FP8 kept), the same tile, turn-taking and boxes, and it is the build all_variants()
+    (and so the kernel cache) holds."""
+    from nvrtc_attn import variants
+
+    build = variants.choose_build("sm90", variants.HOPPER_ARCH, hd, "bfloat16", page_size, 4, -1, mean_blocks,
+                                  kv_dtype=kv)
+    assert build.can_split
+    twin = variants.split_build(build)
+    a, b = dict(build.variants[0].defines), dict(twin.variants[0].defines)
+    assert {k for k in a if a[k] != b[k]} == {"SPLIT_KV"} and b["KV_FP8"] == variants.FP8_KV_DTYPES[kv]
+    assert (twin.tile, twin.pingpong, twin.kv_box, twin.q_box, twin.kv_fp8) == \
+        (build.tile, build.pingpong, build.kv_box, build.q_box, build.kv_fp8)
+    assert twin.variants[0] == variants.prefill_sm90_variant(hd, "bfloat16", build.pingpong, build.tile, split=True,
+                                                             kv_dtype=kv)
+    assert twin.variants[0] in variants.all_variants()
+    assert twin.name == build.name.replace("_sm_90a", "_split_sm_90a")
+
+
+@pytest.mark.parametrize("kv", KINDS)
+def test_fp8_batches_never_take_the_short_tiles(kv):
+    """A few-query batch (W9-like: 32 requests of 4 tokens, GQA group 4, 8 KV heads, 264 short CTAs)
+    takes the short tiles with a 16-bit cache and the full tiles with an fp8 one; choose_build refuses
+    short_tiles for an fp8 cache (there is no such build)."""
+    from nvrtc_attn import variants
+
+    for hd in (64, 128):
+        assert variants.sm90_short_tiles(hd, [4] * 32, [1024] * 32, 4, 8, 264)
+        assert not variants.sm90_short_tiles(hd, [4] * 32, [1024] * 32, 4, 8, 264, kv)
+        with pytest.raises(ValueError, match="no fp8 short-tile builds"):
+            variants.choose_build("sm90", variants.HOPPER_ARCH, hd, "bfloat16", 16, 4, -1, 0.0, short_tiles=True,
+                                  kv_dtype=kv)
+
+
+def test_tensor_map_cache_keys_the_element_size(monkeypatch):
+    """set_tensor_maps caches the K/V maps per element size: a 16-bit and an fp8 build over the same
+    addresses, shapes and strides get their own encodings (uint8 unswizzled vs 16-bit swizzled), each
+    encoded once (driver call replaced by a recorder, CPU)."""
+    import ctypes
+    from types import SimpleNamespace
+
+    from nvrtc_attn import launcher, variants
+
+    calls = []
+
+    def fake_encode(ptr, dims, byte_strides, box, bytes_per_element=2):
+        calls.append((ptr, len(dims), bytes_per_element))
+        return bytes([bytes_per_element, len(dims)]) * (ctypes.sizeof(launcher.TensorMap) // 2)
+
+    monkeypatch.setattr(launcher, "_encode", fake_encode)
+    monkeypatch.setattr(launcher, "_map_cache", {})
+    hkv, d, ps = 2, 128, 16
+    plan = SimpleNamespace(head_dim=d, page_size=ps, num_kv_heads=hkv, num_qo_heads=8)
+    strides = (ps * hkv * d, hkv * d, d)
+    k = SimpleNamespace(ptr=1 << 20, shape=(10, ps, hkv, d))
+    v = SimpleNamespace(ptr=1 << 21, shape=(10, ps, hkv, d))
+    q = SimpleNamespace(ptr=1 << 22, shape=(64, 8, d), strides=(8 * d, d, 1))
+    builds = {kind: variants.choose_build("sm90", variants.HOPPER_ARCH, d, "bfloat16", ps, 4, -1, 2.0, kv_dtype=kind)
+              for kind in (None, "float8_e4m3fn")}
+    for kind in (None, "float8_e4m3fn", None, "float8_e4m3fn"):
+        maps, p = launcher.Sm90TensorMaps(), launcher.PrefillParams()
+        assert launcher.set_tensor_maps(maps, p, plan, builds[kind], q, k, v, strides, strides)
+        elem = 1 if kind else 2
+        assert bytes(maps.k)[:2] == bytes(maps.v)[:2] == bytes([elem, 3 if kind else 5]), kind
+    kv_calls = [c for c in calls if c[0] in (k.ptr, v.ptr)]
+    assert kv_calls == [(k.ptr, 5, 2), (v.ptr, 5, 2), (k.ptr, 3, 1), (v.ptr, 3, 1)]
 
 
 def test_kv8_tma_geometry():
@@ -390,14 +470,9 @@ def _wrapper(kit, fw, layout, backend, kv_load="auto"):
 
 
 def _plan(w, backend, *args, **kwargs):
-    """plan(); only a GPU that is not a Hopper skips the sm90 cases (an fp8 case the library refuses
-    fails: nothing here is expected to be unsupported)."""
-    try:
-        w.plan(*args, **kwargs)
-    except ValueError as exc:
-        if backend == "sm90" and "Hopper" in str(exc):
-            pytest.skip(str(exc))
-        raise
+    """plan() on either backend: an fp8 case the library refuses fails (sm90 runs only where the
+    `hopper` marker lets it: nothing here is skipped on purpose)."""
+    w.plan(*args, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -617,10 +692,11 @@ def test_fp8_many_tiles_per_cta(kit, backend, ps):
     dict(ps=32, hd=256, g=4, causal=True, dtype="float16", kind="float8_e4m3fn", lens=([500], [900]),
          layout="NHD", window=-1, cap=None, scales="tensor"),
 ], ids=lambda c: f"ps{c['ps']}-hd{c['hd']}-g{c['g']}-{c['kind'][6:10]}")
+@pytest.mark.hopper
 def test_fp8_sm90_matches_sm80(kit, c):
     """The Hopper path (TMA or gather into staging, producer widening, wgmma) against the portable one
     (cp.async, all-thread widening with the portable bit path, mma.sync) on the same inputs."""
-    from nvrtc_attn.reference import as_float_array, paged_prefill_reference
+    from nvrtc_attn.reference import paged_prefill_reference
 
     dtype, kind = c["dtype"], c["kind"]
     fw = "torch" if dtype == "bfloat16" else "cupy"
@@ -646,16 +722,7 @@ def test_fp8_sm90_matches_sm80(kit, c):
                                              **ref_scales)
     for backend, (o, lse) in results.items():
         kit.check_attention(o, lse, ref_o, ref_lse, dtype, what=backend)
-    import cupy
-
-    o90, lse90 = (as_float_array(x) for x in results["sm90"])
-    o80, lse80 = (as_float_array(x) for x in results["sm80"])
-    rel = float(cupy.linalg.norm(o90 - o80)) / max(float(cupy.linalg.norm(o80)), 1e-30)
-    assert rel <= kit.REL_TOL[dtype], f"sm90 vs sm80 rel error {rel:.3e}"
-    assert bool(cupy.array_equal(cupy.isneginf(lse90), cupy.isneginf(lse80)))
-    live = cupy.isfinite(lse80)
-    if bool(live.any()):
-        assert float(cupy.abs(lse90[live] - lse80[live]).max()) <= 1e-2
+    kit.check_agreement(results, dtype)
 
 
 @pytest.mark.gpu
@@ -724,6 +791,244 @@ def test_fp8_functional_api_uint8(kit):
                                              k_scale=0.37, v_scale=2.5)
     kit.check_attention(o, lse, ref_o, ref_lse, "float16", what="paged_prefill fp8")
     assert isinstance(o, cupy.ndarray)
+
+
+# --------------------------------------------------------------------------------------------
+# GPU: fp8 with split-KV, the run() fast path and the short-tile rule
+
+def _dev_f32(fw, values):
+    """A float32 device array (per-head scales) of fw's kind."""
+    x = np.asarray(values, np.float32)
+    if fw == "torch":
+        import torch
+
+        return torch.as_tensor(x, device="cuda")
+    import cupy
+
+    return cupy.asarray(x)
+
+
+# (id, qo_lens, kv_lens, (Hqo, Hkv), head_dim, page_size, q dtype, fp8 kind, layout, causal, window,
+#  soft cap, scales, fixed_split_size or None). Few queries on long keys: every case splits on a
+# 132-SM H200 with a 128 MB workspace (test_fp8_split_cases_plan_as_they_expect checks it on the CPU).
+SPLIT_CASES = [
+    ("e4m3_head_scales", [64, 64], [16000, 12000], (16, 4), 128, 16, "bfloat16", "float8_e4m3fn", "NHD", True, -1,
+     None, "head", None),
+    ("e5m2_gather_softcap", [40], [20000], (32, 8), 128, 5, "float16", "float8_e5m2", "NHD", True, -1, 30.0,
+     "tensor", None),
+    ("e4m3_hd256_window_hnd", [30, 7], [12000, 30000], (16, 4), 256, 16, "bfloat16", "float8_e4m3fn", "HND", True,
+     5000, None, "head", None),
+    ("e5m2_hd64_fixed_empty", [100, 0, 3], [5000, 300, 9000], (8, 8), 64, 16, "bfloat16", "float8_e5m2", "NHD",
+     False, -1, None, "head", 32),
+]
+
+
+def test_fp8_split_cases_plan_as_they_expect():
+    """Pre-flight for test_fp8_split_kv (CPU): each case's plan, made as the wrapper makes it on a
+    132-SM Hopper GPU, has pieces, and runs the split twin of an fp8 build."""
+    from test_split import _as_wrapper_plans
+
+    for name, qo, kv, heads, hd, ps, dtype, kind, layout, causal, window, cap, scales, fixed in SPLIT_CASES:
+        plan, kernel = _as_wrapper_plans(qo, kv, heads, hd, ps, causal, window, fixed, kv_dtype=kind)
+        tag = "e4m3" if kind == "float8_e4m3fn" else "e5m2"
+        assert plan.num_merges > 0 and kernel.endswith(f"_{tag}_split_sm_90a"), (name, plan.num_merges, kernel)
+
+
+@pytest.mark.gpu
+@pytest.mark.hopper
+@pytest.mark.parametrize("case", SPLIT_CASES, ids=[c[0] for c in SPLIT_CASES])
+def test_fp8_split_kv(kit, case):
+    """An fp8 batch that cannot fill the SMs runs split (the fp8 build's split-KV twin, then
+    merge_split.cu), unsplit (disable_split_kv) and on sm80: each against the reference on the
+    dequantized cache, and split against the others. Per-head scales: the pieces apply the KV head's
+    v factor and logit scale (partial LSE), the merge the per-tensor v_scale. Outputs and the float
+    workspace are poisoned before every run; a second run (another layer) repeats the bits."""
+    import nvrtc_attn
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    name, qo, kv, (hqo, hkv), d, ps, dtype, kind, layout, causal, window, cap, scales, fixed = case
+    fw = "torch" if dtype == "bfloat16" else "cupy"
+    if fw == "torch":
+        kit.require_torch_cuda()
+    seed = _seed("split8", name)
+    batch = kit.make_page_table(qo, kv, ps, seed)
+    q = kit.randn(fw, (batch.total_q, hqo, d), dtype, seed + 1)
+    cache, bases = _fp8_cache(kit, fw, kind, "pool", layout, batch.max_pages, ps, hkv, d, seed + 2)
+    _poison_unowned8(kit, batch, cache, layout)
+    run_scales, ref_scales = _scales(fw, scales, hkv, np.random.default_rng(seed))
+    ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), kv_layout=layout, causal=causal,
+                                             window_left=window, logits_soft_cap=cap, kv_data_type=kind,
+                                             **ref_scales)
+    snaps = [kit.Snapshot(b) for b in bases + [q]]
+    tag = "e4m3" if kind == "float8_e4m3fn" else "e5m2"
+    results = {}
+    for mode in ("split", "unsplit", "sm80"):
+        ws = kit.workspace(fw)
+        backend = "sm80" if mode == "sm80" else "sm90"
+        w = nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(ws, layout, backend=backend)
+        _plan(w, backend, *batch.index_args(), hqo, hkv, d, ps, causal=causal, window_left=window,
+              logits_soft_cap=cap, q_data_type=dtype, kv_data_type=_kv_dtype_arg(fw, kind),
+              disable_split_kv=mode == "unsplit", fixed_split_size=fixed)
+        p = w._plan
+        what = f"{name} {mode}: {w.kernel_name}, {p.num_tiles} tiles, {p.num_merges} split row tiles"
+        assert tag in w.kernel_name, what
+        assert (p.num_merges > 0) == (mode == "split") and ("split" in w.kernel_name) == (mode == "split"), what
+        outs = []
+        for _ in range(2):
+            out = kit.poison(kit.empty(fw, (batch.total_q, hqo, d), dtype))
+            lse = kit.poison(kit.empty(fw, (batch.total_q, hqo), "float32"))
+            kit.poison_workspace(ws)
+            w.run(q, cache, out=out, lse=lse, return_lse=True, **run_scales)
+            kit.synchronize()
+            kit.check_attention(out, lse, ref_o, ref_lse, dtype, what=what)
+            outs.append((out, lse))
+        assert kit.bits_equal(outs[0][0], outs[1][0]), f"{what}: a second run gave other bits"
+        results[mode] = outs[0]
+    for other in ("unsplit", "sm80"):
+        kit.check_attention(*results["split"], *results[other], dtype, what=f"{name}: split vs {other}")
+    for sn in snaps:
+        assert sn.unchanged(), f"{name}: the fp8 cache or q was written"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fw", ["torch", "cupy"])
+def test_fp8_repeated_runs_follow_the_scales(kit, fw, backend):
+    """run() refills its parameters only when an operand changed, and with torch operands a call
+    equal to the last validated one only launches: both must see the per-head scale arrays. Scale
+    sets alternate (arrays, other arrays, an array's contents rewritten in place, per-tensor values),
+    each run twice (the second time through the fast path), each against the reference; a set's bits
+    repeat on the second pass."""
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    dtype = "bfloat16" if fw == "torch" else "float16"
+    if fw == "torch":
+        kit.require_torch_cuda()
+    seed = _seed("repeat8", fw, backend)
+    batch = kit.make_page_table([40, 90], [120, 300], 16, seed)
+    hqo, hkv, d = 8, 2, 128
+    cache, _ = _fp8_cache(kit, fw, "float8_e4m3fn", "pool", "NHD", batch.max_pages, 16, hkv, d, seed)
+    q = kit.randn(fw, (batch.total_q, hqo, d), dtype, seed + 1)
+    out = kit.empty(fw, (batch.total_q, hqo, d), dtype)
+    w = _wrapper(kit, fw, "NHD", backend)
+    _plan(w, backend, *batch.index_args(), hqo, hkv, d, 16, causal=True, q_data_type=dtype,
+          kv_data_type=_kv_dtype_arg(fw, "float8_e4m3fn"))
+    a = dict(k_scale=_dev_f32(fw, [0.37, 2.5]), v_scale=_dev_f32(fw, [2.5, 0.37]))
+    b = dict(k_scale=_dev_f32(fw, [1.5, 0.25]), v_scale=_dev_f32(fw, [0.5, 3.0]))
+    sets = [("a", a), ("b", b), ("a again", a), ("tensor k, array v", dict(k_scale=0.5, v_scale=b["v_scale"])),
+            ("tensor", dict(k_scale=0.7, v_scale=1.3)), ("a rewritten", a)]
+    bits = {}
+    for name, sc in sets:
+        if name == "a rewritten":
+            a["k_scale"][...] = _dev_f32(fw, [0.9, 1.7])
+        ref_sc = {key: (np.asarray(val.tolist(), np.float32) if hasattr(val, "tolist") else val)
+                  for key, val in sc.items()}
+        ref_o, _ = paged_prefill_reference(q, cache, *batch.index_args(), causal=True,
+                                           kv_data_type="float8_e4m3fn", **ref_sc)
+        for rep in range(2):
+            kit.poison(out)
+            w.run(q, cache, out=out, **sc)
+            kit.synchronize()
+            kit.check_attention(out, None, ref_o, None, dtype, what=f"{backend} {fw} {name} run {rep}")
+        snapshot = kit.empty(fw, out.shape, dtype)
+        snapshot[...] = out
+        key = name.replace(" again", "")
+        if key in bits:
+            assert kit.bits_equal(snapshot, bits[key]), f"{name}: other bits than the first run of these scales"
+        bits[key] = snapshot
+
+
+@pytest.mark.gpu
+@pytest.mark.hopper
+def test_fp8_few_query_batch_runs_the_full_tiles(kit):
+    """A W9-like batch (32 requests of 4 tokens on 1024 keys, GQA group 4, 8 KV heads): a 16-bit
+    plan takes the short tiles, the fp8 plan a full-tile fp8 build (no _m64_), against the reference
+    with per-head scales."""
+    kit.require_torch_cuda()
+    import torch
+
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    seed = _seed("w9_8")
+    batch = kit.make_page_table([4] * 32, [1024] * 32, 16, seed)
+    hqo, hkv, d = 32, 8, 128
+    q = kit.randn("torch", (batch.total_q, hqo, d), "bfloat16", seed + 1)
+    w16 = _wrapper(kit, "torch", "NHD", "sm90")
+    _plan(w16, "sm90", *batch.index_args(), hqo, hkv, d, 16, causal=True, q_data_type="bfloat16")
+    assert "_m64_" in w16.kernel_name, f"the 16-bit plan should take the short tiles: {w16.kernel_name}"
+    cache, _ = _fp8_cache(kit, "torch", "float8_e5m2", "pool", "NHD", batch.max_pages, 16, hkv, d, seed + 2)
+    _poison_unowned8(kit, batch, cache, "NHD")
+    w = _wrapper(kit, "torch", "NHD", "sm90")
+    _plan(w, "sm90", *batch.index_args(), hqo, hkv, d, 16, causal=True, q_data_type="bfloat16",
+          kv_data_type=torch.float8_e5m2)
+    assert "_m64_" not in w.kernel_name and "e5m2" in w.kernel_name and w._plan.block_m == 128, w.kernel_name
+    run_scales, ref_scales = _scales("torch", "head", hkv, np.random.default_rng(seed))
+    out = kit.poison(torch.empty_like(q))
+    lse = kit.poison(torch.empty(batch.total_q, hqo, dtype=torch.float32, device="cuda"))
+    w.run(q, cache, out=out, lse=lse, return_lse=True, **run_scales)
+    ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), causal=True, **ref_scales)
+    kit.check_attention(out, lse, ref_o, ref_lse, "bfloat16", what=w.kernel_name)
+
+
+@pytest.mark.gpu
+@pytest.mark.hopper
+def test_fp8_cuda_graph_mode_with_splits(kit):
+    """use_cuda_graph=True with an fp8 cache: the first plan pins the split-KV twin of its fp8 build;
+    run() with per-head scale arrays is captured once (prefill + merge), then batches that split
+    automatically, do not split, or split by fixed_split_size are re-planned and replayed with new
+    scale values written into the captured arrays; each replay matches the reference."""
+    kit.require_torch_cuda()
+    import torch
+
+    import nvrtc_attn
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    bs, hqo, hkv, d, ps = 2, 16, 4, 128, 16
+    max_pages = 2600
+    pool = _fp8_random(kit, "torch", "float8_e4m3fn", (max_pages, 3, 2, ps, hkv, d), 201)
+    cache = (pool[:, 2, 0], pool[:, 2, 1])
+    snap = kit.Snapshot(pool)
+    ws = kit.workspace("torch")
+    w = nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(ws, "NHD", True, backend="sm90",
+                                                       **kit.graph_buffers(bs, max_pages))
+    plan_kw = dict(causal=True, q_data_type="bfloat16", kv_data_type=torch.float8_e4m3fn)
+    first = kit.make_page_table([300, 200], [400, 200], ps, 202, extra_pages=0)
+    w.plan(*first.index_args(), hqo, hkv, d, ps, **plan_kw)
+    assert "split" in w.kernel_name and "e4m3" in w.kernel_name, w.kernel_name
+    t_max = first.total_q
+    q = kit.randn("torch", (t_max, hqo, d), "bfloat16", 203)
+    out = torch.empty(t_max, hqo, d, dtype=torch.bfloat16, device="cuda")
+    lse = torch.empty(t_max, hqo, dtype=torch.float32, device="cuda")
+    ks = torch.ones(hkv, device="cuda")
+    vs = torch.ones(hkv, device="cuda")
+    graph = kit.torch_graph(lambda: w.run(q, cache, out=out, lse=lse, return_lse=True, k_scale=ks, v_scale=vs))
+    replans = [("auto split", [64, 64], [16000, 12000], {}, True),
+               ("no split", [250, 250], [250, 700], {}, False),
+               ("fixed_split_size", [100, 3], [5000, 9000], {"fixed_split_size": 32}, True),
+               ("auto split again", [10, 90], [20000, 3000], {}, True)]
+    rng = np.random.default_rng(204)
+    for rep, (name, qo, kv, extra, splits) in enumerate(replans):
+        batch = kit.make_page_table(qo, kv, ps, 210 + rep, extra_pages=0)
+        shift = int(rng.integers(0, max_pages - batch.max_pages + 1))
+        indices = batch.paged_kv_indices + shift
+        index_args = (batch.qo_indptr, batch.paged_kv_indptr, indices, batch.paged_kv_last_page_len)
+        w.plan(*index_args, hqo, hkv, d, ps, **plan_kw, **extra)
+        what = f"replay {rep} ({name}): {w.kernel_name}, {w._plan.num_merges} split row tiles"
+        assert (w._plan.num_merges > 0) == splits, what
+        n = batch.total_q
+        q[:n].copy_(kit.randn("torch", (n, hqo, d), "bfloat16", 220 + rep))
+        k_new, v_new = rng.uniform(0.3, 2.5, hkv).astype(np.float32), rng.uniform(0.3, 2.5, hkv).astype(np.float32)
+        ks.copy_(torch.as_tensor(k_new, device="cuda"))
+        vs.copy_(torch.as_tensor(v_new, device="cuda"))
+        kit.poison(out)
+        kit.poison(lse)
+        kit.poison_workspace(ws)
+        graph.replay()
+        torch.cuda.synchronize()
+        ref_o, ref_lse = paged_prefill_reference(q[:n], cache, *index_args, causal=True, k_scale=k_new,
+                                                 v_scale=v_new)
+        kit.check_attention(out[:n], lse[:n], ref_o, ref_lse, "bfloat16", what=what)
+    assert snap.unchanged()
 
 
 # --------------------------------------------------------------------------------------------

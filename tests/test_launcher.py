@@ -2,10 +2,14 @@
 and the struct size with static_assert; the launch sizes the host reads from the cubins; TMA
 geometry and tile choice (CPU only, no GPU)."""
 import ctypes
+import json
+import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from nvrtc_attn import compiler, cubin, launcher, variants
+from nvrtc_attn import compiler, cubin, launcher, sass, variants
 
 
 def _layout_source(struct: type, cxx_name: str) -> str:
@@ -37,6 +41,7 @@ needs_offsetof = pytest.mark.skipif(not _has_builtin_offsetof(), reason="this NV
 @needs_offsetof
 @pytest.mark.parametrize("struct, cxx_name", [(launcher.PrefillParams, "PrefillParams"),
                                               (launcher.OffsetParams, "OffsetParams"),
+                                              (launcher.MergeParams, "MergeParams"),
                                               (launcher.Sm90TensorMaps, "Sm90TensorMaps")])
 def test_params_mirror_matches_cuda_struct(struct, cxx_name):
     from cuda.core import Program, ProgramOptions
@@ -145,17 +150,126 @@ def test_kv_tma_geometry_folds_heads_into_pages():
     assert _kv_tma_geometry(128, 12, 8, 10, (8 * 128 * 12, 8 * 128, 128)) is None
 
 
-def test_sm90_tiles_run_one_cta_per_sm():
-    """plan() sizes the sm90 grid as sm_count * ctas_per_sm before any build is loaded: each tile's
-    shared memory (read from its builds' cubins) must leave no room for a second CTA (228 KB per
-    H100 SM)."""
+# An H100/H200 SM: 228 KB of shared memory and 64K registers for the CTAs it runs at once.
+SM_SHARED_BYTES, SM_REGISTERS = 228 * 1024, 65536
+SM90_TILE_SETS = {"full": variants.SM90_TILES, "long": variants.SM90_LONG_TILES, "short": variants.SM90_SHORT_TILES,
+                  "fp8": variants.SM90_FP8_TILES}
+
+
+def _sm90_builds_of(hd, tile, kind):
+    """The builds of all_variants() with this tile (both dtypes, with and without turn-taking, their
+    split-KV twins; kind "fp8": the fp8-cache builds of both kinds)."""
     builds = {v.name for v in variants.all_variants()}
-    tiles = [(hd, t, None) for hd, t in [*variants.SM90_TILES.items(), *variants.SM90_LONG_TILES.items()]]
-    tiles += [(hd, t, kv) for hd, t in variants.SM90_FP8_TILES.items() for kv in variants.FP8_KV_DTYPES]
-    for hd, tile, kv in tiles:
-        assert tile.ctas_per_sm == 1
-        mine = [v for dt in variants.DTYPES for pingpong in (True, False)
-                if (v := variants.prefill_sm90_variant(hd, dt, pingpong, tile, kv)).name in builds]
-        assert mine, f"head_dim {hd}: no build of tile {tile}"
-        for v in mine:
-            assert 2 * _cubin_smem_bytes(v) > 228 * 1024, f"{v.name}: two CTAs would fit on an SM"
+    kvs = variants.FP8_KV_DTYPES if kind == "fp8" else (None,)
+    mine = [v for kv in kvs for dt in variants.DTYPES for pp in (True, False) for split in (False, True)
+            if (v := variants.prefill_sm90_variant(hd, dt, pp, tile, split=split, kv_dtype=kv)).name in builds]
+    assert mine, f"head_dim {hd}: no build of tile {tile}"
+    return mine
+
+
+@pytest.mark.parametrize("kind, hd", [(k, hd) for k, tiles in SM90_TILE_SETS.items() for hd in tiles])
+def test_sm90_tiles_fit_their_ctas_per_sm(kind, hd):
+    """Exactly tile.ctas_per_sm CTAs of every build fit on an SM by shared memory (the cubin's static
+    shared memory, which on sm_90 is the 1 KB the system reserves per CTA, plus dynamic_smem_bytes):
+    the full tiles' plan() sizes the grid as sm_count * ctas_per_sm before any build is loaded, the
+    short tiles' from the loaded build's occupancy, which must then be 2."""
+    tile = SM90_TILE_SETS[kind][hd]
+    assert tile.ctas_per_sm == (2 if kind == "short" else 1)
+    for v in _sm90_builds_of(hd, tile, kind):
+        ck = compiler.compile_variant(v)
+        per_cta = cubin.symbol_int(ck.cubin, cubin.SMEM_BYTES_SYMBOL) + 1024
+        assert tile.ctas_per_sm * per_cta <= SM_SHARED_BYTES, f"{v.name}: {per_cta} B per CTA"
+        assert (tile.ctas_per_sm + 1) * per_cta > SM_SHARED_BYTES, f"{v.name}: room for another CTA"
+
+
+@pytest.mark.skipif(sass.missing_tools() is not None, reason=str(sass.missing_tools()))
+@pytest.mark.parametrize("kind, hd", [(k, hd) for k, tiles in SM90_TILE_SETS.items() for hd in tiles])
+def test_sm90_registers_fit_their_ctas_per_sm(kind, hd):
+    """Registers allow tile.ctas_per_sm CTAs: the launch count of the cubin (per thread, whole
+    warps) times threads times CTAs fits the SM's 64K, and the setmaxnreg split in the SASS (producer
+    warpgroup down, consumer warpgroups up) fits the CTA's launch allocation."""
+    tile = SM90_TILE_SETS[kind][hd]
+    for v in _sm90_builds_of(hd, tile, kind):
+        ck = compiler.compile_variant(v)
+        text = sass.sass_text(ck.cubin)
+        regs = sass.kernel_report(ck.cubin, v.entry, sass=text)["registers"]
+        assert regs * tile.threads * tile.ctas_per_sm <= SM_REGISTERS, f"{v.name}: {regs} registers"
+        up = [int(x, 16) for x in re.findall(r"USETMAXREG\.TRY_ALLOC\S*\s+\w+,\s*0x([0-9a-f]+)", text)]
+        down = [int(x, 16) for x in re.findall(r"USETMAXREG\.DEALLOC\S*\s+0x([0-9a-f]+)", text)]
+        assert len(up) == 1 and len(down) == 1, f"{v.name}: setmaxnreg {up} {down}"
+        assert down[0] * 128 + up[0] * 128 * tile.consumer_wgs <= regs * tile.threads, (v.name, regs, up, down)
+        if kind == "short":  # the split of tile_sm90.cuh: producer 56, one consumer warpgroup 200
+            assert (regs, down[0], up[0]) == (128, 56, 200), v.name
+
+
+def _workload_lens(w):
+    n = int(w["requests"])
+    qo = np.asarray(w["qo_len"] if isinstance(w["qo_len"], list) else [w["qo_len"]] * n)
+    kv = qo if w["kv_len"] == "= qo_len" else np.asarray(w["kv_len"] if isinstance(w["kv_len"], list)
+                                                        else [w["kv_len"]] * n)
+    return qo, kv
+
+
+def test_sm90_short_tiles_rule_on_the_standard_workloads():
+    """Of the standard workloads only W9 (speculative-decoding verification, 16 packed rows per
+    (request, KV head)) is planned with the short tiles; W1-W8 and W10 keep the full tiles."""
+    data = json.loads((Path(__file__).resolve().parent.parent / "tools" / "workloads.json").read_text())
+    short = set()
+    for w in data["workloads"]:
+        qo, kv = _workload_lens(w)
+        if variants.sm90_short_tiles(int(w["head_dim"]), qo, kv, w["num_qo_heads"] // w["num_kv_heads"]):
+            short.add(w["id"])
+    assert short == {"W9"}
+
+
+def test_sm90_short_tiles_rule_worked_examples():
+    """The worked examples of variants.SHORT_TILE_MAX_WORK, and the edges: every request's rows
+    fitting 64 (any group, one token), the 64/65-row boundary, head_dim 64's 192-row full tiles,
+    requests without keys or queries, and an empty batch (full tiles)."""
+    rule, work = variants.sm90_short_tiles, variants.sm90_short_tile_work
+    assert work(128, [4] * 32, [4096] * 32, 4) == 0.5 and rule(128, [4] * 32, [4096] * 32, 4)  # W9
+    assert work(128, [1024] * 16, [1024] * 16, 4) == 1.0 and not rule(128, [1024] * 16, [1024] * 16, 4)  # W1
+    assert work(128, [4] * 31 + [17], [4096] * 32, 4) == pytest.approx(0.516, abs=1e-3)
+    assert rule(128, [4] * 31 + [17], [4096] * 32, 4)
+    assert work(128, [2048] + [4] * 100, [2048] + [4096] * 100, 4) == pytest.approx(0.621, abs=1e-3)
+    assert rule(128, [2048] + [4] * 100, [2048] + [4096] * 100, 4)       # 0.62 <= 0.66 (measured: +3%)
+    assert not rule(128, [2048] + [4] * 32, [2048] + [4096] * 32, 4)     # 0.75: full tiles
+    for hd in variants.HEAD_DIMS:
+        for g in (1, 4, 8, 16, 64):
+            assert rule(hd, [1] * 8, [300] * 8, g) == (hd != 256)          # decode: g rows per tile
+        assert rule(hd, [16], [100], 4) == (hd != 256) and not rule(hd, [65], [100], 1)  # 64 rows; 65 rows
+    assert not rule(64, [100], [1000], 1)                                  # 128 / 192 = 0.67
+    assert rule(128, [4, 0, 4, 3000], [4096, 4096, 4096, 0], 4)            # no keys, no queries: no weight
+    assert work(128, [], [], 4) is None and work(128, [4, 4], [0, 0], 4) is None  # no work at all
+    assert not rule(128, [], [], 4) and not rule(128, [4, 4], [0, 0], 4)
+    # the fill rule: W9's 256 short tiles fill 264 CTAs; 3 requests' 24 tiles do not (full tiles, split)
+    assert rule(128, [4] * 32, [4096] * 32, 4, 8, 264) and not rule(128, [4] * 3, [4096] * 3, 4, 8, 264)
+
+
+def test_sm90_short_tile_builds():
+    """choose_build(short_tiles=True): the one build of SM90_SHORT_TILES (no turn-taking), compiled
+    with the other builds of its head_dim; TMA boxes of its block_n; Q by TMA where group_size
+    divides 64. Without short_tiles nothing changes."""
+    for hd, tile in variants.SM90_SHORT_TILES.items():
+        assert (tile.block_m, tile.consumer_wgs, tile.ctas_per_sm, tile.threads) == (64, 1, 2, 256)
+        assert variants.planning_tile("sm90", hd, variants.HOPPER_ARCH, short_tiles=True) is tile
+        assert variants.planning_tile("sm90", hd, variants.HOPPER_ARCH) is variants.SM90_TILES[hd]
+        for dt in variants.DTYPES:
+            def short(page_size=16, group=4, kv_load="auto"):
+                return variants.choose_build("sm90", variants.HOPPER_ARCH, hd, dt, page_size, group, -1, 0.0, kv_load,
+                                             short_tiles=True)
+            b = short()
+            assert b.short_tiles and b.tile is tile and not b.pingpong and len(b.variants) == 1
+            assert "_m64_" in b.name and b.variants[0] in variants.builds_of("sm90", variants.HOPPER_ARCH, hd, dt)
+            assert b.kv_box == 16 and b.q_box == (64, 4, 16)
+            assert short(group=3).q_box is None and short(group=64).q_box == (64, 64, 1)
+            assert short(page_size=1).kv_box == 0 and short(kv_load="gather").kv_box == 0
+            for mean_blocks in (1.0, 50.0):
+                full = variants.choose_build("sm90", variants.HOPPER_ARCH, hd, dt, 16, 4, -1, mean_blocks)
+                assert not full.short_tiles and "_m64_" not in full.name
+    names = {v.name for v in variants.all_variants()}
+    assert {"prefill_sm90_hd128_bf16_bn64_m64_nopp_sm_90a", "prefill_sm90_hd64_fp16_m64_nopp_sm_90a"} <= names
+    assert not any("hd256" in n and "_m64_" in n for n in names)  # no short tiles at head_dim 256
+    # boxes tile the short key blocks: 64 keys at head_dim 128, 128 at 64
+    assert [variants.sm90_kv_box_tokens(ps, 128, variants.SM90_SHORT_TILES[128]) for ps in (8, 16, 64, 256)] == \
+        [8, 16, 64, 64]

@@ -1,5 +1,6 @@
 """schedule.py invariants: tiles cover every query row once with the brute-force key range; the
-partition is a deterministic longest-first CSR work list within the greedy balance bound (CPU only)."""
+partition is a deterministic longest-first CSR work list within the greedy balance bound; the
+planner's compact work list (row tiles, blocks, waves) is exactly that partition (CPU only)."""
 
 import numpy as np
 import pytest
@@ -236,3 +237,114 @@ def test_mean_blocks_per_tile():
     tiles[:, 4:6] = [[0, 128], [100, 300], [5, 5]]  # 1 block; keys 0..300 from block 0 -> 3; empty -> 0
     assert mean_blocks_per_tile(tiles, 128) == (1 + 3 + 0) / 3
     assert mean_blocks_per_tile(tiles[:0], 128) == 0.0
+
+
+def _loop_sections(group_bytes, budget):
+    """Reference: one group at a time (a section takes groups while empty or while they fit)."""
+    section, used, out = 0, 0, []
+    for nbytes in group_bytes:
+        if used and used + nbytes > budget:
+            section, used = section + 1, 0
+        used += nbytes
+        out.append(section)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_section_starts_match_one_group_at_a_time(seed):
+    """Bisection per section (and the closed form for equal groups) give the loop's sections,
+    including empty groups, groups larger than the budget and a zero budget."""
+    from nvrtc_attn.schedule import _equal_section_starts, _section_starts
+
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        n = int(rng.integers(0, 40))
+        sizes = rng.choice([0, 0, 1, 5, 9, 10, 11, 30], size=n).tolist()
+        budget = int(rng.choice([0, 1, 10, 20, 64]))
+        for per_item in (1, 3):  # groups in runs of equal size (a request's KV heads)
+            want = _loop_sections(np.repeat(sizes, per_item).tolist(), budget)
+            starts = _section_starts(sizes, per_item, budget)
+            got = np.cumsum(np.isin(np.arange(n * per_item), starts[1:])).tolist()
+            assert got == want and (not n or starts[0] == 0)
+        size = int(rng.choice([0, 1, 7, 10, 30]))
+        eq = _equal_section_starts(n, size, budget)
+        assert np.cumsum(np.isin(np.arange(n), eq[1:])).tolist() == _loop_sections([size] * n, budget)
+
+
+def test_row_tiles_are_the_tiles_of_each_kv_head():
+    from nvrtc_attn.schedule import row_tiles
+
+    qo, kv = [3, 0, 5, 1], [5, 4, 9, 1]
+    rows = row_tiles(qo, kv, 2, 4, True, -1)
+    tiles = make_tiles(qo, kv, 2, 3, 4, True, -1)
+    for h in range(3):
+        np.testing.assert_array_equal(tiles[tiles[:, 1] == h][:, [0, 2, 3, 4, 5]], rows[:, [0, 2, 3, 4, 5]])
+    assert (rows[:, 1] == 0).all() and rows.dtype == np.int32
+    np.testing.assert_array_equal(row_tiles([3], [5], 2, 4, True, -1), [[0, 0, 0, 2, 0, 3, 0, 0],
+                                                                         [0, 0, 2, 6, 0, 5, 0, 0]])
+    assert row_tiles([0, 0], [4, 0], 4, 64, False, -1).shape == (0, 8)
+
+
+def _reference_work(qo, kv, group, heads, block_m, causal, window_left, kv_bytes, num_ctas, budget):
+    tiles = make_tiles(qo, kv, group, heads, block_m, causal, window_left)
+    order, work_indptr = partition(tile_costs(tiles, block_m), num_ctas, l2_sections(tiles, kv_bytes, budget))
+    return tiles[order], work_indptr
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_work_list_is_the_partition_of_the_tiles(seed):
+    """work_list on row tiles, decoded, is exactly partition()'s CTA-ordered tiles: sections that
+    split a request's heads, equal and mixed lengths, empty requests, windows, few and many CTAs."""
+    from nvrtc_attn.schedule import decode_tiles, row_tiles, work_list
+
+    rng = np.random.default_rng(seed)
+    for case in range(40):
+        batch = int(rng.integers(1, 10))
+        qo = rng.integers(0, 200, batch)
+        kv = rng.integers(0, 1500, batch)
+        if case % 4 == 0:  # equal requests: equal costs in runs, the closed-form sections
+            qo[:], kv[:] = qo[0], kv[0]
+        causal = bool(case % 2)
+        if causal:
+            kv = np.maximum(kv, qo)
+        group, heads = int(rng.choice([1, 4, 8])), int(rng.choice([1, 2, 8]))
+        block_m, window_left = int(rng.choice([16, 64, 128])), int(rng.choice([-1, -1, 0, 40]))
+        num_ctas, kv_bytes = int(rng.choice([1, 5, 132])), int(rng.choice([16, 512]))
+        budget = int(rng.choice([0, 3000, 1 << 17, 24 << 20]))
+        want_tiles, want_indptr = _reference_work(qo, kv, group, heads, block_m, causal, window_left, kv_bytes,
+                                                  num_ctas, budget)
+        rows = row_tiles(qo, kv, group, block_m, causal, window_left)
+        work = work_list(rows, heads, kv_bytes, num_ctas, budget)
+        np.testing.assert_array_equal(decode_tiles(rows, work), want_tiles)
+        np.testing.assert_array_equal(work.work_indptr, want_indptr)
+        assert work.num_tiles == len(want_tiles) and work.blocks[:1, 0].tolist() in ([], [0])
+
+
+def test_work_list_docstring_example_and_empty():
+    from nvrtc_attn.schedule import decode_tiles, work_list
+
+    rows = np.zeros((4, 8), np.int32)
+    rows[:, 0] = [0, 0, 1, 1]
+    rows[:, 4:6] = [[0, 3], [0, 5], [0, 3], [0, 5]]  # costs (key ranges) 3, 5 and 3, 5
+    work = work_list(rows, 2, 1, 3)
+    np.testing.assert_array_equal(work.blocks, [[0, 1, 0, 0], [2, 1, 1, 0], [4, 1, 2, 0], [6, 1, 3, 0]])
+    np.testing.assert_array_equal(work.entries, [1, 3, 0, 2])
+    assert decode_tiles(rows, work).shape == (8, 8)
+    empty = work_list(rows[:0], 2, 1, 3)
+    assert empty.num_tiles == 0 and empty.blocks.shape == (0, 4)
+    np.testing.assert_array_equal(empty.work_indptr, [0, 0, 0, 0])
+    assert decode_tiles(rows[:0], empty).shape == (0, 8)
+
+
+def test_assignment_across_sections_matches_one_tile_at_a_time():
+    """Waves that fail their check (a section's big tiles after small ones, zero costs) fall back
+    to exact runs and the heap without changing the result."""
+    from nvrtc_attn.schedule import _assign_longest_first
+
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        num_ctas = int(rng.choice([1, 3, 16, 132]))
+        parts = [np.sort(rng.choice([0, 1, 3, 50, 900, 4000], int(rng.integers(0, 700))))[::-1]
+                 for _ in range(int(rng.integers(1, 5)))]
+        costs = np.concatenate(parts).astype(np.int64)
+        np.testing.assert_array_equal(_assign_longest_first(costs, num_ctas), _heap_longest_first(costs, num_ctas))

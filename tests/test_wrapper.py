@@ -157,14 +157,22 @@ def test_two_wrappers_are_independent(kit):
 
 
 @pytest.mark.gpu
-def test_workspace_too_small(kit):
+def test_small_float_workspace_holds_no_plan(kit):
+    """The plan lives in the wrapper's own buffer (engines share the float workspace among wrappers
+    as run-time scratch): a 4 KiB float workspace plans and runs a batch whose plan is far larger."""
     import cupy
 
+    from nvrtc_attn.reference import paged_prefill_reference
+
     batch = _batch(kit, [500, 500], [2000, 2000], 1, 15)
-    w = nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(cupy.empty(4096, dtype=cupy.uint8),
-                                                       backend="sm80")
-    with pytest.raises(ValueError, match="workspace_buffer"):
-        w.plan(*batch.index_args(), 8, 2, 128, 1, causal=True)
+    w = nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(cupy.empty(4096, dtype=cupy.uint8), backend="sm80")
+    w.plan(*batch.index_args(), 8, 2, 128, 1, causal=True)
+    assert w._plan.workspace_bytes > 4096
+    pool = kit.make_pool("cupy", "float16", batch.max_pages, 1, 2, 128, seed=16)
+    q = kit.randn("cupy", (batch.total_q, 8, 128), "float16", 17)
+    o = w.run(q, pool.layer(0))
+    ref, _ = paged_prefill_reference(q, pool.layer(0), *batch.index_args(), causal=True)
+    kit.check_attention(o, None, ref, None, "float16", what="small float workspace")
 
 
 @pytest.mark.gpu

@@ -357,7 +357,8 @@ def dry_run(workloads: list[dict], all_workloads: list[dict], peers: dict, args,
 def needed_variants(variants, workloads: list[dict], backend: str) -> list:
     """The library's builds a run of these workloads can load: the backend's prefill entry (sm90
     for auto) at their head dims, bf16 (and fp8 builds when an fp8 workload is selected), plus
-    the device offset builder. Read off the variants' macros, so older checkouts work too."""
+    the device offset builder and the merge of split tiles (split-KV checkouts). Read off the
+    variants' macros, so older checkouts work too."""
     arch = getattr(variants, "HOPPER_ARCH", "sm_90a")
     entry = "prefill_sm80" if backend == "sm80" else "prefill_sm90"
     head_dims = {int(w["head_dim"]) for w in workloads}
@@ -369,8 +370,9 @@ def needed_variants(variants, workloads: list[dict], backend: str) -> list:
         d = dict(v.defines)
         is_fp8 = any("FP8" in str(k).upper() or "E4M3" in str(k).upper() for k in d if d[k] not in (0, "0"))
         fp16 = int(d.get("IS_BF16", 1)) == 0 and not is_fp8
-        if v.entry == "build_kv_offsets" or (v.entry == entry and int(d.get("HEAD_DIM", 0)) in head_dims
-                                              and not fp16 and (want_fp8 or not is_fp8)):
+        if v.entry in (variants.kv_offsets_variant(arch).entry, "merge_split") or (
+                v.entry == entry and int(d.get("HEAD_DIM", 0)) in head_dims and not fp16
+                and (want_fp8 or not is_fp8)):
             out.append(v)
     return out
 

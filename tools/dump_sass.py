@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         (outdir / f"{ck.name}.sass").write_text(text)
         if ck.log:
             (outdir / f"{ck.name}.log").write_text(ck.log + "\n")
-        r = sass.kernel_report(ck.cubin, ck.lowered_name, sass=text)
+        r = sass.kernel_report(ck.cubin, ck.variant.entry, sass=text)
         try:
             dsmem = str(cubin.symbol_int(ck.cubin, cubin.SMEM_BYTES_SYMBOL))
         except KeyError:

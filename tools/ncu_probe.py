@@ -22,6 +22,9 @@ METRICS = (
     "l1tex__throughput.avg.pct_of_peak_sustained_active", "smsp__inst_executed_pipe_lsu.sum",
     "smsp__inst_executed_pipe_xu.sum", "dram__bytes_read.sum",
     "l1tex__data_pipe_lsu_wavefronts_mem_shared.sum",
+    # memory-bound batches (W9, the short tiles): DRAM rate and how many warps an SM really holds
+    "dram__throughput.avg.pct_of_peak_sustained_elapsed", "sm__warps_active.avg.per_cycle_active",
+    "launch__occupancy_limit_shared_mem", "launch__occupancy_limit_registers",
     *(f"smsp__average_warps_issue_stalled_{s}_per_issue_active.ratio"
       for s in ("barrier", "long_scoreboard", "math_pipe_throttle", "wait", "membar", "lg_throttle",
                 "mio_throttle", "sleeping")),

@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--plan-workloads", default="", help="also profile plan() on these standard workloads (W1,W4)")
     args = ap.parse_args(argv)
 
     import torch
@@ -66,20 +67,44 @@ def main(argv=None) -> int:
     print(f"run() host time: {run_us:.1f} us per call ({args.calls} calls back to back, {w.kernel_name}); "
           f"plan(): {np.median(plans) * 1e3:.3f} ms median")
     if args.profile:
-        prof = cProfile.Profile()
-        prof.enable()
-        for _ in range(args.calls):
-            w.run(q, cache, out=out)
-        prof.disable()
+        _profile("run()", args.calls, lambda: w.run(q, cache, out=out))
         torch.cuda.synchronize()
-        stats = pstats.Stats(prof)
-        stats.sort_stats("tottime")
-        rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:25]
-        print("top functions by own time, us per run() call:")
-        for (fname, line, func), (cc, nc, tt, ct, _) in rows:
-            print(f"  {tt / args.calls * 1e6:7.2f} own {ct / args.calls * 1e6:7.2f} cum  {nc // args.calls:3d}x "
-                  f"{Path(fname).name}:{line} {func}")
+        _profile("plan()", 200, lambda: w.plan(*plan_args, causal=True, q_data_type=torch.bfloat16), top=30)
+        torch.cuda.synchronize()
+    for wid in filter(None, args.plan_workloads.split(",")):
+        sys.path.insert(0, str(REPO / "tools"))
+        import bench
+
+        wl = {x["id"]: x for x in bench.load_workloads(None)[0]}[wid]
+        b = bench.build_batch(wl)
+        idx = [torch.from_numpy(b[k]) for k in ("qo_indptr", "paged_kv_indptr", "paged_kv_indices",
+                                               "paged_kv_last_page_len")]
+        pa = (*idx, wl["num_qo_heads"], wl["num_kv_heads"], wl["head_dim"], wl["page_size"])
+        w.plan(*pa, causal=bool(wl["causal"]), q_data_type=torch.bfloat16)
+        torch.cuda.synchronize()
+        times = []
+        for _ in range(30):
+            t1 = time.perf_counter()
+            w.plan(*pa, causal=bool(wl["causal"]), q_data_type=torch.bfloat16)
+            times.append(time.perf_counter() - t1)
+        print(f"{wid} plan(): {np.median(times) * 1e3:.3f} ms median ({w.kernel_name})")
+        _profile(f"{wid} plan()", 30, lambda: w.plan(*pa, causal=bool(wl["causal"]), q_data_type=torch.bfloat16),
+                 top=22)
+        torch.cuda.synchronize()
     return 0
+
+
+def _profile(what: str, calls: int, fn, top: int = 25) -> None:
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(calls):
+        fn()
+    prof.disable()
+    stats = pstats.Stats(prof)
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]
+    print(f"top functions by own time, us per {what} call (cProfile adds ~1 us per function call):")
+    for (fname, line, func), (cc, nc, tt, ct, _) in rows:
+        print(f"  {tt / calls * 1e6:7.2f} own {ct / calls * 1e6:8.2f} cum  {nc // calls:3d}x {Path(fname).name}:{line} {func}")
 
 
 if __name__ == "__main__":

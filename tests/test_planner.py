@@ -1,0 +1,142 @@
+"""planner.make_plan: the uploaded image against the host references (make_tiles + partition,
+paging.token_pages), no O(key tokens) work on the host, and fixed layouts under a PlanCapacity
+(CPU only; tests/test_expand.py checks the device half)."""
+
+import numpy as np
+import pytest
+
+from nvrtc_attn import paging, planner, schedule
+
+
+def _plan(batch, heads=(8, 2), page_size=None, **kw):
+    hqo, hkv = heads
+    return planner.make_plan(*batch.index_args(), hqo, hkv, 128, page_size or batch.page_size, **kw)
+
+
+def _section(plan, name, dtype=np.int32):
+    start, nbytes = plan.layout[name]
+    return plan.image[start:start + nbytes].view(dtype)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_plan_matches_host_references(make_page_table, seed):
+    rng = np.random.default_rng(seed)
+    qo = rng.integers(0, 300, 7)
+    kv = np.maximum(qo, rng.integers(0, 900, 7))
+    qo[1], kv[1] = 0, 0                      # no queries, no keys
+    qo[3], kv[4] = 0, 200                    # keys without queries
+    page_size = int(rng.choice([1, 5, 16]))
+    batch = make_page_table(qo, kv, page_size, seed)
+    num_ctas, block_m = int(rng.choice([3, 132])), 64
+    plan = _plan(batch, causal=True, num_ctas=num_ctas, block_m=block_m, l2_section_bytes=1 << 18)
+
+    tiles = schedule.make_tiles(batch.qo_lens, batch.kv_lens, 4, 2, block_m, True, -1)
+    sections = schedule.l2_sections(tiles, 4 * 128, 1 << 18)
+    order, work_indptr = schedule.partition(schedule.tile_costs(tiles, block_m), num_ctas, sections)
+    np.testing.assert_array_equal(plan.tiles, tiles[order])
+    np.testing.assert_array_equal(plan.work_indptr, work_indptr)
+    np.testing.assert_array_equal(_section(plan, "work_indptr"), work_indptr)
+    assert plan.num_tiles == len(tiles)
+
+    pages = paging.token_pages(*batch.index_args()[1:], page_size)
+    np.testing.assert_array_equal(_section(plan, "kv_lens"), pages.kv_lens)
+    np.testing.assert_array_equal(_section(plan, "kv_tok_indptr"), pages.kv_tok_indptr)
+    np.testing.assert_array_equal(_section(plan, "qo_indptr"), batch.qo_indptr)
+    host = plan.token_pages()
+    np.testing.assert_array_equal(host.tok_page, pages.tok_page)
+    np.testing.assert_array_equal(host.tok_slot, pages.tok_slot)
+    assert plan.total_kv == len(pages.tok_page)
+    assert _section(plan, "counts").tolist() == [batch.batch_size, len(tiles), len(plan.work.blocks), plan.total_kv,
+                                                 num_ctas, 0]  # no merges: nothing split
+
+
+def test_plan_does_no_per_token_work(make_page_table, monkeypatch):
+    """make_plan never expands the page table nor builds offset tables (the device does), even with
+    an offsets key; it uploads only the small sections."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("make_plan must not run the host reference")
+
+    for name in ("token_pages", "offsets_in_token_units", "offsets_in_elements"):
+        monkeypatch.setattr(paging, name, forbidden)
+    monkeypatch.setattr(planner, "build_offsets", forbidden)
+    batch = make_page_table([4] * 8, [4096] * 8, 16, 0)
+    for key in (None, ("units", 128), ("elements", 1 << 16, 512, 1 << 16, 512)):
+        plan = _plan(batch, causal=True, offsets_key=key)
+        assert plan.offsets_key == key
+        upload = plan.layout[planner.UPLOADED[-1]]
+        assert plan.image.nbytes == -(-sum(upload) // 256) * 256 < 8 * 4096 * 4  # not O(key tokens)
+        for name in planner.DEVICE_BUILT:
+            assert plan.layout[name][0] >= plan.image.nbytes  # device-built sections follow the upload
+        assert plan.workspace_bytes >= plan.layout["v_tok_elems"][0] + 8 * plan.total_kv
+
+
+def test_layout_sections_aligned_and_disjoint(make_page_table):
+    plan = _plan(make_page_table([5, 300, 0], [9, 300, 17], 16, 3), causal=True)
+    spans = [plan.layout[name] for name in planner.SECTIONS]
+    for (start, nbytes), (next_start, _) in zip(spans, spans[1:]):
+        assert start % 256 == 0 and start + nbytes <= next_start
+    assert plan.layout["tiles"][1] == 48 * plan.num_tiles
+    assert plan.layout["tok_units"][1] == 4 * plan.total_kv
+
+
+def test_mean_blocks_of_row_tiles_is_that_of_the_tiles(make_page_table):
+    """The wrapper picks the sm90 build from the row tiles: every KV head repeats them."""
+    plan = _plan(make_page_table([100, 700, 3], [900, 700, 5], 16, 1), causal=True)
+    assert schedule.mean_blocks_per_tile(plan.row_tiles, 128) == schedule.mean_blocks_per_tile(plan.tiles, 128)
+
+
+# --------------------------------------------------------------------------------------------
+# Fixed-capacity plans (CUDA-graph mode)
+
+
+def _capacity(batch_size=4, max_total_q=600, max_pages=80, page_size=16):
+    return planner.PlanCapacity.for_batch(batch_size, max_total_q, max_pages, page_size, 8, 2, 64)
+
+
+def test_capacity_layouts_identical_across_batches(make_page_table):
+    cap = _capacity()
+    batches = [make_page_table([100, 200, 300, 0], [100, 400, 700, 9], 16, 0),
+               make_page_table([1, 1], [1200, 1], 16, 1),
+               make_page_table([150, 150, 150, 150], [150, 150, 150, 150], 16, 2),
+               make_page_table([0], [0], 16, 3)]
+    plans = [_plan(b, causal=True, block_m=64, capacity=cap) for b in batches]
+    for plan in plans[1:]:
+        assert plan.layout == plans[0].layout
+        assert plan.workspace_bytes == plans[0].workspace_bytes and plan.image.nbytes == plans[0].image.nbytes
+        assert plan.capacity == cap
+    # Requests past the batch read as empty: the indptr sections repeat their last value.
+    short = plans[1]
+    for name in ("qo_indptr", "kv_tok_indptr", "paged_kv_indptr"):
+        sec = _section(short, name)[: cap.batch_size + 1]
+        assert (sec[short.batch_size:] == sec[short.batch_size]).all()
+    for plan, batch in zip(plans, batches):  # the host references still read the padded sections
+        pages = paging.token_pages(*batch.index_args()[1:], 16)
+        np.testing.assert_array_equal(plan.token_pages().tok_page, pages.tok_page)
+    # The same batch planned compactly has the same tiles and a smaller layout.
+    compact = _plan(batches[0], causal=True, block_m=64)
+    np.testing.assert_array_equal(compact.tiles, plans[0].tiles)
+    assert compact.workspace_bytes < plans[0].workspace_bytes
+
+
+def test_capacity_bound_holds_for_random_batches(make_page_table):
+    rng = np.random.default_rng(5)
+    for seed in range(30):
+        batch_size = int(rng.integers(1, 9))
+        qo = rng.integers(0, 400, batch_size)
+        kv = qo + rng.integers(0, 300, batch_size)
+        batch = make_page_table(qo, kv, 16, seed)
+        cap = planner.PlanCapacity.for_batch(batch_size, int(qo.sum()), int(batch.paged_kv_indptr[-1]), 16,
+                                             8, 2, 64)
+        plan = _plan(batch, causal=True, block_m=64, capacity=cap)  # exactly at the bounds: no error
+        assert plan.num_tiles <= cap.max_tiles and plan.total_kv <= cap.max_kv_tokens
+
+
+@pytest.mark.parametrize("what, qo, kv", [("batch_size", [1] * 5, [1] * 5),
+                                          ("max_tiles", [600, 0], [600, 0]),
+                                          ("max_kv_tokens", [1, 1], [700, 700]),
+                                          ("max_pages", [1], [81 * 16])])
+def test_batch_over_capacity_raises(make_page_table, what, qo, kv):
+    # 4 requests, 72 tiles (4 * 500 / 64 + 4 row tiles on 2 KV heads), 1000 key tokens, 80 pages
+    cap = planner.PlanCapacity(4, 72, 1000 if what == "max_kv_tokens" else 10**6, 80)
+    with pytest.raises(ValueError, match=f"PlanCapacity.{what}"):
+        _plan(make_page_table(qo, kv, 16, 0), causal=True, block_m=64, capacity=cap)
