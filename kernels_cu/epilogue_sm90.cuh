@@ -9,9 +9,9 @@
 // natural-log LSE) when the caller asked for it (p.lse). Returns v_scale / l for store_o. A row that saw no key (an empty tile, or a fully masked row) has l = 0:
 // its LSE is -inf and its O, scaled by 0, is 0.
 NA_DEVICE float store_lse(const PrefillParams& p, const TileCoords& c, const OnlineSoftmax& sm, int hh, int warp, int g,
-                          int t4, int wg_row0, float c2) {
+                          int t4, int wg_row0, float c2, float v_scale) {
   const float l = sm.total(hh);
-  const float inv = OnlineSoftmax::inverse(l) * p.v_scale;  // FlashInfer's v_scale, fused here
+  const float inv = OnlineSoftmax::inverse(l) * v_scale;  // FlashInfer's v_scale (p.v_scale or the tile's), fused here
   const int packed = c.row_start + wg_row0 + warp * 16 + g + hh * 8;
   if (p.lse != nullptr && t4 == 0 && packed < c.row_end) {
     const int i = packed / p.group_size;
@@ -71,12 +71,16 @@ NA_DEVICE void store_o(const PrefillParams& p, const TileCoords& c, const float 
 // the float workspace, for merge_split.cu (which applies v_scale and lse_scale once, after combining).
 // A row that saw none of the piece's keys stores O = 0 and LSE = -inf, which the merge weighs 0.
 // The quad's four threads store 32 contiguous bytes of a row per 8-column chunk (float2 each).
+// fp8 cache: c2 is the tile's (TileScales) and v_head the tile's KV-head factor of a per-head v_scale
+// (O is linear in V, so the merge's weighted sum of pieces scaled by v_head is the scaled sum); the
+// per-tensor v_scale stays the merge's. 16-bit builds pass 1 and never multiply.
 NA_DEVICE void store_partial(const PrefillParams& p, const TileCoords& c, const OnlineSoftmax& sm, const float (&o)[kD / 2],
-                             int warp, int g, int t4, int wg_row0, float c2) {
+                             int warp, int g, int t4, int wg_row0, float c2, float v_head) {
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh) {
     const float l = sm.total(hh);  // every lane: a quad shuffle
-    const float inv = OnlineSoftmax::inverse(l);
+    float inv = OnlineSoftmax::inverse(l);
+    if constexpr (kFp8) inv *= v_head;
     const int r = wg_row0 + warp * 16 + g + hh * 8;
     if (c.row_start + r < c.row_end) {
       const int64_t row = static_cast<int64_t>(c.slot) * kBM + r;

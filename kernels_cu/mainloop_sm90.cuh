@@ -42,8 +42,9 @@ struct StageRef {
   bool gathered;  // loaded by cp.async (consumers fence before wgmma reads it)
 };
 
+// fp8 cache: every stage was widened and fenced by the producer (producer_loop_fp8), none is "gathered".
 NA_DEVICE StageRef stage_of(const PrefillParams& p, const TileCoords& c, int it, int n0) {
-  return {it % kStages, static_cast<uint32_t>((it / kStages) & 1), PagedKv::by_gather(p, c, n0)};
+  return {it % kStages, static_cast<uint32_t>((it / kStages) & 1), !kFp8 && PagedKv::by_gather(p, c, n0)};
 }
 
 // One consumer warpgroup on one tile: its 64 rows' S, P and O accumulators, the ring stages it waits
@@ -59,7 +60,8 @@ struct Consumer {
   const int& qs;                           // Q stage of the tile
   const int &wg_row0, &warp, &g, &t4;      // first tile row of the warpgroup; the thread's mma coordinates
   const int &my_turn, &other_turn;
-  const float& c2;                         // p.scale_log2
+  const float& c2;                         // p.scale_log2 (fp8 cache: the tile's, TileScales)
+  const float& cap_scale;                  // p.cap_scale (fp8 cache: the tile's)
   float (&o)[kD / 2];
   OnlineSoftmax& sm;
   float (&sacc)[kBN / 2];       // S, then P (fp32)
@@ -113,7 +115,7 @@ struct Consumer {
   }
   // Soft cap and mask of block n0's scores (still logits), before the softmax.
   NA_DEVICE void cap_and_mask(int n0) {
-    apply_soft_cap(sacc, p.soft_cap, p.cap_scale);
+    apply_soft_cap(sacc, p.soft_cap, cap_scale);
     if (mask.needed(n0, kBN)) mask_scores(sacc, p, c, wg_row0 + warp * 16 + g, n0, t4);
   }
   // Online softmax of block n0 after soft cap and mask: S becomes P; exact or lazy rescaling.
@@ -197,6 +199,11 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
     const TileCoords c = load_tile(p, w);
     const int n_blocks = num_blocks(c);
     const TileMask mask = tile_mask(p, c);
+    // fp8 cache: this tile's scales (per-head arrays); a 16-bit cache reads p's as before.
+    TileScales ts{};
+    if constexpr (kFp8) ts = tile_scales(p, c.kv_head);
+    const float& c2t = kFp8 ? ts.c2 : c2;
+    const float& cap_t = kFp8 ? ts.cap_scale : p.cap_scale;
 
     float o[kD / 2];
 #pragma unroll
@@ -213,7 +220,8 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
       float sacc[kBN / 2];
       uint32_t pa[kBN / 16][4];
 
-      Consumer wg{p, c, mask, smem, bars, q_tile, qs, wg_row0, warp, g, t4, my_turn, other_turn, c2, o, sm, sacc, pa};
+      Consumer wg{p, c, mask, smem, bars, q_tile, qs, wg_row0, warp, g, t4, my_turn, other_turn, c2t, cap_t,
+                  o, sm, sacc, pa};
       if constexpr (!kOverlap) {
         // Serial schedule.
         for (int n = n_blocks - 1; n >= 0; --n, ++it) {
@@ -269,13 +277,13 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
     // changed the SASS).
     if constexpr (kSplitKv) {
       if (c.slot >= 0) {  // a piece of a split tile: partial O and LSE for merge_split.cu
-        store_partial(p, c, sm, o, warp, g, t4, wg_row0, c2);
+        store_partial(p, c, sm, o, warp, g, t4, wg_row0, c2t, kFp8 ? ts.v_head : 1.f);
         continue;
       }
     }
     float inv[2];
 #pragma unroll
-    for (int hh = 0; hh < 2; ++hh) inv[hh] = store_lse(p, c, sm, hh, warp, g, t4, wg_row0, c2);
+    for (int hh = 0; hh < 2; ++hh) inv[hh] = store_lse(p, c, sm, hh, warp, g, t4, wg_row0, c2t, kFp8 ? ts.v_scale : p.v_scale);
     store_o(p, c, o, inv, smem, cw, ctid, warp, lane, wg_row0);
   }
 }

@@ -70,16 +70,24 @@ NA_DEVICE void store_row_offsets(const PrefillParams& p, KvRowOffsets<kBlockN>& 
   }
 }
 
-// Gather one [kBlockN, kHeadDim] block of K or V (rows n0..) into swizzled shared memory with
-// 16-byte cp.async: element offset = units * stride_token (or the element table) + head offset.
-// Rows at or past kv_end are zero-filled.
-template <int kHeadDim, int kBlockN, int kThreads, bool kIsV, bool kFinal = false>
+// The cache's element as the loads see it: 16-bit words, or the bytes of an fp8 cache.
+template <int kBytes> struct KvElem;
+template <> struct KvElem<2> { using T = uint16_t; };
+template <> struct KvElem<1> { using T = uint8_t; };
+
+// Gather one [kBlockN, kHeadDim] block of K or V (rows n0..) into shared memory with 16-byte
+// cp.async: element offset = units * stride_token (or the element table) + head offset. Rows at or
+// past kv_end are zero-filled (a zero byte is +0 in e4m3 and e5m2 too). 16-bit rows land swizzled,
+// as ldmatrix reads them; an fp8 cache's rows (kElemBytes 1) land row-major and unswizzled, as
+// fp8::widen_block reads them.
+template <int kHeadDim, int kBlockN, int kThreads, bool kIsV, bool kFinal = false, int kElemBytes = 2>
 NA_DEVICE void gather_kv_block(const PrefillParams& p, uint32_t smem_tile, const KvRowOffsets<kBlockN>& offs,
                                int parity, int n0, int kv_end, int kv_head, int tid) {
-  constexpr int kChunks = kHeadDim / 8;            // 16-byte chunks per row
+  using Elem = typename KvElem<kElemBytes>::T;
+  constexpr int kChunks = kHeadDim * kElemBytes / 16;  // 16-byte chunks per row
   constexpr int kRowsPerPass = kThreads / kChunks;
   static_assert(kBlockN % kRowsPerPass == 0, "block rows must tile the thread passes");
-  const uint16_t* base = static_cast<const uint16_t*>(kIsV ? p.v : p.k);
+  const Elem* base = static_cast<const Elem*>(kIsV ? p.v : p.k);
   const int64_t stride_tok = kIsV ? p.v_stride_tok : p.k_stride_tok;
   const int64_t head_off = kv_head * (kIsV ? p.v_stride_head : p.k_stride_head);
   const bool units = p.tok_units != nullptr;
@@ -91,8 +99,9 @@ NA_DEVICE void gather_kv_block(const PrefillParams& p, uint32_t smem_tile, const
     const bool valid = n0 + row < kv_end;
     const int64_t staged = kIsV ? offs.v_elems[parity][row] : offs.k_elems[parity][row];
     const int64_t off = kFinal ? staged : (units ? offs.units[parity][row] * stride_tok : staged) + head_off;
-    const uint16_t* src = valid ? base + off + chunk * 8 : base;
-    ptx::cp_async_16(smem_tile + swizzled_offset(row, chunk, kChunks), src, valid ? 16 : 0);
+    const Elem* src = valid ? base + off + chunk * (16 / kElemBytes) : base;
+    const uint32_t dst = kElemBytes == 2 ? swizzled_offset(row, chunk, kChunks) : static_cast<uint32_t>((row * kChunks + chunk) * 16);
+    ptx::cp_async_16(smem_tile + dst, src, valid ? 16 : 0);
   }
 }
 
@@ -108,13 +117,19 @@ NA_DEVICE void gather_kv_block(const PrefillParams& p, uint32_t smem_tile, const
 // copies have landed); TMA copies complete the stage's transaction count. Either way a full barrier
 // sees one arrival per producer thread. cp.async writes go through the generic proxy, so consumers
 // fence (fence.proxy.async) after waiting on a gathered stage and before wgmma reads it.
-template <int kHeadDim, int kBlockN>
+// An fp8 cache (kElemBytes 1) comes the same two ways into a staging tile instead, [kBlockN][kHeadDim]
+// bytes row-major (gather_kv8, tma_kv8), which the producer then widens into the ring stage
+// (fp8_convert.cuh).
+template <int kHeadDim, int kBlockN, int kElemBytes = 2>
 struct PagedKvSm90 {
+  using Elem = typename KvElem<kElemBytes>::T;
   static constexpr int kRowBytes = 128;                 // one 64-element column block row, swizzle atom
   static constexpr int kAtomBytes = 8 * kRowBytes;      // 8 rows x 128 B: the swizzle period
   static constexpr int kColBlocks = kHeadDim / 64;
   static constexpr int kGroupBytes = kColBlocks * kAtomBytes;  // 8 keys x all of head_dim
   static constexpr int kBlockBytes = kBlockN * kHeadDim * 2;
+  static constexpr int kEightRowBytes = kGroupBytes;           // rows r and r + 8 (fp8::widen_block)
+  static constexpr int kStageBytes = kBlockN * kHeadDim;       // an fp8 block as staged
   static_assert(kBlockN % 16 == 0 && kBlockN / 8 <= 32, "key blocks: whole 16-key wgmma steps, one TMA box per producer lane");
 
   // The one TMA-or-gather decision, made by the producer and read again by the consumers (which
@@ -136,8 +151,8 @@ struct PagedKvSm90 {
   // thread per row turns its plan offset into a K and a V address once; the gathers then read them
   // with broadcast loads instead of holding 64-bit addresses in registers.
   struct BlockOffsets {
-    const uint16_t* k[2][kBlockN];
-    const uint16_t* v[2][kBlockN];
+    const Elem* k[2][kBlockN];
+    const Elem* v[2][kBlockN];
   };
 
   // Producer thread ptid stages rows ptid + 128 x (x < kRowSlots) of a block.
@@ -184,13 +199,13 @@ struct PagedKvSm90 {
       const int row = ptid + 128 * x;
       if (row < kBlockN) {
         const RowOffset rx = load_row_offset(p, c, tok0, n0, row, 0, false);
-        offs.k[parity][row] = static_cast<const uint16_t*>(p.k) + rx.k;
-        offs.v[parity][row] = static_cast<const uint16_t*>(p.v) + rx.v;
+        offs.k[parity][row] = static_cast<const Elem*>(p.k) + rx.k;
+        offs.v[parity][row] = static_cast<const Elem*>(p.v) + rx.v;
       }
     }
     if (ptid < kBlockN) {
-      offs.k[parity][ptid] = static_cast<const uint16_t*>(p.k) + r.k;
-      offs.v[parity][ptid] = static_cast<const uint16_t*>(p.v) + r.v;
+      offs.k[parity][ptid] = static_cast<const Elem*>(p.k) + r.k;
+      offs.v[parity][ptid] = static_cast<const Elem*>(p.v) + r.v;
     }
     ptx::named_barrier_sync(ptx::NamedBarrier::Producer, 128);
   }
@@ -201,10 +216,11 @@ struct PagedKvSm90 {
   // so the destination is one per-thread base plus constants.
   static constexpr int kGatherRowsPerPass = 128 / 8;
 
+  // (16-bit caches: an fp8 build compiles it, unused, and stages through gather_kv8.)
   template <bool kIsV>
-  static NA_DEVICE void gather_kv(const PrefillParams& p, const TileCoords& c, int n0, const uint16_t* const* rows,
+  static NA_DEVICE void gather_kv(const PrefillParams& p, const TileCoords& c, int n0, const Elem* const* rows,
                                   uint32_t tile, int ptid) {
-    const uint16_t* dummy = static_cast<const uint16_t*>(kIsV ? p.v : p.k);  // valid address for 0-byte copies
+    const Elem* dummy = static_cast<const Elem*>(kIsV ? p.v : p.k);  // valid address for 0-byte copies
     const int chunk = ptid % 8;
     const int r0 = ptid / 8;
     const int live = c.kv_end - n0;  // rows [0, live) exist
@@ -213,7 +229,7 @@ struct PagedKvSm90 {
     for (int pass = 0; pass < kBlockN / kGatherRowsPerPass; ++pass) {
       const int row = r0 + pass * kGatherRowsPerPass;
       const bool valid = row < live;
-      const uint16_t* src = valid ? rows[row] + chunk * 8 : dummy;
+      const Elem* src = valid ? rows[row] + chunk * 8 : dummy;
       const uint32_t dst = dst0 + pass * (kGatherRowsPerPass / 8) * kGroupBytes;
 #pragma unroll
       for (int cb = 0; cb < kColBlocks; ++cb)
@@ -250,6 +266,46 @@ struct PagedKvSm90 {
         const uint32_t dst = tile + ptid * (p.kv_box_tokens / 8) * kGroupBytes;
         ptx::tma_load_5d(dst, map, full, 0, 0, 0, b.slot / 8, b.page * page_heads + kv_head);
       }
+      if (ptid != 0) ptx::mbar_arrive(full);
+    } else {
+      ptx::mbar_arrive(full);
+    }
+  }
+
+  // fp8 cache, gather path: thread ptid copies 16-byte chunk ptid % (kHeadDim / 16) of rows
+  // ptid / (kHeadDim / 16) + k * kGather8RowsPerPass into the row-major staging tile; rows at or past
+  // kv_end are zero-filled (a zero byte is +0 in e4m3 and e5m2).
+  static constexpr int kChunks8 = kHeadDim / 16;
+  static constexpr int kGather8RowsPerPass = 128 / kChunks8;
+
+  template <bool kIsV>
+  static NA_DEVICE void gather_kv8(const PrefillParams& p, const TileCoords& c, int n0, const Elem* const* rows,
+                                   uint32_t tile8, int ptid) {
+    static_assert(kElemBytes == 1, "fp8 staging");
+    const Elem* dummy = static_cast<const Elem*>(kIsV ? p.v : p.k);  // valid address for 0-byte copies
+    const int chunk = ptid % kChunks8;
+    const int r0 = ptid / kChunks8;
+    const int live = c.kv_end - n0;  // rows [0, live) exist
+    const uint32_t dst0 = tile8 + r0 * kHeadDim + chunk * 16;
+#pragma unroll 4
+    for (int pass = 0; pass < kBlockN / kGather8RowsPerPass; ++pass) {
+      const int row = r0 + pass * kGather8RowsPerPass;
+      const bool valid = row < live;
+      ptx::cp_async_16(dst0 + pass * kGather8RowsPerPass * kHeadDim, valid ? rows[row] + chunk * 16 : dummy,
+                       valid ? 16 : 0);
+    }
+  }
+
+  // fp8 cache, TMA path: the maps are 3-D (head_dim bytes, key in the page, head + page * page_heads),
+  // unswizzled; box b (kv_box_tokens keys) lands as kv_box_tokens consecutive staged rows. Arrivals as
+  // in tma_kv.
+  static NA_DEVICE void tma_kv8(const PrefillParams& p, const TensorMap* map, const Box& b, int kv_head, int page_heads,
+                                uint32_t tile8, uint32_t full, int ptid) {
+    if (ptid < 32) {
+      if (ptid == 0) ptx::mbar_arrive_expect_tx(full, kStageBytes);
+      __syncwarp();
+      if (ptid < kBlockN / p.kv_box_tokens)
+        ptx::tma_load_3d(tile8 + ptid * p.kv_box_tokens * kHeadDim, map, full, 0, b.slot, b.page * page_heads + kv_head);
       if (ptid != 0) ptx::mbar_arrive(full);
     } else {
       ptx::mbar_arrive(full);

@@ -50,6 +50,14 @@ struct PrefillParams {
   int32_t reserved;
   float* partial_o;              // [slots, block_m, head_dim]
   float* partial_lse;            // [slots, block_m]
+
+  // fp8 cache builds (KV_FP8 != 0): per-KV-head scales [num_kv_heads] (float32), or null for
+  // per-tensor scales (already folded into scale_log2 / cap_scale and v_scale). k_scale_heads[h]
+  // multiplies the logit scale of KV head h's tiles, v_scale_heads[h] their O (a piece's partial O
+  // too: merge_split.cu then applies the per-tensor v_scale only). Last, so that the fields above
+  // keep their offsets (and the 16-bit builds their SASS).
+  const float* k_scale_heads;
+  const float* v_scale_heads;
 };
 
 // The driver's opaque 128-byte CUtensorMap (cuda.h is not available under NVRTC).

@@ -1,10 +1,12 @@
 // Portable paged prefill (FlashAttention-2 style): mma.sync m16n8k16 tensor cores, ldmatrix,
 // cp.async gathers of K/V rows through the plan's per-token offsets, online softmax in fp32.
 // Runs on sm_80 and later; on Hopper it is the pre-SM90 path and the cross-check.
-// Specialized by macros HEAD_DIM (64, 128, 256) and IS_BF16 (1: bf16, 0: fp16).
+// Specialized by macros HEAD_DIM (64, 128, 256) and IS_BF16 (1: bf16, 0: fp16); KV_FP8 (1: e4m3, 2:
+// e5m2) reads an fp8 cache, gathered as bytes and widened to 16 bits in shared memory by all threads.
 #include "params.cuh"
 #include "ptx_sm80.cuh"
 #include "paged_kv_load.cuh"
+#include "fp8_convert.cuh"
 #include "softmax.cuh"
 #include "scheduler.cuh"
 #include "mask.cuh"
@@ -31,8 +33,8 @@
 #endif
 constexpr bool kOffsetUnits = OFFSET_UNITS != 0;  // gathers read final offsets staged from registers
 
-#if !defined(BLOCK_M) || !defined(BLOCK_N) || !defined(WARPS) || !defined(MIN_BLOCKS)
-#error "BLOCK_M, BLOCK_N, WARPS and MIN_BLOCKS come from nvrtc_attn/variants.py"
+#if !defined(BLOCK_M) || !defined(BLOCK_N) || !defined(WARPS) || !defined(MIN_BLOCKS) || !defined(KV_FP8)
+#error "BLOCK_M, BLOCK_N, WARPS, MIN_BLOCKS and KV_FP8 come from nvrtc_attn/variants.py"
 #endif
 struct Dims {
   static constexpr int kBlockM = BLOCK_M, kBlockN = BLOCK_N, kWarps = WARPS, kMinBlocks = MIN_BLOCKS;
@@ -51,10 +53,13 @@ constexpr bool kBf16 = IS_BF16 != 0;
 constexpr int kQBytes = kBM * kD * 2;
 constexpr int kKVBytes = kBN * kD * 2;
 static_assert(kMT >= 1, "each warp needs at least one m-tile");
+constexpr int kKvFp8 = KV_FP8;  // fp8::Kind of the cache (0: the queries' 16-bit type)
+constexpr bool kFp8 = kKvFp8 != 0;
+constexpr int kStage8Bytes = kFp8 ? kBN * kD : 0;  // an fp8 block as gathered (K and V: one each)
 
-// Dynamic shared memory: [Q | K | V | row offsets]. The host reads the size from the cubin
-// (nvrtc_attn/cubin.py): no second copy of this arithmetic.
-constexpr int kSmemBytes = kQBytes + 2 * kKVBytes + (int)sizeof(KvRowOffsets<kBN>);
+// Dynamic shared memory: [Q | K | V | row offsets | fp8 K | fp8 V]. The host reads the size from the
+// cubin (nvrtc_attn/cubin.py): no second copy of this arithmetic.
+constexpr int kSmemBytes = kQBytes + 2 * kKVBytes + (int)sizeof(KvRowOffsets<kBN>) + 2 * kStage8Bytes;
 extern "C" __device__ const int dynamic_smem_bytes = kSmemBytes;
 
 // Gather the tile's Q rows (packed (token, head) rows) into swizzled shared memory.
@@ -73,17 +78,44 @@ NA_DEVICE void load_q_tile(const PrefillParams& p, const TileCoords& c, uint32_t
   }
 }
 
+// One block of K (kIsV false) or V: 16-bit rows straight into the swizzled tile (tile16), fp8 rows
+// into their staging tile (tile8), widened by widen() once they landed.
+template <bool kIsV>
+NA_DEVICE void gather_block(const PrefillParams& p, uint32_t tile16, uint32_t tile8, const KvRowOffsets<kBN>& offs,
+                            int parity, int n0, int kv_end, int kv_head, int tid) {
+  if constexpr (kFp8) {
+    gather_kv_block<kD, kBN, kThreads, kIsV, kOffsetUnits, 1>(p, tile8, offs, parity, n0, kv_end, kv_head, tid);
+  } else {
+    gather_kv_block<kD, kBN, kThreads, kIsV, kOffsetUnits>(p, tile16, offs, parity, n0, kv_end, kv_head, tid);
+  }
+}
+
+// The K/V tiles' layout as fp8::widen_block writes it: [kBN][kD] rows, chunks swizzled by row.
+struct KvTileLayout {
+  static NA_DEVICE uint32_t offset(int row, int chunk) { return swizzled_offset(row, chunk, kChunks); }
+  static constexpr int kEightRowBytes = 8 * kD * 2;
+};
+
+// fp8 cache: every thread's copies of the staged block have landed (the caller's cp.async wait and
+// __syncthreads) and nothing reads tile16 any more; widen it, and a barrier before mma.sync reads it.
+NA_DEVICE void widen(uint32_t tile8, uint32_t tile16, int tid) {
+  if constexpr (kFp8) {
+    fp8::widen_block<kD, kBN, kThreads, kBf16, kKvFp8, false, KvTileLayout>(tile8, tile16, tid);
+    __syncthreads();
+  }
+}
+
 // Soft cap and mask of a block's scores s (keys n0..; logits), before the softmax: every 16-row
 // m-tile's accumulator rows (warp_row0 + 16 mt + g + 8 hh) see the keys mask.cuh gives them.
 NA_DEVICE void cap_and_mask(float (&s)[kMT][kNT][4], const PrefillParams& p, const TileCoords& c, int n0,
-                            int min_hi, int max_lo, int warp_row0, int g, int t4) {
+                            int min_hi, int max_lo, int warp_row0, int g, int t4, float cap_scale) {
   if (p.soft_cap != 0.f) {
 #pragma unroll
     for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
       for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) s[mt][nt][e] = p.soft_cap * ptx::tanh(s[mt][nt][e] * p.cap_scale);
+        for (int e = 0; e < 4; ++e) s[mt][nt][e] = p.soft_cap * ptx::tanh(s[mt][nt][e] * cap_scale);
   }
   if (n0 + kBN > min_hi || n0 < max_lo) {
 #pragma unroll
@@ -144,7 +176,7 @@ NA_DEVICE void online_softmax(float (&s)[kMT][kNT][4], float (&o)[kMT][kDT][4], 
 // (l = 0: an empty tile or a fully masked row) gets O = 0 and LSE = -inf.
 NA_DEVICE void stage_o_and_lse(const PrefillParams& p, const TileCoords& c, const float (&o)[kMT][kDT][4],
                                const float (&row_max)[kMT * 2], const float (&row_sum)[kMT * 2], uint8_t* q_s,
-                               int warp_row0, int g, int t4, float c2) {
+                               int warp_row0, int g, int t4, float c2, float v_scale) {
   constexpr int kRowBytes = kD * 2;
 #pragma unroll
   for (int mt = 0; mt < kMT; ++mt)
@@ -152,7 +184,7 @@ NA_DEVICE void stage_o_and_lse(const PrefillParams& p, const TileCoords& c, cons
     for (int hh = 0; hh < 2; ++hh) {
       const int r = mt * 2 + hh;
       const float l = quad_sum(row_sum[r]);
-      const float inv = l > 0.f ? p.v_scale / l : 0.f;  // FlashInfer's v_scale, fused here
+      const float inv = l > 0.f ? v_scale / l : 0.f;  // FlashInfer's v_scale (p's or the tile's), fused here
       const int local = warp_row0 + mt * 16 + g + hh * 8;
       const uint32_t row_off = local * kRowBytes + (g << 4) + 4 * t4;  // swizzle bits = g = local & 7
 #pragma unroll
@@ -197,6 +229,8 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
   const uint32_t q_sa = ptx::smem_addr(q_s);
   const uint32_t k_sa = q_sa + kQBytes;
   const uint32_t v_sa = k_sa + kKVBytes;
+  const uint32_t k8_sa = v_sa + kKVBytes + (int)sizeof(KvRowOffsets<kBN>);  // fp8 staging
+  const uint32_t v8_sa = k8_sa + kStage8Bytes;
 
   const int tid = threadIdx.x;
   const int warp = tid / 32;
@@ -221,6 +255,7 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
     // Keys every row of the tile sees: blocks inside [max_lo, min_hi) need no mask.
     const int min_hi = row_hi(p, c, c.row_start / p.group_size);
     const int max_lo = row_lo(p, c, (c.row_end - 1) / p.group_size);
+    const TileScales ts = kFp8 ? tile_scales(p, c.kv_head) : TileScales{c2, p.cap_scale, p.v_scale, 1.f};
 
     float o[kMT][kDT][4];
     float row_max[kMT * 2], row_sum[kMT * 2];
@@ -248,7 +283,7 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
       ptx::cp_async_wait<1>();  // the offsets of block n landed (Q may still be in flight)
       __syncthreads();
 #endif
-      gather_kv_block<kD, kBN, kThreads, false, kOffsetUnits>(p, k_sa, offs, n & 1, c.kv_start + n * kBN, c.kv_end, c.kv_head, tid);
+      gather_block<false>(p, k_sa, k8_sa, offs, n & 1, c.kv_start + n * kBN, c.kv_end, c.kv_head, tid);
       ptx::cp_async_commit();
 
       for (; n >= 0; --n) {
@@ -258,11 +293,12 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
 #endif
         ptx::cp_async_wait<0>();  // K[n] (and Q) landed
         __syncthreads();          // ... for every thread; V buffer free
-        gather_kv_block<kD, kBN, kThreads, true, kOffsetUnits>(p, v_sa, offs, n & 1, n0, c.kv_end, c.kv_head, tid);
+        gather_block<true>(p, v_sa, v8_sa, offs, n & 1, n0, c.kv_end, c.kv_head, tid);
 #if !OFFSET_UNITS
         if (n > 0) stage_row_offsets<kBN>(p, offs, (n - 1) & 1, tok0, n0 - kBN, c.kv_end, tid);
 #endif
         ptx::cp_async_commit();
+        widen(k8_sa, k_sa, tid);  // fp8: K[n] to 16 bits
 
         // S = Q K^T
         float s[kMT][kNT][4];
@@ -289,8 +325,8 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
         }
 
         // Soft cap, mask, online softmax (log2 domain).
-        cap_and_mask(s, p, c, n0, min_hi, max_lo, warp_row0, g, t4);
-        online_softmax(s, o, row_max, row_sum, c2);
+        cap_and_mask(s, p, c, n0, min_hi, max_lo, warp_row0, g, t4, ts.cap_scale);
+        online_softmax(s, o, row_max, row_sum, ts.c2);
 
 #if OFFSET_UNITS
         if (n > 0) store_row_offsets<kBN>(p, offs, (n - 1) & 1, next_units, c.kv_head, tid);
@@ -298,9 +334,10 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
         ptx::cp_async_wait<0>();  // V[n] and the offsets of block n - 1 landed
         __syncthreads();          // ... for every thread; K buffer free
         if (n > 0) {
-          gather_kv_block<kD, kBN, kThreads, false, kOffsetUnits>(p, k_sa, offs, (n - 1) & 1, n0 - kBN, c.kv_end, c.kv_head, tid);
+          gather_block<false>(p, k_sa, k8_sa, offs, (n - 1) & 1, n0 - kBN, c.kv_end, c.kv_head, tid);
           ptx::cp_async_commit();
         }
+        widen(v8_sa, v_sa, tid);  // fp8: V[n] to 16 bits
 
         // O += P V
 #pragma unroll
@@ -328,7 +365,7 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
     }
 
     // Epilogue: normalize, stage O in this warp's own Q rows, then coalesced 16-byte stores.
-    stage_o_and_lse(p, c, o, row_max, row_sum, q_s, warp_row0, g, t4, c2);
+    stage_o_and_lse(p, c, o, row_max, row_sum, q_s, warp_row0, g, t4, ts.c2, ts.v_scale);
     __syncthreads();
     store_o_rows(p, c, q_s, tid);
     __syncthreads();  // shared memory is reused by the next tile

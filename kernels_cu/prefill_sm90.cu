@@ -4,8 +4,9 @@
 // (three at head_dim 64; one in the short tiles, two CTAs per SM) of 64 query rows each run
 // mainloop_sm90.cuh (wgmma S = Q K^T, the online softmax of softmax.cuh, wgmma O += P V) and
 // epilogue_sm90.cuh (pieces of split tiles: partial O and LSE for merge_split.cu, in SPLIT_KV builds).
-// Specialized by macros HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS, KV_STAGES, Q_STAGES, PINGPONG,
-// CTAS_PER_SM, SPLIT_KV (from nvrtc_attn/variants.py).
+// An fp8 cache (KV_FP8) is staged as bytes and widened to 16 bits by the producer before the same
+// mainloop reads it (producer_loop_fp8). Specialized by macros HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS,
+// KV_STAGES, Q_STAGES, PINGPONG, CTAS_PER_SM, SPLIT_KV, KV_FP8 (from nvrtc_attn/variants.py).
 #include "params.cuh"
 #include "ptx_sm80.cuh"
 #include "ptx_mbarrier.cuh"
@@ -34,6 +35,7 @@ prefill_sm90(const __grid_constant__ PrefillParams p, const __grid_constant__ Sm
       ptx::mbar_init(bar_addr(bars, Bar::QFull, s), 128);
       ptx::mbar_init(bar_addr(bars, Bar::QEmpty, s), kConsumerThreads);
     }
+    for (int s = 0; s < SmemLayout::kStage8Slots; ++s) ptx::mbar_init(bar_addr(bars, Bar::Staged, s), 128);
   }
   __syncthreads();
 
@@ -41,7 +43,8 @@ prefill_sm90(const __grid_constant__ PrefillParams p, const __grid_constant__ Sm
   if (warpgroup == 0) {
     ptx::regs_dealloc<kProducerRegs>();
     PagedKv::BlockOffsets& offs = *reinterpret_cast<PagedKv::BlockOffsets*>(smem_raw + (smem - ptx::smem_addr(smem_raw)) + SmemLayout::kOffsets);
-    producer_loop(p, maps, smem, offs, bars, tid);
+    if constexpr (kFp8) producer_loop_fp8<>(p, maps, smem, offs, bars, tid);
+    else producer_loop(p, maps, smem, offs, bars, tid);
   } else {
     ptx::regs_alloc<kConsumerRegs>();
     consumer_loop(p, smem, bars, warpgroup - 1, tid % 128);

@@ -1,8 +1,10 @@
 // The Hopper kernel's producer warpgroup: per tile, Q by TMA or cp.async into its Q stage, then the
-// tile's K/V blocks, last to first, into the K/V rings through paged_kv_load.cuh (TMA or gather).
+// tile's K/V blocks, last to first, into the K/V rings through paged_kv_load.cuh (TMA or gather); an
+// fp8 cache's blocks through staging slots, widened to 16 bits by this warpgroup (producer_loop_fp8).
 #pragma once
 #include "tile_sm90.cuh"
 #include "paged_kv_load.cuh"
+#include "fp8_convert.cuh"
 #include "ptx_mbarrier.cuh"
 #include "ptx_tma.cuh"
 
@@ -36,6 +38,21 @@ NA_DEVICE void tma_q(const PrefillParams& p, const Sm90TensorMaps& maps, const T
   }
 }
 
+// Q of tile c (the producer's tq-th Q tile) into its Q stage, once the consumers released it.
+NA_DEVICE void load_q(const PrefillParams& p, const Sm90TensorMaps& maps, const TileCoords& c, uint32_t smem,
+                      uint32_t bars, int tq, int ptid) {
+  const int qs = tq % kQStages;
+  ptx::mbar_wait(bar_addr(bars, Bar::QEmpty, qs), ((tq / kQStages) & 1) ^ 1);
+  const uint32_t q_tile = smem + qs * kQBytes;
+  if (p.q_tma) {
+    tma_q(p, maps, c, q_tile, bar_addr(bars, Bar::QFull, qs), ptid);
+  } else {
+    gather_q(p, c, q_tile, ptid);
+    ptx::cp_async_mbar_arrive(bar_addr(bars, Bar::QFull, qs));
+  }
+}
+
+// A 16-bit cache (fp8 builds run producer_loop_fp8 instead).
 NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps, uint32_t smem, PagedKv::BlockOffsets& offs,
                              uint32_t bars, int ptid) {
   int it = 0, tq = 0;
@@ -55,16 +72,7 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
     if (w + 1 < w_end()) prefetch_tile(p, w + 1);
     const int n_blocks = num_blocks(c);
     if (n_blocks == 0) continue;
-    const int qs = tq % kQStages;
-    ptx::mbar_wait(bar_addr(bars, Bar::QEmpty, qs), ((tq / kQStages) & 1) ^ 1);
-    const uint32_t q_tile = smem + qs * kQBytes;
-    if (p.q_tma) {
-      tma_q(p, maps, c, q_tile, bar_addr(bars, Bar::QFull, qs), ptid);
-    } else {
-      gather_q(p, c, q_tile, ptid);
-      ptx::cp_async_mbar_arrive(bar_addr(bars, Bar::QFull, qs));
-    }
-    ++tq;
+    load_q(p, maps, c, smem, bars, tq++, ptid);
     const int tok0 = c.kv_tok0;
     for (int n = n_blocks - 1; n >= 0; --n, ++it) {
       const int s = it % kStages;
@@ -99,3 +107,112 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
   ptx::cp_async_wait<0>();  // no copy may outlive the CTA
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// fp8 cache. The producer walks the same blocks in the same order, but each K or V block (a "unit":
+// unit 2 it is block it's K, unit 2 it + 1 its V) first lands as fp8 in staging slot unit % kSlots
+// (TMA box or gather, signalled on that slot's Staged barrier), then all 128 producer threads widen
+// it into the block's K or V ring stage (fp8::widen_block), fence it for wgmma and arrive on the
+// stage's full barrier: the consumers see the same 16-bit stages and barriers as with a 16-bit
+// cache. With two slots the next unit's copy is issued before the current unit is widened, so its
+// latency hides behind the widening (and behind the wait for the ring stage); a bar.sync of the
+// warpgroup before each copy keeps a slot from being refilled while a thread still reads it.
+// Widened stages were written by the generic proxy and are fenced here, so the consumers treat every
+// fp8 stage as loaded by TMA (no fence of their own).
+constexpr bool kHwCvt = true;  // sm_90a has cvt.rn.f16x2.e4m3x2 (fp8_convert.cuh)
+
+template <int kKind = kKvFp8>  // (a template so that 16-bit builds never instantiate it)
+NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& maps, uint32_t smem,
+                                 PagedKv::BlockOffsets& offs, uint32_t bars, int ptid) {
+  constexpr int kSlots = SmemLayout::kStage8Slots;
+  static_assert(kKind != fp8::kNone && (kSlots == 1 || kSlots == 2) && PagedKv::kRowSlots == 1, "fp8 staging");
+  if (ptid == 0) {
+    if (p.q_tma) ptx::tma_prefetch_map(&maps.q);
+    if (p.kv_box_tokens) { ptx::tma_prefetch_map(&maps.k); ptx::tma_prefetch_map(&maps.v); }
+  }
+  // Registers are short here (56 with the widening's): the work range's end is re-read (an L1 hit),
+  // and Q's coordinates are re-read from the tile (next_q) when its Q loads.
+  auto w_end = [&]() { return p.work_indptr[blockIdx.x + 1]; };
+  int w = p.work_indptr[blockIdx.x] - 1;
+  TileCoords c;
+  int n = 0;      // the block of tile c whose units load next
+  int tq = 0;     // Q tiles loaded
+  int par = 1;    // row-offset buffer of the block being loaded (gather path), flipped per block
+  int32_t prefetched = 0;  // units-table entry of the next block's first row (gather-only batches)
+  int prefetched_n0 = -1;
+
+  // The next tile of the work list with key blocks (empty tiles: no Q, no blocks, as in producer_loop).
+  auto next_tile = [&]() -> bool {
+    while (++w < w_end()) {
+      c = load_tile(p, w);
+      if (w + 1 < w_end()) prefetch_tile(p, w + 1);
+      const int nb = num_blocks(c);
+      if (nb > 0) {
+        n = nb - 1;
+        return true;
+      }
+    }
+    return false;
+  };
+  auto next_q = [&]() { load_q(p, maps, load_tile(p, w), smem, bars, tq++, ptid); };
+  // Copy unit j (K or V of block n of tile c) into its staging slot.
+  auto load_unit = [&](bool is_v, int j) {
+    const int slot = j % kSlots;
+    const uint32_t tile8 = smem + SmemLayout::kStage8 + slot * SmemLayout::kStage8Bytes;
+    const uint32_t staged = bar_addr(bars, Bar::Staged, slot);
+    const int n0 = first_key(c) + n * kBN;
+    if (!PagedKv::by_gather(p, c, n0)) {
+      const PagedKv::Box b = PagedKv::box_of(p, c.kv_tok0 + n0, ptid);
+      ptx::named_barrier_sync(ptx::NamedBarrier::Producer, 128);  // the slot's last unit is widened
+      if (is_v) PagedKv::tma_kv8(p, &maps.v, b, c.kv_head, p.v_page_heads, tile8, staged, ptid);
+      else PagedKv::tma_kv8(p, &maps.k, b, c.kv_head, p.k_page_heads, tile8, staged, ptid);
+      return;
+    }
+    if (!is_v) {  // stage the block's row addresses (its bar.sync also frees the slot)
+      par ^= 1;
+      const PagedKv::RowOffset ro = PagedKv::load_row_offset(p, c, c.kv_tok0, n0, ptid, prefetched, prefetched_n0 == n0);
+      prefetched_n0 = -1;
+      if (p.kv_box_tokens == 0 && p.tok_units != nullptr && n > 0) {
+        prefetched = PagedKv::load_row_unit(p, c, c.kv_tok0, n0 - kBN, ptid);
+        prefetched_n0 = n0 - kBN;
+      }
+      PagedKv::stage_block_offsets(p, c, c.kv_tok0, n0, ro, ptid, offs, par);
+      PagedKv::gather_kv8<false>(p, c, n0, offs.k[par], tile8, ptid);
+    } else {
+      ptx::named_barrier_sync(ptx::NamedBarrier::Producer, 128);  // the slot's last unit is widened
+      PagedKv::gather_kv8<true>(p, c, n0, offs.v[par], tile8, ptid);
+    }
+    ptx::cp_async_mbar_arrive(staged);
+  };
+  // Widen unit j into ring stage it % kStages of K (is_v false) or V, once both have come free.
+  auto widen_unit = [&](bool is_v, int j, int it) {
+    const int slot = j % kSlots;
+    const int s = it % kStages;
+    ptx::mbar_wait(bar_addr(bars, Bar::Staged, slot), (j / kSlots) & 1);
+    ptx::mbar_wait(bar_addr(bars, is_v ? Bar::EmptyV : Bar::EmptyK, s), ((it / kStages) & 1) ^ 1);
+    const uint32_t tile = smem + SmemLayout::kKV + ((is_v ? kStages : 0) + s) * kKVBytes;
+    fp8::widen_block<kD, kBN, 128, kBf16, kKind, kHwCvt, PagedKv>(
+        smem + SmemLayout::kStage8 + slot * SmemLayout::kStage8Bytes, tile, ptid);
+    ptx::fence_proxy_async();  // generic-proxy stores -> the consumers' wgmma (async proxy)
+    ptx::mbar_arrive(bar_addr(bars, is_v ? Bar::FullV : Bar::FullK, s));
+  };
+
+  if (next_tile()) {
+    next_q();
+    load_unit(false, 0);
+    for (int it = 0;; ++it) {
+      if (kSlots == 2) load_unit(true, 2 * it + 1);
+      widen_unit(false, 2 * it, it);
+      if (kSlots == 1) load_unit(true, 2 * it + 1);
+      bool more = true, new_tile = false;
+      if (n > 0) --n;
+      else more = new_tile = next_tile();
+      if (kSlots == 2 && more) load_unit(false, 2 * it + 2);
+      widen_unit(true, 2 * it + 1, it);
+      if (!more) break;
+      if (new_tile) next_q();
+      if (kSlots == 1) load_unit(false, 2 * it + 2);
+    }
+  }
+  ptx::cp_async_wait<0>();  // no copy may outlive the CTA
+}

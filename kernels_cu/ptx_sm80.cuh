@@ -105,6 +105,39 @@ NA_DEVICE uint4 ld_shared_16(uint32_t addr) {
   return v;
 }
 
+// st.shared.v4.b32 (16-byte store to shared memory: the fp8 cache's widened K/V tiles)
+NA_DEVICE void st_shared_16(uint32_t addr, uint4 v) {
+  asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
+               : "memory");
+}
+
+// prmt.b32 d, a, 0, sel: bytes of a (selector nibbles 0-3), zero (4-7), or with bit 3 of a nibble
+// set the sign of the selected byte replicated over the whole byte.
+NA_DEVICE uint32_t prmt(uint32_t a, uint32_t sel) {
+  uint32_t r;
+  asm("prmt.b32 %0, %1, 0, %2;\n" : "=r"(r) : "r"(a), "r"(sel));
+  return r;
+}
+
+// fma.rn.{bf16x2,f16x2}: a * b + c on packed 16-bit pairs (sm_80).
+template <bool kBf16>
+NA_DEVICE uint32_t fma2(uint32_t a, uint32_t b, uint32_t c) {
+  uint32_t r;
+  if constexpr (kBf16) {
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;\n" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+  } else {
+    asm("fma.rn.f16x2 %0, %1, %2, %3;\n" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+  }
+  return r;
+}
+
+// cvt.rn.f16x2.e4m3x2 (sm_89+) on both halves of x: four e4m3 bytes -> lo = f16x2 of bytes 0, 1 and
+// hi = f16x2 of bytes 2, 3 (the lower byte in the lower half).
+NA_DEVICE void cvt_f16x2_e4m3x4(uint32_t x, uint32_t& lo, uint32_t& hi) {
+  asm("{\n.reg .b16 l, h;\nmov.b32 {l, h}, %2;\ncvt.rn.f16x2.e4m3x2 %0, l;\ncvt.rn.f16x2.e4m3x2 %1, h;\n}\n"
+      : "=r"(lo), "=r"(hi) : "r"(x));
+}
+
 // st.global.v4.b32 (16-byte store)
 NA_DEVICE void st_global_16(void* p, uint4 v) {
   asm volatile("st.global.v4.b32 [%0], {%1,%2,%3,%4};\n" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w));

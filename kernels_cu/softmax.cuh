@@ -2,6 +2,7 @@
 // accumulators: two rows (g and g + 8) per 16-row m-tile, each spread over the 4 threads of a quad.
 // OnlineSoftmax is the per-row state and its steps (sm90); sm80 uses the quad helpers directly.
 #pragma once
+#include "params.cuh"
 #include "ptx_sm80.cuh"
 
 NA_DEVICE float quad_max(float x) {
@@ -113,3 +114,25 @@ struct OnlineSoftmax {
     return l > 0.f ? row_max[hh] * c2 + ptx::log2(l) : NA_NEG_INF;
   }
 };
+
+// One tile's scales with an fp8 cache: the per-tensor ones of p times the tile's KV-head entries of
+// p.k_scale_heads / p.v_scale_heads when run() was given per-head arrays. k_scale multiplies the
+// logit: inside the soft cap when there is one (cap_scale), else the log2 scale c2.
+// v_head is the per-head factor alone (1 without arrays): pieces of split tiles apply it to their
+// partial O, merge_split.cu the per-tensor v_scale.
+struct TileScales {
+  float c2, cap_scale, v_scale, v_head;
+};
+NA_DEVICE TileScales tile_scales(const PrefillParams& p, int kv_head) {
+  TileScales t{p.scale_log2, p.cap_scale, p.v_scale, 1.f};
+  if (p.k_scale_heads != nullptr) {
+    const float k = p.k_scale_heads[kv_head];
+    if (p.soft_cap != 0.f) t.cap_scale *= k;
+    else t.c2 *= k;
+  }
+  if (p.v_scale_heads != nullptr) {
+    t.v_head = p.v_scale_heads[kv_head];
+    t.v_scale *= t.v_head;
+  }
+  return t;
+}

@@ -7,8 +7,8 @@
 #include "scheduler.cuh"
 
 #if !defined(HEAD_DIM) || !defined(IS_BF16) || !defined(BLOCK_N) || !defined(CONSUMER_WGS) || \
-    !defined(KV_STAGES) || !defined(Q_STAGES) || !defined(PINGPONG) || !defined(CTAS_PER_SM)
-#error "HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS, KV_STAGES, Q_STAGES, PINGPONG, CTAS_PER_SM come from nvrtc_attn/variants.py"
+    !defined(KV_STAGES) || !defined(Q_STAGES) || !defined(PINGPONG) || !defined(CTAS_PER_SM) || !defined(KV_FP8)
+#error "HEAD_DIM, IS_BF16, BLOCK_N, CONSUMER_WGS, KV_STAGES, Q_STAGES, PINGPONG, CTAS_PER_SM, KV_FP8 come from nvrtc_attn/variants.py"
 #endif
 
 constexpr int kD = HEAD_DIM;
@@ -30,8 +30,12 @@ static_assert(!kPingPong || kConsumerWGs > 1, "turn-taking needs two consumer wa
 constexpr int kThreads = 128 + kConsumerThreads;  // producer warpgroup + consumer warpgroups
 constexpr int kChunks = kD / 8;          // 16-byte chunks per row
 constexpr int kRowsPerPass = 128 / kChunks;
-constexpr bool kBf16 = IS_BF16 != 0;
-using PagedKv = PagedKvSm90<kD, kBN>;  // K/V block loads (paged_kv_load.cuh)
+constexpr bool kBf16 = IS_BF16 != 0;           // the queries' (and output's) 16-bit type
+// The cache: 0 = the queries' 16-bit type; 1 = fp8 e4m3, 2 = fp8 e5m2 (fp8::Kind), staged as bytes and
+// widened by the producer warpgroup into the same 16-bit ring stages (producer_loop_fp8).
+constexpr int kKvFp8 = KV_FP8;
+constexpr bool kFp8 = kKvFp8 != 0;
+using PagedKv = PagedKvSm90<kD, kBN, kFp8 ? 1 : 2>;  // K/V block loads (paged_kv_load.cuh)
 constexpr int kQBytes = kBM * kD * 2;
 constexpr int kKVBytes = PagedKv::kBlockBytes;
 constexpr int kSwizzleRowBytes = PagedKv::kRowBytes;  // one 64-element column block row, 128B swizzle atom
@@ -51,18 +55,8 @@ static_assert(kConsumerRegs <= 256, "setmaxnreg allows at most 256 registers per
 constexpr int kPvN = kLaunchRegs >= kD / 2 + 32 ? kD : 128;
 static_assert(kD % 64 == 0, "head_dim must be a multiple of the 64-element swizzle atom");
 
-// mbarriers: full (producer -> consumers) and empty (consumers -> producer) per K/V and Q stage.
-enum class Bar : int { FullK = 0, FullV = kStages, EmptyK = 2 * kStages, EmptyV = 3 * kStages,
-                       QFull = 4 * kStages, QEmpty = 4 * kStages + kQStages,
-                       Count = 4 * kStages + 2 * kQStages };
-static_assert(static_cast<int>(Bar::Count) * 8 <= 128, "barriers outgrew their 128 bytes");
-
-NA_DEVICE uint32_t bar_addr(uint32_t bars, Bar b, int stage = 0) {
-  return bars + 8 * (static_cast<int>(b) + stage);
-}
-
 // Dynamic shared memory, in bytes from the base (aligned up to the 1024-byte swizzle period):
-// [Q stages | K stages | V stages | barriers | row offsets | epilogue staging] + alignment slack.
+// [Q stages | K stages | V stages | barriers | row offsets | fp8 staging | epilogue staging] + slack.
 struct SmemLayout {
   // Dynamic shared memory per CTA: the SM's 228 KB less 1 KB the system reserves per CTA, shared by
   // kCtasPerSm CTAs (227 KB, sm_90's opt-in maximum, for one; 113 KB each for two).
@@ -71,7 +65,14 @@ struct SmemLayout {
   static constexpr int kKV = kQ + kQStages * kQBytes;             // kStages K tiles, then kStages V tiles
   static constexpr int kBars = kKV + 2 * kStages * kKVBytes;      // Bar, 8 bytes each
   static constexpr int kOffsets = kBars + 128;                    // PagedKv::BlockOffsets (gather rows)
-  static constexpr int kEpi = kOffsets + static_cast<int>(sizeof(PagedKv::BlockOffsets));
+  // fp8 cache: slots that stage fp8 blocks until the producer widens them into the K/V stages. Two
+  // (a block's K and V: the next block's K loads while this block's V is widened) where they fit
+  // beside an epilogue staging of 8 rows, else one (head_dim 256: K, then V, through one slot).
+  static constexpr int kStage8 = kOffsets + static_cast<int>(sizeof(PagedKv::BlockOffsets));
+  static constexpr int kStage8Bytes = kFp8 ? PagedKv::kStageBytes : 0;
+  static constexpr int kStage8Slots =
+      !kFp8 ? 0 : kStage8 + 2 * kStage8Bytes + (kConsumerThreads / 32) * 8 * kSwizzleRowBytes + 1024 <= kMax ? 2 : 1;
+  static constexpr int kEpi = kStage8 + kStage8Slots * kStage8Bytes;
   // Epilogue staging: per consumer warp, 16 rows (8 when shared memory is short: two passes) x 64
   // columns of 16-bit O, one column block at a time.
   static constexpr int kEpiRows = kEpi + (kConsumerThreads / 32) * 16 * kSwizzleRowBytes + 1024 <= kMax ? 16 : 8;
@@ -80,6 +81,18 @@ struct SmemLayout {
 };
 constexpr int kSmemBytes = SmemLayout::kBytes;
 static_assert(kSmemBytes <= SmemLayout::kMax, "tile outgrew shared memory");
+
+// mbarriers: full (producer -> consumers) and empty (consumers -> producer) per K/V and Q stage; with
+// an fp8 cache also one "staged" barrier per staging slot (its copies landed -> the producer widens).
+enum class Bar : int { FullK = 0, FullV = kStages, EmptyK = 2 * kStages, EmptyV = 3 * kStages,
+                       QFull = 4 * kStages, QEmpty = 4 * kStages + kQStages,
+                       Staged = 4 * kStages + 2 * kQStages,
+                       Count = 4 * kStages + 2 * kQStages + SmemLayout::kStage8Slots };
+static_assert(static_cast<int>(Bar::Count) * 8 <= 128, "barriers outgrew their 128 bytes");
+
+NA_DEVICE uint32_t bar_addr(uint32_t bars, Bar b, int stage = 0) {
+  return bars + 8 * (static_cast<int>(b) + stage);
+}
 
 // Byte offset of 16-byte chunk `chunk` of row `row` in a [rows][kD] tile stored as kD/64 column
 // blocks of [rows][64] with the 128-byte swizzle (chunk ^ row % 8) that wgmma descriptors expect.

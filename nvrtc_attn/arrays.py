@@ -108,12 +108,22 @@ def wrap(x: Any, name: str, stream: int = 0) -> Operand:
     raise TypeError(f"{name} must be a CuPy array, torch tensor or DLPack array, got {type(x).__name__}")
 
 
-def torch_signature(q, paged_kv_cache, out, lse) -> tuple | None:
+def torch_signature(q, paged_kv_cache, out, lse, scales=()) -> tuple | None:
     """(address, shape, strides, dtype) of each torch operand of a run(), None unless all of q, the
     cache (a (k, v) tuple or one tensor) and out are torch tensors. Equal signatures describe the
-    same memory with the same layout: what run()'s checks and parameters depend on."""
+    same memory with the same layout: what run()'s checks and parameters depend on. scales (q_scale,
+    k_scale, v_scale): numbers and None as they are, torch arrays (an fp8 cache's per-head scales)
+    by their signature; any other array gives None."""
     if not (_is_torch(q) and _is_torch(out)):
         return None
+    scale_sig = []
+    for x in scales:
+        if _is_torch(x):
+            scale_sig.append((x.data_ptr(), x.shape, x.stride(), x.dtype))
+        elif hasattr(x, "__dlpack__") or hasattr(x, "__cuda_array_interface__") or isinstance(x, np.ndarray):
+            return None
+        else:
+            scale_sig.append(x)
     parts = [q, out]
     if isinstance(paged_kv_cache, tuple) and len(paged_kv_cache) == 2:
         parts += paged_kv_cache
@@ -126,7 +136,7 @@ def torch_signature(q, paged_kv_cache, out, lse) -> tuple | None:
         if not _is_torch(x):
             return None
         sig.append((x.data_ptr(), x.shape, x.stride(), x.dtype))
-    return tuple(sig)
+    return tuple(sig), tuple(scale_sig)
 
 
 # DLPack device types of CUDA memory (kDLCUDA, kDLCUDAManaged) and DLPack's name for the legacy

@@ -35,6 +35,7 @@ class PrefillParams(ctypes.Structure):
         ("kv_box_tokens", _i32), ("q_tma", _i32), ("k_page_heads", _i32), ("v_page_heads", _i32),
         ("v_scale", _f32), ("lse_scale", _f32),
         ("reserved", _i32), ("partial_o", _p), ("partial_lse", _p),
+        ("k_scale_heads", _p), ("v_scale_heads", _p),
     ]
 
 
@@ -297,7 +298,8 @@ def expand_plan(plan, workspace_ptr: int, offsets_key: tuple | None, stream: int
     kernel.launch(min(max(1, blocks), _EXPAND_MAX_BLOCKS), op, stream)
 
 
-# cuTensorMapEncodeTiled for 16-bit elements with the 128-byte swizzle the wgmma operands use.
+# cuTensorMapEncodeTiled: 16-bit elements with the 128-byte swizzle the wgmma operands use, or the
+# bytes of an fp8 cache unswizzled (the producer widens them into the swizzled tiles itself).
 _TMA_CACHE_MAX = 512
 _map_cache: dict = {}  # geometry + address -> encoded descriptor(s), b"" when rejected
 
@@ -309,18 +311,22 @@ def _remember(key, value) -> None:
         _map_cache[key] = value
 
 
-def _encode(ptr: int, dims, byte_strides, box) -> bytes:
-    """The 128 bytes of a tiled TMA descriptor of a 16-bit tensor (dims innermost first, in
-    elements; byte_strides of dims 1..; box in elements per dim), b"" when the driver rejects the
-    geometry (the caller then gathers with cp.async)."""
+def _encode(ptr: int, dims, byte_strides, box, bytes_per_element: int = 2) -> bytes:
+    """The 128 bytes of a tiled TMA descriptor (dims innermost first, in elements; byte_strides of
+    dims 1..; box in elements per dim): 16-bit elements with the 128-byte swizzle, 1-byte elements
+    (an fp8 cache) unswizzled. b"" when the driver rejects the geometry (the caller then gathers
+    with cp.async)."""
     driver = _driver()
     rank = len(dims)
+    one_byte = bytes_per_element == 1
     err, tmap = driver.cuTensorMapEncodeTiled(
-        driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT16, rank, ptr,
+        driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT8 if one_byte
+        else driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT16, rank, ptr,
         [driver.cuuint64_t(int(x)) for x in dims], [driver.cuuint64_t(int(x)) for x in byte_strides],
         [driver.cuuint32_t(int(b)) for b in box], [driver.cuuint32_t(1)] * rank,
         driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
-        driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
+        driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_NONE if one_byte
+        else driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
         driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
         driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE)
     if err != driver.CUresult.CUDA_SUCCESS:
@@ -328,13 +334,14 @@ def _encode(ptr: int, dims, byte_strides, box) -> bytes:
     return ctypes.string_at(tmap.getPtr(), ctypes.sizeof(TensorMap))
 
 
-def encode_tensor_map(dst: TensorMap, ptr: int, dims, byte_strides, box) -> bool:
-    """Fill `dst` with a tiled TMA descriptor of a 16-bit tensor (see _encode); False, leaving dst
-    untouched, when the driver rejects the geometry. Cached by geometry and address."""
-    key = (ptr, tuple(dims), tuple(byte_strides), tuple(box))
+def encode_tensor_map(dst: TensorMap, ptr: int, dims, byte_strides, box, bytes_per_element: int = 2) -> bool:
+    """Fill `dst` with a tiled TMA descriptor (see _encode: 16-bit elements swizzled, 1-byte ones
+    not); False, leaving dst untouched, when the driver rejects the geometry. Cached by geometry,
+    element size and address."""
+    key = (ptr, tuple(dims), tuple(byte_strides), tuple(box), bytes_per_element)
     raw = _map_cache.get(key)
     if raw is None:
-        raw = _encode(ptr, dims, byte_strides, box)
+        raw = _encode(ptr, dims, byte_strides, box, bytes_per_element)
         _remember(key, raw)
     if raw:
         ctypes.memmove(ctypes.addressof(dst), raw, len(raw))
@@ -393,6 +400,18 @@ def kv_tma_geometry(head_dim: int, page_size: int, num_kv_heads: int, pages: int
     return dims, byte_strides, ratio
 
 
+def kv8_tma_geometry(head_dim: int, page_size: int, num_kv_heads: int, pages: int, strides):
+    """The 3-D TMA view of an fp8 K or V pool view (1-byte elements), or None if it has none: dims
+    (head_dim bytes, token in page, head + page * R), byte strides of dims 1..2, and R, folded as in
+    kv_tma_geometry. A box (head_dim, kv_box_tokens, 1) lands as kv_box_tokens rows of head_dim bytes,
+    the row-major staging tile of the sm90 kernel's fp8 path."""
+    g = kv_tma_geometry(head_dim, page_size, num_kv_heads, pages, strides, itemsize=1)
+    if g is None:
+        return None
+    dims, byte_strides, ratio = g
+    return (head_dim, page_size, dims[4]), (byte_strides[0], byte_strides[3]), ratio
+
+
 def set_tensor_maps(maps: Sm90TensorMaps, p: PrefillParams, plan, build: variants.Build, q, k, v, ks, vs) -> bool:
     """TMA descriptors of this run's q and K/V views (sm90) into `maps` and the matching params
     fields; a geometry the driver rejects falls back to the cp.async path for that operand.
@@ -412,10 +431,13 @@ def set_tensor_maps(maps: Sm90TensorMaps, p: PrefillParams, plan, build: variant
             p.q_tma = 1
     p.kv_box_tokens = 0
     if build.kv_box:
-        key = (k.ptr, v.ptr, k.shape[0], v.shape[0], ks, vs, d, plan.page_size, plan.num_kv_heads, build.kv_box)
+        # The element size is part of the key: an fp8 build's maps (uint8, unswizzled) are never
+        # those of a 16-bit build over the same address and shape.
+        elem = 1 if build.kv_fp8 else 2
+        key = (k.ptr, v.ptr, k.shape[0], v.shape[0], ks, vs, d, plan.page_size, plan.num_kv_heads, build.kv_box, elem)
         kv = _map_cache.get(key)
         if kv is None:
-            kv = _encode_kv(plan, build.kv_box, k, v, ks, vs)
+            kv = _encode_kv(plan, build.kv_box, k, v, ks, vs, elem)
             _remember(key, kv)
         if kv:
             raw_k, raw_v, p.k_page_heads, p.v_page_heads = kv
@@ -425,14 +447,18 @@ def set_tensor_maps(maps: Sm90TensorMaps, p: PrefillParams, plan, build: variant
     return bool(p.kv_box_tokens)
 
 
-def _encode_kv(plan, kv_box: int, k, v, ks, vs) -> tuple | bytes:
-    """(K map, V map, K page_heads, V page_heads) of a K/V view pair, or b"" without a TMA view."""
+def _encode_kv(plan, kv_box: int, k, v, ks, vs, bytes_per_element: int = 2) -> tuple | bytes:
+    """(K map, V map, K page_heads, V page_heads) of a K/V view pair, or b"" without a TMA view:
+    16-bit views as 5-D swizzled maps, an fp8 cache's (bytes_per_element 1) as 3-D byte maps."""
     d = plan.head_dim
-    box = (64, 8, d // 64, kv_box // 8, 1)
-    gk = kv_tma_geometry(d, plan.page_size, plan.num_kv_heads, k.shape[0], ks)
-    gv = kv_tma_geometry(d, plan.page_size, plan.num_kv_heads, v.shape[0], vs)
-    raw_k = _encode(k.ptr, gk[0], gk[1], box) if gk else b""
-    raw_v = _encode(v.ptr, gv[0], gv[1], box) if gv and raw_k else b""
+    if bytes_per_element == 1:
+        box, geometry = (d, kv_box, 1), kv8_tma_geometry
+    else:
+        box, geometry = (64, 8, d // 64, kv_box // 8, 1), kv_tma_geometry
+    gk = geometry(d, plan.page_size, plan.num_kv_heads, k.shape[0], ks)
+    gv = geometry(d, plan.page_size, plan.num_kv_heads, v.shape[0], vs)
+    raw_k = _encode(k.ptr, gk[0], gk[1], box, bytes_per_element) if gk else b""
+    raw_v = _encode(v.ptr, gv[0], gv[1], box, bytes_per_element) if gv and raw_k else b""
     return (raw_k, raw_v, gk[2], gv[2]) if raw_v else b""
 
 
@@ -510,10 +536,11 @@ def merge_grid(plan) -> int:
 
 
 def set_run_params(p: PrefillParams, plan, workspace_ptr: int, key: tuple, q, ks, vs, k, v, o, lse,
-                   lse_layout: str, scales) -> None:
+                   lse_layout: str, scales, head_scales=(0, 0)) -> None:
     """This run's operands into p: pointers and element strides of q, the K/V views (ks, vs: their
     normalized (page, token, head) strides), o and lse, the offset table of `key`, and the scales
-    (scale_log2, soft_cap, cap_scale, v_scale, lse_scale)."""
+    (scale_log2, soft_cap, cap_scale, v_scale, lse_scale), plus head_scales: device addresses of
+    per-KV-head k_scale / v_scale arrays (fp8 caches; 0 = per tensor)."""
     p.q, p.k, p.v = q.ptr, k.ptr, v.ptr
     p.q_stride_tok, p.q_stride_head = q.strides[0], q.strides[1]
     _set_outputs(p, o, lse, lse_layout)
@@ -526,3 +553,4 @@ def set_run_params(p: PrefillParams, plan, workspace_ptr: int, key: tuple, q, ks
         p.k_tok_elems = workspace_ptr + plan.layout["k_tok_elems"][0]
         p.v_tok_elems = workspace_ptr + plan.layout["v_tok_elems"][0]
     p.scale_log2, p.soft_cap, p.cap_scale, p.v_scale, p.lse_scale = scales
+    p.k_scale_heads, p.v_scale_heads = (x or None for x in head_scales)

@@ -141,7 +141,7 @@ class Plan:
     window_left: int
     sm_scale: float
     logits_soft_cap: float        # 0.0 when off
-    dtype: str                    # "float16" or "bfloat16" (q and KV)
+    dtype: str                    # "float16" or "bfloat16": q and output (and KV unless kv_dtype says fp8)
     block_m: int
     num_ctas: int
     total_q: int
@@ -160,6 +160,7 @@ class Plan:
     workspace_bytes: int = field(repr=False)  # the whole layout, uploaded and device-built sections
     image: np.ndarray = field(repr=False)  # uint8, the bytes uploaded to the start of the workspace
     build: object = None          # variants.Build chosen for these tiles (set by plan())
+    kv_dtype: str = ""            # the cache's dtype when it differs from dtype: "float8_e4m3fn" / "float8_e5m2"
 
     @property
     def group_size(self) -> int:
@@ -270,7 +271,7 @@ def units_fit(key: tuple, max_page_index: int, page_size: int) -> bool:
 def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
               num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int, *,
               causal: bool = False, window_left: int = -1, sm_scale: float | None = None,
-              logits_soft_cap: float | None = None, dtype: str = "float16",
+              logits_soft_cap: float | None = None, dtype: str = "float16", kv_dtype: str | None = None,
               num_ctas: int = 132, block_m: int = 128, offsets_key: tuple | None = None,
               l2_section_bytes: int = schedule.L2_SECTION_BYTES,
               capacity: PlanCapacity | None = None, choose_build=None,
@@ -312,6 +313,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
         block_n = split.block_n if split.block_n is not None else build.tile.block_n
         slots = split.max_slots if capacity is None else min(split.max_slots, capacity.max_pieces)
         split = schedule.SplitRequest(slots, split.fixed_keys, block_n)
+    # K and V as 16-bit bytes, also for an fp8 cache: its sections keep the bf16 build's tokens (the
+    # budgets were measured in those; 16 x 1024 causal preferred smaller sections, not larger ones).
     rows, work, merges = schedule.schedule_rows(tiling, num_kv_heads, 4 * head_dim, num_ctas, l2_section_bytes,
                                                 split)  # K and V, 16-bit
 
@@ -341,6 +344,7 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
         max_page_index=max_page_index, num_tiles=work.num_tiles, qo_lens=qo_lens.astype(np.int32),
         kv_lens=kv_lens.astype(np.int32), row_tiles=rows, work=work, merges=merges, offsets_key=offsets_key,
         capacity=capacity, layout=layout, workspace_bytes=workspace_bytes, image=image, build=build,
+        kv_dtype="" if kv_dtype in (None, dtype) else kv_dtype,
     )
 
 

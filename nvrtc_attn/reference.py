@@ -2,6 +2,8 @@
 
 Gathers each request's pages by fancy indexing into the page table and runs a dense softmax;
 deliberately independent of paging.py / schedule.py so that a planner bug cannot hide in both.
+An fp8 cache (torch float8 tensors, or uint8 bytes with kv_data_type) is decoded here from its bit
+patterns with a table of its own, independent of the kernels' fp8_convert.cuh.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ try:  # CuPy is optional here: the reference also runs on NumPy arrays without a
 except Exception:  # pragma: no cover - depends on the machine
     _cupy = None
 
-__all__ = ["paged_prefill_reference", "as_float_array", "array_module"]
+__all__ = ["paged_prefill_reference", "as_float_array", "array_module", "fp8_table", "decode_fp8"]
 
 _LN2 = math.log(2.0)
 # Budget for one chunk of logits, in elements (256 MiB of float32): 8k x 8k x 32 heads would be
@@ -27,24 +29,62 @@ def _is_torch(x) -> bool:
     return type(x).__module__.startswith("torch")
 
 
-def _to_xp_raw(x):
-    """x as a NumPy or CuPy array without changing its values (bf16 becomes its uint16 bits).
+FP8_KINDS = ("float8_e4m3fn", "float8_e5m2")
 
-    Returns (array, is_bf16). torch tensors cross through DLPack (CUDA -> CuPy, CPU -> NumPy);
-    bf16 is viewed as 16-bit integers first because neither NumPy nor CuPy has a bf16 dtype.
+
+def fp8_table(kind: str) -> np.ndarray:
+    """float32 [256]: the value of every fp8 bit pattern of `kind` ("float8_e4m3fn": bias 7, no inf,
+    S.1111.111 NaN; "float8_e5m2": bias 15, IEEE-style inf and NaN), decoded from sign, exponent and
+    mantissa fields."""
+    if kind not in FP8_KINDS:
+        raise ValueError(f"reference: fp8 kind must be one of {FP8_KINDS}, got {kind!r}")
+    out = np.empty(256, dtype=np.float32)
+    man_bits, bias = (3, 7) if kind == "float8_e4m3fn" else (2, 15)
+    exp_max = (1 << (7 - man_bits)) - 1
+    for b in range(256):
+        sign = -1.0 if b & 0x80 else 1.0
+        e, m = (b & 0x7F) >> man_bits, b & ((1 << man_bits) - 1)
+        frac = m / (1 << man_bits)
+        if kind == "float8_e4m3fn" and e == exp_max and m == (1 << man_bits) - 1:
+            value = math.nan
+        elif kind == "float8_e5m2" and e == exp_max:
+            value = math.inf if m == 0 else math.nan
+        elif e == 0:
+            value = frac * 2.0 ** (1 - bias)
+        else:
+            value = (1.0 + frac) * 2.0 ** (e - bias)
+        out[b] = sign * value
+    return out
+
+
+def decode_fp8(raw, kind: str):
+    """uint8 bit patterns (NumPy or CuPy) -> float32 values of the fp8 kind, by table lookup."""
+    xp = _cupy.get_array_module(raw) if _cupy is not None else np
+    return xp.asarray(fp8_table(kind))[raw.astype(xp.uint8, copy=False)]
+
+
+def _to_xp_raw(x, kv_data_type=None):
+    """x as a NumPy or CuPy array without changing its values (bf16 becomes its uint16 bits, fp8 its
+    uint8 bits).
+
+    Returns (array, encoding): "bf16", an fp8 kind (FP8_KINDS) or "" (the array's own dtype). torch
+    tensors cross through DLPack (CUDA -> CuPy, CPU -> NumPy); bf16 and fp8 are viewed as integers
+    first because NumPy and CuPy have neither. A uint8 array is fp8 bytes when kv_data_type names
+    an fp8 kind.
     """
     if _is_torch(x):
         import torch
 
-        is_bf16 = x.dtype == torch.bfloat16
-        t = x.view(torch.int16) if is_bf16 else x
+        name = str(x.dtype).rsplit(".", 1)[-1]
+        enc = "bf16" if x.dtype == torch.bfloat16 else name if name in FP8_KINDS else ""
+        t = x.view(torch.int16) if enc == "bf16" else x.view(torch.uint8) if enc else x
         if t.is_cuda:
             if _cupy is None:
                 raise TypeError("a CUDA torch tensor needs cupy for the reference")
             arr = _cupy.from_dlpack(t)
         else:
             arr = t.detach().numpy()
-        return arr, is_bf16
+        return arr, enc
     if _cupy is not None and isinstance(x, _cupy.ndarray):
         arr = x
     elif isinstance(x, np.ndarray):
@@ -54,8 +94,15 @@ def _to_xp_raw(x):
     else:
         arr = np.asarray(x)
     if arr.dtype.name == "bfloat16":  # ml_dtypes-style bf16 on NumPy (or a future CuPy)
-        return arr.view(np.uint16), True
-    return arr, False
+        return arr.view(np.uint16), "bf16"
+    if arr.dtype.name in FP8_KINDS:  # ml_dtypes-style fp8
+        return arr.view(np.uint8), arr.dtype.name
+    if arr.dtype == np.uint8 and kv_data_type is not None:
+        kind = str(kv_data_type).rsplit(".", 1)[-1]
+        if kind not in FP8_KINDS:
+            raise ValueError(f"reference: a uint8 cache needs kv_data_type in {FP8_KINDS}, got {kv_data_type!r}")
+        return arr, kind
+    return arr, ""
 
 
 def _dlpack_on_cuda(x) -> bool:
@@ -74,23 +121,27 @@ def array_module(x):
     return np
 
 
-def _widen(arr, is_bf16: bool, dtype):
-    """Convert (raw array, bf16 flag) to a float array of `dtype` (bf16 bits -> float32 exactly)."""
-    if is_bf16:
+def _widen(arr, enc: str, dtype):
+    """Convert (raw array, encoding) to a float array of `dtype` (bf16 bits -> float32 exactly, fp8
+    bits -> their decoded values)."""
+    if enc == "bf16":
         xp = _cupy.get_array_module(arr) if _cupy is not None else np
         # bf16 is the top half of a float32: shift the 16 bits up and reinterpret.
         f32 = (arr.astype(xp.uint16).astype(xp.uint32) << 16).view(xp.float32)
         return f32.astype(dtype, copy=False)
+    if enc in FP8_KINDS:
+        return decode_fp8(arr, enc).astype(dtype, copy=False)
     return arr.astype(dtype, copy=False)
 
 
-def as_float_array(x, dtype="float32"):
-    """Any supported array (NumPy, CuPy, torch CPU/CUDA, fp16/bf16/fp32) as a NumPy/CuPy float array.
+def as_float_array(x, dtype="float32", kv_data_type=None):
+    """Any supported array (NumPy, CuPy, torch CPU/CUDA, fp16/bf16/fp32/fp8, uint8 fp8 bytes with
+    kv_data_type) as a NumPy/CuPy float array.
 
     Used by the tests to compare a kernel's bf16 torch output with the reference.
     """
-    arr, is_bf16 = _to_xp_raw(x)
-    return _widen(arr, is_bf16, np.dtype(dtype))
+    arr, enc = _to_xp_raw(x, kv_data_type)
+    return _widen(arr, enc, np.dtype(dtype))
 
 
 def _host_ints(x, name: str) -> np.ndarray:
@@ -117,7 +168,20 @@ def _split_cache(paged_kv_cache):
     return paged_kv_cache[:, 0], paged_kv_cache[:, 1]
 
 
-def _gather(cache_raw, is_bf16, pages, kv_len, kv_layout, dtype, xp):
+def _head_scale(scale, num_kv_heads: int, dtype, xp):
+    """k_scale / v_scale as a multiplier of [Hkv, kv_len, D] gathers: 1, a number, or [Hkv] values."""
+    if scale is None:
+        return dtype.type(1.0)
+    if isinstance(scale, (int, float, np.floating, np.integer)):
+        return dtype.type(scale)
+    values = as_float_array(scale, dtype.name)
+    values = xp.asarray(values.get() if hasattr(values, "get") and xp is np else values, dtype=dtype)
+    if values.shape != (num_kv_heads,):
+        raise ValueError(f"reference: per-head scales must have shape [{num_kv_heads}], got {values.shape}")
+    return values[:, None, None]
+
+
+def _gather(cache_raw, enc, pages, kv_len, kv_layout, dtype, xp):
     """Keys (or values) 0..kv_len-1 of one request as [Hkv, kv_len, D] in `dtype`."""
     g = cache_raw[xp.asarray(pages)]  # plain fancy indexing: [n_pages, ...] in the storage dtype
     if kv_layout == "NHD":  # [n, page_size, H, D] -> [H, n * page_size, D]
@@ -126,7 +190,7 @@ def _gather(cache_raw, is_bf16, pages, kv_len, kv_layout, dtype, xp):
     else:  # HND: [n, H, page_size, D] -> [H, n * page_size, D]
         n, h, ps, d = g.shape
         g = g.transpose(1, 0, 2, 3).reshape(h, n * ps, d)
-    return _widen(g[:, :kv_len], is_bf16, dtype)
+    return _widen(g[:, :kv_len], enc, dtype)
 
 
 def paged_prefill_reference(
@@ -143,16 +207,22 @@ def paged_prefill_reference(
     window_left=-1,
     logits_soft_cap=None,
     compute_dtype="float32",
+    kv_data_type=None,
+    q_scale=None,
+    k_scale=None,
+    v_scale=None,
 ):
     """Batch prefill attention over a paged KV cache, computed densely per request.
 
     q: [total_q, Hqo, D]; paged_kv_cache: (k, v) of [pages, page_size, Hkv, D] (NHD) or
     [pages, Hkv, page_size, D] (HND), any strides, or one 5-D array with K/V on dim 1.
     NumPy, CuPy or torch (CUDA tensors go to CuPy through DLPack, CPU tensors to NumPy); fp16,
-    bf16, fp32. Index arrays: any array kind, host or device.
+    bf16, fp32, and for the cache also fp8 (torch float8_e4m3fn / float8_e5m2 tensors, or uint8
+    bytes with kv_data_type naming the kind). Index arrays: any array kind, host or device.
 
-    logits = sm_scale * q.k (sm_scale defaults to 1/sqrt(D)); with a soft cap c,
-    logits = c * tanh(logits / c). Query i of a request (qo_len q, kv_len k) sees key j iff
+    logits = sm_scale * q_scale * q.(k_scale k) (sm_scale defaults to 1/sqrt(D)); with a soft cap c,
+    logits = c * tanh(logits / c); o = softmax @ (v_scale v). q_scale: a number; k_scale, v_scale:
+    numbers or per-KV-head arrays [Hkv] (any array kind). Query i of a request (qo_len q, kv_len k) sees key j iff
     j < k, (not causal or j <= i + k - q) and (window_left < 0 or j >= i + k - q - window_left).
 
     Returns (o, lse) as NumPy/CuPy arrays of `compute_dtype`: o [total_q, Hqo, D] = softmax @ v,
@@ -168,10 +238,10 @@ def paged_prefill_reference(
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"reference: compute_dtype must be float32 or float64, got {compute_dtype}")
 
-    q_raw, q_bf16 = _to_xp_raw(q)
+    q_raw, q_enc = _to_xp_raw(q)
     k, v = _split_cache(paged_kv_cache)
-    k_raw, k_bf16 = _to_xp_raw(k)
-    v_raw, v_bf16 = _to_xp_raw(v)
+    k_raw, k_enc = _to_xp_raw(k, kv_data_type)
+    v_raw, v_enc = _to_xp_raw(v, kv_data_type)
     xp = _cupy.get_array_module(q_raw) if _cupy is not None else np
     if q_raw.ndim != 3 or k_raw.ndim != 4 or v_raw.ndim != 4:
         raise ValueError("reference: q must be 3-D and k, v 4-D")
@@ -192,6 +262,10 @@ def paged_prefill_reference(
     group = num_qo_heads // num_kv_heads
     if sm_scale is None:
         sm_scale = 1.0 / math.sqrt(head_dim)
+    if q_scale is not None:
+        sm_scale *= float(q_scale)
+    ks = _head_scale(k_scale, num_kv_heads, dtype, xp)
+    vs = _head_scale(v_scale, num_kv_heads, dtype, xp)
     cap = float(logits_soft_cap) if logits_soft_cap is not None and logits_soft_cap > 0 else None
 
     o = xp.zeros((total_q, num_qo_heads, head_dim), dtype=dtype)
@@ -204,15 +278,15 @@ def paged_prefill_reference(
         kv_len = (len(pages) - 1) * page_size + int(last_len[b]) if len(pages) else 0
         if qo_len <= 0 or kv_len <= 0:
             continue  # nothing visible: rows keep o = 0, lse = -inf
-        kk = _gather(k_raw, k_bf16, pages, kv_len, kv_layout, dtype, xp)  # [Hkv, kv_len, D]
-        vv = _gather(v_raw, v_bf16, pages, kv_len, kv_layout, dtype, xp)
+        kk = _gather(k_raw, k_enc, pages, kv_len, kv_layout, dtype, xp) * ks  # [Hkv, kv_len, D]
+        vv = _gather(v_raw, v_enc, pages, kv_len, kv_layout, dtype, xp) * vs
         kk_t = kk.transpose(0, 2, 1)  # [Hkv, D, kv_len]
         j = xp.arange(kv_len)[None, :]
         chunk = max(1, _CHUNK_ELEMS // (num_qo_heads * kv_len))
         for c0 in range(0, qo_len, chunk):
             c1 = min(qo_len, c0 + chunk)
             rows = c1 - c0
-            qq = _widen(q_raw[q0 + c0 : q0 + c1], q_bf16, dtype)  # [rows, Hqo, D]
+            qq = _widen(q_raw[q0 + c0 : q0 + c1], q_enc, dtype)  # [rows, Hqo, D]
             # Packed rows r = i * G + g of kv head kh, as in the kernels' GQA packing.
             qq = qq.reshape(rows, num_kv_heads, group, head_dim).transpose(1, 0, 2, 3)
             qq = qq.reshape(num_kv_heads, rows * group, head_dim)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .arrays import Operand, dtype_name
-from .variants import DTYPES, HEAD_DIMS
+from .variants import DTYPES, FP8_KV_DTYPES, HEAD_DIMS
 
 KV_LAYOUTS = ("NHD", "HND")
 ALIGN_BYTES = 16  # cp.async / TMA move 16-byte chunks
@@ -91,6 +91,23 @@ def check_dtype_arg(value, name: str) -> str:
     return dt
 
 
+def check_kv_dtype_arg(value, q_dtype: str) -> str:
+    """plan()'s kv_data_type: None (q's dtype), q's 16-bit dtype, or an fp8 cache dtype
+    (torch.float8_e4m3fn / torch.float8_e5m2 or their names; a uint8 cache then holds its bytes)."""
+    if value is None:
+        return q_dtype
+    dt = dtype_name(value)
+    if dt in FP8_KV_DTYPES:
+        return dt
+    if dt not in DTYPES:
+        raise ValueError(f"kv_data_type must be float16, bfloat16, float8_e4m3fn or float8_e5m2 (a string or "
+                         f"torch dtype), got {value!r}")
+    if dt != q_dtype:
+        raise ValueError(f"kv_data_type ({dt}) must equal q_data_type ({q_dtype}) for a 16-bit cache: mixed "
+                         f"16-bit precision is not supported (an fp8 cache is: float8_e4m3fn, float8_e5m2)")
+    return dt
+
+
 @dataclass(frozen=True)
 class PlanArgs:
     """plan() arguments after validation: host int64 index arrays and plain Python scalars."""
@@ -107,8 +124,9 @@ class PlanArgs:
     sm_scale: float | None               # as given; None: 1 / sqrt(head_dim)
     window_left: int
     logits_soft_cap: float               # 0.0: off
-    dtype: str                           # q and KV ("float16" or "bfloat16")
+    dtype: str                           # q (and output): "float16" or "bfloat16"
     max_page_index: int                  # -1 when the batch has no pages
+    kv_dtype: str = ""                   # the cache: dtype, "float8_e4m3fn" or "float8_e5m2" ("": dtype)
 
     @property
     def batch_size(self) -> int:
@@ -137,10 +155,14 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
     if head_dim not in HEAD_DIMS:
         raise ValueError(f"head_dim_qk (head_dim) must be one of {HEAD_DIMS}, got {head_dim}")
     page_size = positive_int(page_size, "page_size")
+    if dtype_name(q_data_type) in FP8_KV_DTYPES:
+        raise NotImplementedError(f"q_data_type={q_data_type!r}: fp8 queries: not yet (an fp8 KV cache with "
+                                  f"float16/bfloat16 queries is supported)")
     q_dt = check_dtype_arg(q_data_type, "q_data_type")
-    kv_dt = q_dt if kv_data_type is None else check_dtype_arg(kv_data_type, "kv_data_type")
-    if kv_dt != q_dt:
-        raise ValueError(f"kv_data_type ({kv_dt}) must equal q_data_type ({q_dt}): mixed precision is not supported")
+    kv_dt = check_kv_dtype_arg(kv_data_type, q_dt)
+    if o_data_type is not None and dtype_name(o_data_type) in FP8_KV_DTYPES:
+        raise NotImplementedError(f"o_data_type={o_data_type!r}: fp8 output is not supported; the output dtype "
+                                  f"is q's ({q_dt})")
     if o_data_type is not None and dtype_name(o_data_type) != q_dt:
         raise NotImplementedError(f"o_data_type={o_data_type!r}: the output dtype must be q's ({q_dt})")
     if isinstance(window_left, (bool, np.bool_)) or not isinstance(window_left, numbers.Integral) or window_left < -1:
@@ -187,7 +209,7 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
         paged_kv_last_page_len=np.where(has_pages, last, 1), num_qo_heads=num_qo_heads,
         num_kv_heads=num_kv_heads, head_dim=head_dim, page_size=page_size, causal=bool(causal),
         sm_scale=sm_scale, window_left=int(window_left), logits_soft_cap=soft_cap, dtype=q_dt,
-        max_page_index=int(used.max()) if used.size else -1)
+        max_page_index=int(used.max()) if used.size else -1, kv_dtype=kv_dt)
 
 
 def refuse(name: str, value, default=None) -> None:
@@ -212,16 +234,46 @@ def check_choice(value, name: str, choices: tuple) -> str:
     return value
 
 
-def check_scale(value, name: str) -> float:
+def _is_array(value) -> bool:
+    return hasattr(value, "__dlpack__") or hasattr(value, "__cuda_array_interface__") or isinstance(value, np.ndarray)
+
+
+def check_scale(value, name: str, fp8_cache: bool = False) -> float:
     """q_scale / k_scale / v_scale: None (1.0) or a positive finite Python/NumPy number."""
     if value is None:
         return 1.0
     if type(value) is float and 0.0 < value < math.inf:  # the common case (vLLM passes 1.0)
         return value
-    if hasattr(value, "__dlpack__") or hasattr(value, "__cuda_array_interface__") or isinstance(value, np.ndarray):
-        raise NotImplementedError(f"{name}: per-head scale arrays need an fp8 KV cache, which is not "
-                                  f"supported yet; pass a Python float")
+    if _is_array(value):
+        if fp8_cache:
+            raise NotImplementedError(f"{name}: per-head arrays are supported for k_scale and v_scale only; "
+                                      f"pass a Python float")
+        raise NotImplementedError(f"{name}: per-head scale arrays need an fp8 KV cache (kv_data_type "
+                                  f"float8_e4m3fn or float8_e5m2 in plan()); pass a Python float")
     return optional_positive(value, name)
+
+
+def check_head_scales(value, name: str, plan, device: int | None):
+    """k_scale / v_scale of an fp8 plan: None, a positive finite number (per tensor; returns
+    (value, None)) or a float32 device array [num_kv_heads] on q's device (per KV head; returns
+    (1.0, operand)). The array's values are not read here (no device sync): they must be positive
+    and finite."""
+    if not _is_array(value):
+        return check_scale(value, name), None
+    from .arrays import wrap
+
+    op = wrap(value, name)
+    if op.dtype != "float32":
+        raise TypeError(f"{name} as a per-head array must be float32, got {op.dtype}")
+    if op.shape != (plan.num_kv_heads,):
+        raise ValueError(f"{name} as a per-head array must have shape [num_kv_heads] = [{plan.num_kv_heads}], "
+                         f"got {list(op.shape)}")
+    if op.shape[0] > 1 and op.strides[0] != 1:
+        raise ValueError(f"{name} must be contiguous (stride 1), got stride {op.strides[0]}")
+    if op.ptr % 4:
+        raise ValueError(f"{name} data pointer must be 4-byte aligned, got {op.ptr:#x}")
+    check_device(op, name, device)
+    return 1.0, op
 
 
 def _check_inner(op: Operand, name: str) -> None:
@@ -269,10 +321,24 @@ def check_q(q: Operand, plan) -> None:
     check_device(q, "q", None)
 
 
+def _check_cache_dtype(op: Operand, plan) -> None:
+    """The cache's dtype is the plan's kv_data_type; an fp8 plan also takes the bytes as uint8 (CuPy
+    and other producers without fp8 dtypes)."""
+    want = plan.kv_dtype or plan.dtype
+    if op.dtype == want or (want in FP8_KV_DTYPES and op.dtype == "uint8"):
+        return
+    if op.dtype == "uint8":
+        raise TypeError(f"paged_kv_cache is uint8: an fp8 cache given as bytes needs kv_data_type="
+                        f"'float8_e4m3fn' or 'float8_e5m2' in plan() (this plan has kv_data_type {want})")
+    if want in FP8_KV_DTYPES:
+        raise TypeError(f"paged_kv_cache dtype must be {want} (or its bytes as uint8), the kv_data_type given to "
+                        f"plan(), got {op.dtype}")
+    raise TypeError(f"paged_kv_cache dtype must be {want} (kv_data_type), got {op.dtype}")
+
+
 def check_cache(k: Operand, v: Operand, plan, kv_layout: str) -> None:
     for op, name in ((k, "paged_kv_cache (K)"), (v, "paged_kv_cache (V)")):
-        if op.dtype != plan.dtype:
-            raise TypeError(f"paged_kv_cache dtype must be {plan.dtype} (kv_data_type), got {op.dtype}")
+        _check_cache_dtype(op, plan)
         if op.ndim != 4:
             raise ValueError(f"paged_kv_cache: {name} must be 4-D, got shape {list(op.shape)}")
         if kv_layout == "NHD":

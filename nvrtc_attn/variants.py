@@ -20,7 +20,15 @@ PORTABLE_ARCH = "sm_80"
 HOPPER_CC = (9, 0)  # the one compute capability whose wgmma/TMA code sm_90a targets
 HEAD_DIMS = (64, 128, 256)
 DTYPES = ("bfloat16", "float16")
+# fp8 KV caches (16-bit queries): the kernels widen them to the queries' type in shared memory.
+# KV_FP8 macro values (kernels_cu/fp8_convert.cuh fp8::Kind); 0 = a cache of the queries' dtype.
+FP8_KV_DTYPES = {"float8_e4m3fn": 1, "float8_e5m2": 2}
 BACKENDS = ("sm90", "sm80")
+
+
+def kv_fp8_code(kv_dtype: str | None) -> int:
+    """The KV_FP8 macro of a cache dtype: 1 (e4m3), 2 (e5m2), 0 (16-bit, the queries' dtype)."""
+    return FP8_KV_DTYPES.get(kv_dtype or "", 0)
 
 
 def arch_for(compute_capability: tuple[int, int]) -> str:
@@ -60,13 +68,14 @@ SM80_TILES = {
 
 
 # The sm_80 build (pre-Hopper GPUs) keeps 32-key blocks at head_dim 128: NVRTC 13.0 spills a few
-# registers there with 48 (NVRTC 13.5 does not).
+# registers there with 48 (NVRTC 13.5 does not). So do the fp8-cache builds on every arch (their
+# widening needs registers beside O and P; with 48 keys the fp16 ones spill).
 SM80_TILES_PORTABLE = {**SM80_TILES, 128: Sm80Tile(block_m=128, block_n=32, warps=4, min_blocks=2)}
 
 
-def sm80_tile(head_dim: int, arch: str = HOPPER_ARCH) -> Sm80Tile:
-    """Tile of the portable kernel for a head dim on an arch."""
-    return (SM80_TILES if arch == HOPPER_ARCH else SM80_TILES_PORTABLE)[head_dim]
+def sm80_tile(head_dim: int, arch: str = HOPPER_ARCH, kv_dtype: str | None = None) -> Sm80Tile:
+    """Tile of the portable kernel for a head dim on an arch (and cache dtype)."""
+    return (SM80_TILES if arch == HOPPER_ARCH and not kv_fp8_code(kv_dtype) else SM80_TILES_PORTABLE)[head_dim]
 
 
 @dataclass(frozen=True)
@@ -117,8 +126,17 @@ SM90_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=3, stages=2, q_stages=2, l2
 # tile, decides turn-taking on it, then picks the tile. Planning must not tell the two apart: same
 # block_m and L2 budget.
 SM90_LONG_TILES = {128: Sm90Tile(block_n=176, stages=2, q_stages=1, l2_section_bytes=12 << 20)}
+
+# fp8 caches: each block also passes through fp8 staging slots in shared memory (K and V of a block,
+# 2 x block_n x head_dim bytes; one shared slot at head_dim 256, where two do not fit), so head_dim
+# 128 keeps one Q buffer, and there are no 176-key builds (two K/V stages of 176 keys plus staging
+# exceed 227 KB). kernels_cu/tile_sm90.cuh SmemLayout sizes the slots; the cubin reports the total.
+# No short tiles (not built: the fp8 path is sized and checked for one CTA per SM, and
+# sm90_short_tiles keeps fp8 batches on these tiles, split where they cannot fill the SMs); split-KV
+# twins, yes (split_build keeps KV_FP8).
+SM90_FP8_TILES = {64: SM90_TILES[64], 128: dataclasses.replace(SM90_TILES[128], q_stages=1), 256: SM90_TILES[256]}
 assert all(t.block_m == SM90_TILES[hd].block_m and t.l2_section_bytes == SM90_TILES[hd].l2_section_bytes
-           for hd, t in SM90_LONG_TILES.items())
+           for tiles in (SM90_LONG_TILES, SM90_FP8_TILES) for hd, t in tiles.items())
 
 
 # Short tiles: 64 query rows (one consumer warpgroup: wgmma's M = 64 is the smallest tile) for
@@ -142,7 +160,8 @@ SM90_SHORT_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=1, stages=2, q_stages
 def sm90_wgmma_ns() -> tuple[int, ...]:
     """The N sizes kernels_cu/ptx_wgmma.cuh wraps (tools/gen_ptx_wgmma.py), ascending: every sm90
     tile's block_n (S = Q K^T is m64 n{block_n}) and every head dim (O += P V is m64 n{head_dim})."""
-    tiles = [*SM90_TILES.values(), *SM90_LONG_TILES.values(), *SM90_SHORT_TILES.values()]
+    tiles = [*SM90_TILES.values(), *SM90_LONG_TILES.values(), *SM90_SHORT_TILES.values(),
+             *SM90_FP8_TILES.values()]
     return tuple(sorted({t.block_n for t in tiles} | set(SM90_TILES)))
 
 
@@ -186,11 +205,13 @@ SHORT_TILE_MIN_FILL = 0.75
 
 
 def sm90_short_tiles(head_dim: int, qo_lens, kv_lens, group_size: int, num_kv_heads: int | None = None,
-                     num_ctas: int | None = None) -> bool:
+                     num_ctas: int | None = None, kv_dtype: str | None = None) -> bool:
     """Whether plan() plans an sm90 batch with SM90_SHORT_TILES: their work is at most
     SHORT_TILE_MAX_WORK of the full tiles' (sm90_short_tile_work) and, given the short grid's
-    num_ctas (and num_kv_heads), their tiles fill at least SHORT_TILE_MIN_FILL of it."""
-    if head_dim not in SM90_SHORT_TILES:
+    num_ctas (and num_kv_heads), their tiles fill at least SHORT_TILE_MIN_FILL of it. Never for an
+    fp8 cache (kv_dtype in FP8_KV_DTYPES): there are no fp8 short builds, its batches run the full
+    tiles (split where they cannot fill the SMs)."""
+    if head_dim not in SM90_SHORT_TILES or kv_fp8_code(kv_dtype):
         return False
     work = sm90_short_tile_work(head_dim, qo_lens, kv_lens, group_size)
     if work is None or work > SHORT_TILE_MAX_WORK:
@@ -202,9 +223,13 @@ def sm90_short_tiles(head_dim: int, qo_lens, kv_lens, group_size: int, num_kv_he
     return True
 
 
-def sm90_tile(head_dim: int, pingpong: bool, kv_tma: bool, window_left: int = -1) -> Sm90Tile:
-    """The sm90 tile of a batch: SM90_LONG_TILES for batches without turn-taking (sm90_pingpong, decided
-    on the standard tile) whose K/V blocks come by TMA and see no sliding window, else SM90_TILES."""
+def sm90_tile(head_dim: int, pingpong: bool, kv_tma: bool, window_left: int = -1,
+              kv_dtype: str | None = None) -> Sm90Tile:
+    """The sm90 full tile of a batch: SM90_FP8_TILES for an fp8 cache; else SM90_LONG_TILES for batches
+    without turn-taking (sm90_pingpong, decided on the standard tile) whose K/V blocks come by TMA and
+    see no sliding window, else SM90_TILES."""
+    if kv_fp8_code(kv_dtype):
+        return SM90_FP8_TILES[head_dim]
     if not pingpong and kv_tma and window_left < 0 and head_dim in SM90_LONG_TILES:
         return SM90_LONG_TILES[head_dim]
     return SM90_TILES[head_dim]
@@ -250,17 +275,21 @@ class KernelVariant:
             elif key == "CONSUMER_WGS":
                 if int(value) != SM90_TILES[dict(self.defines)["HEAD_DIM"]].consumer_wgs:
                     parts.append(f"m{64 * int(value)}")
+            elif key == "KV_FP8" and int(value):
+                parts.append({1: "e4m3", 2: "e5m2"}[int(value)])
         parts.append(self.arch)
         return "_".join(parts)
 
 
-def prefill_sm80_variant(head_dim: int, dtype: str, arch: str = HOPPER_ARCH, units: bool = True) -> KernelVariant:
+def prefill_sm80_variant(head_dim: int, dtype: str, arch: str = HOPPER_ARCH, units: bool = True,
+                         kv_dtype: str | None = None) -> KernelVariant:
     """The portable mma.sync kernel for one head dim and dtype ("bfloat16"/"float16").
 
     units: the K/V load path. True reads the int32 token-unit offset table (every pool view with
     stride_page % stride_token == 0); False the int64 element tables (the fallback).
+    kv_dtype: the cache's dtype when it is fp8 (FP8_KV_DTYPES); None: dtype.
     """
-    tile = sm80_tile(head_dim, arch)
+    tile = sm80_tile(head_dim, arch, kv_dtype)
     defines = (
         ("HEAD_DIM", head_dim),
         ("IS_BF16", 1 if dtype == "bfloat16" else 0),
@@ -269,21 +298,24 @@ def prefill_sm80_variant(head_dim: int, dtype: str, arch: str = HOPPER_ARCH, uni
         ("WARPS", tile.warps),
         ("MIN_BLOCKS", tile.min_blocks),
         ("OFFSET_UNITS", 1 if units else 0),
+        ("KV_FP8", kv_fp8_code(kv_dtype)),
     )
     return KernelVariant("prefill_sm80.cu", "prefill_sm80", defines, arch)
 
 
 def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True,
-                         tile: Sm90Tile | None = None, split: bool = False) -> KernelVariant:
+                         tile: Sm90Tile | None = None, *, split: bool = False,
+                         kv_dtype: str | None = None) -> KernelVariant:
     """The Hopper kernel (wgmma, warp-specialized, TMA and cp.async loads) for one head dim and dtype.
 
     pingpong: the consumer warpgroups take turns issuing their GEMMs (see sm90_pingpong).
-    tile: SM90_TILES[head_dim] by default (see sm90_tile).
+    tile: SM90_TILES[head_dim] by default (SM90_FP8_TILES for an fp8 cache; see sm90_tile).
     split: the split-KV build (SPLIT_KV=1): pieces of split tiles write partial results for
     merge_split.cu; only plans with pieces (and graph-mode wrappers, which may get them) run it, so
     the other builds' SASS stays as it was.
+    kv_dtype: the cache's dtype when it is fp8 (FP8_KV_DTYPES); None: dtype.
     """
-    tile = tile or SM90_TILES[head_dim]
+    tile = tile or (SM90_FP8_TILES if kv_fp8_code(kv_dtype) else SM90_TILES)[head_dim]
     defines = (
         ("HEAD_DIM", head_dim),
         ("IS_BF16", 1 if dtype == "bfloat16" else 0),
@@ -293,6 +325,7 @@ def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True,
         ("Q_STAGES", tile.q_stages),
         ("PINGPONG", 1 if pingpong else 0),
         ("CTAS_PER_SM", tile.ctas_per_sm),
+        ("KV_FP8", kv_fp8_code(kv_dtype)),
         ("SPLIT_KV", 1 if split else 0),
     )
     return KernelVariant("prefill_sm90.cu", "prefill_sm90", defines, HOPPER_ARCH)
@@ -346,6 +379,11 @@ class Build:
     def name(self) -> str:
         return self.variants[0].name
 
+    @functools.cached_property  # run() asks when its operands change
+    def kv_fp8(self) -> int:
+        """The builds' KV_FP8 macro: 0 for a 16-bit cache, else the fp8 kind (FP8_KV_DTYPES)."""
+        return int(dict(self.variants[0].defines).get("KV_FP8", 0))
+
     @property
     def short_tiles(self) -> bool:
         """Planned and run with SM90_SHORT_TILES (64-row tiles, two CTAs per SM)."""
@@ -384,7 +422,7 @@ def planning_tile(backend: str, head_dim: int, arch: str, short_tiles: bool = Fa
 
 def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, group_size: int,
                  window_left: int, mean_blocks: float, kv_load: str = "auto", has_q: bool = True,
-                 short_tiles: bool = False) -> Build:
+                 short_tiles: bool = False, kv_dtype: str | None = None) -> Build:
     """The kernel build and geometry of a planned batch (pure: same inputs, same Build).
 
     sm90: the short tiles' one build when the batch was planned with them (short_tiles; mean_blocks is
@@ -392,29 +430,39 @@ def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: 
     key blocks), then the tile (176-key blocks for long TMA batches, sm90_tile). Then the K/V box (0
     when the page size needs the gather or kv_load="gather") and Q's box (whole tiles of packed rows:
     group_size must divide block_m). sm80: the units and element-offset builds of the portable kernel.
+    kv_dtype: an fp8 cache's dtype (FP8_KV_DTYPES) picks its builds (full tiles only: sm90_short_tiles
+    never plans an fp8 batch short); None: dtype.
     """
     if backend == "sm80":
-        return Build("sm80", sm80_tile(head_dim, arch),
-                     (prefill_sm80_variant(head_dim, dtype, arch, True),
-                      prefill_sm80_variant(head_dim, dtype, arch, False)))
+        return Build("sm80", sm80_tile(head_dim, arch, kv_dtype),
+                     (prefill_sm80_variant(head_dim, dtype, arch, True, kv_dtype),
+                      prefill_sm80_variant(head_dim, dtype, arch, False, kv_dtype)))
+    if short_tiles and kv_fp8_code(kv_dtype):
+        raise ValueError(f"short_tiles=True with kv_dtype={kv_dtype!r}: there are no fp8 short-tile builds")
     if short_tiles:  # one consumer warpgroup: no turns to take
         pingpong, tile = False, SM90_SHORT_TILES[head_dim]
     else:
         pingpong = sm90_pingpong(head_dim, mean_blocks)
         kv_tma = kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0
-        tile = sm90_tile(head_dim, pingpong, kv_tma, window_left)
+        tile = sm90_tile(head_dim, pingpong, kv_tma, window_left, kv_dtype)
     kv_box = sm90_kv_box_tokens(page_size, head_dim, tile) if kv_load == "auto" else 0
     bm = tile.block_m
     q_box = (64, group_size, bm // group_size) if has_q and bm % group_size == 0 and bm // group_size <= 256 else None
-    return Build("sm90", tile, (prefill_sm90_variant(head_dim, dtype, pingpong, tile),), pingpong, kv_box, q_box)
+    variant = prefill_sm90_variant(head_dim, dtype, pingpong, tile, kv_dtype=kv_dtype)
+    return Build("sm90", tile, (variant,), pingpong, kv_box, q_box)
 
 
 @functools.lru_cache(maxsize=None)
-def builds_of(backend: str, arch: str, head_dim: int, dtype: str) -> tuple[KernelVariant, ...]:
-    """Every kernel build a plan of this backend, head_dim and dtype may choose (compiled together,
-    in parallel, the first time such a plan is made), plus the device offset builder."""
+def builds_of(backend: str, arch: str, head_dim: int, dtype: str,
+              kv_dtype: str | None = None) -> tuple[KernelVariant, ...]:
+    """Every kernel build a plan of this backend, head_dim, dtype (and fp8 kv_dtype) may choose
+    (compiled together, in parallel, the first time such a plan is made), plus the device offset
+    builder."""
     if backend == "sm80":
-        out = [prefill_sm80_variant(head_dim, dtype, arch, units) for units in (True, False)]
+        out = [prefill_sm80_variant(head_dim, dtype, arch, units, kv_dtype) for units in (True, False)]
+    elif kv_fp8_code(kv_dtype):
+        out = [prefill_sm90_variant(head_dim, dtype, pp, SM90_FP8_TILES[head_dim], kv_dtype=kv_dtype)
+               for pp in (True, False)]
     else:
         tiles = [SM90_TILES[head_dim]] + ([SM90_LONG_TILES[head_dim]] if head_dim in SM90_LONG_TILES else [])
         out = [prefill_sm90_variant(head_dim, dtype, pp, t) for t in tiles for pp in (True, False)
@@ -440,6 +488,19 @@ def all_variants() -> list[KernelVariant]:
             for pp, tile in ((True, SM90_TILES[hd]), (False, SM90_TILES[hd]), (False, SM90_LONG_TILES.get(hd)))
             if tile is not None]
     out.append(merge_split_variant())
+    return out + fp8_variants()
+
+
+def fp8_variants() -> list[KernelVariant]:
+    """The fp8-cache builds (16-bit queries): sm90 with and without turn-taking and their split-KV
+    twins, sm80 for both archs and both offset tables, for every head dim, query dtype and fp8 kind."""
+    out = []
+    for kv in FP8_KV_DTYPES:
+        for arch in (HOPPER_ARCH, PORTABLE_ARCH):
+            out += [prefill_sm80_variant(hd, dt, arch, units, kv) for units in (True, False)
+                    for hd in HEAD_DIMS for dt in DTYPES]
+        out += [prefill_sm90_variant(hd, dt, pp, split=split, kv_dtype=kv) for split in (False, True)
+                for pp in (True, False) for hd in HEAD_DIMS for dt in DTYPES]
     return out
 
 

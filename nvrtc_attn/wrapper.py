@@ -182,16 +182,19 @@ class BatchPrefillWithPagedKVCacheWrapper:
 
         Arguments as FlashInfer's plan(). Honoured: the index arrays, head counts, head_dim_qk
         (head_dim_vo must equal it), page_size, causal, sm_scale, window_left, logits_soft_cap,
-        q/kv/o data types, and split-KV (sm90): by default plan() splits long key ranges into
-        pieces when the batch's tiles cannot fill the SMs (schedule.split_rows), their partial
-        results in float_workspace_buffer, merged after the prefill kernel; disable_split_kv=True
-        never splits; fixed_split_size=N (pages) cuts every tile at multiples of N * page_size keys
-        (rounded up to whole key blocks) from key 0 of its request, with the kernel build fixed, so
-        a request's output bits do not depend on the rest of the batch (-1 or None: automatic).
-        The sm80 backend plans without splits. Accepted hints that do not change the result:
-        non_blocking, max_token_per_sequence, max_sequence_kv, uniform_q_len (checked),
-        rope_scale/rope_theta (RoPE is off). Everything else that would change the result raises
-        NotImplementedError.
+        q/kv/o data types: q float16 or bfloat16 (fp8 queries: NotImplementedError), the cache q's
+        dtype or fp8 (kv_data_type torch.float8_e4m3fn / torch.float8_e5m2 or their names; run() then
+        takes a torch fp8 cache or its bytes as a uint8 array, e.g. from CuPy), the output q's dtype;
+        and split-KV (sm90): by default plan() splits long key ranges into pieces when the batch's
+        tiles cannot fill the SMs (schedule.split_rows), their partial results in
+        float_workspace_buffer, merged after the prefill kernel; disable_split_kv=True never splits;
+        fixed_split_size=N (pages) cuts every tile at multiples of N * page_size keys (rounded up to
+        whole key blocks) from key 0 of its request, with the kernel build fixed, so a request's
+        output bits do not depend on the rest of the batch (-1 or None: automatic). The sm80 backend
+        plans without splits; an fp8 cache splits like a 16-bit one but never gets the sm90 short
+        tiles. Accepted hints that do not change the result: non_blocking, max_token_per_sequence,
+        max_sequence_kv, uniform_q_len (checked), rope_scale/rope_theta (RoPE is off). Everything
+        else that would change the result raises NotImplementedError.
         paged_kv_cache (ours): the cache, or any layer view of the pool; its strides let plan() build
         the K/V offset tables now, on the host. Without it the first run() builds them on the device.
         """
@@ -232,7 +235,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
         arch = launcher.device_arch(device)
         if self._graph is not None:
             self._check_graph_batch(args)
-        launcher.prepare(variants.builds_of(backend, arch, args.head_dim, args.dtype), device)
+        kv_fp8 = args.kv_dtype if args.kv_dtype in variants.FP8_KV_DTYPES else None
+        launcher.prepare(variants.builds_of(backend, arch, args.head_dim, args.dtype, kv_fp8), device)
         group = args.num_qo_heads // args.num_kv_heads
         # Graph mode: the first plan's build (and so its tiles and grid) for the wrapper's life.
         pinned = self._plan.build if self._graph is not None and self._plan is not None else None
@@ -247,7 +251,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
         elif backend == "sm90":
             num_ctas = launcher.sm_count(device) * tile.ctas_per_sm
         else:
-            sm80 = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, 1, -1, 0.0)
+            sm80 = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, 1, -1, 0.0,
+                                         kv_dtype=kv_fp8)
             num_ctas = launcher.sm_count(device) * launcher.load_build(sm80, device)[0].blocks_per_sm
         slots = planner.PartialSlots.for_workspace(self._workspace_bytes, tile.block_m, args.head_dim)
         split = None  # schedule.SplitRequest: pieces allowed (sm90, not disabled, slots in the workspace)
@@ -275,13 +280,15 @@ class BatchPrefillWithPagedKVCacheWrapper:
             fixed = split is not None and split.fixed_keys > 0
             mean = math.inf if fixed else schedule.mean_blocks_per_tile(rows, tile.block_n)
             b = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, group,
-                                      args.window_left, mean, self._kv_load, has_q=args.total_q > 0)
+                                      args.window_left, mean, self._kv_load, has_q=args.total_q > 0,
+                                      kv_dtype=kv_fp8)
             return variants.split_build(b) if split is not None and (fixed or self._graph is not None) else b
 
         plan = planner.make_plan(args.qo_indptr, args.paged_kv_indptr, args.paged_kv_indices,
                                  args.paged_kv_last_page_len, args.num_qo_heads, args.num_kv_heads, args.head_dim,
                                  args.page_size, causal=args.causal, window_left=args.window_left,
                                  sm_scale=args.scale, logits_soft_cap=args.logits_soft_cap, dtype=args.dtype,
+                                 kv_dtype=kv_fp8,
                                  num_ctas=num_ctas, block_m=tile.block_m, offsets_key=key,
                                  l2_section_bytes=tile.l2_section_bytes, choose_build=choose_build, split=split,
                                  **extra)
@@ -326,7 +333,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
         ctas = sm_count * variants.SM90_SHORT_TILES[args.head_dim].ctas_per_sm if args.head_dim in \
             variants.SM90_SHORT_TILES else 0
         return variants.sm90_short_tiles(args.head_dim, np.diff(args.qo_indptr), kv_lens,
-                                         args.num_qo_heads // args.num_kv_heads, args.num_kv_heads, ctas)
+                                         args.num_qo_heads // args.num_kv_heads, args.num_kv_heads, ctas,
+                                         args.kv_dtype)
 
     def _reserve_plan_buffer(self, nbytes: int) -> None:
         """A plan buffer of at least nbytes. It only grows, and never in graph mode after the first
@@ -401,7 +409,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         old = self._args
         if old is not None:
             for field in ("num_qo_heads", "num_kv_heads", "head_dim", "page_size", "causal", "window_left",
-                          "dtype", "sm_scale", "logits_soft_cap"):
+                          "dtype", "kv_dtype", "sm_scale", "logits_soft_cap"):
                 if getattr(args, field) != getattr(old, field):
                     raise ValueError(f"cuda graph mode: {field} changed from {getattr(old, field)!r} to "
                                      f"{getattr(args, field)!r}; a captured run() keeps the first plan's value")
@@ -428,7 +436,9 @@ class BatchPrefillWithPagedKVCacheWrapper:
         (o, lse) with lse float32 [total_q, num_qo_heads] ("NH"; "HN": transposed), the log-sum-exp of
         the scaled logits in base 2 (lse_base="log2") or e ("ln").
 
-        q_scale and k_scale multiply the logit scale, v_scale the output (in the kernel's epilogue).
+        q_scale and k_scale multiply the logit scale, v_scale the output (in the kernel's epilogue):
+        Python floats, or with an fp8 cache k_scale / v_scale as float32 device arrays [num_kv_heads]
+        (per KV head; read by the kernel, so they may change between graph replays).
         No host-device sync; no allocation when out (and lse) are given: CUDA-graph capturable.
         enable_pdl is a hint. stream (ours): a stream object or raw handle; default: q's framework's
         current stream.
@@ -437,12 +447,11 @@ class BatchPrefillWithPagedKVCacheWrapper:
                 or use_fp16_softmax or uses_spcompress or (window_left is not None and window_left != self._window_left)):
             self._refuse_run_options(args, sinks, kv_cache_sf, skip_softmax_threshold_scale_factor, use_fp16_softmax,
                                      uses_spcompress, window_left)
-        # A call with the same operands (addresses, shapes, strides, dtypes) and options as the last
-        # validated one only launches again.
-        sig = arrays.torch_signature(q, paged_kv_cache, out, lse)
+        # A call with the same operands (addresses, shapes, strides, dtypes; per-head scale arrays
+        # likewise) and options as the last validated one only launches again.
+        sig = arrays.torch_signature(q, paged_kv_cache, out, lse, (q_scale, k_scale, v_scale))
         if sig is not None:
-            sig = (sig, return_lse, lse_base, lse_layout, q_scale, k_scale, v_scale, self._sm_scale,
-                   self._logits_soft_cap)
+            sig = (sig, return_lse, lse_base, lse_layout, self._sm_scale, self._logits_soft_cap)
             if sig == self._last_call:
                 self._launch(arrays.launch_stream(q, stream))
                 return (out, lse) if return_lse else out
@@ -450,9 +459,16 @@ class BatchPrefillWithPagedKVCacheWrapper:
             validate.check_choice(lse_base, "lse_base", validate.LSE_BASES)
         if lse_layout != "NH":
             validate.check_choice(lse_layout, "lse_layout", validate.LSE_LAYOUTS)
-        logit_scale = validate.check_scale(q_scale, "q_scale") * validate.check_scale(k_scale, "k_scale")
-        o_scale = validate.check_scale(v_scale, "v_scale")
         plan = self._plan
+        if plan.kv_dtype:  # fp8 cache: k_scale / v_scale per tensor or per KV head
+            k_tensor, k_heads = validate.check_head_scales(k_scale, "k_scale", plan, self._workspace.device)
+            o_scale, v_heads = validate.check_head_scales(v_scale, "v_scale", plan, self._workspace.device)
+            logit_scale = validate.check_scale(q_scale, "q_scale", fp8_cache=True) * k_tensor
+            head_scales = (k_heads.ptr if k_heads else 0, v_heads.ptr if v_heads else 0)
+        else:
+            logit_scale = validate.check_scale(q_scale, "q_scale") * validate.check_scale(k_scale, "k_scale")
+            o_scale = validate.check_scale(v_scale, "v_scale")
+            head_scales = (0, 0)
 
         raw_stream = arrays.launch_stream(q, stream)
         qo = arrays.wrap(q, "q", raw_stream)
@@ -487,15 +503,16 @@ class BatchPrefillWithPagedKVCacheWrapper:
         scales = self._scales(logit_scale, o_scale, lse_base)
         # The params struct still holds the last run's operands: refill it only when they changed.
         operands = (qo.ptr, qo.shape[0], qo.strides, k.ptr, v.ptr, k.shape[0], v.shape[0], ks, vs, oo.ptr,
-                    oo.strides, None if lo is None else (lo.ptr, lo.strides), lse_layout, key, scales)
+                    oo.strides, None if lo is None else (lo.ptr, lo.strides), lse_layout, key, scales, head_scales)
         if operands != self._last_operands:
-            launcher.set_run_params(p, plan, self._plan_ptr, key, qo, ks, vs, k, v, oo, lo, lse_layout, scales)
+            launcher.set_run_params(p, plan, self._plan_ptr, key, qo, ks, vs, k, v, oo, lo, lse_layout, scales,
+                                    head_scales)
             if plan.build.backend == "sm90":
                 kv_tma = launcher.set_tensor_maps(self._maps, p, plan, plan.build, qo, k, v, ks, vs)
                 self._kv_load_path = "tma" if kv_tma else "gather"
             else:
                 self._kv_load_path = "gather"
-            if self._merge_params is not None:
+            if self._merge_params is not None:  # per-tensor v_scale (per-head factors: in the pieces)
                 launcher.set_merge_run_params(self._merge_params, oo, lo, lse_layout, scales[3], scales[4])
             self._last_operands = operands
         self._launch(raw_stream)
@@ -588,7 +605,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
             self._plan_args(validate.check_plan_args(
                 a.qo_indptr, a.paged_kv_indptr, a.paged_kv_indices, a.paged_kv_last_page_len, a.num_qo_heads,
                 a.num_kv_heads, a.head_dim, a.page_size, causal, a.sm_scale, window_left, a.logits_soft_cap,
-                a.dtype), None, None)
+                a.dtype, a.kv_dtype), None, None)
         self._set_attributes(causal, window_left, logits_soft_cap, sm_scale)
         return self.run(q, paged_kv_cache, k_scale=k_scale, v_scale=v_scale, return_lse=return_lse)
 
@@ -615,9 +632,11 @@ def _functional_wrapper(device: int, kv_layout: str, backend: str) -> BatchPrefi
 def paged_prefill(q, paged_kv_cache, qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
                   *, causal: bool = False, kv_layout: str = "NHD", sm_scale: float | None = None,
                   window_left: int = -1, logits_soft_cap: float | None = None, return_lse: bool = False,
-                  backend: str = "auto", out=None, lse=None, stream=None):
+                  backend: str = "auto", out=None, lse=None, stream=None, kv_data_type=None,
+                  q_scale=None, k_scale=None, v_scale=None):
     """One-call prefill: plan + run. Head counts, head_dim, page_size and dtype come from the
-    arrays. For many layers of one batch use the wrapper (plan once, run per layer).
+    arrays (kv_data_type: needed for an fp8 cache given as uint8 bytes; k_scale / v_scale as in
+    run()). For many layers of one batch use the wrapper (plan once, run per layer).
 
     Example: o = paged_prefill(q, (k_cache, v_cache), qo_indptr, kv_indptr, kv_indices,
                                last_page_len, causal=True)
@@ -632,9 +651,14 @@ def paged_prefill(q, paged_kv_cache, qo_indptr, paged_kv_indptr, paged_kv_indice
     page_size, num_kv_heads = (k.shape[1], k.shape[2]) if kv_layout == "NHD" else (k.shape[2], k.shape[1])
     if qo.device is None:
         raise ValueError("q must be on a CUDA device, got a host array")
+    if kv_data_type is None and k.dtype == "uint8":
+        raise TypeError("paged_kv_cache is uint8: pass kv_data_type='float8_e4m3fn' or 'float8_e5m2' for an fp8 "
+                        "cache given as bytes")
     w = _functional_wrapper(qo.device, kv_layout, backend)
     w.plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, qo.shape[1], num_kv_heads,
            qo.shape[2], page_size, causal=causal, sm_scale=sm_scale, window_left=window_left,
-           logits_soft_cap=logits_soft_cap, q_data_type=qo.dtype, kv_data_type=k.dtype,
+           logits_soft_cap=logits_soft_cap, q_data_type=qo.dtype,
+           kv_data_type=k.dtype if kv_data_type is None else kv_data_type,
            paged_kv_cache=paged_kv_cache, stream=stream)
-    return w.run(q, paged_kv_cache, out=out, lse=lse, return_lse=return_lse, stream=stream)
+    return w.run(q, paged_kv_cache, out=out, lse=lse, return_lse=return_lse, stream=stream, q_scale=q_scale,
+                 k_scale=k_scale, v_scale=v_scale)

@@ -8,7 +8,9 @@ test and reports the GPU ones as skipped.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
+import random
 import tempfile
 from dataclasses import dataclass
 
@@ -179,6 +181,116 @@ def make_page_table(qo_lens, kv_lens, page_size, seed, extra_pages=3) -> PagedBa
     )
 
 
+# The prefill grids' shape factors (test_prefill, test_fp8), in this order: page size, head dim, GQA
+# group, mask, layout, and how the cache is passed (tuple of 4-D arrays, one 5-D array, a pool
+# layer's views, K and V of different strides).
+GRID_SHAPE_FACTORS = {
+    "ps": (1, 5, 16, 64),
+    "hd": (64, 128, 256),
+    "g": (1, 4, 8),
+    "causal": (False, True),
+    "layout": ("NHD", "HND"),
+    "cache": ("tuple", "5d", "pool", "kvdiff"),
+}
+
+
+def grid_case_valid(case: dict) -> bool:
+    """The prefill grids' constraints (partial cases allowed): bf16 data only through torch tensors
+    (CuPy has no bf16); qo_len > kv_len ("gt" lengths) only without the causal mask."""
+    if case.get("dtype") == "bfloat16" and case.get("fw") == "cupy":
+        return False
+    if case.get("lens") == "gt" and case.get("causal") is True:
+        return False
+    return True
+
+
+def grid_lengths(profile: str, causal: bool, rng: np.random.Generator, longer: int = 0):
+    """(qo_lens, kv_lens) of a grid case, a few hundred query tokens in total: "lt" (kv > qo), "eq",
+    "gt" (qo > kv: non-causal only), "mixed" (empty requests on both sides, one longer request).
+    longer: keys added to the ranges of "lt", "eq" and "mixed" (more key blocks per tile)."""
+    if profile == "lt":
+        qo = rng.integers(1, 70, 3)
+        kv = qo + rng.integers(1, 150 + longer, 3)
+    elif profile == "eq":
+        qo = rng.integers(30, 140 + longer // 2, 2)
+        kv = qo.copy()
+    elif profile == "gt":  # non-causal only
+        kv = rng.integers(1, 60, 2)
+        qo = kv + rng.integers(1, 100, 2)
+    elif profile == "mixed":
+        qo = np.array([0, rng.integers(1, 40), 0, rng.integers(100, 200), rng.integers(1, 9)])
+        kv = np.array([rng.integers(1, 50), 0, 0, 0, 0])
+        kv[3] = qo[3] + rng.integers(0, 80 + longer)
+        kv[4] = qo[4] + rng.integers(0, 3)
+        if causal:  # kv_len 0 with qo_len > 0 would be qo_len > kv_len
+            kv[1] = qo[1] + rng.integers(0, 30)
+    else:
+        raise AssertionError(profile)
+    return qo, kv
+
+
+def pairwise_cases(factors: dict, valid, seed: int = 2024, min_cases: int = 24) -> list[dict]:
+    """Cases (dicts of factor values) in which every pair of values of two factors appears at least
+    once (greedy all-pairs), instead of the full cartesian product; valid(case) filters impossible
+    combinations (it sees partial cases: two factors at a time)."""
+    names = list(factors)
+    uncovered = set()
+    for a, b in itertools.combinations(range(len(names)), 2):
+        for va in factors[names[a]]:
+            for vb in factors[names[b]]:
+                if valid({names[a]: va, names[b]: vb}):
+                    uncovered.add((a, va, b, vb))
+    rnd = random.Random(seed)
+
+    def pairs_of(case):
+        return {(a, case[names[a]], b, case[names[b]])
+                for a, b in itertools.combinations(range(len(names)), 2)}
+
+    cases = []
+    while uncovered or len(cases) < min_cases:
+        best, best_gain = None, -1
+        seeds = sorted(uncovered, key=repr)
+        for _ in range(60):
+            case = {n: rnd.choice(factors[n]) for n in names}
+            if seeds:  # start from an uncovered pair so each case makes progress
+                a, va, b, vb = rnd.choice(seeds)
+                case[names[a]], case[names[b]] = va, vb
+            for _fix in range(20):
+                if valid(case):
+                    break
+                n = rnd.choice(names)
+                case[n] = rnd.choice(factors[n])
+            if not valid(case):
+                continue
+            gain = len(pairs_of(case) & uncovered)
+            if gain > best_gain:
+                best, best_gain = case, gain
+        cases.append(best)
+        uncovered -= pairs_of(best)
+    return cases
+
+
+def poison_unowned_slots(batch: PagedBatch, cache, layout: str, value=float("nan")) -> None:
+    """`value` (NaN; for an fp8 cache's bytes, a NaN bit pattern) into every slot of K and V that no
+    request's tokens occupy: the tail of each request's last page and the pages no request uses."""
+    k, v = cache
+    used = np.zeros(batch.max_pages, dtype=bool)
+    for r in range(len(batch.kv_lens)):
+        lo, hi = int(batch.paged_kv_indptr[r]), int(batch.paged_kv_indptr[r + 1])
+        if hi == lo:
+            continue
+        used[batch.paged_kv_indices[lo:hi]] = True
+        last, tail = int(batch.paged_kv_indices[hi - 1]), int(batch.paged_kv_last_page_len[r])
+        for x in (k, v):
+            if layout == "NHD":
+                x[last, tail:] = value
+            else:
+                x[last, :, tail:] = value
+    for page in np.flatnonzero(~used).tolist():
+        for x in (k, v):
+            x[page] = value
+
+
 # --------------------------------------------------------------------------------------------
 # Device arrays in either framework ("cupy" or "torch")
 
@@ -234,6 +346,15 @@ def workspace(fw, nbytes=128 << 20):
     return empty(fw, (nbytes,), "uint8")
 
 
+def make_wrapper(fw, kv_layout, backend, **kwargs):
+    """A BatchPrefillWithPagedKVCacheWrapper on a fresh workspace of fw's kind (sm90 tests carry the
+    `hopper` marker: nothing is skipped here)."""
+    import nvrtc_attn
+
+    return nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(workspace(fw), kv_layout=kv_layout, backend=backend,
+                                                          **kwargs)
+
+
 def poison(x):
     """Fill a floating array (any strides) with NaN, in place; returns x."""
     if type(x).__module__.startswith("torch"):
@@ -241,6 +362,26 @@ def poison(x):
     else:
         x.fill(np.nan)
     return x
+
+
+def poison_workspace(ws):
+    """Another wrapper's scratch: NaN bytes (0xFF..) in the whole float workspace (split-KV runs must
+    read only what their own pieces wrote)."""
+    if type(ws).__module__.startswith("torch"):
+        ws.fill_(255)
+    else:
+        ws.fill(255)
+
+
+def bits_equal(a, b) -> bool:
+    """Same bytes (16-bit outputs of either framework)."""
+    if type(a).__module__.startswith("torch"):
+        import torch
+
+        return bool(torch.equal(a.view(torch.int16), b.view(torch.int16)))
+    import cupy
+
+    return bool(cupy.array_equal(a.view(cupy.uint16), b.view(cupy.uint16)))
 
 
 def synchronize():
@@ -307,27 +448,6 @@ def make_pool(fw, dtype, max_pages, page_size, num_kv_heads, head_dim, *, num_la
     else:
         shape = (max_pages, num_layers, 2, num_kv_heads, page_size, head_dim)
     return KVPool(buf=randn(fw, shape, dtype, seed), kv_layout=kv_layout)
-
-
-def poison_unowned_slots(batch: PagedBatch, cache, layout: str) -> None:
-    """NaN into every slot of a layer's K and V (cache = (k, v)) that no request's tokens occupy:
-    the pages no request uses and the tail of each request's last page past its kv_len."""
-    k, v = cache
-    used = np.zeros(batch.max_pages, dtype=bool)
-    for r in range(len(batch.kv_lens)):
-        lo, hi = int(batch.paged_kv_indptr[r]), int(batch.paged_kv_indptr[r + 1])
-        if hi == lo:
-            continue
-        used[batch.paged_kv_indices[lo:hi]] = True
-        last, tail = int(batch.paged_kv_indices[hi - 1]), int(batch.paged_kv_last_page_len[r])
-        for x in (k, v):
-            if layout == "NHD":
-                x[last, tail:] = float("nan")
-            else:
-                x[last, :, tail:] = float("nan")
-    for page in np.flatnonzero(~used).tolist():
-        for x in (k, v):
-            x[page] = float("nan")
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,13 +577,16 @@ class Kit:
     """The helpers above as one fixture (`kit.make_pool(...)`), so tests need not import conftest."""
 
     make_page_table = staticmethod(make_page_table)
-    make_pool = staticmethod(make_pool)
     poison_unowned_slots = staticmethod(poison_unowned_slots)
+    make_pool = staticmethod(make_pool)
     randn = staticmethod(randn)
     empty = staticmethod(empty)
     to_device_ints = staticmethod(to_device_ints)
     workspace = staticmethod(workspace)
+    make_wrapper = staticmethod(make_wrapper)
     poison = staticmethod(poison)
+    poison_workspace = staticmethod(poison_workspace)
+    bits_equal = staticmethod(bits_equal)
     synchronize = staticmethod(synchronize)
     Snapshot = Snapshot
     check_attention = staticmethod(check_attention)

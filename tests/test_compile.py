@@ -5,6 +5,7 @@ shows the intended hardware path; plus the compile cache and CompileError. No GP
 from __future__ import annotations
 
 import os
+import re
 import warnings
 
 import pytest
@@ -91,10 +92,35 @@ def test_sm90_path_has_tma_and_gather_loads(compiled, reports, name):
     assert reports[name]["LDGSTS"], f"{name}: no LDGSTS (cp.async gather) in SASS"
 
 
+FP8_NAMES = [n for n, v in VARIANTS.items() if int(dict(v.defines).get("KV_FP8", 0))]
+
+
+@needs_cuobjdump
+@pytest.mark.parametrize("name", FP8_NAMES)
+def test_fp8_builds_widen_in_shared_memory(compiled, name):
+    """fp8-cache builds load bytes and widen them in shared memory (kernels_cu/fp8_convert.cuh):
+    16-byte shared loads and stores, and the widening's instructions: cvt e4m3 -> f16 (F2FP ... E4M3)
+    in the sm90 fp16 e4m3 builds, a bf16 multiply (HMUL2.BF16 / HFMA2.BF16) for bf16 queries, an
+    f16 one (HMUL2 / HFMA2) for the sm80 fp16 e4m3 builds, byte permutes (PRMT) in all others."""
+    ck = _kernel(compiled, name)
+    text = sass.sass_text(ck.cubin)
+    d = dict(VARIANTS[name].defines)
+    e4m3, bf16, sm90 = int(d["KV_FP8"]) == 1, int(d["IS_BF16"]) == 1, ck.variant.entry == "prefill_sm90"
+    assert re.search(r"\bSTS\.128\b", text) and re.search(r"\bLDS\.128\b", text), name
+    if bf16:
+        assert re.search(r"\bH(MUL|FMA)2\.BF16", text), f"{name}: no bf16 multiply (fp8 -> bf16)"
+    elif e4m3 and sm90:
+        assert re.search(r"\bF2FP\.F16\.E4M3", text), f"{name}: no cvt e4m3 -> f16"
+    elif e4m3:
+        assert re.search(r"\bH(MUL|FMA)2\b(?!\.BF16)", text), f"{name}: no f16 multiply (e4m3 -> f16)"
+    assert re.search(r"\bPRMT\b", text) or (e4m3 and sm90 and not bf16), f"{name}: no byte permute"
+
+
 def test_both_kernels_have_variants():
     """The SASS checks above are parametrized by these lists: an empty one would skip them silently."""
     assert SM80_NAMES, "no sm80 (mma.sync) variant in all_variants()"
     assert SM90_NAMES, "no sm90 (wgmma) variant in all_variants()"
+    assert FP8_NAMES, "no fp8-cache variant in all_variants()"
 
 
 # ---------------------------------------------------------------------------------------------

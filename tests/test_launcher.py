@@ -152,13 +152,17 @@ def test_kv_tma_geometry_folds_heads_into_pages():
 
 # An H100/H200 SM: 228 KB of shared memory and 64K registers for the CTAs it runs at once.
 SM_SHARED_BYTES, SM_REGISTERS = 228 * 1024, 65536
-SM90_TILE_SETS = {"full": variants.SM90_TILES, "long": variants.SM90_LONG_TILES, "short": variants.SM90_SHORT_TILES}
+SM90_TILE_SETS = {"full": variants.SM90_TILES, "long": variants.SM90_LONG_TILES, "short": variants.SM90_SHORT_TILES,
+                  "fp8": variants.SM90_FP8_TILES}
 
 
-def _sm90_builds_of(hd, tile):
+def _sm90_builds_of(hd, tile, kind):
+    """The builds of all_variants() with this tile (both dtypes, with and without turn-taking, their
+    split-KV twins; kind "fp8": the fp8-cache builds of both kinds)."""
     builds = {v.name for v in variants.all_variants()}
-    mine = [v for dt in variants.DTYPES for pingpong in (True, False)
-            if (v := variants.prefill_sm90_variant(hd, dt, pingpong, tile)).name in builds]
+    kvs = variants.FP8_KV_DTYPES if kind == "fp8" else (None,)
+    mine = [v for kv in kvs for dt in variants.DTYPES for pp in (True, False) for split in (False, True)
+            if (v := variants.prefill_sm90_variant(hd, dt, pp, tile, split=split, kv_dtype=kv)).name in builds]
     assert mine, f"head_dim {hd}: no build of tile {tile}"
     return mine
 
@@ -171,7 +175,7 @@ def test_sm90_tiles_fit_their_ctas_per_sm(kind, hd):
     short tiles' from the loaded build's occupancy, which must then be 2."""
     tile = SM90_TILE_SETS[kind][hd]
     assert tile.ctas_per_sm == (2 if kind == "short" else 1)
-    for v in _sm90_builds_of(hd, tile):
+    for v in _sm90_builds_of(hd, tile, kind):
         ck = compiler.compile_variant(v)
         per_cta = cubin.symbol_int(ck.cubin, cubin.SMEM_BYTES_SYMBOL) + 1024
         assert tile.ctas_per_sm * per_cta <= SM_SHARED_BYTES, f"{v.name}: {per_cta} B per CTA"
@@ -185,7 +189,7 @@ def test_sm90_registers_fit_their_ctas_per_sm(kind, hd):
     warps) times threads times CTAs fits the SM's 64K, and the setmaxnreg split in the SASS (producer
     warpgroup down, consumer warpgroups up) fits the CTA's launch allocation."""
     tile = SM90_TILE_SETS[kind][hd]
-    for v in _sm90_builds_of(hd, tile):
+    for v in _sm90_builds_of(hd, tile, kind):
         ck = compiler.compile_variant(v)
         text = sass.sass_text(ck.cubin)
         regs = sass.kernel_report(ck.cubin, v.entry, sass=text)["registers"]

@@ -7,17 +7,14 @@ afterwards. Backends: "sm80" always, "sm90" on a Hopper GPU (the `hopper` marker
 
 from __future__ import annotations
 
-import itertools
 import math
-import random
 import zlib
 
 import numpy as np
 import pytest
+from conftest import BACKENDS, GRID_SHAPE_FACTORS, grid_case_valid, grid_lengths, pairwise_cases  # sm90: `hopper`
 
 pytestmark = pytest.mark.gpu
-
-from conftest import BACKENDS  # noqa: E402  (sm90 marked `hopper`)
 
 # --------------------------------------------------------------------------------------------
 # The grid: every pair of factor values appears in at least one case (greedy all-pairs), instead
@@ -25,12 +22,7 @@ from conftest import BACKENDS  # noqa: E402  (sm90 marked `hopper`)
 # qo_len > kv_len only without the causal mask.
 
 FACTORS = {
-    "ps": (1, 5, 16, 64),
-    "hd": (64, 128, 256),
-    "g": (1, 4, 8),
-    "causal": (False, True),
-    "layout": ("NHD", "HND"),
-    "cache": ("tuple", "5d", "pool", "kvdiff"),
+    **GRID_SHAPE_FACTORS,
     "q": ("contig", "packed"),
     "dtype": ("float16", "bfloat16"),
     "fw": ("cupy", "torch"),
@@ -43,52 +35,6 @@ FACTORS = {
 }
 
 
-def _valid(case: dict) -> bool:
-    if case.get("dtype") == "bfloat16" and case.get("fw") == "cupy":
-        return False
-    if case.get("lens") == "gt" and case.get("causal") is True:
-        return False
-    return True
-
-
-def _pairwise_cases(factors: dict, seed: int = 2024, min_cases: int = 24) -> list[dict]:
-    names = list(factors)
-    uncovered = set()
-    for a, b in itertools.combinations(range(len(names)), 2):
-        for va in factors[names[a]]:
-            for vb in factors[names[b]]:
-                if _valid({names[a]: va, names[b]: vb}):
-                    uncovered.add((a, va, b, vb))
-    rnd = random.Random(seed)
-
-    def pairs_of(case):
-        return {(a, case[names[a]], b, case[names[b]])
-                for a, b in itertools.combinations(range(len(names)), 2)}
-
-    cases = []
-    while uncovered or len(cases) < min_cases:
-        best, best_gain = None, -1
-        seeds = sorted(uncovered, key=repr)
-        for _ in range(60):
-            case = {n: rnd.choice(factors[n]) for n in names}
-            if seeds:  # start from an uncovered pair so each case makes progress
-                a, va, b, vb = rnd.choice(seeds)
-                case[names[a]], case[names[b]] = va, vb
-            for _fix in range(20):
-                if _valid(case):
-                    break
-                n = rnd.choice(names)
-                case[n] = rnd.choice(factors[n])
-            if not _valid(case):
-                continue
-            gain = len(pairs_of(case) & uncovered)
-            if gain > best_gain:
-                best, best_gain = case, gain
-        cases.append(best)
-        uncovered -= pairs_of(best)
-    return cases
-
-
 def _case_id(c: dict) -> str:
     parts = [f"ps{c['ps']}", f"hd{c['hd']}", f"g{c['g']}", "causal" if c["causal"] else "full",
              c["layout"], c["cache"], f"q{c['q']}", "bf16" if c["dtype"] == "bfloat16" else "fp16",
@@ -97,7 +43,7 @@ def _case_id(c: dict) -> str:
     return "-".join(parts)
 
 
-CASES = _pairwise_cases(FACTORS)
+CASES = pairwise_cases(FACTORS, grid_case_valid)
 
 
 def _seed(*parts) -> int:
@@ -106,29 +52,6 @@ def _seed(*parts) -> int:
 
 # --------------------------------------------------------------------------------------------
 # Building inputs
-
-
-def _lengths(profile: str, causal: bool, rng: np.random.Generator):
-    """(qo_lens, kv_lens) for a few hundred query tokens in total."""
-    if profile == "lt":
-        qo = rng.integers(1, 70, 3)
-        kv = qo + rng.integers(1, 150, 3)
-    elif profile == "eq":
-        qo = rng.integers(30, 140, 2)
-        kv = qo.copy()
-    elif profile == "gt":  # non-causal only
-        kv = rng.integers(1, 60, 2)
-        qo = kv + rng.integers(1, 100, 2)
-    elif profile == "mixed":  # empty requests on both sides, one longer request
-        qo = np.array([0, rng.integers(1, 40), 0, rng.integers(100, 200), rng.integers(1, 9)])
-        kv = np.array([rng.integers(1, 50), 0, 0, 0, 0])
-        kv[3] = qo[3] + rng.integers(0, 80)
-        kv[4] = qo[4] + rng.integers(0, 3)
-        if causal:  # kv_len 0 with qo_len > 0 would be qo_len > kv_len
-            kv[1] = qo[1] + rng.integers(0, 30)
-    else:
-        raise AssertionError(profile)
-    return qo, kv
 
 
 def _heads(g: int):
@@ -195,9 +118,7 @@ def _is_torch(x) -> bool:
 
 
 def _make_wrapper(kit, fw, kv_layout, backend):
-    import nvrtc_attn
-
-    return nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(kit.workspace(fw), kv_layout=kv_layout, backend=backend)
+    return kit.make_wrapper(fw, kv_layout, backend)
 
 
 def _plan(wrapper, backend, *args, **kwargs):
@@ -226,7 +147,7 @@ def _run_case(kit, c: dict, backend: str, seed: int):
     rng = np.random.default_rng(seed)
     hqo, hkv = _heads(c["g"])
     d, ps, layout = c["hd"], c["ps"], c["layout"]
-    qo, kv = _lengths(c["lens"], c["causal"], rng)
+    qo, kv = grid_lengths(c["lens"], c["causal"], rng)
     batch = kit.make_page_table(qo, kv, ps, seed)
     t = batch.total_q
 

@@ -377,10 +377,11 @@ def test_host_simulation_of_pieces_and_merge_matches_reference(make_page_table, 
     np.testing.assert_allclose(lse[live], ref_lse[live], rtol=1e-9, atol=1e-9)
 
 
-def _as_wrapper_plans(qo, kv, heads, hd, ps, causal, window, fixed, num_ctas=132, workspace=128 << 20):
+def _as_wrapper_plans(qo, kv, heads, hd, ps, causal, window, fixed, num_ctas=132, workspace=128 << 20,
+                      kv_dtype=None):
     """(plan, build name) as the wrapper's plan() makes them on a 132-SM Hopper GPU with a
     workspace of that size (its choose_build: fixed_split_size pins the build without turn-taking
-    and takes the split twin; pieces take the split twin)."""
+    and takes the split twin; pieces take the split twin). kv_dtype: an fp8 cache's builds."""
     from conftest import make_page_table
 
     batch = make_page_table(qo, kv, ps, 1)
@@ -389,7 +390,8 @@ def _as_wrapper_plans(qo, kv, heads, hd, ps, causal, window, fixed, num_ctas=132
 
     def choose(rows):
         mean = float("inf") if fixed else schedule.mean_blocks_per_tile(rows, tile.block_n)
-        build = variants.choose_build("sm90", "sm_90a", hd, "bfloat16", ps, heads[0] // heads[1], window, mean)
+        build = variants.choose_build("sm90", "sm_90a", hd, "bfloat16", ps, heads[0] // heads[1], window, mean,
+                                      kv_dtype=kv_dtype)
         return variants.split_build(build) if fixed else build
 
     plan = _plan(batch, heads, head_dim=hd, causal=causal, window_left=window, num_ctas=num_ctas,

@@ -42,25 +42,6 @@ def _as_float(x):
     return as_float_array(x)
 
 
-def _bits_equal(a, b) -> bool:
-    """Same bytes (16-bit outputs)."""
-    if type(a).__module__.startswith("torch"):
-        import torch
-
-        return bool(torch.equal(a.view(torch.int16), b.view(torch.int16)))
-    import cupy
-
-    return bool(cupy.array_equal(a.view(cupy.uint16), b.view(cupy.uint16)))
-
-
-def _poison_workspace(ws):
-    """Another wrapper's scratch: NaN bytes (0xFF..) in the whole float workspace."""
-    if type(ws).__module__.startswith("torch"):
-        ws.fill_(255)
-    else:
-        ws.fill(255)
-
-
 def _what(w, name):
     p = w._plan
     return (f"{name}: kernel {w.kernel_name}, {p.num_tiles} tiles, {p.num_merges} split row tiles, "
@@ -97,7 +78,7 @@ CASES = [
 def _run(kit, w, q, cache, out, lse, lse_base, v_scale, ws):
     kit.poison(out)
     kit.poison(lse)
-    _poison_workspace(ws)
+    kit.poison_workspace(ws)
     w.run(q, cache, out=out, lse=lse, return_lse=True, lse_base=lse_base, v_scale=v_scale)
     kit.synchronize()
     lse2 = lse / LN2 if lse_base == "ln" else lse  # the reference's base 2
@@ -145,7 +126,7 @@ def test_split_equals_unsplit_and_reference(kit, case):
         out2 = kit.empty(fw, (batch.total_q, hq, d), dtype)
         lse_b = kit.empty(fw, (batch.total_q, hq), "float32")
         o2, _ = _run(kit, w, q, cache, out2, lse_b, lse_base, v_scale, ws)
-        assert _bits_equal(o2, o), f"{what}: a second run gave other bits"
+        assert kit.bits_equal(o2, o), f"{what}: a second run gave other bits"
         results[mode] = (of, l2)
     assert q_snap.unchanged() and pool_snap.unchanged(), f"{name}: q or the KV pool was written"
 
@@ -249,7 +230,7 @@ def test_cuda_graph_replay_with_splits(kit):
         q[:n].copy_(kit.randn("torch", (n, hq, d), "bfloat16", 120 + rep))
         kit.poison(out)
         kit.poison(lse)
-        _poison_workspace(ws)
+        kit.poison_workspace(ws)
         graph.replay()
         torch.cuda.synchronize()
         ref_o, ref_lse = _ref(q[:n], cache, (batch.qo_indptr, batch.paged_kv_indptr, indices,

@@ -1,0 +1,1110 @@
+"""fp8 KV cache with 16-bit queries (issue 10, mode 1): the fp8 decoder of the reference, plan()/run()
+validation, build choice, and (GPU) the public API against the reference on the dequantized cache.
+
+Error bounds: the kernels widen e4m3/e5m2 to the queries' 16-bit type exactly (fp16 and bf16 hold
+every finite fp8 value), so the kernel's own rounding is that of a 16-bit cache: P and O in 16 bits,
+fp32 accumulation. The reference (float32) computes on the same dequantized values, scales applied in
+float32, and the test_prefill bounds apply unchanged: rel L2 5e-3 (fp16), 2e-2 (bf16), LSE 1e-2 abs.
+Two GPU tests check the widening bit-exactly on every finite fp8 value (V through O, K through LSE).
+
+GPU cases poison the outputs with NaN and check that the cache (torch fp8 tensor or CuPy uint8
+bytes) is bit-identical afterwards. Backends: "sm90" (Hopper only: the `hopper` marker skips it
+elsewhere) and "sm80". With main's split-KV and short tiles: an fp8 batch that cannot fill the SMs
+splits (the split-KV twin of its fp8 build keeps KV_FP8; per-head v_scale factors are applied by the
+pieces, the per-tensor one by the merge), and few-query batches stay on the full tiles (no fp8 short
+builds).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+import pytest
+from conftest import BACKENDS, GRID_SHAPE_FACTORS, grid_case_valid, grid_lengths, pairwise_cases  # sm90: `hopper`
+
+from nvrtc_attn.reference import decode_fp8, fp8_table
+
+KINDS = ("float8_e4m3fn", "float8_e5m2")
+
+
+def _seed(*parts) -> int:
+    return zlib.crc32(repr(parts).encode()) & 0x7FFFFFFF
+
+
+# --------------------------------------------------------------------------------------------
+# The reference's fp8 decoder (CPU)
+
+KNOWN = {  # bit pattern -> value, from the formats' definitions (OCP FP8: E4M3 "fn", E5M2)
+    "float8_e4m3fn": {0x00: 0.0, 0x80: -0.0, 0x01: 2.0 ** -9, 0x07: 7 * 2.0 ** -9, 0x08: 2.0 ** -6,
+                      0x38: 1.0, 0x3C: 1.5, 0x40: 2.0, 0x7E: 448.0, 0xFE: -448.0, 0x77: 240.0,
+                      0xB8: -1.0, 0x7F: math.nan, 0xFF: math.nan},
+    "float8_e5m2": {0x00: 0.0, 0x80: -0.0, 0x01: 2.0 ** -16, 0x03: 3 * 2.0 ** -16, 0x04: 2.0 ** -14,
+                    0x3C: 1.0, 0x3E: 1.5, 0x40: 2.0, 0x7B: 57344.0, 0xFB: -57344.0, 0x7C: math.inf,
+                    0xFC: -math.inf, 0x7D: math.nan, 0x7F: math.nan, 0xBC: -1.0},
+}
+
+
+def _same(a: float, b: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fp8_table_known_values(kind):
+    table = fp8_table(kind)
+    for bits, value in KNOWN[kind].items():
+        assert _same(float(table[bits]), value), (kind, hex(bits), table[bits], value)
+    finite = table[np.isfinite(table)]
+    assert finite.size == (254 if kind == "float8_e4m3fn" else 248)
+    assert np.all(np.diff(np.sort(finite[finite > 0])) > 0)  # positive values all distinct
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fp8_table_matches_torch_or_ml_dtypes(kind):
+    """Against torch's float8 dtypes (or ml_dtypes') where importable; bit-exact incl. -0 and NaN."""
+    bits = np.arange(256, dtype=np.uint8)
+    try:
+        import torch
+
+        ref = torch.from_numpy(bits.copy()).view(getattr(torch, kind)).float().numpy()
+    except Exception:  # noqa: BLE001 - no torch, or a torch without float8
+        ml = pytest.importorskip("ml_dtypes", reason="neither torch nor ml_dtypes for an independent decoder")
+        ref = bits.view(getattr(ml, kind)).astype(np.float32)
+    got = decode_fp8(bits, kind)
+    for b in range(256):
+        assert _same(float(got[b]), float(ref[b])), (kind, hex(b), got[b], ref[b])
+
+
+def encode_fp8(x, kind: str) -> np.ndarray:
+    """float values -> uint8 bit patterns of the nearest finite fp8 value (test data for caches
+    without an fp8 dtype, e.g. CuPy)."""
+    table = fp8_table(kind)
+    codes = np.nonzero(np.isfinite(table))[0]
+    order = np.argsort(table[codes], kind="stable")
+    values, codes = table[codes][order], codes[order]
+    x = np.asarray(x, dtype=np.float32)
+    hi = np.clip(np.searchsorted(values, x), 1, values.size - 1)
+    lo = hi - 1
+    pick = np.where(np.abs(values[hi] - x) < np.abs(x - values[lo]), hi, lo)
+    return codes[pick].astype(np.uint8)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_encode_fp8_round_trips(kind):
+    table = fp8_table(kind)
+    finite = np.nonzero(np.isfinite(table))[0].astype(np.uint8)
+    back = encode_fp8(table[finite], kind)
+    assert np.array_equal(table[back], table[finite])  # +0 and -0 may swap codes, values agree
+    x = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
+    err = np.abs(decode_fp8(encode_fp8(x, kind), kind) - x)
+    assert float(err.max()) <= (0.0625 if kind == "float8_e4m3fn" else 0.125) * 4  # half an ulp at |x| < 4
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_reference_decodes_bytes_and_applies_scales(kind, make_page_table):
+    """The reference on a uint8 cache with kv_data_type and per-head scales equals the reference on
+    the decoded float32 cache with the scales multiplied in by hand (NumPy, CPU)."""
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    rng = np.random.default_rng(3)
+    batch = make_page_table([5, 9], [20, 9], 4, 4)
+    hq, hkv, d = 4, 2, 64
+    q = rng.standard_normal((batch.total_q, hq, d)).astype(np.float32)
+    kb = encode_fp8(rng.standard_normal((batch.max_pages, 4, hkv, d)), kind)
+    vb = encode_fp8(rng.standard_normal((batch.max_pages, 4, hkv, d)), kind)
+    ks, vs = np.array([0.37, 2.5], np.float32), np.array([2.5, 0.37], np.float32)
+    o, lse = paged_prefill_reference(q, (kb, vb), *batch.index_args(), causal=True, kv_data_type=kind,
+                                     q_scale=1.5, k_scale=ks, v_scale=vs)
+    kf = decode_fp8(kb, kind) * ks[None, None, :, None]
+    vf = decode_fp8(vb, kind) * vs[None, None, :, None]
+    o2, lse2 = paged_prefill_reference(q, (kf, vf), *batch.index_args(), causal=True, sm_scale=1.5 / 8.0)
+    np.testing.assert_allclose(o, o2, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(lse, lse2, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="kv_data_type"):
+        paged_prefill_reference(q, (kb, vb), *batch.index_args(), kv_data_type="int8")
+
+
+# --------------------------------------------------------------------------------------------
+# Validation (CPU): plan() arguments, cache dtypes and scale arrays before any device work
+
+def _plan_args(**changes):
+    args = dict(qo_indptr=np.array([0, 5, 14], np.int32), paged_kv_indptr=np.array([0, 5, 8], np.int32),
+                paged_kv_indices=np.array([10, 3, 7, 0, 5, 9, 2, 4], np.int32),
+                paged_kv_last_page_len=np.array([4, 1], np.int32), num_qo_heads=4, num_kv_heads=2,
+                head_dim=64, page_size=4, causal=True, q_data_type="bfloat16", kv_data_type="float8_e4m3fn")
+    args.update(changes)
+    return args
+
+
+class _FakeTorchDtype:
+    """Stands in for torch.float8_e4m3fn where torch is absent (same str())."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __str__(self):
+        return f"torch.{self.name}"
+
+
+@pytest.mark.parametrize("kv", ["float8_e4m3fn", "float8_e5m2", _FakeTorchDtype("float8_e4m3fn"),
+                                _FakeTorchDtype("float8_e5m2")], ids=str)
+def test_plan_accepts_fp8_kv_data_type_cpu(kv):
+    from nvrtc_attn import validate
+
+    a = validate.check_plan_args(**_plan_args(kv_data_type=kv))
+    assert a.dtype == "bfloat16" and a.kv_dtype == str(kv).rsplit(".", 1)[-1]
+    assert validate.check_plan_args(**_plan_args(kv_data_type=kv, o_data_type="bfloat16")).kv_dtype == a.kv_dtype
+
+
+PLAN_FP8_CASES = [  # (id, changes, exception, message regex)
+    ("fp8_q", dict(q_data_type="float8_e4m3fn"), NotImplementedError, r"q_data_type.*fp8 queries: not yet"),
+    ("fp8_q_torch", dict(q_data_type=_FakeTorchDtype("float8_e5m2")), NotImplementedError, r"fp8 queries"),
+    ("fp8_o", dict(o_data_type="float8_e4m3fn"), NotImplementedError, r"o_data_type.*fp8"),
+    ("o_other_16bit", dict(o_data_type="float16"), NotImplementedError, r"o_data_type.*bfloat16"),
+    ("kv_uint8", dict(kv_data_type="uint8"), ValueError, r"kv_data_type.*float8_e4m3fn"),
+    ("kv_fnuz", dict(kv_data_type=_FakeTorchDtype("float8_e4m3fnuz")), ValueError, r"kv_data_type"),
+    ("kv_other_16bit", dict(kv_data_type="float16"), ValueError, r"kv_data_type.*q_data_type"),
+]
+
+
+@pytest.mark.parametrize("case", PLAN_FP8_CASES, ids=[c[0] for c in PLAN_FP8_CASES])
+def test_plan_fp8_rejections_cpu(case):
+    from nvrtc_attn import validate
+
+    _, changes, exc, msg = case
+    with pytest.raises(exc, match=msg):
+        validate.check_plan_args(**_plan_args(**changes))
+
+
+def _cpu_plan(kv_data_type="float8_e4m3fn"):
+    from nvrtc_attn import planner, validate, variants
+
+    a = validate.check_plan_args(**_plan_args(kv_data_type=kv_data_type))
+    kv = a.kv_dtype if a.kv_dtype in variants.FP8_KV_DTYPES else None
+    return planner.make_plan(a.qo_indptr, a.paged_kv_indptr, a.paged_kv_indices, a.paged_kv_last_page_len,
+                             a.num_qo_heads, a.num_kv_heads, a.head_dim, a.page_size, causal=True, dtype=a.dtype,
+                             kv_dtype=kv, num_ctas=4, block_m=64)
+
+
+def _np_cache(dtype, shape=(12, 4, 2, 64)):
+    k = np.zeros(shape, dtype=dtype)
+    return k, np.zeros(shape, dtype=dtype)
+
+
+CACHE_FP8_CASES = [  # (id, plan kv_data_type, cache dtype, message regex)
+    ("uint8_cache_16bit_plan", None, np.uint8, r"uint8.*kv_data_type"),
+    ("16bit_cache_fp8_plan", "float8_e4m3fn", np.float16, r"float8_e4m3fn.*uint8.*got float16"),
+]
+
+
+@pytest.mark.parametrize("case", CACHE_FP8_CASES, ids=[c[0] for c in CACHE_FP8_CASES])
+def test_cache_dtype_rejections_cpu(case):
+    from nvrtc_attn import arrays, validate
+
+    _, kv, dtype, msg = case
+    plan = _cpu_plan(kv)
+    k, v = (arrays.wrap(x, "paged_kv_cache") for x in _np_cache(dtype))
+    with pytest.raises(TypeError, match=msg):
+        validate.check_cache(k, v, plan, "NHD")
+
+
+def test_uint8_cache_passes_dtype_check_of_fp8_plan_cpu():
+    """The bytes of an fp8 cache pass the dtype rule and fail only for being on the host."""
+    from nvrtc_attn import arrays, validate
+
+    k, v = (arrays.wrap(x, "paged_kv_cache") for x in _np_cache(np.uint8))
+    with pytest.raises(ValueError, match="device"):
+        validate.check_cache(k, v, _cpu_plan(), "NHD")
+
+
+HEAD_SCALE_CASES = [  # (id, value, exception, message regex)
+    ("host_array", np.ones(2, np.float32), ValueError, r"k_scale.*device"),
+    ("wrong_shape", np.ones(3, np.float32), ValueError, r"k_scale.*\[num_kv_heads\] = \[2\].*\[3\]"),
+    ("wrong_rank", np.ones((2, 1), np.float32), ValueError, r"k_scale.*\[num_kv_heads\]"),
+    ("float16", np.ones(2, np.float16), TypeError, r"k_scale.*float32"),
+    ("negative_float", -1.0, ValueError, r"k_scale.*positive"),
+    ("string", "2.0", TypeError, r"k_scale"),
+]
+
+
+@pytest.mark.parametrize("case", HEAD_SCALE_CASES, ids=[c[0] for c in HEAD_SCALE_CASES])
+def test_head_scale_rejections_cpu(case):
+    from nvrtc_attn import validate
+
+    _, value, exc, msg = case
+    with pytest.raises(exc, match=msg):
+        validate.check_head_scales(value, "k_scale", _cpu_plan(), 0)
+
+
+def test_head_scales_per_tensor_cpu():
+    from nvrtc_attn import validate
+
+    assert validate.check_head_scales(None, "v_scale", _cpu_plan(), 0) == (1.0, None)
+    assert validate.check_head_scales(2.5, "v_scale", _cpu_plan(), 0) == (2.5, None)
+
+
+def test_scale_arrays_refused_for_16bit_cache_cpu():
+    from nvrtc_attn import validate
+
+    with pytest.raises(NotImplementedError, match=r"k_scale.*fp8"):
+        validate.check_scale(np.ones(2, np.float32), "k_scale")
+
+
+# --------------------------------------------------------------------------------------------
+# Build choice (CPU)
+
+
+@pytest.mark.parametrize("kv", KINDS)
+@pytest.mark.parametrize("hd", [64, 128, 256])
+def test_choose_build_fp8(kv, hd):
+    from nvrtc_attn import variants
+
+    code = variants.FP8_KV_DTYPES[kv]
+    for mean_blocks, pingpong in ((2.0, True), (40.0, False)):
+        b = variants.choose_build("sm90", variants.HOPPER_ARCH, hd, "bfloat16", 16, 4, -1, mean_blocks,
+                                  kv_dtype=kv)
+        assert b.kv_fp8 == code and b.pingpong == pingpong
+        assert b.tile is variants.SM90_FP8_TILES[hd] and b.tile.block_n <= 128  # no 176-key fp8 build
+        assert b.kv_box == variants.sm90_kv_box_tokens(16, hd, b.tile) == 16
+        assert b.variants[0] in variants.builds_of("sm90", variants.HOPPER_ARCH, hd, "bfloat16", kv)
+        assert b.name.endswith(f"_{'e4m3' if code == 1 else 'e5m2'}_sm_90a")
+    b80 = variants.choose_build("sm80", variants.PORTABLE_ARCH, hd, "float16", 5, 1, -1, 0.0, kv_dtype=kv)
+    assert b80.kv_fp8 == code and len(b80.variants) == 2
+    built = variants.builds_of("sm80", variants.PORTABLE_ARCH, hd, "float16", kv)
+    assert set(b80.variants) <= set(built)
+    names = {v.name for v in variants.all_variants()}
+    assert {v.name for v in built} <= names
+    # 16-bit builds are untouched by the fp8 axis (KV_FP8 = 0, same names as before)
+    assert variants.choose_build("sm90", variants.HOPPER_ARCH, 128, "bfloat16", 16, 4, -1, 40.0).name == \
+        "prefill_sm90_hd128_bf16_bn176_nopp_sm_90a"
+
+
+def test_fp8_variant_count():
+    """24 sm90 fp8 builds (3 head dims x 2 q dtypes x 2 fp8 kinds x turn-taking or not), their 24
+    split-KV twins, and 48 sm80 ones (x 2 offset tables x 2 archs); no fp8 short-tile build."""
+    from nvrtc_attn import variants
+
+    fp8 = variants.fp8_variants()
+    sm90 = [v for v in fp8 if v.entry == "prefill_sm90"]
+    assert sum(not dict(v.defines)["SPLIT_KV"] for v in sm90) == 24
+    assert sum(dict(v.defines)["SPLIT_KV"] for v in sm90) == 24
+    assert all(dict(v.defines)["CTAS_PER_SM"] == 1 and "_m64_" not in v.name for v in sm90)
+    assert sum(v.entry == "prefill_sm80" for v in fp8) == 48
+    assert len({v.name for v in fp8}) == len(fp8)
+    assert {v.name for v in fp8} <= {v.name for v in variants.all_variants()}
+
+
+@pytest.mark.parametrize("kv", KINDS)
+@pytest.mark.parametrize("hd", [64, 128, 256])
+@pytest.mark.parametrize("mean_blocks", [2.0, 64.0])
+@pytest.mark.parametrize("page_size", [5, 16])
+def test_fp8_split_twin_keeps_kv_fp8(kv, hd, mean_blocks, page_size):
+    """The split-KV twin of every fp8 build choose_build can pick: SPLIT_KV=1 the only define that
+    differs (KV_FP8 kept), the same tile, turn-taking and boxes, and it is the build all_variants()
+    (and so the kernel cache) holds."""
+    from nvrtc_attn import variants
+
+    build = variants.choose_build("sm90", variants.HOPPER_ARCH, hd, "bfloat16", page_size, 4, -1, mean_blocks,
+                                  kv_dtype=kv)
+    assert build.can_split
+    twin = variants.split_build(build)
+    a, b = dict(build.variants[0].defines), dict(twin.variants[0].defines)
+    assert {k for k in a if a[k] != b[k]} == {"SPLIT_KV"} and b["KV_FP8"] == variants.FP8_KV_DTYPES[kv]
+    assert (twin.tile, twin.pingpong, twin.kv_box, twin.q_box, twin.kv_fp8) == \
+        (build.tile, build.pingpong, build.kv_box, build.q_box, build.kv_fp8)
+    assert twin.variants[0] == variants.prefill_sm90_variant(hd, "bfloat16", build.pingpong, build.tile, split=True,
+                                                             kv_dtype=kv)
+    assert twin.variants[0] in variants.all_variants()
+    assert twin.name == build.name.replace("_sm_90a", "_split_sm_90a")
+
+
+@pytest.mark.parametrize("kv", KINDS)
+def test_fp8_batches_never_take_the_short_tiles(kv):
+    """A few-query batch (W9-like: 32 requests of 4 tokens, GQA group 4, 8 KV heads, 264 short CTAs)
+    takes the short tiles with a 16-bit cache and the full tiles with an fp8 one; choose_build refuses
+    short_tiles for an fp8 cache (there is no such build)."""
+    from nvrtc_attn import variants
+
+    for hd in (64, 128):
+        assert variants.sm90_short_tiles(hd, [4] * 32, [1024] * 32, 4, 8, 264)
+        assert not variants.sm90_short_tiles(hd, [4] * 32, [1024] * 32, 4, 8, 264, kv)
+        with pytest.raises(ValueError, match="no fp8 short-tile builds"):
+            variants.choose_build("sm90", variants.HOPPER_ARCH, hd, "bfloat16", 16, 4, -1, 0.0, short_tiles=True,
+                                  kv_dtype=kv)
+
+
+def test_tensor_map_cache_keys_the_element_size(monkeypatch):
+    """set_tensor_maps caches the K/V maps per element size: a 16-bit and an fp8 build over the same
+    addresses, shapes and strides get their own encodings (uint8 unswizzled vs 16-bit swizzled), each
+    encoded once (driver call replaced by a recorder, CPU)."""
+    import ctypes
+    from types import SimpleNamespace
+
+    from nvrtc_attn import launcher, variants
+
+    calls = []
+
+    def fake_encode(ptr, dims, byte_strides, box, bytes_per_element=2):
+        calls.append((ptr, len(dims), bytes_per_element))
+        return bytes([bytes_per_element, len(dims)]) * (ctypes.sizeof(launcher.TensorMap) // 2)
+
+    monkeypatch.setattr(launcher, "_encode", fake_encode)
+    monkeypatch.setattr(launcher, "_map_cache", {})
+    hkv, d, ps = 2, 128, 16
+    plan = SimpleNamespace(head_dim=d, page_size=ps, num_kv_heads=hkv, num_qo_heads=8)
+    strides = (ps * hkv * d, hkv * d, d)
+    k = SimpleNamespace(ptr=1 << 20, shape=(10, ps, hkv, d))
+    v = SimpleNamespace(ptr=1 << 21, shape=(10, ps, hkv, d))
+    q = SimpleNamespace(ptr=1 << 22, shape=(64, 8, d), strides=(8 * d, d, 1))
+    builds = {kind: variants.choose_build("sm90", variants.HOPPER_ARCH, d, "bfloat16", ps, 4, -1, 2.0, kv_dtype=kind)
+              for kind in (None, "float8_e4m3fn")}
+    for kind in (None, "float8_e4m3fn", None, "float8_e4m3fn"):
+        maps, p = launcher.Sm90TensorMaps(), launcher.PrefillParams()
+        assert launcher.set_tensor_maps(maps, p, plan, builds[kind], q, k, v, strides, strides)
+        elem = 1 if kind else 2
+        assert bytes(maps.k)[:2] == bytes(maps.v)[:2] == bytes([elem, 3 if kind else 5]), kind
+    kv_calls = [c for c in calls if c[0] in (k.ptr, v.ptr)]
+    assert kv_calls == [(k.ptr, 5, 2), (v.ptr, 5, 2), (k.ptr, 3, 1), (v.ptr, 3, 1)]
+
+
+def test_kv8_tma_geometry():
+    """fp8 pool view [pages, layers=4, 2, 16, H=8, 128] bytes: 3-D map (D, token, head + page * R)."""
+    from nvrtc_attn.launcher import kv8_tma_geometry
+
+    st, sh = 8 * 128, 128
+    sp = 4 * 2 * 16 * st
+    dims, strides, ratio = kv8_tma_geometry(128, 16, 8, 100, (sp, st, sh))
+    assert ratio == sp // sh and dims == (128, 16, 99 * ratio + 8) and strides == (st, sh)
+    assert all(s % 16 == 0 for s in strides)
+    dims, strides, ratio = kv8_tma_geometry(256, 64, 4, 10, (4 * 64 * 256 * 6, 256, 64 * 256))  # HND
+    assert ratio == 4 * 6 and dims == (256, 64, 9 * 24 + 4) and strides == (256, 64 * 256)
+    assert kv8_tma_geometry(128, 12, 8, 10, (8 * 128 * 12, 8 * 128, 128)) is None  # page not a multiple of 8
+
+
+# --------------------------------------------------------------------------------------------
+# GPU: building fp8 inputs
+
+
+def _fp8_random(kit, fw, kind, shape, seed, scale=1.0):
+    """Random normal data stored as fp8: a torch float8 tensor, or (CuPy) uint8 bytes."""
+    shape = tuple(int(s) for s in shape)
+    if fw == "torch":
+        import torch
+
+        g = torch.Generator(device="cuda")
+        g.manual_seed(int(seed))
+        x = torch.randn(shape, generator=g, device="cuda", dtype=torch.float32) * scale
+        return x.to(getattr(torch, kind))
+    import cupy
+
+    x = np.random.default_rng(int(seed)).standard_normal(shape).astype(np.float32) * scale
+    return cupy.asarray(encode_fp8(x, kind))
+
+
+def _kv_dtype_arg(fw, kind):
+    if fw == "torch":
+        import torch
+
+        return getattr(torch, kind)
+    return kind
+
+
+def _fp8_cache(kit, fw, kind, cache, layout, max_pages, ps, hkv, d, seed):
+    """(paged_kv_cache, contiguous buffers to snapshot), as test_prefill._make_cache for fp8."""
+    page = (ps, hkv, d) if layout == "NHD" else (hkv, ps, d)
+    if cache == "tuple":
+        k = _fp8_random(kit, fw, kind, (max_pages,) + page, seed)
+        v = _fp8_random(kit, fw, kind, (max_pages,) + page, seed + 1)
+        return (k, v), [k, v]
+    if cache == "5d":
+        kv = _fp8_random(kit, fw, kind, (max_pages, 2) + page, seed)
+        return kv, [kv]
+    pool = _fp8_random(kit, fw, kind, (max_pages, 3, 2) + page, seed)  # [pages, layers, 2, ...]
+    if cache == "pool":
+        return (pool[:, 1, 0], pool[:, 1, 1]), [pool]
+    # "kvdiff": K a pool view, V its own buffer with head_dim padded by 16 bytes
+    vbuf = _fp8_random(kit, fw, kind, (max_pages,) + page[:-1] + (d + 16,), seed + 1)
+    return (pool[:, 2, 0], vbuf[..., :d]), [pool, vbuf]
+
+
+NAN_BYTE = 0x7F  # NaN in both e4m3fn (S.1111.111) and e5m2 (S.11111.11)
+
+
+def _bytes_of(x):
+    if type(x).__module__.startswith("torch"):
+        import torch
+
+        return x.view(torch.uint8)
+    return x
+
+
+def _poison_unowned8(kit, batch, cache, layout):
+    """NaN bytes into every cache slot no request's tokens occupy: none may reach the output."""
+    kit.poison_unowned_slots(batch, tuple(_bytes_of(x) for x in cache), layout, NAN_BYTE)
+
+
+def _scales(fw, kind, hkv, rng):
+    """(run kwargs, reference kwargs) for per-tensor / per-head k and v scales."""
+    if kind == "none":
+        return {}, {}
+    if kind == "tensor":
+        return dict(k_scale=0.37, v_scale=2.5), dict(k_scale=0.37, v_scale=2.5)
+    ks = np.array([0.37, 2.5, 1.3, 0.8][:hkv] if hkv <= 4 else rng.uniform(0.3, 2.5, hkv), np.float32)
+    vs = np.array([2.5, 0.37, 0.9, 1.6][:hkv] if hkv <= 4 else rng.uniform(0.3, 2.5, hkv), np.float32)
+    if fw == "torch":
+        import torch
+
+        dev = [torch.as_tensor(x, device="cuda") for x in (ks, vs)]
+    else:
+        import cupy
+
+        dev = [cupy.asarray(x) for x in (ks, vs)]
+    return dict(k_scale=dev[0], v_scale=dev[1]), dict(k_scale=ks, v_scale=vs)
+
+
+def _wrapper(kit, fw, layout, backend, kv_load="auto"):
+    return kit.make_wrapper(fw, layout, backend, kv_load=kv_load)
+
+
+def _plan(w, backend, *args, **kwargs):
+    """plan() on either backend: an fp8 case the library refuses fails (sm90 runs only where the
+    `hopper` marker lets it: nothing here is skipped on purpose)."""
+    w.plan(*args, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# GPU: the grid (pairwise, as test_prefill) in mode 1
+
+FACTORS = {
+    **GRID_SHAPE_FACTORS,
+    "dtype": ("float16", "bfloat16"),
+    "kv": KINDS,
+    "fw": ("cupy", "torch"),
+    "lens": ("lt", "eq", "gt", "mixed"),
+    "extra": ("none", "softcap", "window"),
+    "scales": ("none", "tensor", "head"),
+    "lse": (False, True),
+    "kv_load": ("auto", "gather"),
+    "plan_cache": (False, True),
+}
+
+
+def _case_id(c: dict) -> str:
+    return "-".join([f"ps{c['ps']}", f"hd{c['hd']}", f"g{c['g']}", "causal" if c["causal"] else "full",
+                     c["layout"], c["cache"], "bf16" if c["dtype"] == "bfloat16" else "fp16",
+                     "e4m3" if c["kv"] == "float8_e4m3fn" else "e5m2", c["fw"], c["lens"], c["extra"],
+                     f"sc{c['scales']}", "lse" if c["lse"] else "nolse", c["kv_load"],
+                     "plancache" if c["plan_cache"] else "lazycache"])
+
+
+CASES = pairwise_cases(FACTORS, grid_case_valid, seed=10)
+
+
+def _run_case(kit, c: dict, backend: str, seed: int):
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    fw, dtype, kind = c["fw"], c["dtype"], c["kv"]
+    if fw == "torch":
+        kit.require_torch_cuda()
+    rng = np.random.default_rng(seed)
+    hkv = 1 if c["g"] == 8 else 2
+    hqo, d, ps, layout = hkv * c["g"], c["hd"], c["ps"], c["layout"]
+    qo, kv = grid_lengths(c["lens"], c["causal"], rng, longer=120)  # up to 3 key blocks
+    batch = kit.make_page_table(qo, kv, ps, seed)
+    t = batch.total_q
+    window_left, soft_cap, q_scale = -1, None, 1.0
+    if c["extra"] == "softcap":
+        soft_cap, q_scale = 5.0, 3.0
+    elif c["extra"] == "window":
+        window_left = int(rng.integers(3, 150))
+    q = kit.randn(fw, (t, hqo, d), dtype, seed + 11, q_scale)
+    cache, bases = _fp8_cache(kit, fw, kind, c["cache"], layout, batch.max_pages, ps, hkv, d, seed + 23)
+    if c["cache"] != "5d":  # (a 5-D cache is one array: K and V as views of it)
+        _poison_unowned8(kit, batch, cache, layout)
+    else:
+        _poison_unowned8(kit, batch, (cache[:, 0], cache[:, 1]), layout)
+    run_scales, ref_scales = _scales(fw, c["scales"], hkv, rng)
+    out = kit.poison(kit.empty(fw, (t, hqo, d), dtype))
+    lse = kit.poison(kit.empty(fw, (t, hqo), "float32")) if c["lse"] else None
+    snaps = [kit.Snapshot(b) for b in bases + [q]]
+    w = _wrapper(kit, fw, layout, backend, c["kv_load"])
+    kw = dict(causal=c["causal"], window_left=window_left, logits_soft_cap=soft_cap, q_data_type=dtype,
+              kv_data_type=_kv_dtype_arg(fw, kind))
+    if c["plan_cache"]:
+        kw["paged_kv_cache"] = cache
+    _plan(w, backend, *batch.index_args(), hqo, hkv, d, ps, **kw)
+    res = w.run(q, cache, out=out, lse=lse, return_lse=c["lse"], **run_scales)
+    o, o_lse = res if c["lse"] else (res, None)
+    assert kit.dtype_name(o) == dtype and tuple(o.shape) == (t, hqo, d)
+    expect_path = "gather" if c["kv_load"] == "gather" or ps % 8 or backend == "sm80" else "tma"
+    assert w.kv_load_path == expect_path, (w.kv_load_path, expect_path)
+    assert ("e4m3" if kind == "float8_e4m3fn" else "e5m2") in w.kernel_name
+    ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), kv_layout=layout, causal=c["causal"],
+                                             window_left=window_left, logits_soft_cap=soft_cap,
+                                             kv_data_type=kind, **ref_scales)
+    kit.check_attention(o, o_lse, ref_o, ref_lse, dtype, what=f"{backend} {w.kernel_name}")
+    for s in snaps:
+        assert s.unchanged(), "run() modified the fp8 cache or q"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
+def test_fp8_grid(kit, case, backend):
+    _run_case(kit, case, backend, _seed(_case_id(case), backend))
+
+
+# --------------------------------------------------------------------------------------------
+# GPU: the widening is exact, on every finite fp8 value
+
+
+def _finite_bytes(kind):
+    table = fp8_table(kind)
+    return np.nonzero(np.isfinite(table))[0].astype(np.uint8)
+
+
+def _raw_fp8(fw, kind, host_bytes):
+    if fw == "torch":
+        import torch
+
+        return torch.as_tensor(host_bytes, device="cuda").view(getattr(torch, kind))
+    import cupy
+
+    return cupy.asarray(host_bytes)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("path", ["tma", "gather"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_fp8_widening_exact(kit, kind, dtype, path, backend):
+    """V: q = 0 makes every P equal, and 128 identical V rows holding every finite fp8 value (head_dim
+    256) give O = those values exactly (sums of 128 equal terms and the division by 128 are exact; the
+    16-bit output holds every fp8 value). K: one-hot queries read key column j into the logit, and the
+    LSE of n identical keys, minus log2(n), is K[j] * log2(e) to float32 rounding."""
+    from nvrtc_attn.reference import as_float_array
+
+    fw = "torch" if dtype == "bfloat16" else "cupy"
+    if fw == "torch":
+        kit.require_torch_cuda()
+    hd, ps, n_keys = 256, (16 if path == "tma" else 5), 128
+    vals = _finite_bytes(kind)
+    row = np.zeros(hd, np.uint8)
+    row[: vals.size] = vals
+    batch = kit.make_page_table([hd], [n_keys], ps, _seed("exact", kind, path))
+    pages = batch.max_pages
+    buf = np.broadcast_to(row, (pages, ps, 1, hd)).copy()  # every key row the same: [pages, ps, 1, hd]
+    k = _raw_fp8(fw, kind, buf)
+    v = _raw_fp8(fw, kind, buf.copy())
+    import cupy
+
+    table = fp8_table(kind)
+    expect = table[row].astype(np.float32)
+    w = _wrapper(kit, fw, "NHD", backend, "auto" if path == "tma" else "gather")
+    _plan(w, backend, *batch.index_args(), 1, 1, hd, ps, causal=False, sm_scale=1.0, q_data_type=dtype,
+          kv_data_type=_kv_dtype_arg(fw, kind))
+    # V through O
+    q0 = kit.empty(fw, (hd, 1, hd), dtype)
+    q0[...] = 0
+    o = w.run(q0, (k, v))
+    assert w.kv_load_path == ("tma" if path == "tma" and backend == "sm90" else "gather")
+    of = cupy.asnumpy(as_float_array(o))
+    bad = np.nonzero(of[:, 0, :] != expect[None, :])
+    assert bad[0].size == 0, f"O != V at columns {sorted(set(bad[1].tolist()))[:10]}: {of[0, 0, bad[1][:5]]} vs {expect[bad[1][:5]]}"
+    # K through LSE: query i is one-hot at column i
+    q1 = np.zeros((hd, 1, hd), np.float32)
+    q1[np.arange(hd), 0, np.arange(hd)] = 1.0
+    if fw == "torch":
+        import torch
+
+        qd = torch.as_tensor(q1, device="cuda").to(getattr(torch, dtype))
+    else:
+        qd = cupy.asarray(q1.astype(dtype))
+    _, lse = w.run(qd, (k, v), return_lse=True)
+    lf = cupy.asnumpy(as_float_array(lse))[:, 0] - math.log2(n_keys)
+    want = expect * np.float32(1.0 / math.log(2.0))
+    err = np.abs(lf - want)
+    tol = 4e-6 * np.abs(want) + 2e-6
+    assert bool(np.all(err <= tol)), f"K widening: worst column {int(np.argmax(err / tol))}, lse {lf[np.argmax(err / tol)]} vs {want[np.argmax(err / tol)]}"
+
+
+# --------------------------------------------------------------------------------------------
+# GPU: targeted cases
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("ps", [16, 5], ids=["tma", "gather"])
+def test_fp8_many_tiles_per_cta(kit, backend, ps):
+    """Many tiles per CTA (the producer's look-ahead crosses tile boundaries, loads the next tile's Q
+    after widening the last V), empty requests in between, per-head scales, e5m2 and e4m3 in turn."""
+    kit.require_torch_cuda()
+    import torch
+
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    seed = _seed("many", backend, ps)
+    rng = np.random.default_rng(seed)
+    qo = rng.integers(1, 260, 40)
+    qo[::7] = 0
+    kv = qo + rng.integers(0, 400, 40)
+    kv[3] = 0
+    qo[3] = 0
+    batch = kit.make_page_table(qo, kv, ps, seed)
+    hkv, g, d = 4, 4, 128
+    hqo = hkv * g
+    q = kit.randn("torch", (batch.total_q, hqo, d), "bfloat16", seed + 1)
+    for kind in KINDS:
+        cache, bases = _fp8_cache(kit, "torch", kind, "pool", "NHD", batch.max_pages, ps, hkv, d, seed + 2)
+        _poison_unowned8(kit, batch, cache, "NHD")
+        ks = torch.tensor([0.37, 2.5, 1.1, 0.6], device="cuda")
+        vs = torch.tensor([2.5, 0.37, 1.7, 0.9], device="cuda")
+        w = _wrapper(kit, "torch", "NHD", backend)
+        _plan(w, backend, *batch.index_args(), hqo, hkv, d, ps, causal=True, q_data_type="bfloat16",
+              kv_data_type=getattr(torch, kind))
+        out = kit.poison(torch.empty_like(q))
+        lse = kit.poison(torch.empty(batch.total_q, hqo, dtype=torch.float32, device="cuda"))
+        snap = kit.Snapshot(bases[0])
+        o, l = w.run(q, cache, out=out, lse=lse, return_lse=True, k_scale=ks, v_scale=vs)
+        ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), causal=True, k_scale=ks, v_scale=vs)
+        kit.check_attention(o, l, ref_o, ref_lse, "bfloat16", what=f"{backend} {kind} {w.kernel_name}")
+        assert snap.unchanged()
+        if backend == "sm90":
+            assert w._plan.num_tiles > 2 * w._plan.num_ctas, "the case must put several tiles on each CTA"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("c", [
+    dict(ps=16, hd=128, g=4, causal=True, dtype="bfloat16", kind="float8_e4m3fn", lens=([300, 64], [300, 500]),
+         layout="NHD", window=-1, cap=None, scales="head"),
+    dict(ps=5, hd=64, g=1, causal=False, dtype="float16", kind="float8_e5m2", lens=([90, 200], [40, 130]),
+         layout="HND", window=-1, cap=8.0, scales="tensor"),
+    dict(ps=1, hd=256, g=8, causal=True, dtype="bfloat16", kind="float8_e5m2", lens=([130, 7], [260, 7]),
+         layout="NHD", window=45, cap=None, scales="head"),
+    dict(ps=64, hd=128, g=8, causal=False, dtype="float16", kind="float8_e4m3fn", lens=([0, 100, 33], [10, 300, 0]),
+         layout="HND", window=-1, cap=None, scales="none"),
+    dict(ps=16, hd=128, g=2, causal=False, dtype="bfloat16", kind="float8_e4m3fn",
+         lens=([70, 0, 200], [1300, 5, 1700]), layout="NHD", window=-1, cap=30.0, scales="head"),
+    dict(ps=32, hd=256, g=4, causal=True, dtype="float16", kind="float8_e4m3fn", lens=([500], [900]),
+         layout="NHD", window=-1, cap=None, scales="tensor"),
+], ids=lambda c: f"ps{c['ps']}-hd{c['hd']}-g{c['g']}-{c['kind'][6:10]}")
+@pytest.mark.hopper
+def test_fp8_sm90_matches_sm80(kit, c):
+    """The Hopper path (TMA or gather into staging, producer widening, wgmma) against the portable one
+    (cp.async, all-thread widening with the portable bit path, mma.sync) on the same inputs."""
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    dtype, kind = c["dtype"], c["kind"]
+    fw = "torch" if dtype == "bfloat16" else "cupy"
+    if fw == "torch":
+        kit.require_torch_cuda()
+    seed = _seed("cross8", c["ps"], c["hd"], c["g"], kind)
+    batch = kit.make_page_table(*c["lens"], c["ps"], seed)
+    hkv = 1 if c["g"] == 8 else 2
+    hqo, d = hkv * c["g"], c["hd"]
+    q = kit.randn(fw, (batch.total_q, hqo, d), dtype, seed)
+    cache, _ = _fp8_cache(kit, fw, kind, "pool", c["layout"], batch.max_pages, c["ps"], hkv, d, seed + 1)
+    _poison_unowned8(kit, batch, cache, c["layout"])
+    run_scales, ref_scales = _scales(fw, c["scales"], hkv, np.random.default_rng(seed))
+    results = {}
+    for backend in ("sm90", "sm80"):
+        w = _wrapper(kit, fw, c["layout"], backend)
+        _plan(w, backend, *batch.index_args(), hqo, hkv, d, c["ps"], causal=c["causal"], window_left=c["window"],
+              logits_soft_cap=c["cap"], q_data_type=dtype, kv_data_type=_kv_dtype_arg(fw, kind))
+        out = kit.poison(kit.empty(fw, (batch.total_q, hqo, d), dtype))
+        results[backend] = w.run(q, cache, out=out, return_lse=True, **run_scales)
+    ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), kv_layout=c["layout"], causal=c["causal"],
+                                             window_left=c["window"], logits_soft_cap=c["cap"], kv_data_type=kind,
+                                             **ref_scales)
+    for backend, (o, lse) in results.items():
+        kit.check_attention(o, lse, ref_o, ref_lse, dtype, what=backend)
+    kit.check_agreement(results, dtype)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fp8_layers_one_plan_and_graph(kit, backend):
+    """One plan, every layer of an fp8 pool; then run() captured in a CUDA graph with per-head scale
+    arrays, replayed after new scale values are written into the same arrays (the kernel reads them)."""
+    kit.require_torch_cuda()
+    import torch
+
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    seed = _seed("layers8", backend)
+    batch = kit.make_page_table([64, 17, 120], [64, 200, 150], 16, seed)
+    hqo, hkv, d = 8, 2, 128
+    pool = _fp8_random(kit, "torch", "float8_e4m3fn", (batch.max_pages, 4, 2, 16, hkv, d), seed)
+    snap = kit.Snapshot(pool)
+    w = _wrapper(kit, "torch", "NHD", backend)
+    _plan(w, backend, *batch.index_args(), hqo, hkv, d, 16, causal=True, q_data_type="bfloat16",
+          kv_data_type=torch.float8_e4m3fn, paged_kv_cache=(pool[:, 0, 0], pool[:, 0, 1]))
+    q = kit.randn("torch", (batch.total_q, hqo, d), "bfloat16", seed + 1)
+    out = torch.empty_like(q)
+    for layer in range(4):
+        cache = (pool[:, layer, 0], pool[:, layer, 1])
+        kit.poison(out)
+        w.run(q, cache, out=out, k_scale=0.5, v_scale=1.25)
+        ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), causal=True, k_scale=0.5,
+                                                 v_scale=1.25)
+        kit.check_attention(out, None, ref_o, ref_lse, "bfloat16", what=f"{backend} layer {layer}")
+    cache = (pool[:, 2, 0], pool[:, 2, 1])
+    ks = torch.tensor([0.37, 2.5], device="cuda")
+    vs = torch.tensor([2.5, 0.37], device="cuda")
+    lse = torch.empty(batch.total_q, hqo, dtype=torch.float32, device="cuda")
+    graph = kit.torch_graph(lambda: w.run(q, cache, out=out, lse=lse, return_lse=True, k_scale=ks, v_scale=vs))
+    for rep, (k_new, v_new) in enumerate([((1.5, 0.25), (0.5, 3.0)), ((0.37, 2.5), (2.5, 0.37))]):
+        ks.copy_(torch.tensor(k_new, device="cuda"))
+        vs.copy_(torch.tensor(v_new, device="cuda"))
+        kit.poison(out)
+        kit.poison(lse)
+        graph.replay()
+        torch.cuda.synchronize()
+        ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), causal=True, k_scale=np.array(k_new),
+                                                 v_scale=np.array(v_new))
+        kit.check_attention(out, lse, ref_o, ref_lse, "bfloat16", what=f"{backend} replay {rep}")
+    assert snap.unchanged()
+
+
+@pytest.mark.gpu
+def test_fp8_functional_api_uint8(kit):
+    """paged_prefill with a CuPy uint8 cache and kv_data_type; without kv_data_type a clear TypeError."""
+    import cupy
+
+    import nvrtc_attn
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    seed = _seed("functional8")
+    batch = kit.make_page_table([40, 0, 77], [90, 12, 77], 16, seed)
+    hqo, hkv, d = 8, 2, 128
+    q = kit.randn("cupy", (batch.total_q, hqo, d), "float16", seed)
+    cache, bases = _fp8_cache(kit, "cupy", "float8_e5m2", "pool", "NHD", batch.max_pages, 16, hkv, d, seed + 1)
+    with pytest.raises(TypeError, match="kv_data_type"):
+        nvrtc_attn.paged_prefill(q, cache, *batch.index_args(), causal=True)
+    o, lse = nvrtc_attn.paged_prefill(q, cache, *batch.index_args(), causal=True, return_lse=True,
+                                      kv_data_type="float8_e5m2", k_scale=0.37, v_scale=2.5)
+    ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), causal=True, kv_data_type="float8_e5m2",
+                                             k_scale=0.37, v_scale=2.5)
+    kit.check_attention(o, lse, ref_o, ref_lse, "float16", what="paged_prefill fp8")
+    assert isinstance(o, cupy.ndarray)
+
+
+# --------------------------------------------------------------------------------------------
+# GPU: fp8 with split-KV, the run() fast path and the short-tile rule
+
+def _dev_f32(fw, values):
+    """A float32 device array (per-head scales) of fw's kind."""
+    x = np.asarray(values, np.float32)
+    if fw == "torch":
+        import torch
+
+        return torch.as_tensor(x, device="cuda")
+    import cupy
+
+    return cupy.asarray(x)
+
+
+# (id, qo_lens, kv_lens, (Hqo, Hkv), head_dim, page_size, q dtype, fp8 kind, layout, causal, window,
+#  soft cap, scales, fixed_split_size or None). Few queries on long keys: every case splits on a
+# 132-SM H200 with a 128 MB workspace (test_fp8_split_cases_plan_as_they_expect checks it on the CPU).
+SPLIT_CASES = [
+    ("e4m3_head_scales", [64, 64], [16000, 12000], (16, 4), 128, 16, "bfloat16", "float8_e4m3fn", "NHD", True, -1,
+     None, "head", None),
+    ("e5m2_gather_softcap", [40], [20000], (32, 8), 128, 5, "float16", "float8_e5m2", "NHD", True, -1, 30.0,
+     "tensor", None),
+    ("e4m3_hd256_window_hnd", [30, 7], [12000, 30000], (16, 4), 256, 16, "bfloat16", "float8_e4m3fn", "HND", True,
+     5000, None, "head", None),
+    ("e5m2_hd64_fixed_empty", [100, 0, 3], [5000, 300, 9000], (8, 8), 64, 16, "bfloat16", "float8_e5m2", "NHD",
+     False, -1, None, "head", 32),
+]
+
+
+def test_fp8_split_cases_plan_as_they_expect():
+    """Pre-flight for test_fp8_split_kv (CPU): each case's plan, made as the wrapper makes it on a
+    132-SM Hopper GPU, has pieces, and runs the split twin of an fp8 build."""
+    from test_split import _as_wrapper_plans
+
+    for name, qo, kv, heads, hd, ps, dtype, kind, layout, causal, window, cap, scales, fixed in SPLIT_CASES:
+        plan, kernel = _as_wrapper_plans(qo, kv, heads, hd, ps, causal, window, fixed, kv_dtype=kind)
+        tag = "e4m3" if kind == "float8_e4m3fn" else "e5m2"
+        assert plan.num_merges > 0 and kernel.endswith(f"_{tag}_split_sm_90a"), (name, plan.num_merges, kernel)
+
+
+@pytest.mark.gpu
+@pytest.mark.hopper
+@pytest.mark.parametrize("case", SPLIT_CASES, ids=[c[0] for c in SPLIT_CASES])
+def test_fp8_split_kv(kit, case):
+    """An fp8 batch that cannot fill the SMs runs split (the fp8 build's split-KV twin, then
+    merge_split.cu), unsplit (disable_split_kv) and on sm80: each against the reference on the
+    dequantized cache, and split against the others. Per-head scales: the pieces apply the KV head's
+    v factor and logit scale (partial LSE), the merge the per-tensor v_scale. Outputs and the float
+    workspace are poisoned before every run; a second run (another layer) repeats the bits."""
+    import nvrtc_attn
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    name, qo, kv, (hqo, hkv), d, ps, dtype, kind, layout, causal, window, cap, scales, fixed = case
+    fw = "torch" if dtype == "bfloat16" else "cupy"
+    if fw == "torch":
+        kit.require_torch_cuda()
+    seed = _seed("split8", name)
+    batch = kit.make_page_table(qo, kv, ps, seed)
+    q = kit.randn(fw, (batch.total_q, hqo, d), dtype, seed + 1)
+    cache, bases = _fp8_cache(kit, fw, kind, "pool", layout, batch.max_pages, ps, hkv, d, seed + 2)
+    _poison_unowned8(kit, batch, cache, layout)
+    run_scales, ref_scales = _scales(fw, scales, hkv, np.random.default_rng(seed))
+    ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), kv_layout=layout, causal=causal,
+                                             window_left=window, logits_soft_cap=cap, kv_data_type=kind,
+                                             **ref_scales)
+    snaps = [kit.Snapshot(b) for b in bases + [q]]
+    tag = "e4m3" if kind == "float8_e4m3fn" else "e5m2"
+    results = {}
+    for mode in ("split", "unsplit", "sm80"):
+        ws = kit.workspace(fw)
+        backend = "sm80" if mode == "sm80" else "sm90"
+        w = nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(ws, layout, backend=backend)
+        _plan(w, backend, *batch.index_args(), hqo, hkv, d, ps, causal=causal, window_left=window,
+              logits_soft_cap=cap, q_data_type=dtype, kv_data_type=_kv_dtype_arg(fw, kind),
+              disable_split_kv=mode == "unsplit", fixed_split_size=fixed)
+        p = w._plan
+        what = f"{name} {mode}: {w.kernel_name}, {p.num_tiles} tiles, {p.num_merges} split row tiles"
+        assert tag in w.kernel_name, what
+        assert (p.num_merges > 0) == (mode == "split") and ("split" in w.kernel_name) == (mode == "split"), what
+        outs = []
+        for _ in range(2):
+            out = kit.poison(kit.empty(fw, (batch.total_q, hqo, d), dtype))
+            lse = kit.poison(kit.empty(fw, (batch.total_q, hqo), "float32"))
+            kit.poison_workspace(ws)
+            w.run(q, cache, out=out, lse=lse, return_lse=True, **run_scales)
+            kit.synchronize()
+            kit.check_attention(out, lse, ref_o, ref_lse, dtype, what=what)
+            outs.append((out, lse))
+        assert kit.bits_equal(outs[0][0], outs[1][0]), f"{what}: a second run gave other bits"
+        results[mode] = outs[0]
+    for other in ("unsplit", "sm80"):
+        kit.check_attention(*results["split"], *results[other], dtype, what=f"{name}: split vs {other}")
+    for sn in snaps:
+        assert sn.unchanged(), f"{name}: the fp8 cache or q was written"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fw", ["torch", "cupy"])
+def test_fp8_repeated_runs_follow_the_scales(kit, fw, backend):
+    """run() refills its parameters only when an operand changed, and with torch operands a call
+    equal to the last validated one only launches: both must see the per-head scale arrays. Scale
+    sets alternate (arrays, other arrays, an array's contents rewritten in place, per-tensor values),
+    each run twice (the second time through the fast path), each against the reference; a set's bits
+    repeat on the second pass."""
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    dtype = "bfloat16" if fw == "torch" else "float16"
+    if fw == "torch":
+        kit.require_torch_cuda()
+    seed = _seed("repeat8", fw, backend)
+    batch = kit.make_page_table([40, 90], [120, 300], 16, seed)
+    hqo, hkv, d = 8, 2, 128
+    cache, _ = _fp8_cache(kit, fw, "float8_e4m3fn", "pool", "NHD", batch.max_pages, 16, hkv, d, seed)
+    q = kit.randn(fw, (batch.total_q, hqo, d), dtype, seed + 1)
+    out = kit.empty(fw, (batch.total_q, hqo, d), dtype)
+    w = _wrapper(kit, fw, "NHD", backend)
+    _plan(w, backend, *batch.index_args(), hqo, hkv, d, 16, causal=True, q_data_type=dtype,
+          kv_data_type=_kv_dtype_arg(fw, "float8_e4m3fn"))
+    a = dict(k_scale=_dev_f32(fw, [0.37, 2.5]), v_scale=_dev_f32(fw, [2.5, 0.37]))
+    b = dict(k_scale=_dev_f32(fw, [1.5, 0.25]), v_scale=_dev_f32(fw, [0.5, 3.0]))
+    sets = [("a", a), ("b", b), ("a again", a), ("tensor k, array v", dict(k_scale=0.5, v_scale=b["v_scale"])),
+            ("tensor", dict(k_scale=0.7, v_scale=1.3)), ("a rewritten", a)]
+    bits = {}
+    for name, sc in sets:
+        if name == "a rewritten":
+            a["k_scale"][...] = _dev_f32(fw, [0.9, 1.7])
+        ref_sc = {key: (np.asarray(val.tolist(), np.float32) if hasattr(val, "tolist") else val)
+                  for key, val in sc.items()}
+        ref_o, _ = paged_prefill_reference(q, cache, *batch.index_args(), causal=True,
+                                           kv_data_type="float8_e4m3fn", **ref_sc)
+        for rep in range(2):
+            kit.poison(out)
+            w.run(q, cache, out=out, **sc)
+            kit.synchronize()
+            kit.check_attention(out, None, ref_o, None, dtype, what=f"{backend} {fw} {name} run {rep}")
+        snapshot = kit.empty(fw, out.shape, dtype)
+        snapshot[...] = out
+        key = name.replace(" again", "")
+        if key in bits:
+            assert kit.bits_equal(snapshot, bits[key]), f"{name}: other bits than the first run of these scales"
+        bits[key] = snapshot
+
+
+@pytest.mark.gpu
+@pytest.mark.hopper
+def test_fp8_few_query_batch_runs_the_full_tiles(kit):
+    """A W9-like batch (32 requests of 4 tokens on 1024 keys, GQA group 4, 8 KV heads): a 16-bit
+    plan takes the short tiles, the fp8 plan a full-tile fp8 build (no _m64_), against the reference
+    with per-head scales."""
+    kit.require_torch_cuda()
+    import torch
+
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    seed = _seed("w9_8")
+    batch = kit.make_page_table([4] * 32, [1024] * 32, 16, seed)
+    hqo, hkv, d = 32, 8, 128
+    q = kit.randn("torch", (batch.total_q, hqo, d), "bfloat16", seed + 1)
+    w16 = _wrapper(kit, "torch", "NHD", "sm90")
+    _plan(w16, "sm90", *batch.index_args(), hqo, hkv, d, 16, causal=True, q_data_type="bfloat16")
+    assert "_m64_" in w16.kernel_name, f"the 16-bit plan should take the short tiles: {w16.kernel_name}"
+    cache, _ = _fp8_cache(kit, "torch", "float8_e5m2", "pool", "NHD", batch.max_pages, 16, hkv, d, seed + 2)
+    _poison_unowned8(kit, batch, cache, "NHD")
+    w = _wrapper(kit, "torch", "NHD", "sm90")
+    _plan(w, "sm90", *batch.index_args(), hqo, hkv, d, 16, causal=True, q_data_type="bfloat16",
+          kv_data_type=torch.float8_e5m2)
+    assert "_m64_" not in w.kernel_name and "e5m2" in w.kernel_name and w._plan.block_m == 128, w.kernel_name
+    run_scales, ref_scales = _scales("torch", "head", hkv, np.random.default_rng(seed))
+    out = kit.poison(torch.empty_like(q))
+    lse = kit.poison(torch.empty(batch.total_q, hqo, dtype=torch.float32, device="cuda"))
+    w.run(q, cache, out=out, lse=lse, return_lse=True, **run_scales)
+    ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), causal=True, **ref_scales)
+    kit.check_attention(out, lse, ref_o, ref_lse, "bfloat16", what=w.kernel_name)
+
+
+@pytest.mark.gpu
+@pytest.mark.hopper
+def test_fp8_cuda_graph_mode_with_splits(kit):
+    """use_cuda_graph=True with an fp8 cache: the first plan pins the split-KV twin of its fp8 build;
+    run() with per-head scale arrays is captured once (prefill + merge), then batches that split
+    automatically, do not split, or split by fixed_split_size are re-planned and replayed with new
+    scale values written into the captured arrays; each replay matches the reference."""
+    kit.require_torch_cuda()
+    import torch
+
+    import nvrtc_attn
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    bs, hqo, hkv, d, ps = 2, 16, 4, 128, 16
+    max_pages = 2600
+    pool = _fp8_random(kit, "torch", "float8_e4m3fn", (max_pages, 3, 2, ps, hkv, d), 201)
+    cache = (pool[:, 2, 0], pool[:, 2, 1])
+    snap = kit.Snapshot(pool)
+    ws = kit.workspace("torch")
+    w = nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(ws, "NHD", True, backend="sm90",
+                                                       **kit.graph_buffers(bs, max_pages))
+    plan_kw = dict(causal=True, q_data_type="bfloat16", kv_data_type=torch.float8_e4m3fn)
+    first = kit.make_page_table([300, 200], [400, 200], ps, 202, extra_pages=0)
+    w.plan(*first.index_args(), hqo, hkv, d, ps, **plan_kw)
+    assert "split" in w.kernel_name and "e4m3" in w.kernel_name, w.kernel_name
+    t_max = first.total_q
+    q = kit.randn("torch", (t_max, hqo, d), "bfloat16", 203)
+    out = torch.empty(t_max, hqo, d, dtype=torch.bfloat16, device="cuda")
+    lse = torch.empty(t_max, hqo, dtype=torch.float32, device="cuda")
+    ks = torch.ones(hkv, device="cuda")
+    vs = torch.ones(hkv, device="cuda")
+    graph = kit.torch_graph(lambda: w.run(q, cache, out=out, lse=lse, return_lse=True, k_scale=ks, v_scale=vs))
+    replans = [("auto split", [64, 64], [16000, 12000], {}, True),
+               ("no split", [250, 250], [250, 700], {}, False),
+               ("fixed_split_size", [100, 3], [5000, 9000], {"fixed_split_size": 32}, True),
+               ("auto split again", [10, 90], [20000, 3000], {}, True)]
+    rng = np.random.default_rng(204)
+    for rep, (name, qo, kv, extra, splits) in enumerate(replans):
+        batch = kit.make_page_table(qo, kv, ps, 210 + rep, extra_pages=0)
+        shift = int(rng.integers(0, max_pages - batch.max_pages + 1))
+        indices = batch.paged_kv_indices + shift
+        index_args = (batch.qo_indptr, batch.paged_kv_indptr, indices, batch.paged_kv_last_page_len)
+        w.plan(*index_args, hqo, hkv, d, ps, **plan_kw, **extra)
+        what = f"replay {rep} ({name}): {w.kernel_name}, {w._plan.num_merges} split row tiles"
+        assert (w._plan.num_merges > 0) == splits, what
+        n = batch.total_q
+        q[:n].copy_(kit.randn("torch", (n, hqo, d), "bfloat16", 220 + rep))
+        k_new, v_new = rng.uniform(0.3, 2.5, hkv).astype(np.float32), rng.uniform(0.3, 2.5, hkv).astype(np.float32)
+        ks.copy_(torch.as_tensor(k_new, device="cuda"))
+        vs.copy_(torch.as_tensor(v_new, device="cuda"))
+        kit.poison(out)
+        kit.poison(lse)
+        kit.poison_workspace(ws)
+        graph.replay()
+        torch.cuda.synchronize()
+        ref_o, ref_lse = paged_prefill_reference(q[:n], cache, *index_args, causal=True, k_scale=k_new,
+                                                 v_scale=v_new)
+        kit.check_attention(out[:n], lse[:n], ref_o, ref_lse, "bfloat16", what=what)
+    assert snap.unchanged()
+
+
+# --------------------------------------------------------------------------------------------
+# GPU: bad input through the public API; nothing is written, the cache is untouched
+
+
+def _bad_setup(kit):
+    kit.require_torch_cuda()
+    import torch
+
+    batch = kit.make_page_table([20, 9], [40, 9], 16, 91)
+    hqo, hkv, d = 4, 2, 64
+    pool = _fp8_random(kit, "torch", "float8_e4m3fn", (batch.max_pages, 2, 2, 16, hkv, d), 92)
+    q = kit.randn("torch", (batch.total_q, hqo, d), "bfloat16", 93)
+    out = kit.poison(torch.empty_like(q))
+    w = _wrapper(kit, "torch", "NHD", "auto")
+    w.plan(*batch.index_args(), hqo, hkv, d, 16, causal=True, q_data_type="bfloat16",
+           kv_data_type=torch.float8_e4m3fn)
+    return w, batch, pool, q, out
+
+
+BAD_RUN_CASES = ["bf16_cache", "e5m2_cache", "k_scale_shape", "v_scale_dtype", "k_scale_host", "v_scale_rank",
+                 "q_scale_array", "k_scale_negative"]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", BAD_RUN_CASES)
+def test_fp8_run_rejections_write_nothing(kit, case):
+    import torch
+
+    w, batch, pool, q, out = _bad_setup(kit)
+    snap = kit.Snapshot(pool)
+    cache = (pool[:, 1, 0], pool[:, 1, 1])
+    kw = {}
+    exc, msg = ValueError, ""
+    if case == "bf16_cache":
+        cache = tuple(x.to(torch.bfloat16) for x in cache)
+        exc, msg = TypeError, r"float8_e4m3fn.*got bfloat16"
+    elif case == "e5m2_cache":
+        cache = tuple(x.view(torch.uint8).view(torch.float8_e5m2) for x in cache)
+        exc, msg = TypeError, r"float8_e4m3fn.*got float8_e5m2"
+    elif case == "k_scale_shape":
+        kw, msg = dict(k_scale=torch.ones(3, device="cuda")), r"k_scale.*num_kv_heads"
+    elif case == "v_scale_dtype":
+        kw, exc, msg = dict(v_scale=torch.ones(2, device="cuda", dtype=torch.float16)), TypeError, r"v_scale.*float32"
+    elif case == "k_scale_host":
+        kw, msg = dict(k_scale=torch.ones(2)), r"k_scale.*device"
+    elif case == "v_scale_rank":
+        kw, msg = dict(v_scale=torch.ones(1, 2, device="cuda")), r"v_scale.*num_kv_heads"
+    elif case == "q_scale_array":
+        kw, exc, msg = dict(q_scale=torch.ones(2, device="cuda")), NotImplementedError, r"q_scale"
+    elif case == "k_scale_negative":
+        kw, msg = dict(k_scale=-0.5), r"k_scale.*positive"
+    torch.cuda.synchronize()
+    with pytest.raises(exc, match=msg):
+        w.run(q, cache, out=out, **kw)
+    torch.cuda.synchronize()
+    assert bool(torch.isnan(out).all()), "a rejected run() wrote the output"
+    assert snap.unchanged()
+
+
+@pytest.mark.gpu
+def test_fp8_plan_rejections_gpu(kit):
+    """A 16-bit plan refuses an fp8 cache (and its bytes); an fp8 q is refused at plan()."""
+    kit.require_torch_cuda()
+    import torch
+
+    w, batch, pool, q, out = _bad_setup(kit)
+    w.plan(*batch.index_args(), 4, 2, 64, 16, causal=True, q_data_type="bfloat16")
+    cache = (pool[:, 1, 0], pool[:, 1, 1])
+    with pytest.raises(TypeError, match=r"bfloat16.*float8_e4m3fn"):
+        w.run(q, cache, out=out)
+    with pytest.raises(TypeError, match=r"uint8.*kv_data_type"):
+        w.run(q, tuple(x.view(torch.uint8) for x in cache), out=out)
+    with pytest.raises(NotImplementedError, match="fp8 queries: not yet"):
+        w.plan(*batch.index_args(), 4, 2, 64, 16, causal=True, q_data_type=torch.float8_e4m3fn,
+               kv_data_type=torch.float8_e4m3fn)
+    torch.cuda.synchronize()
+    assert bool(torch.isnan(out).all())
