@@ -51,7 +51,8 @@ NA_DEVICE void widen4(uint32_t x, uint32_t& lo, uint32_t& hi) {
 // rows, one 128-byte line). Their loads then cover 8 different bank slots, and so do their stores
 // (chunks 2 c8 of row r land in even slots of (chunk ^ row) % 8, those of row r + 1 in odd ones):
 // no bank conflicts either way.
-template <int kHeadDim, int kRows, int kThreads, bool kBf16, int kKind, bool kHwCvt, typename Layout>
+template <int kHeadDim, int kRows, int kThreads, bool kBf16, int kKind, bool kHwCvt, typename Layout,
+          int kLoadsAsked = 0>
 NA_DEVICE void widen_block(uint32_t src, uint32_t dst, int tid) {
   constexpr int kQuarters = kThreads / 8;                         // quarter warps: chunk pairs per pass
   constexpr int kSegments = kHeadDim >= 128 ? kHeadDim / 128 : 1;  // 128-byte segments per fp8 row
@@ -82,7 +83,8 @@ NA_DEVICE void widen_block(uint32_t src, uint32_t dst, int tid) {
   // kLoads passes' loads go out together before any of them is widened: their latency overlaps. Two
   // where registers allow (the sm90 producer has 56): widening to bf16 works on its words in place;
   // the f16 paths keep their inputs live beside the outputs and take one.
-  constexpr int kLoads = kBf16 ? 2 : 1;
+  // kLoadsAsked: more, where the caller has the registers (the latency of a lone producer warp).
+  constexpr int kLoads = kLoadsAsked ? kLoadsAsked : kBf16 ? 2 : 1;
   constexpr int kPasses = kRows / kRowStep;
   static_assert(kPasses % kLoads == 0, "passes in groups of kLoads");
 #pragma unroll 1

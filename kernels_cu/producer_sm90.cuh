@@ -120,6 +120,8 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
 // Widened stages were written by the generic proxy and are fenced here, so the consumers treat every
 // fp8 stage as loaded by TMA (no fence of their own).
 constexpr bool kHwCvt = true;  // sm_90a has cvt.rn.f16x2.e4m3x2 (fp8_convert.cuh)
+// 16-byte loads in flight per widening step: twice the default where the producer has 72 registers.
+constexpr int kWidenLoads = kProducerRegs >= 72 ? (kBf16 ? 4 : 2) : 0;
 
 template <int kKind = kKvFp8>  // (a template so that 16-bit builds never instantiate it)
 NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& maps, uint32_t smem,
@@ -191,7 +193,7 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
     ptx::mbar_wait(bar_addr(bars, Bar::Staged, slot), (j / kSlots) & 1);
     ptx::mbar_wait(bar_addr(bars, is_v ? Bar::EmptyV : Bar::EmptyK, s), ((it / kStages) & 1) ^ 1);
     const uint32_t tile = smem + SmemLayout::kKV + ((is_v ? kStages : 0) + s) * kKVBytes;
-    fp8::widen_block<kD, kBN, 128, kBf16, kKind, kHwCvt, PagedKv>(
+    fp8::widen_block<kD, kBN, 128, kBf16, kKind, kHwCvt, PagedKv, kWidenLoads>(
         smem + SmemLayout::kStage8 + slot * SmemLayout::kStage8Bytes, tile, ptid);
     ptx::fence_proxy_async();  // generic-proxy stores -> the consumers' wgmma (async proxy)
     ptx::mbar_arrive(bar_addr(bars, is_v ? Bar::FullV : Bar::FullK, s));

@@ -694,7 +694,7 @@ def test_fp8_many_tiles_per_cta(kit, backend, ps):
 ], ids=lambda c: f"ps{c['ps']}-hd{c['hd']}-g{c['g']}-{c['kind'][6:10]}")
 @pytest.mark.hopper
 def test_fp8_sm90_matches_sm80(kit, c):
-    """The Hopper path (TMA or gather into staging, producer widening, wgmma) against the portable one
+    """The Hopper path (TMA or gather of the bytes into the ring stage, widening in place, wgmma) against the portable one
     (cp.async, all-thread widening with the portable bit path, mma.sync) on the same inputs."""
     from nvrtc_attn.reference import paged_prefill_reference
 
@@ -844,7 +844,7 @@ def test_fp8_split_kv(kit, case):
     v factor and logit scale (partial LSE), the merge the per-tensor v_scale. Outputs and the float
     workspace are poisoned before every run; a second run (another layer) repeats the bits."""
     import nvrtc_attn
-    from nvrtc_attn.reference import paged_prefill_reference
+    from nvrtc_attn.reference import as_float_array, paged_prefill_reference
 
     name, qo, kv, (hqo, hkv), d, ps, dtype, kind, layout, causal, window, cap, scales, fixed = case
     fw = "torch" if dtype == "bfloat16" else "cupy"
@@ -885,7 +885,9 @@ def test_fp8_split_kv(kit, case):
         assert kit.bits_equal(outs[0][0], outs[1][0]), f"{what}: a second run gave other bits"
         results[mode] = outs[0]
     for other in ("unsplit", "sm80"):
-        kit.check_attention(*results["split"], *results[other], dtype, what=f"{name}: split vs {other}")
+        # the other run's o as the reference side: float32 first (a CuPy bf16 array has no numeric dtype)
+        other_o, other_lse = (as_float_array(x) for x in results[other])
+        kit.check_attention(*results["split"], other_o, other_lse, dtype, what=f"{name}: split vs {other}")
     for sn in snaps:
         assert sn.unchanged(), f"{name}: the fp8 cache or q was written"
 
