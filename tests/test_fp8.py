@@ -694,7 +694,7 @@ def test_fp8_many_tiles_per_cta(kit, backend, ps):
 ], ids=lambda c: f"ps{c['ps']}-hd{c['hd']}-g{c['g']}-{c['kind'][6:10]}")
 @pytest.mark.hopper
 def test_fp8_sm90_matches_sm80(kit, c):
-    """The Hopper path (TMA or gather of the bytes into the ring stage, widening in place, wgmma) against the portable one
+    """The Hopper path (TMA or gather into staging, producer widening, wgmma) against the portable one
     (cp.async, all-thread widening with the portable bit path, mma.sync) on the same inputs."""
     from nvrtc_attn.reference import paged_prefill_reference
 
