@@ -809,6 +809,13 @@ def mean_blocks_per_tile(tiles: np.ndarray, block_n: int) -> float:
     tiles = np.asarray(tiles)
     if tiles.shape[0] == 0:
         return 0.0
-    start = tiles[:, 4].astype(np.int64) // block_n * block_n
-    keys = np.where(tiles[:, 5] > tiles[:, 4], tiles[:, 5].astype(np.int64) - start, 0)
-    return float(np.mean(-(-keys // block_n)))
+    # From the block holding kv_start to the one holding kv_end - 1: ceil(kv_end / block_n) -
+    # floor(kv_start / block_n) blocks, 0 for an empty range. The sum is exact, so the mean is
+    # np.mean's to the last bit.
+    bn = int(block_n)
+    ks, ke = tiles[:, 4].astype(np.int64), tiles[:, 5].astype(np.int64)
+    blocks = ke + (bn - 1)
+    blocks //= bn
+    blocks -= ks // bn
+    blocks *= ke > ks
+    return float(int(np.add.reduce(blocks))) / tiles.shape[0]

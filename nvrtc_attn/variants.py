@@ -405,6 +405,11 @@ def split_build(build: Build) -> Build:
     partial-result epilogue of pieces."""
     if build.split or not build.can_split:
         return build
+    return _split_twin(build)
+
+
+@functools.lru_cache(maxsize=256)  # builds are frozen; plan() asks for the same few twins on every call
+def _split_twin(build: Build) -> Build:
     v = build.variants[0]
     defines = tuple((k, x) for k, x in v.defines if k != "SPLIT_KV") + (("SPLIT_KV", 1),)  # its place: last
     variant = dataclasses.replace(v, defines=defines)
@@ -433,6 +438,17 @@ def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: 
     kv_dtype: an fp8 cache's dtype (FP8_KV_DTYPES) picks its builds (full tiles only: sm90_short_tiles
     never plans an fp8 batch short); None: dtype.
     """
+    pingpong = backend == "sm90" and not short_tiles and sm90_pingpong(head_dim, mean_blocks)
+    return _build(backend, arch, head_dim, dtype, page_size, group_size, window_left, pingpong, kv_load, has_q,
+                  short_tiles, kv_dtype)
+
+
+@functools.lru_cache(maxsize=1024)
+def _build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, group_size: int, window_left: int,
+           pingpong: bool, kv_load: str, has_q: bool, short_tiles: bool, kv_dtype: str | None) -> Build:
+    """choose_build once its one batch-dependent input, the mean key blocks, has become the
+    turn-taking decision: memoized, since plan() asks on every call and the answers are frozen
+    (a few configurations per process)."""
     if backend == "sm80":
         return Build("sm80", sm80_tile(head_dim, arch, kv_dtype),
                      (prefill_sm80_variant(head_dim, dtype, arch, True, kv_dtype),
@@ -440,9 +456,8 @@ def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: 
     if short_tiles and kv_fp8_code(kv_dtype):
         raise ValueError(f"short_tiles=True with kv_dtype={kv_dtype!r}: there are no fp8 short-tile builds")
     if short_tiles:  # one consumer warpgroup: no turns to take
-        pingpong, tile = False, SM90_SHORT_TILES[head_dim]
+        tile = SM90_SHORT_TILES[head_dim]
     else:
-        pingpong = sm90_pingpong(head_dim, mean_blocks)
         kv_tma = kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0
         tile = sm90_tile(head_dim, pingpong, kv_tma, window_left, kv_dtype)
     kv_box = sm90_kv_box_tokens(page_size, head_dim, tile) if kv_load == "auto" else 0
