@@ -216,11 +216,13 @@ def _image(arrays, layout: dict, upload_bytes: int) -> np.ndarray:
     between them."""
     words = np.zeros(upload_bytes // 4, dtype=np.int32)
     for name, arr in zip(UPLOADED, arrays):
+        if not arr.size:
+            continue
         start = layout[name][0] // 4
         if name == "tile_cta":  # uint16 items
             words[start:].view(np.uint16)[:arr.size] = arr
-        else:
-            words[start:start + arr.size] = arr.reshape(-1)
+        else:  # [n, c] tables row-major, as the device reads them
+            words[start:start + arr.size] = arr if arr.ndim == 1 else arr.reshape(-1)
     return words.view(np.uint8)
 
 
