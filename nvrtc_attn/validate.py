@@ -43,6 +43,19 @@ def host_ints(x, name: str) -> np.ndarray:
     return np.array(arr, dtype=np.int64)
 
 
+# Up to this many items a NumPy reduction costs more than a list and Python's min/max: batches are
+# often a few requests, and plan() reduces its per-request arrays about ten times.
+_SMALL = 64
+
+
+def bounds(arr: np.ndarray) -> tuple[int, int]:
+    """(min, max) of a non-empty int array as Python ints (a short one through a list)."""
+    if arr.size <= _SMALL:
+        values = arr.tolist()
+        return min(values), max(values)
+    return int(np.minimum.reduce(arr)), int(np.maximum.reduce(arr))
+
+
 def positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -81,7 +94,7 @@ def check_indptr(arr: np.ndarray, name: str, from_zero: bool = True) -> np.ndarr
     if first < 0:
         raise ValueError(f"{name}[0] must be >= 0, got {first}")
     lens = arr[1:] - arr[:-1]
-    if lens.size and np.minimum.reduce(lens) < 0:
+    if lens.size and bounds(lens)[0] < 0:
         bad = int(np.flatnonzero(lens < 0)[0])
         raise ValueError(f"{name} must be non-decreasing, but {name}[{bad + 1}] = {int(arr[bad + 1])} "
                          f"< {name}[{bad}] = {int(arr[bad])}")
@@ -199,11 +212,12 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
     used = idx[kv_first: kv_end]  # entries past paged_kv_indptr[-1] are slack, never read
     max_page_index = -1
     if used.size:
-        if np.minimum.reduce(used) < 0:
-            raise ValueError(f"paged_kv_indices must be >= 0, got {int(used.min())}")
-        max_page_index = int(np.maximum.reduce(used))
-    if batch and np.minimum.reduce(n_pages) > 0:  # every request has pages: the usual batch, fewer steps
-        if np.minimum.reduce(last) < 1 or np.maximum.reduce(last) > page_size:
+        lowest, max_page_index = bounds(used)
+        if lowest < 0:
+            raise ValueError(f"paged_kv_indices must be >= 0, got {lowest}")
+    if batch and bounds(n_pages)[0] > 0:  # every request has pages: the usual batch, fewer steps
+        lo, hi = bounds(last)
+        if lo < 1 or hi > page_size:
             _raise_last_page_len(last, np.ones(batch, dtype=bool), page_size)
         kv_lens = n_pages * page_size
         kv_lens += last
@@ -213,13 +227,13 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
         _raise_last_page_len(last, has_pages, page_size)
         kv_lens = np.where(has_pages, (n_pages - 1) * page_size + last, 0)
         last = np.where(has_pages, last, 1)
-    if causal and batch and np.maximum.reduce(qo_lens - kv_lens) > 0:
+    if causal and batch and bounds(qo_lens - kv_lens)[1] > 0:
         b = int(np.flatnonzero(qo_lens > kv_lens)[0])
         raise ValueError(f"causal=True needs qo_len <= kv_len, but request {b} has qo_len "
                          f"{int(qo_lens[b])} > kv_len {int(kv_lens[b])}")
     group = num_qo_heads // num_kv_heads
     if batch and (qo.item(-1) >= 2**31 or int(np.add.reduce(kv_lens)) >= 2**31
-                  or int(np.maximum.reduce(qo_lens)) * group >= 2**31):
+                  or bounds(qo_lens)[1] * group >= 2**31):
         raise ValueError("qo_indptr / paged_kv_indptr: batch too large for int32 indexing")
     return PlanArgs(  # the page table rebased to start at 0: request b's pages are used[kv[b]-kv[0] ...]
         qo_indptr=qo, paged_kv_indptr=kv - kv_first if kv_first else kv, paged_kv_indices=used,

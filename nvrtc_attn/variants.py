@@ -204,6 +204,17 @@ def sm90_short_tile_work(head_dim: int, qo_lens, kv_lens, group_size: int) -> fl
 SHORT_TILE_MIN_FILL = 0.75
 
 
+def _clearly_full(head_dim: int, qo_lens, kv_lens, group_size: int) -> bool:
+    """A cheap sufficient test for sm90_short_tile_work > SHORT_TILE_MAX_WORK (or no work): every
+    request with keys has at least 3 * (block_m - 1) packed rows P. The short tiles compute at
+    least P rows, the full tiles at most P + block_m - 1, so each request's ratio, and with it the
+    batch's, is at least 3/4 (W1: P = 4096 per request, ratio >= 0.97)."""
+    rows = np.asarray(qo_lens, dtype=np.int64)
+    has_keys = np.asarray(kv_lens) > 0
+    fewest = int(np.minimum.reduce(rows, where=has_keys, initial=np.iinfo(np.int64).max))
+    return fewest >= -(-3 * (SM90_TILES[head_dim].block_m - 1) // int(group_size))
+
+
 def sm90_short_tiles(head_dim: int, qo_lens, kv_lens, group_size: int, num_kv_heads: int | None = None,
                      num_ctas: int | None = None, kv_dtype: str | None = None) -> bool:
     """Whether plan() plans an sm90 batch with SM90_SHORT_TILES: their work is at most
@@ -212,6 +223,8 @@ def sm90_short_tiles(head_dim: int, qo_lens, kv_lens, group_size: int, num_kv_he
     fp8 cache (kv_dtype in FP8_KV_DTYPES): there are no fp8 short builds, its batches run the full
     tiles (split where they cannot fill the SMs)."""
     if head_dim not in SM90_SHORT_TILES or kv_fp8_code(kv_dtype):
+        return False
+    if _clearly_full(head_dim, qo_lens, kv_lens, group_size):
         return False
     work = sm90_short_tile_work(head_dim, qo_lens, kv_lens, group_size)
     if work is None or work > SHORT_TILE_MAX_WORK:
