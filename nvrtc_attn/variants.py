@@ -358,11 +358,13 @@ def sm90_pingpong(head_dim: int, mean_blocks_per_tile: float) -> bool:
     return mean_blocks_per_tile < PINGPONG_MAX_BLOCKS
 
 
+@functools.lru_cache(maxsize=None)  # plan() asks on every call: one variant object, its name computed once
 def merge_split_variant() -> KernelVariant:
     """The merge of split tiles (kernels_cu/merge_split.cu), after an sm90 run whose plan has pieces."""
     return KernelVariant("merge_split.cu", "merge_split", (), HOPPER_ARCH)
 
 
+@functools.lru_cache(maxsize=None)  # plan() asks on every call: one variant object, its name computed once
 def kv_offsets_variant(arch: str = HOPPER_ARCH) -> KernelVariant:
     """The plan expansion kernel (launcher.expand_plan): per-token K/V tables and tile rows from the
     uploaded plan, after plan()'s upload and in run() for strides plan() did not see."""
