@@ -216,11 +216,13 @@ def _image(arrays, layout: dict, upload_bytes: int) -> np.ndarray:
     between them."""
     words = np.zeros(upload_bytes // 4, dtype=np.int32)
     for name, arr in zip(UPLOADED, arrays):
+        if not arr.size:
+            continue
         start = layout[name][0] // 4
         if name == "tile_cta":  # uint16 items
             words[start:].view(np.uint16)[:arr.size] = arr
-        else:
-            words[start:start + arr.size] = arr.reshape(-1)
+        else:  # [n, c] tables row-major, as the device reads them
+            words[start:start + arr.size] = arr if arr.ndim == 1 else arr.reshape(-1)
     return words.view(np.uint8)
 
 
@@ -275,7 +277,7 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
               num_ctas: int = 132, block_m: int = 128, offsets_key: tuple | None = None,
               l2_section_bytes: int = schedule.L2_SECTION_BYTES,
               capacity: PlanCapacity | None = None, choose_build=None,
-              split: schedule.SplitRequest | None = None) -> Plan:
+              split: schedule.SplitRequest | None = None, lengths: tuple | None = None) -> Plan:
     """Plan one batch from validated host index arrays (see validate.check_plan_args).
 
     O(batch + pages + tiles / num_ctas waves), never O(key tokens): the per-token tables and the
@@ -287,6 +289,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     plan records (Plan.build); the builds differ in key block, and pieces cut on it.
     split (schedule.SplitRequest): long key ranges may become pieces (schedule.split_rows), within
     split.max_slots and capacity.max_pieces; their key block is split.block_n or the chosen build's.
+    lengths: (qo_lens, kv_lens) int64 [B] of these index arrays when the caller has them (PlanArgs:
+    validation computes them), else computed here.
 
     Example: 2 requests of 100 and 300 query tokens on 100 and 400 keys, 8 q heads on 2 KV heads:
         make_plan([0, 100, 400], [0, 7, 32], pages, [4, 16], 8, 2, 128, 16, causal=True)
@@ -296,8 +300,9 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     qo_indptr = np.asarray(qo_indptr, dtype=np.int64)
     indptr = np.asarray(paged_kv_indptr, dtype=np.int64)
     batch = len(qo_indptr) - 1
-    qo_lens = qo_indptr[1:] - qo_indptr[:-1]
-    kv_lens = paging.kv_lengths(indptr, paged_kv_last_page_len, page_size)
+    if lengths is None:
+        lengths = qo_indptr[1:] - qo_indptr[:-1], paging.kv_lengths(indptr, paged_kv_last_page_len, page_size)
+    qo_lens, kv_lens = lengths
     kv_tok_indptr = np.zeros(batch + 1, dtype=np.int64)
     np.add.accumulate(kv_lens, out=kv_tok_indptr[1:])
     total_kv = int(kv_tok_indptr[-1])

@@ -74,12 +74,15 @@ def row_tiling(qo_lens, kv_lens, group_size: int, block_m: int, causal: bool, wi
         # The partial tile goes first, where causal rows see the fewest keys: a kernel computes all
         # block_m rows of a tile, so a partial last tile would waste the most expensive key range.
         # Row i (of all) ends (rows after it in its request) * block_m before the packed rows do.
+        # (Per-request values reach their rows by repeat, cheaper than a gather by req.)
         end_offset = packed - (first_row[1:] - 1) * block_m
-        row_end = end_offset[req] + np.arange(0, n * block_m, block_m, dtype=np.int64)
-        row_start = np.maximum(row_end - block_m, 0)
+        row_end = end_offset.repeat(per_req)
+        row_end += np.arange(0, n * block_m, block_m, dtype=np.int64)
+        row_start = row_end - block_m
+        np.maximum(row_start, 0, out=row_start)
     else:
-        row_start = np.arange(0, n * block_m, block_m, dtype=np.int64) - (first_row[:-1] * block_m)[req]
-        row_end = np.minimum(row_start + block_m, packed[req])
+        row_start = np.arange(0, n * block_m, block_m, dtype=np.int64) - (first_row[:-1] * block_m).repeat(per_req)
+        row_end = np.minimum(row_start + block_m, packed.repeat(per_req))
 
     # lo(i) and hi(i) are non-decreasing in i and consecutive non-empty ranges touch, so the union
     # over the tile's queries [i_first, i_last] is one range [lo(i_first), hi(i_last)), where
@@ -87,17 +90,22 @@ def row_tiling(qo_lens, kv_lens, group_size: int, block_m: int, causal: bool, wi
     # then kv_end <= 0) besides kv_len == 0 (then c = -qo_len and the window start is below 0); a
     # non-causal window always keeps j = kv_len - 1 since i < qo_len. Tiles that see nothing get
     # kv_start = kv_end = 0.
-    c = (kv - qo)[req]
-    i_first = row_start // g if g > 1 else row_start
+    c = (kv - qo).repeat(per_req)
     if causal:
-        i_first = np.maximum(i_first, -c)
-        kv_end = np.minimum(kv[req], (row_end - 1) // g + c + 1)
+        kv_end = row_end - 1
+        kv_end //= g
+        kv_end += c
+        kv_end += 1
+        np.minimum(kv_end, kv.repeat(per_req), out=kv_end)
         np.maximum(kv_end, 0, out=kv_end)
     else:
-        kv_end = kv[req]
+        kv_end = kv.repeat(per_req)
     out = np.zeros((n, 8), dtype=np.int32)
     cost = kv_end + TILE_OVERHEAD_KEYS  # tile_costs without the block_m factor: the same partition
     if window_left >= 0:
+        i_first = row_start // g if g > 1 else row_start
+        if causal:
+            i_first = np.maximum(i_first, -c)
         kv_start = i_first + c
         kv_start -= window_left
         np.maximum(kv_start, 0, out=kv_start)
@@ -809,6 +817,13 @@ def mean_blocks_per_tile(tiles: np.ndarray, block_n: int) -> float:
     tiles = np.asarray(tiles)
     if tiles.shape[0] == 0:
         return 0.0
-    start = tiles[:, 4].astype(np.int64) // block_n * block_n
-    keys = np.where(tiles[:, 5] > tiles[:, 4], tiles[:, 5].astype(np.int64) - start, 0)
-    return float(np.mean(-(-keys // block_n)))
+    # From the block holding kv_start to the one holding kv_end - 1: ceil(kv_end / block_n) -
+    # floor(kv_start / block_n) blocks, 0 for an empty range. The sum is exact, so the mean is
+    # np.mean's to the last bit.
+    bn = int(block_n)
+    ks, ke = tiles[:, 4].astype(np.int64), tiles[:, 5].astype(np.int64)
+    blocks = ke + (bn - 1)
+    blocks //= bn
+    blocks -= ks // bn
+    blocks *= ke > ks
+    return float(int(np.add.reduce(blocks))) / tiles.shape[0]

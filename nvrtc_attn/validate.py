@@ -22,22 +22,38 @@ LSE_LAYOUTS = ("NH", "HN")
 def host_ints(x, name: str) -> np.ndarray:
     """A 1-D int64 host copy of an index array given as NumPy, CuPy, torch or a list.
     (plan() may synchronize: it runs once per batch, not per layer.)"""
-    if hasattr(x, "get") and type(x).__module__.startswith("cupy"):
-        x = x.get()
-    elif type(x).__module__.startswith("torch"):
-        x = x.detach().cpu().numpy()
-    elif hasattr(x, "__dlpack__") and not isinstance(x, np.ndarray):
-        try:
-            x = np.from_dlpack(x)
-        except Exception:  # noqa: BLE001 - device arrays of other producers: copy through __array__
-            x = np.asarray(x)
-    arr = np.asarray(x)
+    if type(x) is np.ndarray:
+        arr = x
+    else:
+        if hasattr(x, "get") and type(x).__module__.startswith("cupy"):
+            x = x.get()
+        elif type(x).__module__.startswith("torch"):
+            x = x.detach().cpu().numpy()
+        elif hasattr(x, "__dlpack__") and not isinstance(x, np.ndarray):
+            try:
+                x = np.from_dlpack(x)
+            except Exception:  # noqa: BLE001 - device arrays of other producers: copy through __array__
+                x = np.asarray(x)
+        arr = np.asarray(x)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+    if arr.size and arr.dtype.kind not in "iu":  # signed and unsigned integers (not bool)
         raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
     # Always a copy: engines refill their (pinned) index buffers for the next step while this plan lives.
     return np.array(arr, dtype=np.int64)
+
+
+# Up to this many items a NumPy reduction costs more than a list and Python's min/max: batches are
+# often a few requests, and plan() reduces its per-request arrays about ten times.
+_SMALL = 64
+
+
+def bounds(arr: np.ndarray) -> tuple[int, int]:
+    """(min, max) of a non-empty int array as Python ints (a short one through a list)."""
+    if arr.size <= _SMALL:
+        values = arr.tolist()
+        return min(values), max(values)
+    return int(np.minimum.reduce(arr)), int(np.maximum.reduce(arr))
 
 
 def positive_int(value, name: str) -> int:
@@ -66,19 +82,23 @@ def optional_positive(value, name: str, allow_zero: bool = False) -> float | Non
     return out
 
 
-def check_indptr(arr: np.ndarray, name: str, from_zero: bool = True) -> None:
+def check_indptr(arr: np.ndarray, name: str, from_zero: bool = True) -> np.ndarray:
     """A CSR indptr: batch_size + 1 non-decreasing entries from 0 (from_zero=False: from any
-    offset >= 0, as paged_kv_indptr may start when an engine plans the tail of a larger batch)."""
+    offset >= 0, as paged_kv_indptr may start when an engine plans the tail of a larger batch).
+    Returns its lengths arr[1:] - arr[:-1] (plan() needs them anyway)."""
     if arr.size < 1:
         raise ValueError(f"{name} must have batch_size + 1 >= 1 entries, got 0")
-    if from_zero and arr[0] != 0:
-        raise ValueError(f"{name}[0] must be 0, got {int(arr[0])}")
-    if arr[0] < 0:
-        raise ValueError(f"{name}[0] must be >= 0, got {int(arr[0])}")
-    if arr.size > 1 and np.any(np.diff(arr) < 0):
-        bad = int(np.nonzero(np.diff(arr) < 0)[0][0])
+    first = arr.item(0)
+    if from_zero and first != 0:
+        raise ValueError(f"{name}[0] must be 0, got {first}")
+    if first < 0:
+        raise ValueError(f"{name}[0] must be >= 0, got {first}")
+    lens = arr[1:] - arr[:-1]
+    if lens.size and bounds(lens)[0] < 0:
+        bad = int(np.flatnonzero(lens < 0)[0])
         raise ValueError(f"{name} must be non-decreasing, but {name}[{bad + 1}] = {int(arr[bad + 1])} "
                          f"< {name}[{bad}] = {int(arr[bad])}")
+    return lens
 
 
 def check_dtype_arg(value, name: str) -> str:
@@ -127,6 +147,8 @@ class PlanArgs:
     dtype: str                           # q (and output): "float16" or "bfloat16"
     max_page_index: int                  # -1 when the batch has no pages
     kv_dtype: str = ""                   # the cache: dtype, "float8_e4m3fn" or "float8_e5m2" ("": dtype)
+    qo_lens: np.ndarray | None = None    # int64 [B]: query tokens per request (the checks computed them)
+    kv_lens: np.ndarray | None = None    # int64 [B]: keys per request (paging.kv_lengths), 0 without pages
 
     @property
     def batch_size(self) -> int:
@@ -176,40 +198,58 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
     kv = host_ints(paged_kv_indptr, "paged_kv_indptr")
     idx = host_ints(paged_kv_indices, "paged_kv_indices")
     last = host_ints(paged_kv_last_page_len, "paged_kv_last_page_len")
-    check_indptr(qo, "qo_indptr")
-    check_indptr(kv, "paged_kv_indptr", from_zero=False)
+    qo_lens = check_indptr(qo, "qo_indptr")
+    n_pages = check_indptr(kv, "paged_kv_indptr", from_zero=False)
     batch = qo.size - 1
     if kv.size != qo.size:
         raise ValueError(f"paged_kv_indptr has {kv.size} entries but qo_indptr has {qo.size}: "
                          f"both must be batch_size + 1")
     if last.size != batch:
         raise ValueError(f"paged_kv_last_page_len has {last.size} entries, expected batch_size = {batch}")
-    if idx.size < kv[-1]:
-        raise ValueError(f"paged_kv_indices has {idx.size} entries but paged_kv_indptr[-1] = {int(kv[-1])}")
-    used = idx[int(kv[0]): int(kv[-1])]  # entries past paged_kv_indptr[-1] are slack, never read
-    if used.size and used.min() < 0:
-        raise ValueError(f"paged_kv_indices must be >= 0, got {int(used.min())}")
-    n_pages = np.diff(kv)
-    has_pages = n_pages > 0
+    kv_first, kv_end = kv.item(0), kv.item(-1)
+    if idx.size < kv_end:
+        raise ValueError(f"paged_kv_indices has {idx.size} entries but paged_kv_indptr[-1] = {kv_end}")
+    used = idx[kv_first: kv_end]  # entries past paged_kv_indptr[-1] are slack, never read
+    max_page_index = -1
+    if used.size:
+        lowest, max_page_index = bounds(used)
+        if lowest < 0:
+            raise ValueError(f"paged_kv_indices must be >= 0, got {lowest}")
+    if batch and bounds(n_pages)[0] > 0:  # every request has pages: the usual batch, fewer steps
+        lo, hi = bounds(last)
+        if lo < 1 or hi > page_size:
+            _raise_last_page_len(last, np.ones(batch, dtype=bool), page_size)
+        kv_lens = n_pages * page_size
+        kv_lens += last
+        kv_lens -= page_size
+    else:
+        has_pages = n_pages > 0
+        _raise_last_page_len(last, has_pages, page_size)
+        kv_lens = np.where(has_pages, (n_pages - 1) * page_size + last, 0)
+        last = np.where(has_pages, last, 1)
+    if causal and batch and bounds(qo_lens - kv_lens)[1] > 0:
+        b = int(np.flatnonzero(qo_lens > kv_lens)[0])
+        raise ValueError(f"causal=True needs qo_len <= kv_len, but request {b} has qo_len "
+                         f"{int(qo_lens[b])} > kv_len {int(kv_lens[b])}")
+    group = num_qo_heads // num_kv_heads
+    if batch and (qo.item(-1) >= 2**31 or int(np.add.reduce(kv_lens)) >= 2**31
+                  or bounds(qo_lens)[1] * group >= 2**31):
+        raise ValueError("qo_indptr / paged_kv_indptr: batch too large for int32 indexing")
+    return PlanArgs(  # the page table rebased to start at 0: request b's pages are used[kv[b]-kv[0] ...]
+        qo_indptr=qo, paged_kv_indptr=kv - kv_first if kv_first else kv, paged_kv_indices=used,
+        paged_kv_last_page_len=last, num_qo_heads=num_qo_heads,
+        num_kv_heads=num_kv_heads, head_dim=head_dim, page_size=page_size, causal=bool(causal),
+        sm_scale=sm_scale, window_left=int(window_left), logits_soft_cap=soft_cap, dtype=q_dt,
+        max_page_index=max_page_index, kv_dtype=kv_dt, qo_lens=qo_lens, kv_lens=kv_lens)
+
+
+def _raise_last_page_len(last: np.ndarray, has_pages: np.ndarray, page_size: int) -> None:
+    """ValueError for the first request with pages whose paged_kv_last_page_len is not in
+    [1, page_size], if any."""
     bad = has_pages & ((last < 1) | (last > page_size))
     if np.any(bad):
         b = int(np.nonzero(bad)[0][0])
         raise ValueError(f"paged_kv_last_page_len[{b}] = {int(last[b])} must be in [1, page_size={page_size}]")
-    kv_lens = np.where(has_pages, (n_pages - 1) * page_size + last, 0)
-    qo_lens = np.diff(qo)
-    if causal and np.any(qo_lens > kv_lens):
-        b = int(np.nonzero(qo_lens > kv_lens)[0][0])
-        raise ValueError(f"causal=True needs qo_len <= kv_len, but request {b} has qo_len "
-                         f"{int(qo_lens[b])} > kv_len {int(kv_lens[b])}")
-    group = num_qo_heads // num_kv_heads
-    if qo[-1] >= 2**31 or kv_lens.sum() >= 2**31 or (qo_lens * group).max(initial=0) >= 2**31:
-        raise ValueError("qo_indptr / paged_kv_indptr: batch too large for int32 indexing")
-    return PlanArgs(  # the page table rebased to start at 0: request b's pages are used[kv[b]-kv[0] ...]
-        qo_indptr=qo, paged_kv_indptr=kv - kv[0], paged_kv_indices=used,
-        paged_kv_last_page_len=np.where(has_pages, last, 1), num_qo_heads=num_qo_heads,
-        num_kv_heads=num_kv_heads, head_dim=head_dim, page_size=page_size, causal=bool(causal),
-        sm_scale=sm_scale, window_left=int(window_left), logits_soft_cap=soft_cap, dtype=q_dt,
-        max_page_index=int(used.max()) if used.size else -1, kv_dtype=kv_dt)
 
 
 def refuse(name: str, value, default=None) -> None:

@@ -204,6 +204,17 @@ def sm90_short_tile_work(head_dim: int, qo_lens, kv_lens, group_size: int) -> fl
 SHORT_TILE_MIN_FILL = 0.75
 
 
+def _clearly_full(head_dim: int, qo_lens, kv_lens, group_size: int) -> bool:
+    """A cheap sufficient test for sm90_short_tile_work > SHORT_TILE_MAX_WORK (or no work): every
+    request with keys has at least 3 * (block_m - 1) packed rows P. The short tiles compute at
+    least P rows, the full tiles at most P + block_m - 1, so each request's ratio, and with it the
+    batch's, is at least 3/4 (W1: P = 4096 per request, ratio >= 0.97)."""
+    rows = np.asarray(qo_lens, dtype=np.int64)
+    has_keys = np.asarray(kv_lens) > 0
+    fewest = int(np.minimum.reduce(rows, where=has_keys, initial=np.iinfo(np.int64).max))
+    return fewest >= -(-3 * (SM90_TILES[head_dim].block_m - 1) // int(group_size))
+
+
 def sm90_short_tiles(head_dim: int, qo_lens, kv_lens, group_size: int, num_kv_heads: int | None = None,
                      num_ctas: int | None = None, kv_dtype: str | None = None) -> bool:
     """Whether plan() plans an sm90 batch with SM90_SHORT_TILES: their work is at most
@@ -212,6 +223,8 @@ def sm90_short_tiles(head_dim: int, qo_lens, kv_lens, group_size: int, num_kv_he
     fp8 cache (kv_dtype in FP8_KV_DTYPES): there are no fp8 short builds, its batches run the full
     tiles (split where they cannot fill the SMs)."""
     if head_dim not in SM90_SHORT_TILES or kv_fp8_code(kv_dtype):
+        return False
+    if _clearly_full(head_dim, qo_lens, kv_lens, group_size):
         return False
     work = sm90_short_tile_work(head_dim, qo_lens, kv_lens, group_size)
     if work is None or work > SHORT_TILE_MAX_WORK:
@@ -345,11 +358,13 @@ def sm90_pingpong(head_dim: int, mean_blocks_per_tile: float) -> bool:
     return mean_blocks_per_tile < PINGPONG_MAX_BLOCKS
 
 
+@functools.lru_cache(maxsize=None)  # plan() asks on every call: one variant object, its name computed once
 def merge_split_variant() -> KernelVariant:
     """The merge of split tiles (kernels_cu/merge_split.cu), after an sm90 run whose plan has pieces."""
     return KernelVariant("merge_split.cu", "merge_split", (), HOPPER_ARCH)
 
 
+@functools.lru_cache(maxsize=None)  # plan() asks on every call: one variant object, its name computed once
 def kv_offsets_variant(arch: str = HOPPER_ARCH) -> KernelVariant:
     """The plan expansion kernel (launcher.expand_plan): per-token K/V tables and tile rows from the
     uploaded plan, after plan()'s upload and in run() for strides plan() did not see."""
@@ -405,6 +420,11 @@ def split_build(build: Build) -> Build:
     partial-result epilogue of pieces."""
     if build.split or not build.can_split:
         return build
+    return _split_twin(build)
+
+
+@functools.lru_cache(maxsize=256)  # builds are frozen; plan() asks for the same few twins on every call
+def _split_twin(build: Build) -> Build:
     v = build.variants[0]
     defines = tuple((k, x) for k, x in v.defines if k != "SPLIT_KV") + (("SPLIT_KV", 1),)  # its place: last
     variant = dataclasses.replace(v, defines=defines)
@@ -433,6 +453,17 @@ def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: 
     kv_dtype: an fp8 cache's dtype (FP8_KV_DTYPES) picks its builds (full tiles only: sm90_short_tiles
     never plans an fp8 batch short); None: dtype.
     """
+    pingpong = backend == "sm90" and not short_tiles and sm90_pingpong(head_dim, mean_blocks)
+    return _build(backend, arch, head_dim, dtype, page_size, group_size, window_left, pingpong, kv_load, has_q,
+                  short_tiles, kv_dtype)
+
+
+@functools.lru_cache(maxsize=1024)
+def _build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, group_size: int, window_left: int,
+           pingpong: bool, kv_load: str, has_q: bool, short_tiles: bool, kv_dtype: str | None) -> Build:
+    """choose_build once its one batch-dependent input, the mean key blocks, has become the
+    turn-taking decision: memoized, since plan() asks on every call and the answers are frozen
+    (a few configurations per process)."""
     if backend == "sm80":
         return Build("sm80", sm80_tile(head_dim, arch, kv_dtype),
                      (prefill_sm80_variant(head_dim, dtype, arch, True, kv_dtype),
@@ -440,9 +471,8 @@ def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: 
     if short_tiles and kv_fp8_code(kv_dtype):
         raise ValueError(f"short_tiles=True with kv_dtype={kv_dtype!r}: there are no fp8 short-tile builds")
     if short_tiles:  # one consumer warpgroup: no turns to take
-        pingpong, tile = False, SM90_SHORT_TILES[head_dim]
+        tile = SM90_SHORT_TILES[head_dim]
     else:
-        pingpong = sm90_pingpong(head_dim, mean_blocks)
         kv_tma = kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0
         tile = sm90_tile(head_dim, pingpong, kv_tma, window_left, kv_dtype)
     kv_box = sm90_kv_box_tokens(page_size, head_dim, tile) if kv_load == "auto" else 0

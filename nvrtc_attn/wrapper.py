@@ -291,7 +291,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
                                  kv_dtype=kv_fp8,
                                  num_ctas=num_ctas, block_m=tile.block_m, offsets_key=key,
                                  l2_section_bytes=tile.l2_section_bytes, choose_build=choose_build, split=split,
-                                 **extra)
+                                 lengths=(args.qo_lens, args.kv_lens), **extra)
         build = plan.build
         if plan.num_merges and not build.split:  # pieces: the split-KV twin (same tile and key block)
             build = variants.split_build(build)
@@ -329,10 +329,9 @@ class BatchPrefillWithPagedKVCacheWrapper:
             return False
         if pinned is not None:
             return pinned.short_tiles
-        kv_lens = paging.kv_lengths(args.paged_kv_indptr, args.paged_kv_last_page_len, args.page_size)
         ctas = sm_count * variants.SM90_SHORT_TILES[args.head_dim].ctas_per_sm if args.head_dim in \
             variants.SM90_SHORT_TILES else 0
-        return variants.sm90_short_tiles(args.head_dim, np.diff(args.qo_indptr), kv_lens,
+        return variants.sm90_short_tiles(args.head_dim, args.qo_lens, args.kv_lens,
                                          args.num_qo_heads // args.num_kv_heads, args.num_kv_heads, ctas,
                                          args.kv_dtype)
 
