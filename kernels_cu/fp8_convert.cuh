@@ -105,4 +105,122 @@ NA_DEVICE void widen_block(uint32_t src, uint32_t dst, int tid) {
   }
 }
 
+// fp8 queries (Q_FP8): the tile's kRows packed (token, head) query rows from global memory into the
+// 16-bit tile at dst (Layout as in widen_block), widened on the way: per pass a thread loads one 16-byte
+// chunk c8 of a row (16 e4m3 values; rows at or past row_end read as zeros) and stores 16-bit chunks
+// 2 c8 and 2 c8 + 1. kWiden false (the fp8-MMA builds): the bytes as they are, into chunk c8 of an
+// fp8 tile whose 16-byte chunk (row, c8) lies at dst + Layout::offset(row, c8). Synchronous loads,
+// kLoads at a time (Q loads once per tile); the caller orders the stores against the readers of dst. Row r of the tile is packed row row_start + r of KV head kv_head:
+// token q0 + packed / group_size, head kv_head * group_size + packed % group_size. e4m3 -> fp16 and
+// -> bf16 are exact, so the tile holds the queries' values as the 16-bit GEMM reads them.
+template <int kHeadDim, int kRows, int kThreads, bool kBf16, bool kHwCvt, typename Layout, bool kWiden = true>
+NA_DEVICE void load_q_rows(const uint8_t* q, int64_t stride_tok, int64_t stride_head, int q0, int row_start,
+                           int row_end, int group_size, int kv_head, uint32_t dst, int tid) {
+  constexpr int kChunks8 = kHeadDim / 16;           // 16-byte fp8 chunks per row
+  constexpr int kRowStep = kThreads / kChunks8;     // rows one pass covers
+  constexpr int kPasses = kRows / kRowStep;
+  constexpr int kLoads = kPasses % 2 == 0 ? 2 : 1;  // loads in flight per thread
+  static_assert(kRows % kRowStep == 0, "query rows must tile the thread passes");
+  const int c8 = tid % kChunks8;
+#pragma unroll 1
+  for (int pass = 0; pass < kPasses; pass += kLoads) {
+    uint4 x[kLoads];
+    int rows[kLoads];
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) {
+      rows[i] = tid / kChunks8 + (pass + i) * kRowStep;
+      const int packed = row_start + rows[i];
+      x[i] = make_uint4(0u, 0u, 0u, 0u);
+      if (packed < row_end) {
+        const int t = packed / group_size;
+        const int h = kv_head * group_size + (packed - t * group_size);
+        x[i] = ptx::ld_global_nc_16(q + (q0 + t) * stride_tok + h * stride_head + c8 * 16);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) {
+      if constexpr (kWiden) {  // words w of the 16 bytes -> 16-bit words 2w, 2w + 1 (chunk 2 c8, then 2 c8 + 1)
+        const uint32_t in[4] = {x[i].x, x[i].y, x[i].z, x[i].w};
+        uint32_t h[8];
+#pragma unroll
+        for (int w = 0; w < 4; ++w) widen4<kBf16, kE4M3, kHwCvt>(in[w], h[2 * w], h[2 * w + 1]);
+        ptx::st_shared_16(dst + Layout::offset(rows[i], 2 * c8), make_uint4(h[0], h[1], h[2], h[3]));
+        ptx::st_shared_16(dst + Layout::offset(rows[i], 2 * c8 + 1), make_uint4(h[4], h[5], h[6], h[7]));
+      } else {
+        ptx::st_shared_16(dst + Layout::offset(rows[i], c8), x[i]);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// fp8-MMA builds (FP8_MMA): the operands stay e4m3; blocks staged row-major ([kRows][128] bytes, as
+// the TMA boxes and gathers land) are rearranged for e4m3 wgmma, which reads 8-bit operands K-major
+// only, from 128-byte rows with the 128-byte swizzle (16-byte chunk c of row r at r * 128 +
+// ((c ^ r % 8) << 4); 8-row groups 1024 bytes apart).
+
+// K: the same rows, swizzled. Thread tid copies chunk tid % 8 of rows tid / 8 + pass * kThreads / 8
+// (a quarter warp reads one whole staged row and writes it to 8 different bank slots).
+template <int kRows, int kThreads>
+NA_DEVICE void swizzle_rows128(uint32_t src, uint32_t dst, int tid) {
+  constexpr int kRowStep = kThreads / 8;
+  static_assert(kRows % kRowStep == 0 && kRowStep % 8 == 0, "passes keep each thread's swizzle phase");
+  int t;
+  asm volatile("mov.u32 %0, %1;\n" : "=r"(t) : "r"(tid));  // (as widen_block: offsets per call)
+  const int c = t % 8;
+  const int r0 = t / 8;
+  const uint32_t s0 = src + r0 * 128 + c * 16;
+  const uint32_t d0 = dst + r0 * 128 + ((c ^ (r0 & 7)) << 4);
+#pragma unroll 1
+  for (int pass = 0; pass < kRows / kRowStep; pass += 2) {
+    const uint4 a = ptx::ld_shared_16(s0 + pass * kRowStep * 128);
+    const uint4 b = ptx::ld_shared_16(s0 + (pass + 1) * kRowStep * 128);
+    ptx::st_shared_16(d0 + pass * kRowStep * 128, a);
+    ptx::st_shared_16(d0 + (pass + 1) * kRowStep * 128, b);
+  }
+}
+
+// The key of P V's contraction position q (0..15) within a 16-key group. wgmma's k32 register fragment
+// of A gives thread (g = lane / 4, t = lane % 4) columns 4t..4t+3 (register 0: row g, 1: row g + 8) and
+// 16+4t..16+4t+3 (registers 2, 3) of its warp's 16 x 32 slice, while S's accumulators give it keys
+// 2t, 2t+1 of every 8-key chunk. P keeps the accumulator order (pack_p: chunks 2i, 2i+1 of a 32-key
+// slice into register i's four bytes) and V's rows are permuted to match: position 4t + e holds key
+// 2t + (e & 1) + 8 (e >> 1), i.e. positions 0..15 hold keys 0 1 8 9 2 3 10 11 4 5 12 13 6 7 14 15.
+NA_DEVICE constexpr int pv_key_of_position(int q) { return 2 * (q / 4) + (q & 1) + 8 * ((q & 3) >> 1); }
+
+// V: staged [kKeys][128] bytes (key-major) -> [128 head dims][kKeys] bytes, each 128-byte row (one
+// head dim, every key of the block) swizzled, keys in pv_key_of_position order per 16-key group.
+// Thread tid writes row tid: per 16-byte chunk j, 16 byte loads (a warp reads 32 consecutive bytes of
+// one staged row: one wavefront) and one 16-byte store (the swizzle spreads a warp's rows over the
+// banks).
+template <int kKeys, int kThreads>
+NA_DEVICE void transpose_v_block(uint32_t src, uint32_t dst, int tid) {
+  static_assert(kKeys == 128 && kThreads == 128, "one 128-byte row per head dim, one thread per row");
+  int d;
+  asm volatile("mov.u32 %0, %1;\n" : "=r"(d) : "r"(tid));
+  const uint32_t s0 = src + d;
+  const uint32_t d0 = dst + d * 128;
+#pragma unroll 1
+  for (int j = 0; j < kKeys / 16; ++j) {
+    uint32_t w[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      w[i] = 0;
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        w[i] |= ptx::ld_shared_u8(s0 + (16 * j + pv_key_of_position(4 * i + e)) * 128) << (8 * e);
+    }
+    ptx::st_shared_16(d0 + ((j ^ (d & 7)) << 4), make_uint4(w[0], w[1], w[2], w[3]));
+  }
+}
+
+// Four floats -> four e4m3 bytes (round to nearest, saturating to +-448), f0 in the low byte.
+NA_DEVICE uint32_t pack4_e4m3(float f0, float f1, float f2, float f3) {
+  uint32_t r;
+  asm("{\n.reg .b16 lo, hi;\ncvt.rn.satfinite.e4m3x2.f32 lo, %2, %1;\ncvt.rn.satfinite.e4m3x2.f32 hi, %4, %3;\n"
+      "mov.b32 %0, {lo, hi};\n}\n"
+      : "=r"(r) : "f"(f0), "f"(f1), "f"(f2), "f"(f3));
+  return r;
+}
+
 }  // namespace fp8

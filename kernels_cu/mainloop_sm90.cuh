@@ -8,6 +8,7 @@
 #include "epilogue_sm90.cuh"
 #include "ptx_mbarrier.cuh"
 #include "ptx_wgmma.cuh"
+#include "fp8_convert.cuh"
 
 NA_DEVICE uint64_t q_desc(uint32_t addr) {
   return wgmma::desc_sw128(addr, 16, kAtomBytes);  // LBO unused for swizzled K-major operands
@@ -64,8 +65,8 @@ struct Consumer {
   const float& cap_scale;                  // p.cap_scale (fp8 cache: the tile's)
   float (&o)[kD / 2];
   OnlineSoftmax& sm;
-  float (&sacc)[kBN / 2];       // S, then P (fp32)
-  uint32_t (&pa)[kBN / 16][4];  // P as the 16-bit A operand of P V
+  float (&sacc)[kBN / 2];         // S, then P (fp32)
+  uint32_t (&pa)[kBN / kPvK][4];  // P as the A operand of P V: 16-bit pairs (fp8-MMA builds: e4m3 quads)
 
   NA_DEVICE void wait_k(const StageRef& st) {
     ptx::mbar_wait(bar_addr(bars, Bar::FullK, st.s), st.ph);
@@ -96,6 +97,13 @@ struct Consumer {
   // S = Q K^T for the block in stage st (issue only).
   NA_DEVICE void issue_s(const StageRef& st) {
     const uint32_t k_tile = smem + SmemLayout::kKV + st.s * kKVBytes;
+    if constexpr (kF8Mma) {  // [rows][128] e4m3 bytes, 32 per k step
+#pragma unroll
+      for (int kk = 0; kk < kD / 32; ++kk)
+        wgmma::mma_ss_e4m3<kBN>(sacc, wgmma::desc_sw128(q_tile + wg_row0 * 128 + kk * 32, 16, kAtomBytes),
+                                wgmma::desc_sw128(k_tile + kk * 32, 16, kAtomBytes), kk > 0 ? 1 : 0);
+      return;
+    }
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       const uint32_t a = q_tile + (kk / 4) * kBM * kSwizzleRowBytes + wg_row0 * kSwizzleRowBytes + (kk % 4) * 32;
@@ -106,6 +114,12 @@ struct Consumer {
   // O += P V for the block in stage st (issue only), kPvN columns of O per wgmma.
   NA_DEVICE void issue_pv(const StageRef& st) {
     const uint32_t v_tile = smem + SmemLayout::kKV + (kStages + st.s) * kKVBytes;
+    if constexpr (kF8Mma) {  // V as [kD][kBN] bytes (keys contiguous, fp8::transpose_v_block), 32 keys per step
+#pragma unroll
+      for (int kk = 0; kk < kBN / 32; ++kk)
+        wgmma::mma_rs_e4m3<kD>(o, pa[kk], wgmma::desc_sw128(v_tile + kk * 32, 16, kAtomBytes), 1);
+      return;
+    }
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk)
 #pragma unroll
@@ -133,8 +147,22 @@ struct Consumer {
     if (!sm.warp_rescales()) return;
     sm.rescale_o(o);
   }
-  // P (fp32 in sacc) to the A operand of P V (16-bit pairs, the accumulator layout).
+  // P (fp32 in sacc) to the A operand of P V (16-bit pairs, the accumulator layout). fp8-MMA builds:
+  // kPScale x P to e4m3, 32 keys per k step: register i of step kk takes chunks 2i, 2i+1 (keys 2t, 2t+1
+  // of each) of the slice's four 8-key chunks, row g (i = 0, 2) or g + 8 (i = 1, 3); V's rows are
+  // permuted to that order (fp8::pv_key_of_position).
   NA_DEVICE void pack_p() {
+    if constexpr (kF8Mma) {
+#pragma unroll
+      for (int kk = 0; kk < kBN / 32; ++kk) {
+        const float* x = sacc + 16 * kk;
+        pa[kk][0] = fp8::pack4_e4m3(x[0] * kPScale, x[1] * kPScale, x[4] * kPScale, x[5] * kPScale);
+        pa[kk][1] = fp8::pack4_e4m3(x[2] * kPScale, x[3] * kPScale, x[6] * kPScale, x[7] * kPScale);
+        pa[kk][2] = fp8::pack4_e4m3(x[8] * kPScale, x[9] * kPScale, x[12] * kPScale, x[13] * kPScale);
+        pa[kk][3] = fp8::pack4_e4m3(x[10] * kPScale, x[11] * kPScale, x[14] * kPScale, x[15] * kPScale);
+      }
+      return;
+    }
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk) {
       pa[kk][0] = ptx::pack2<kBf16>(sacc[8 * kk + 0], sacc[8 * kk + 1]);
@@ -218,7 +246,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
       ++tq;
 
       float sacc[kBN / 2];
-      uint32_t pa[kBN / 16][4];
+      uint32_t pa[kBN / kPvK][4];
 
       Consumer wg{p, c, mask, smem, bars, q_tile, qs, wg_row0, warp, g, t4, my_turn, other_turn, c2t, cap_t,
                   o, sm, sacc, pa};
@@ -277,13 +305,15 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
     // changed the SASS).
     if constexpr (kSplitKv) {
       if (c.slot >= 0) {  // a piece of a split tile: partial O and LSE for merge_split.cu
-        store_partial(p, c, sm, o, warp, g, t4, wg_row0, c2t, kFp8 ? ts.v_head : 1.f);
+        store_partial(p, c, sm, o, warp, g, t4, wg_row0, c2t, kFp8 ? (kF8Mma ? ts.v_head / kPScale : ts.v_head) : 1.f);
         continue;
       }
     }
     float inv[2];
 #pragma unroll
-    for (int hh = 0; hh < 2; ++hh) inv[hh] = store_lse(p, c, sm, hh, warp, g, t4, wg_row0, c2t, kFp8 ? ts.v_scale : p.v_scale);
+    for (int hh = 0; hh < 2; ++hh)
+      inv[hh] = store_lse(p, c, sm, hh, warp, g, t4, wg_row0, c2t,
+                          kFp8 ? (kF8Mma ? ts.v_scale / kPScale : ts.v_scale) : p.v_scale);
     store_o(p, c, o, inv, smem, cw, ctid, warp, lane, wg_row0);
   }
 }

@@ -56,14 +56,35 @@ static_assert(kMT >= 1, "each warp needs at least one m-tile");
 constexpr int kKvFp8 = KV_FP8;  // fp8::Kind of the cache (0: the queries' 16-bit type)
 constexpr bool kFp8 = kKvFp8 != 0;
 constexpr int kStage8Bytes = kFp8 ? kBN * kD : 0;  // an fp8 block as gathered (K and V: one each)
+// fp8 e4m3 queries (Q_FP8 = 1, with an e4m3 cache; only those builds pass the macro): loaded as bytes
+// and widened into the 16-bit Q tile by all threads (portable bit path); IS_BF16 is the output's type.
+#ifndef Q_FP8
+#define Q_FP8 0
+#endif
+constexpr bool kQFp8 = Q_FP8 != 0;
+static_assert(!kQFp8 || kKvFp8 == 1, "fp8 queries need an e4m3 cache");
 
 // Dynamic shared memory: [Q | K | V | row offsets | fp8 K | fp8 V]. The host reads the size from the
 // cubin (nvrtc_attn/cubin.py): no second copy of this arithmetic.
 constexpr int kSmemBytes = kQBytes + 2 * kKVBytes + (int)sizeof(KvRowOffsets<kBN>) + 2 * kStage8Bytes;
 extern "C" __device__ const int dynamic_smem_bytes = kSmemBytes;
 
-// Gather the tile's Q rows (packed (token, head) rows) into swizzled shared memory.
+// The K/V tiles' layout as fp8::widen_block writes it: [kBN][kD] rows, chunks swizzled by row (and Q's,
+// for fp8::load_q_rows).
+struct KvTileLayout {
+  static NA_DEVICE uint32_t offset(int row, int chunk) { return swizzled_offset(row, chunk, kChunks); }
+  static constexpr int kEightRowBytes = 8 * kD * 2;
+};
+
+// Gather the tile's Q rows (packed (token, head) rows) into swizzled shared memory (fp8 queries:
+// synchronous loads, widened; the barrier before the first mma.sync orders them like the cp.asyncs).
 NA_DEVICE void load_q_tile(const PrefillParams& p, const TileCoords& c, uint32_t q_sa, int tid) {
+  if constexpr (kQFp8) {
+    fp8::load_q_rows<kD, kBM, kThreads, kBf16, false, KvTileLayout>(
+        static_cast<const uint8_t*>(p.q), p.q_stride_tok, p.q_stride_head, c.q0, c.row_start, c.row_end,
+        p.group_size, c.kv_head, q_sa, tid);
+    return;
+  }
   const uint16_t* q = static_cast<const uint16_t*>(p.q);
   const int chunk = tid % kChunks;
 #pragma unroll 4
@@ -89,12 +110,6 @@ NA_DEVICE void gather_block(const PrefillParams& p, uint32_t tile16, uint32_t ti
     gather_kv_block<kD, kBN, kThreads, kIsV, kOffsetUnits>(p, tile16, offs, parity, n0, kv_end, kv_head, tid);
   }
 }
-
-// The K/V tiles' layout as fp8::widen_block writes it: [kBN][kD] rows, chunks swizzled by row.
-struct KvTileLayout {
-  static NA_DEVICE uint32_t offset(int row, int chunk) { return swizzled_offset(row, chunk, kChunks); }
-  static constexpr int kEightRowBytes = 8 * kD * 2;
-};
 
 // fp8 cache: every thread's copies of the staged block have landed (the caller's cp.async wait and
 // __syncthreads) and nothing reads tile16 any more; widen it, and a barrier before mma.sync reads it.

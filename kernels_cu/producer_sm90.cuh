@@ -38,13 +38,30 @@ NA_DEVICE void tma_q(const PrefillParams& p, const Sm90TensorMaps& maps, const T
   }
 }
 
-// Q of tile c (the producer's tq-th Q tile) into its Q stage, once the consumers released it.
+// fp8 queries: the sw128 Q stage as fp8::load_q_rows writes it (fp8-MMA builds: [kBM][128] bytes, one
+// 128-byte swizzled row per query row).
+struct QTileLayout {
+  static NA_DEVICE uint32_t offset(int row, int chunk) {
+    if constexpr (kF8Mma) return static_cast<uint32_t>(row * 128 + (((chunk & 7) ^ (row & 7)) << 4));
+    else return sw128_offset(row, chunk, kBM);
+  }
+};
+
+// Q of tile c (the producer's tq-th Q tile) into its Q stage, once the consumers released it. fp8
+// queries are widened from global memory by all 128 producer threads (no TMA map: q_tma is 0), fenced
+// for wgmma and signalled by plain arrivals.
 NA_DEVICE void load_q(const PrefillParams& p, const Sm90TensorMaps& maps, const TileCoords& c, uint32_t smem,
                       uint32_t bars, int tq, int ptid) {
   const int qs = tq % kQStages;
   ptx::mbar_wait(bar_addr(bars, Bar::QEmpty, qs), ((tq / kQStages) & 1) ^ 1);
   const uint32_t q_tile = smem + qs * kQBytes;
-  if (p.q_tma) {
+  if constexpr (kQFp8) {
+    fp8::load_q_rows<kD, kBM, 128, kBf16, true, QTileLayout, !kF8Mma>(
+        static_cast<const uint8_t*>(p.q), p.q_stride_tok, p.q_stride_head, c.q0, c.row_start, c.row_end,
+        p.group_size, c.kv_head, q_tile, ptid);
+    ptx::fence_proxy_async();  // generic-proxy stores -> the consumers' wgmma (async proxy)
+    ptx::mbar_arrive(bar_addr(bars, Bar::QFull, qs));
+  } else if (p.q_tma) {
     tma_q(p, maps, c, q_tile, bar_addr(bars, Bar::QFull, qs), ptid);
   } else {
     gather_q(p, c, q_tile, ptid);
@@ -193,8 +210,14 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
     ptx::mbar_wait(bar_addr(bars, Bar::Staged, slot), (j / kSlots) & 1);
     ptx::mbar_wait(bar_addr(bars, is_v ? Bar::EmptyV : Bar::EmptyK, s), ((it / kStages) & 1) ^ 1);
     const uint32_t tile = smem + SmemLayout::kKV + ((is_v ? kStages : 0) + s) * kKVBytes;
-    fp8::widen_block<kD, kBN, 128, kBf16, kKind, kHwCvt, PagedKv, kWidenLoads>(
-        smem + SmemLayout::kStage8 + slot * SmemLayout::kStage8Bytes, tile, ptid);
+    if constexpr (kF8Mma) {  // bytes stay bytes: K swizzled, V transposed (fp8_convert.cuh)
+      const uint32_t tile8 = smem + SmemLayout::kStage8 + slot * SmemLayout::kStage8Bytes;
+      if (is_v) fp8::transpose_v_block<kBN, 128>(tile8, tile, ptid);
+      else fp8::swizzle_rows128<kBN, 128>(tile8, tile, ptid);
+    } else {
+      fp8::widen_block<kD, kBN, 128, kBf16, kKind, kHwCvt, PagedKv, kWidenLoads>(
+          smem + SmemLayout::kStage8 + slot * SmemLayout::kStage8Bytes, tile, ptid);
+    }
     ptx::fence_proxy_async();  // generic-proxy stores -> the consumers' wgmma (async proxy)
     ptx::mbar_arrive(bar_addr(bars, is_v ? Bar::FullV : Bar::FullK, s));
   };

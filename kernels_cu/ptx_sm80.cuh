@@ -105,6 +105,13 @@ NA_DEVICE uint4 ld_shared_16(uint32_t addr) {
   return v;
 }
 
+// ld.shared.u8 (zero-extended): one byte of a staged fp8 tile (the fp8-MMA builds' V transpose)
+NA_DEVICE uint32_t ld_shared_u8(uint32_t addr) {
+  uint32_t v;
+  asm volatile("ld.shared.u8 %0, [%1];\n" : "=r"(v) : "r"(addr) : "memory");
+  return v;
+}
+
 // st.shared.v4.b32 (16-byte store to shared memory: the fp8 cache's widened K/V tiles)
 NA_DEVICE void st_shared_16(uint32_t addr, uint4 v) {
   asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
@@ -136,6 +143,14 @@ NA_DEVICE uint32_t fma2(uint32_t a, uint32_t b, uint32_t c) {
 NA_DEVICE void cvt_f16x2_e4m3x4(uint32_t x, uint32_t& lo, uint32_t& hi) {
   asm("{\n.reg .b16 l, h;\nmov.b32 {l, h}, %2;\ncvt.rn.f16x2.e4m3x2 %0, l;\ncvt.rn.f16x2.e4m3x2 %1, h;\n}\n"
       : "=r"(lo), "=r"(hi) : "r"(x));
+}
+
+// ld.global.nc.v4.b32 (16-byte load through the read-only path: fp8 queries, widened by their loader)
+NA_DEVICE uint4 ld_global_nc_16(const void* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
+  return v;
 }
 
 // st.global.v4.b32 (16-byte store)

@@ -35,9 +35,32 @@ constexpr bool kBf16 = IS_BF16 != 0;           // the queries' (and output's) 16
 // widened by the producer warpgroup into the same 16-bit ring stages (producer_loop_fp8).
 constexpr int kKvFp8 = KV_FP8;
 constexpr bool kFp8 = kKvFp8 != 0;
+// fp8 e4m3 queries (Q_FP8 = 1, with an e4m3 cache): loaded as bytes and widened by the producer into
+// the same 16-bit Q stage (fp8::load_q_rows), so IS_BF16 is then the output's (and the GEMMs') type.
+// Only those builds pass the macro: every other build's macros (and cache keys) stay as they were.
+#ifndef Q_FP8
+#define Q_FP8 0
+#endif
+constexpr bool kQFp8 = Q_FP8 != 0;
+static_assert(!kQFp8 || kKvFp8 == 1, "fp8 queries need an e4m3 cache");
+// fp8 queries on the fp8 tensor cores (FP8_MMA = 1; only those builds pass it): Q, K and V stay bytes.
+// Q and K tiles are [rows][kD] bytes, each 128-byte row swizzled (chunk ^ row % 8), for e4m3 wgmma
+// k32 (8-bit operands are K-major only); V is transposed by the producer into [kD][kBN] bytes
+// (keys contiguous, in the key order of P's register fragment: fp8::transpose_v_block); P goes to
+// e4m3 in registers (pack_p). head_dim 128: one swizzle row is one fp8 row.
+#ifndef FP8_MMA
+#define FP8_MMA 0
+#endif
+constexpr bool kF8Mma = FP8_MMA != 0;
+static_assert(!kF8Mma || (kQFp8 && HEAD_DIM == 128 && BLOCK_N % 32 == 0), "fp8 MMA: fp8 queries, head_dim 128");
+constexpr int kPvK = kF8Mma ? 32 : 16;  // keys per P V wgmma (its k)
+// P is scaled by 2^8 before its e4m3 rounding (P <= 1 after the running max; 256 < 448, e4m3's largest
+// finite value) so that P down to 2^-14 keeps e4m3's 3-bit mantissa instead of flushing below 2^-9;
+// the epilogue divides O by it again.
+constexpr float kPScale = kF8Mma ? 256.f : 1.f;
 using PagedKv = PagedKvSm90<kD, kBN, kFp8 ? 1 : 2>;  // K/V block loads (paged_kv_load.cuh)
-constexpr int kQBytes = kBM * kD * 2;
-constexpr int kKVBytes = PagedKv::kBlockBytes;
+constexpr int kQBytes = kBM * kD * (kF8Mma ? 1 : 2);
+constexpr int kKVBytes = kF8Mma ? PagedKv::kStageBytes : PagedKv::kBlockBytes;
 constexpr int kSwizzleRowBytes = PagedKv::kRowBytes;  // one 64-element column block row, 128B swizzle atom
 constexpr int kAtomBytes = PagedKv::kAtomBytes;       // 8 rows x 128 B: the swizzle period
 constexpr int kColBlocks = PagedKv::kColBlocks;

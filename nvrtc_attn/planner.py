@@ -141,7 +141,7 @@ class Plan:
     window_left: int
     sm_scale: float
     logits_soft_cap: float        # 0.0 when off
-    dtype: str                    # "float16" or "bfloat16": q and output (and KV unless kv_dtype says fp8)
+    dtype: str                    # "float16" or "bfloat16": output (and q, KV unless q_dtype / kv_dtype say fp8)
     block_m: int
     num_ctas: int
     total_q: int
@@ -161,6 +161,7 @@ class Plan:
     image: np.ndarray = field(repr=False)  # uint8, the bytes uploaded to the start of the workspace
     build: object = None          # variants.Build chosen for these tiles (set by plan())
     kv_dtype: str = ""            # the cache's dtype when it differs from dtype: "float8_e4m3fn" / "float8_e5m2"
+    q_dtype: str = ""             # fp8 queries: "float8_e4m3fn" ("": dtype)
 
     @property
     def group_size(self) -> int:
@@ -274,7 +275,7 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
               num_qo_heads: int, num_kv_heads: int, head_dim: int, page_size: int, *,
               causal: bool = False, window_left: int = -1, sm_scale: float | None = None,
               logits_soft_cap: float | None = None, dtype: str = "float16", kv_dtype: str | None = None,
-              num_ctas: int = 132, block_m: int = 128, offsets_key: tuple | None = None,
+              q_dtype: str | None = None, num_ctas: int = 132, block_m: int = 128, offsets_key: tuple | None = None,
               l2_section_bytes: int = schedule.L2_SECTION_BYTES,
               capacity: PlanCapacity | None = None, choose_build=None,
               split: schedule.SplitRequest | None = None, lengths: tuple | None = None) -> Plan:
@@ -349,7 +350,7 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
         max_page_index=max_page_index, num_tiles=work.num_tiles, qo_lens=qo_lens.astype(np.int32),
         kv_lens=kv_lens.astype(np.int32), row_tiles=rows, work=work, merges=merges, offsets_key=offsets_key,
         capacity=capacity, layout=layout, workspace_bytes=workspace_bytes, image=image, build=build,
-        kv_dtype="" if kv_dtype in (None, dtype) else kv_dtype,
+        kv_dtype="" if kv_dtype in (None, dtype) else kv_dtype, q_dtype=q_dtype or "",
     )
 
 

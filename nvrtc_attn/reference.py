@@ -2,8 +2,9 @@
 
 Gathers each request's pages by fancy indexing into the page table and runs a dense softmax;
 deliberately independent of paging.py / schedule.py so that a planner bug cannot hide in both.
-An fp8 cache (torch float8 tensors, or uint8 bytes with kv_data_type) is decoded here from its bit
-patterns with a table of its own, independent of the kernels' fp8_convert.cuh.
+An fp8 cache (torch float8 tensors, or uint8 bytes with kv_data_type) and fp8 queries (likewise, with
+q_data_type) are decoded here from their bit patterns with a table of its own, independent of the
+kernels' fp8_convert.cuh.
 """
 
 from __future__ import annotations
@@ -63,14 +64,14 @@ def decode_fp8(raw, kind: str):
     return xp.asarray(fp8_table(kind))[raw.astype(xp.uint8, copy=False)]
 
 
-def _to_xp_raw(x, kv_data_type=None):
+def _to_xp_raw(x, kv_data_type=None, what: str = "cache", arg: str = "kv_data_type"):
     """x as a NumPy or CuPy array without changing its values (bf16 becomes its uint16 bits, fp8 its
     uint8 bits).
 
     Returns (array, encoding): "bf16", an fp8 kind (FP8_KINDS) or "" (the array's own dtype). torch
     tensors cross through DLPack (CUDA -> CuPy, CPU -> NumPy); bf16 and fp8 are viewed as integers
     first because NumPy and CuPy have neither. A uint8 array is fp8 bytes when kv_data_type names
-    an fp8 kind.
+    an fp8 kind (what / arg name the operand and its dtype argument in the error).
     """
     if _is_torch(x):
         import torch
@@ -100,7 +101,7 @@ def _to_xp_raw(x, kv_data_type=None):
     if arr.dtype == np.uint8 and kv_data_type is not None:
         kind = str(kv_data_type).rsplit(".", 1)[-1]
         if kind not in FP8_KINDS:
-            raise ValueError(f"reference: a uint8 cache needs kv_data_type in {FP8_KINDS}, got {kv_data_type!r}")
+            raise ValueError(f"reference: a uint8 {what} needs {arg} in {FP8_KINDS}, got {kv_data_type!r}")
         return arr, kind
     return arr, ""
 
@@ -211,14 +212,15 @@ def paged_prefill_reference(
     q_scale=None,
     k_scale=None,
     v_scale=None,
+    q_data_type=None,
 ):
     """Batch prefill attention over a paged KV cache, computed densely per request.
 
     q: [total_q, Hqo, D]; paged_kv_cache: (k, v) of [pages, page_size, Hkv, D] (NHD) or
     [pages, Hkv, page_size, D] (HND), any strides, or one 5-D array with K/V on dim 1.
     NumPy, CuPy or torch (CUDA tensors go to CuPy through DLPack, CPU tensors to NumPy); fp16,
-    bf16, fp32, and for the cache also fp8 (torch float8_e4m3fn / float8_e5m2 tensors, or uint8
-    bytes with kv_data_type naming the kind). Index arrays: any array kind, host or device.
+    bf16, fp32, and for the cache and q also fp8 (torch float8_e4m3fn / float8_e5m2 tensors, or uint8
+    bytes with kv_data_type / q_data_type naming the kind). Index arrays: any array kind, host or device.
 
     logits = sm_scale * q_scale * q.(k_scale k) (sm_scale defaults to 1/sqrt(D)); with a soft cap c,
     logits = c * tanh(logits / c); o = softmax @ (v_scale v). q_scale: a number; k_scale, v_scale:
@@ -238,7 +240,7 @@ def paged_prefill_reference(
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"reference: compute_dtype must be float32 or float64, got {compute_dtype}")
 
-    q_raw, q_enc = _to_xp_raw(q)
+    q_raw, q_enc = _to_xp_raw(q, q_data_type, "q", "q_data_type")
     k, v = _split_cache(paged_kv_cache)
     k_raw, k_enc = _to_xp_raw(k, kv_data_type)
     v_raw, v_enc = _to_xp_raw(v, kv_data_type)

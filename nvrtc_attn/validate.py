@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .arrays import Operand, dtype_name
-from .variants import DTYPES, FP8_KV_DTYPES, HEAD_DIMS
+from .variants import DTYPES, FP8_KV_DTYPES, FP8_Q_DTYPES, HEAD_DIMS
 
 KV_LAYOUTS = ("NHD", "HND")
 ALIGN_BYTES = 16  # cp.async / TMA move 16-byte chunks
@@ -128,6 +128,37 @@ def check_kv_dtype_arg(value, q_dtype: str) -> str:
     return dt
 
 
+# fp8 queries with o_data_type=None: FlashInfer's plan() would make the output fp8 (o_data_type =
+# q_data_type), which we do not write; its only 16-bit default for fp8 inputs is bfloat16 (the
+# cute-dsl paged route: "fp8 inputs produce bf16 output"), and bfloat16 also holds every v_scale * V.
+FP8_Q_DEFAULT_O_DTYPE = "bfloat16"
+
+
+def check_fp8_q_dtypes(q_data_type, kv_data_type, o_data_type) -> tuple[str, str, str]:
+    """plan()'s dtypes for fp8 queries: (q dtype, output dtype, cache dtype). q float8_e4m3fn needs an
+    e4m3 cache (kv_data_type None means q's, as in FlashInfer); the output is o_data_type, float16 or
+    bfloat16 (None: FP8_Q_DEFAULT_O_DTYPE), never fp8."""
+    q_dt = dtype_name(q_data_type)
+    if q_dt not in FP8_Q_DTYPES:
+        raise NotImplementedError(f"q_data_type={q_data_type!r}: fp8 queries must be float8_e4m3fn "
+                                  f"(float8_e5m2 queries are not supported)")
+    kv_dt = q_dt if kv_data_type is None else dtype_name(kv_data_type)
+    if kv_dt in DTYPES:
+        raise ValueError(f"q_data_type={q_dt} (fp8 queries) needs an fp8 cache, got kv_data_type={kv_dt}: pass "
+                         f"kv_data_type='float8_e4m3fn', or 16-bit queries (q_data_type float16/bfloat16) for a "
+                         f"16-bit cache")
+    if kv_dt != q_dt:
+        raise NotImplementedError(f"q_data_type={q_dt} with kv_data_type={kv_data_type!r}: fp8 queries need an "
+                                  f"e4m3 cache (kv_data_type float8_e4m3fn); an e5m2 cache takes 16-bit queries")
+    if o_data_type is None:
+        return q_dt, FP8_Q_DEFAULT_O_DTYPE, kv_dt
+    o_dt = dtype_name(o_data_type)
+    if o_dt in FP8_KV_DTYPES:
+        raise NotImplementedError(f"o_data_type={o_data_type!r}: fp8 output is not supported; with fp8 queries "
+                                  f"pass o_data_type float16 or bfloat16 (None: {FP8_Q_DEFAULT_O_DTYPE})")
+    return q_dt, check_dtype_arg(o_data_type, "o_data_type"), kv_dt
+
+
 @dataclass(frozen=True)
 class PlanArgs:
     """plan() arguments after validation: host int64 index arrays and plain Python scalars."""
@@ -144,11 +175,12 @@ class PlanArgs:
     sm_scale: float | None               # as given; None: 1 / sqrt(head_dim)
     window_left: int
     logits_soft_cap: float               # 0.0: off
-    dtype: str                           # q (and output): "float16" or "bfloat16"
+    dtype: str                           # output and 16-bit compute type (and q's unless q_dtype): "float16"/"bfloat16"
     max_page_index: int                  # -1 when the batch has no pages
     kv_dtype: str = ""                   # the cache: dtype, "float8_e4m3fn" or "float8_e5m2" ("": dtype)
     qo_lens: np.ndarray | None = None    # int64 [B]: query tokens per request (the checks computed them)
     kv_lens: np.ndarray | None = None    # int64 [B]: keys per request (paging.kv_lengths), 0 without pages
+    q_dtype: str = ""                    # fp8 queries: "float8_e4m3fn" ("": dtype)
 
     @property
     def batch_size(self) -> int:
@@ -177,16 +209,17 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
     if head_dim not in HEAD_DIMS:
         raise ValueError(f"head_dim_qk (head_dim) must be one of {HEAD_DIMS}, got {head_dim}")
     page_size = positive_int(page_size, "page_size")
-    if dtype_name(q_data_type) in FP8_KV_DTYPES:
-        raise NotImplementedError(f"q_data_type={q_data_type!r}: fp8 queries: not yet (an fp8 KV cache with "
-                                  f"float16/bfloat16 queries is supported)")
-    q_dt = check_dtype_arg(q_data_type, "q_data_type")
-    kv_dt = check_kv_dtype_arg(kv_data_type, q_dt)
-    if o_data_type is not None and dtype_name(o_data_type) in FP8_KV_DTYPES:
-        raise NotImplementedError(f"o_data_type={o_data_type!r}: fp8 output is not supported; the output dtype "
-                                  f"is q's ({q_dt})")
-    if o_data_type is not None and dtype_name(o_data_type) != q_dt:
-        raise NotImplementedError(f"o_data_type={o_data_type!r}: the output dtype must be q's ({q_dt})")
+    fp8_q = ""
+    if dtype_name(q_data_type) in FP8_KV_DTYPES or dtype_name(q_data_type) in FP8_Q_DTYPES:
+        fp8_q, q_dt, kv_dt = check_fp8_q_dtypes(q_data_type, kv_data_type, o_data_type)  # q_dt: the output's
+    else:
+        q_dt = check_dtype_arg(q_data_type, "q_data_type")
+        kv_dt = check_kv_dtype_arg(kv_data_type, q_dt)
+        if o_data_type is not None and dtype_name(o_data_type) in FP8_KV_DTYPES:
+            raise NotImplementedError(f"o_data_type={o_data_type!r}: fp8 output is not supported; the output "
+                                      f"dtype is q's ({q_dt})")
+        if o_data_type is not None and dtype_name(o_data_type) != q_dt:
+            raise NotImplementedError(f"o_data_type={o_data_type!r}: the output dtype must be q's ({q_dt})")
     if isinstance(window_left, (bool, np.bool_)) or not isinstance(window_left, numbers.Integral) or window_left < -1:
         raise ValueError(f"window_left must be an integer >= -1 (-1: no window), got {window_left!r}")
     sm_scale = optional_positive(sm_scale, "sm_scale")
@@ -240,7 +273,7 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
         paged_kv_last_page_len=last, num_qo_heads=num_qo_heads,
         num_kv_heads=num_kv_heads, head_dim=head_dim, page_size=page_size, causal=bool(causal),
         sm_scale=sm_scale, window_left=int(window_left), logits_soft_cap=soft_cap, dtype=q_dt,
-        max_page_index=max_page_index, kv_dtype=kv_dt, qo_lens=qo_lens, kv_lens=kv_lens)
+        max_page_index=max_page_index, kv_dtype=kv_dt, qo_lens=qo_lens, kv_lens=kv_lens, q_dtype=fp8_q)
 
 
 def _raise_last_page_len(last: np.ndarray, has_pages: np.ndarray, page_size: int) -> None:
@@ -352,9 +385,15 @@ def check_device(op: Operand, name: str, device: int | None, what: str = "q") ->
 
 
 def check_q(q: Operand, plan) -> None:
+    """q's dtype (an fp8 plan's q_dtype, or its bytes as uint8), shape, layout and device."""
     expect = (plan.total_q, plan.num_qo_heads, plan.head_dim)
-    if q.dtype != plan.dtype:
-        raise TypeError(f"q dtype must be {plan.dtype} (q_data_type given to plan()), got {q.dtype}")
+    want = plan.q_dtype or plan.dtype
+    if q.dtype != want and not (plan.q_dtype and q.dtype == "uint8"):
+        if q.dtype == "uint8":
+            raise TypeError(f"q is uint8: fp8 queries given as bytes need q_data_type='float8_e4m3fn' (and an "
+                            f"e4m3 kv_data_type) in plan(); this plan has q_data_type {want}")
+        extra = " (or its bytes as uint8)" if plan.q_dtype else ""
+        raise TypeError(f"q dtype must be {want}{extra} (q_data_type given to plan()), got {q.dtype}")
     if q.shape != expect:
         raise ValueError(f"q must have shape [qo_indptr[-1], num_qo_heads, head_dim] = {list(expect)}, got {list(q.shape)}")
     _check_inner(q, "q")
@@ -400,9 +439,12 @@ def check_cache(k: Operand, v: Operand, plan, kv_layout: str) -> None:
     check_device(v, "paged_kv_cache (V)", k.device, "paged_kv_cache (K)")
 
 
-def check_out(out: Operand, q: Operand) -> None:
-    if out.dtype != q.dtype:
-        raise TypeError(f"out dtype must equal q dtype {q.dtype} (o_data_type), got {out.dtype}")
+def check_out(out: Operand, q: Operand, dtype: str | None = None) -> None:
+    """out: the plan's output dtype (dtype; None: q's), q's shape, layout and device."""
+    dtype = dtype or q.dtype
+    if out.dtype != dtype:
+        what = "the plan's o_data_type" if dtype != q.dtype else "q dtype (o_data_type)"
+        raise TypeError(f"out dtype must be {dtype}, {what}, got {out.dtype}")
     if out.shape != q.shape:
         raise ValueError(f"out must have q's shape {list(q.shape)}, got {list(out.shape)}")
     _check_inner(out, "out")

@@ -23,12 +23,20 @@ DTYPES = ("bfloat16", "float16")
 # fp8 KV caches (16-bit queries): the kernels widen them to the queries' type in shared memory.
 # KV_FP8 macro values (kernels_cu/fp8_convert.cuh fp8::Kind); 0 = a cache of the queries' dtype.
 FP8_KV_DTYPES = {"float8_e4m3fn": 1, "float8_e5m2": 2}
+# fp8 queries (issue 10, mode 2): e4m3 only, with an e4m3 cache; the output (and the kernels' 16-bit
+# type, IS_BF16) is o_data_type. Q_FP8 macro values; builds of 16-bit queries do not pass Q_FP8.
+FP8_Q_DTYPES = {"float8_e4m3fn": 1}
 BACKENDS = ("sm90", "sm80")
 
 
 def kv_fp8_code(kv_dtype: str | None) -> int:
     """The KV_FP8 macro of a cache dtype: 1 (e4m3), 2 (e5m2), 0 (16-bit, the queries' dtype)."""
     return FP8_KV_DTYPES.get(kv_dtype or "", 0)
+
+
+def q_fp8_code(q_dtype: str | None) -> int:
+    """The Q_FP8 macro of a query dtype: 1 (e4m3), 0 (16-bit queries: the macro is not passed)."""
+    return FP8_Q_DTYPES.get(q_dtype or "", 0)
 
 
 def arch_for(compute_capability: tuple[int, int]) -> str:
@@ -135,8 +143,12 @@ SM90_LONG_TILES = {128: Sm90Tile(block_n=176, stages=2, q_stages=1, l2_section_b
 # sm90_short_tiles keeps fp8 batches on these tiles, split where they cannot fill the SMs); split-KV
 # twins, yes (split_build keeps KV_FP8).
 SM90_FP8_TILES = {64: SM90_TILES[64], 128: dataclasses.replace(SM90_TILES[128], q_stages=1), 256: SM90_TILES[256]}
+# fp8 queries on the fp8 tensor cores (FP8_MMA builds: e4m3 wgmma k32 for Q K^T and P V; Q, K and the
+# transposed V as bytes in shared memory, half the 16-bit tiles): head_dim 128 only (one 128-byte
+# swizzle row is a whole fp8 row), with two Q buffers (the stages are 16 KB: 152704 B in all).
+SM90_FP8_MMA_TILES = {128: dataclasses.replace(SM90_TILES[128], q_stages=2)}
 assert all(t.block_m == SM90_TILES[hd].block_m and t.l2_section_bytes == SM90_TILES[hd].l2_section_bytes
-           for tiles in (SM90_LONG_TILES, SM90_FP8_TILES) for hd, t in tiles.items())
+           for tiles in (SM90_LONG_TILES, SM90_FP8_TILES, SM90_FP8_MMA_TILES) for hd, t in tiles.items())
 
 
 # Short tiles: 64 query rows (one consumer warpgroup: wgmma's M = 64 is the smallest tile) for
@@ -163,6 +175,12 @@ def sm90_wgmma_ns() -> tuple[int, ...]:
     tiles = [*SM90_TILES.values(), *SM90_LONG_TILES.values(), *SM90_SHORT_TILES.values(),
              *SM90_FP8_TILES.values()]
     return tuple(sorted({t.block_n for t in tiles} | set(SM90_TILES)))
+
+
+def sm90_fp8_wgmma_ns() -> tuple[int, ...]:
+    """The N sizes of the e4m3 k32 wrappers in kernels_cu/ptx_wgmma.cuh: the fp8-MMA builds' block_n
+    (S = Q K^T) and head dims (O += P V)."""
+    return tuple(sorted({t.block_n for t in SM90_FP8_MMA_TILES.values()} | set(SM90_FP8_MMA_TILES)))
 
 
 # Short tiles pay where they cut the tensor work: a (request, KV head) of P packed rows computes
@@ -290,17 +308,31 @@ class KernelVariant:
                     parts.append(f"m{64 * int(value)}")
             elif key == "KV_FP8" and int(value):
                 parts.append({1: "e4m3", 2: "e5m2"}[int(value)])
+            elif key == "Q_FP8" and int(value):
+                parts.append("q8")
+            elif key == "FP8_MMA" and int(value):
+                parts.append("mma8")
         parts.append(self.arch)
         return "_".join(parts)
 
 
+def _q_fp8_defines(q_dtype: str | None, kv_dtype: str | None) -> tuple:
+    """(("Q_FP8", 1),) for fp8 queries (which need an e4m3 cache), () for 16-bit ones."""
+    code = q_fp8_code(q_dtype)
+    if code and kv_fp8_code(kv_dtype) != 1:
+        raise ValueError(f"q_dtype={q_dtype!r} needs kv_dtype='float8_e4m3fn', got {kv_dtype!r}")
+    return (("Q_FP8", code),) if code else ()
+
+
 def prefill_sm80_variant(head_dim: int, dtype: str, arch: str = HOPPER_ARCH, units: bool = True,
-                         kv_dtype: str | None = None) -> KernelVariant:
+                         kv_dtype: str | None = None, q_dtype: str | None = None) -> KernelVariant:
     """The portable mma.sync kernel for one head dim and dtype ("bfloat16"/"float16").
 
     units: the K/V load path. True reads the int32 token-unit offset table (every pool view with
     stride_page % stride_token == 0); False the int64 element tables (the fallback).
     kv_dtype: the cache's dtype when it is fp8 (FP8_KV_DTYPES); None: dtype.
+    q_dtype: "float8_e4m3fn" for fp8 queries (FP8_Q_DTYPES; widened into the 16-bit Q tile, dtype is
+    then the output's); None: dtype.
     """
     tile = sm80_tile(head_dim, arch, kv_dtype)
     defines = (
@@ -312,13 +344,14 @@ def prefill_sm80_variant(head_dim: int, dtype: str, arch: str = HOPPER_ARCH, uni
         ("MIN_BLOCKS", tile.min_blocks),
         ("OFFSET_UNITS", 1 if units else 0),
         ("KV_FP8", kv_fp8_code(kv_dtype)),
-    )
+    ) + _q_fp8_defines(q_dtype, kv_dtype)
     return KernelVariant("prefill_sm80.cu", "prefill_sm80", defines, arch)
 
 
 def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True,
                          tile: Sm90Tile | None = None, *, split: bool = False,
-                         kv_dtype: str | None = None) -> KernelVariant:
+                         kv_dtype: str | None = None, q_dtype: str | None = None,
+                         fp8_mma: bool = False) -> KernelVariant:
     """The Hopper kernel (wgmma, warp-specialized, TMA and cp.async loads) for one head dim and dtype.
 
     pingpong: the consumer warpgroups take turns issuing their GEMMs (see sm90_pingpong).
@@ -327,8 +360,15 @@ def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True,
     merge_split.cu; only plans with pieces (and graph-mode wrappers, which may get them) run it, so
     the other builds' SASS stays as it was.
     kv_dtype: the cache's dtype when it is fp8 (FP8_KV_DTYPES); None: dtype.
+    q_dtype: "float8_e4m3fn" for fp8 queries (FP8_Q_DTYPES; e4m3 cache only): Q_FP8=1, before
+    SPLIT_KV, so the split twin keeps it; dtype is then the output's.
+    fp8_mma: fp8 queries on the fp8 tensor cores (FP8_MMA=1, SM90_FP8_MMA_TILES: head_dim 128).
     """
-    tile = tile or (SM90_FP8_TILES if kv_fp8_code(kv_dtype) else SM90_TILES)[head_dim]
+    if fp8_mma and not (q_fp8_code(q_dtype) and head_dim in SM90_FP8_MMA_TILES):
+        raise ValueError(f"fp8_mma needs fp8 queries and head_dim in {tuple(SM90_FP8_MMA_TILES)}, got "
+                         f"q_dtype={q_dtype!r}, head_dim={head_dim}")
+    default = SM90_FP8_MMA_TILES if fp8_mma else SM90_FP8_TILES if kv_fp8_code(kv_dtype) else SM90_TILES
+    tile = tile or default[head_dim]
     defines = (
         ("HEAD_DIM", head_dim),
         ("IS_BF16", 1 if dtype == "bfloat16" else 0),
@@ -339,6 +379,8 @@ def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True,
         ("PINGPONG", 1 if pingpong else 0),
         ("CTAS_PER_SM", tile.ctas_per_sm),
         ("KV_FP8", kv_fp8_code(kv_dtype)),
+        *_q_fp8_defines(q_dtype, kv_dtype),
+        *((("FP8_MMA", 1),) if fp8_mma else ()),
         ("SPLIT_KV", 1 if split else 0),
     )
     return KernelVariant("prefill_sm90.cu", "prefill_sm90", defines, HOPPER_ARCH)
@@ -394,6 +436,11 @@ class Build:
     def name(self) -> str:
         return self.variants[0].name
 
+    @functools.cached_property
+    def q_fp8(self) -> int:
+        """The builds' Q_FP8 macro: 1 for fp8 (e4m3) queries, 0 for 16-bit ones."""
+        return int(dict(self.variants[0].defines).get("Q_FP8", 0))
+
     @functools.cached_property  # run() asks when its operands change
     def kv_fp8(self) -> int:
         """The builds' KV_FP8 macro: 0 for a 16-bit cache, else the fp8 kind (FP8_KV_DTYPES)."""
@@ -442,7 +489,8 @@ def planning_tile(backend: str, head_dim: int, arch: str, short_tiles: bool = Fa
 
 def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, group_size: int,
                  window_left: int, mean_blocks: float, kv_load: str = "auto", has_q: bool = True,
-                 short_tiles: bool = False, kv_dtype: str | None = None) -> Build:
+                 short_tiles: bool = False, kv_dtype: str | None = None, q_dtype: str | None = None,
+                 fp8_mma: bool = False) -> Build:
     """The kernel build and geometry of a planned batch (pure: same inputs, same Build).
 
     sm90: the short tiles' one build when the batch was planned with them (short_tiles; mean_blocks is
@@ -452,6 +500,9 @@ def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: 
     group_size must divide block_m). sm80: the units and element-offset builds of the portable kernel.
     kv_dtype: an fp8 cache's dtype (FP8_KV_DTYPES) picks its builds (full tiles only: sm90_short_tiles
     never plans an fp8 batch short); None: dtype.
+    q_dtype: "float8_e4m3fn" for fp8 queries (with an e4m3 cache; dtype is then the output's): the
+    mode-1 tiles with Q widened in shared memory, Q by the producer's loads (no Q box); with fp8_mma
+    (and head_dim in SM90_FP8_MMA_TILES; sm90 only) the e4m3-wgmma builds instead.
     """
     pingpong = backend == "sm90" and not short_tiles and sm90_pingpong(head_dim, mean_blocks)
     return _build(backend, arch, head_dim, dtype, page_size, group_size, window_left, pingpong, kv_load, has_q,
@@ -466,8 +517,8 @@ def _build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, g
     (a few configurations per process)."""
     if backend == "sm80":
         return Build("sm80", sm80_tile(head_dim, arch, kv_dtype),
-                     (prefill_sm80_variant(head_dim, dtype, arch, True, kv_dtype),
-                      prefill_sm80_variant(head_dim, dtype, arch, False, kv_dtype)))
+                     (prefill_sm80_variant(head_dim, dtype, arch, True, kv_dtype, q_dtype),
+                      prefill_sm80_variant(head_dim, dtype, arch, False, kv_dtype, q_dtype)))
     if short_tiles and kv_fp8_code(kv_dtype):
         raise ValueError(f"short_tiles=True with kv_dtype={kv_dtype!r}: there are no fp8 short-tile builds")
     if short_tiles:  # one consumer warpgroup: no turns to take
@@ -475,24 +526,33 @@ def _build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, g
     else:
         kv_tma = kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0
         tile = sm90_tile(head_dim, pingpong, kv_tma, window_left, kv_dtype)
+        fp8_mma = fp8_mma and bool(q_fp8_code(q_dtype)) and head_dim in SM90_FP8_MMA_TILES
+        if fp8_mma:
+            tile = SM90_FP8_MMA_TILES[head_dim]
     kv_box = sm90_kv_box_tokens(page_size, head_dim, tile) if kv_load == "auto" else 0
     bm = tile.block_m
     q_box = (64, group_size, bm // group_size) if has_q and bm % group_size == 0 and bm // group_size <= 256 else None
-    variant = prefill_sm90_variant(head_dim, dtype, pingpong, tile, kv_dtype=kv_dtype)
+    if q_fp8_code(q_dtype):
+        q_box = None  # fp8 queries: loaded and widened by the producer threads
+    variant = prefill_sm90_variant(head_dim, dtype, pingpong, tile, kv_dtype=kv_dtype, q_dtype=q_dtype,
+                                   fp8_mma=fp8_mma and not short_tiles)
     return Build("sm90", tile, (variant,), pingpong, kv_box, q_box)
 
 
 @functools.lru_cache(maxsize=None)
-def builds_of(backend: str, arch: str, head_dim: int, dtype: str,
-              kv_dtype: str | None = None) -> tuple[KernelVariant, ...]:
-    """Every kernel build a plan of this backend, head_dim, dtype (and fp8 kv_dtype) may choose
-    (compiled together, in parallel, the first time such a plan is made), plus the device offset
-    builder."""
+def builds_of(backend: str, arch: str, head_dim: int, dtype: str, kv_dtype: str | None = None,
+              q_dtype: str | None = None, fp8_mma: bool = False) -> tuple[KernelVariant, ...]:
+    """Every kernel build a plan of this backend, head_dim, dtype (and fp8 kv_dtype, fp8 q_dtype) may
+    choose (compiled together, in parallel, the first time such a plan is made), plus the device
+    offset builder."""
     if backend == "sm80":
-        out = [prefill_sm80_variant(head_dim, dtype, arch, units, kv_dtype) for units in (True, False)]
-    elif kv_fp8_code(kv_dtype):
-        out = [prefill_sm90_variant(head_dim, dtype, pp, SM90_FP8_TILES[head_dim], kv_dtype=kv_dtype)
+        out = [prefill_sm80_variant(head_dim, dtype, arch, units, kv_dtype, q_dtype) for units in (True, False)]
+    elif fp8_mma and q_fp8_code(q_dtype) and head_dim in SM90_FP8_MMA_TILES:
+        out = [prefill_sm90_variant(head_dim, dtype, pp, kv_dtype=kv_dtype, q_dtype=q_dtype, fp8_mma=True)
                for pp in (True, False)]
+    elif kv_fp8_code(kv_dtype):
+        out = [prefill_sm90_variant(head_dim, dtype, pp, SM90_FP8_TILES[head_dim], kv_dtype=kv_dtype,
+                                    q_dtype=q_dtype) for pp in (True, False)]
     else:
         tiles = [SM90_TILES[head_dim]] + ([SM90_LONG_TILES[head_dim]] if head_dim in SM90_LONG_TILES else [])
         out = [prefill_sm90_variant(head_dim, dtype, pp, t) for t in tiles for pp in (True, False)
@@ -518,7 +578,7 @@ def all_variants() -> list[KernelVariant]:
             for pp, tile in ((True, SM90_TILES[hd]), (False, SM90_TILES[hd]), (False, SM90_LONG_TILES.get(hd)))
             if tile is not None]
     out.append(merge_split_variant())
-    return out + fp8_variants()
+    return out + fp8_variants() + fp8_q_variants()
 
 
 def fp8_variants() -> list[KernelVariant]:
@@ -531,6 +591,22 @@ def fp8_variants() -> list[KernelVariant]:
                     for hd in HEAD_DIMS for dt in DTYPES]
         out += [prefill_sm90_variant(hd, dt, pp, split=split, kv_dtype=kv) for split in (False, True)
                 for pp in (True, False) for hd in HEAD_DIMS for dt in DTYPES]
+    return out
+
+
+def fp8_q_variants() -> list[KernelVariant]:
+    """The fp8-query builds (e4m3 queries on an e4m3 cache, output dtype fp16 or bf16): sm90 with and
+    without turn-taking and their split-KV twins, sm80 for both archs and both offset tables, for every
+    head dim; and the e4m3-wgmma sm90 builds (fp8_mma) of SM90_FP8_MMA_TILES likewise."""
+    kv = q = "float8_e4m3fn"
+    out = []
+    for arch in (HOPPER_ARCH, PORTABLE_ARCH):
+        out += [prefill_sm80_variant(hd, dt, arch, units, kv, q) for units in (True, False)
+                for hd in HEAD_DIMS for dt in DTYPES]
+    out += [prefill_sm90_variant(hd, dt, pp, split=split, kv_dtype=kv, q_dtype=q) for split in (False, True)
+            for pp in (True, False) for hd in HEAD_DIMS for dt in DTYPES]
+    out += [prefill_sm90_variant(hd, dt, pp, split=split, kv_dtype=kv, q_dtype=q, fp8_mma=True)
+            for split in (False, True) for pp in (True, False) for hd in SM90_FP8_MMA_TILES for dt in DTYPES]
     return out
 
 

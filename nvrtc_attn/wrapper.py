@@ -68,6 +68,9 @@ class BatchPrefillWithPagedKVCacheWrapper:
     backend: "auto" (sm90 on Hopper, sm80 elsewhere), "sm90" (alias "fa3") or "sm80" (alias "fa2").
     kv_load (keyword, ours): "auto" loads K/V pages with TMA where the page size and view allow it,
     "gather" always uses the cp.async gather.
+    fp8_mma (keyword, ours; experimental, off by default until it has run on a GPU): plans of fp8
+    queries at head_dim 128 on sm90 run both GEMMs on the fp8 tensor cores (e4m3 wgmma, P rounded to
+    e4m3) instead of widening Q, K and V to 16 bits.
 
     Example (one plan, every layer of a [pages, layers, 2, page_size, Hkv, D] pool):
         w = BatchPrefillWithPagedKVCacheWrapper(cupy.empty(128 << 20, cupy.uint8))
@@ -81,8 +84,11 @@ class BatchPrefillWithPagedKVCacheWrapper:
                  qo_indptr_buf=None, paged_kv_indptr_buf=None, paged_kv_indices_buf=None,
                  paged_kv_last_page_len_buf=None, custom_mask_buf=None, mask_indptr_buf=None,
                  backend: str = "auto", jit_args=None, jit_kwargs=None, variant_owns_mask: bool = False,
-                 *, kv_load: str = "auto") -> None:
+                 *, kv_load: str = "auto", fp8_mma: bool = False) -> None:
         self._kv_layout = validate.check_kv_layout(kv_layout)
+        if not isinstance(fp8_mma, (bool, np.bool_)):
+            raise TypeError(f"fp8_mma must be a bool, got {fp8_mma!r}")
+        self._fp8_mma = bool(fp8_mma)
         if backend not in BACKEND_ALIASES:
             raise ValueError(f"backend must be one of {tuple(BACKEND_ALIASES)}, got {backend!r}")
         self._kv_load = validate.check_choice(kv_load, "kv_load", KV_LOADS)
@@ -182,9 +188,12 @@ class BatchPrefillWithPagedKVCacheWrapper:
 
         Arguments as FlashInfer's plan(). Honoured: the index arrays, head counts, head_dim_qk
         (head_dim_vo must equal it), page_size, causal, sm_scale, window_left, logits_soft_cap,
-        q/kv/o data types: q float16 or bfloat16 (fp8 queries: NotImplementedError), the cache q's
-        dtype or fp8 (kv_data_type torch.float8_e4m3fn / torch.float8_e5m2 or their names; run() then
-        takes a torch fp8 cache or its bytes as a uint8 array, e.g. from CuPy), the output q's dtype;
+        q/kv/o data types: q float16 or bfloat16, the cache q's dtype or fp8 (kv_data_type
+        torch.float8_e4m3fn / torch.float8_e5m2 or their names; run() then takes a torch fp8 cache or
+        its bytes as a uint8 array, e.g. from CuPy), the output q's dtype; or fp8 queries
+        (q_data_type float8_e4m3fn, a torch fp8 tensor or its bytes as uint8) on an e4m3 cache
+        (kv_data_type None or float8_e4m3fn), output o_data_type float16 or bfloat16 (None: bfloat16,
+        validate.FP8_Q_DEFAULT_O_DTYPE);
         and split-KV (sm90): by default plan() splits long key ranges into pieces when the batch's
         tiles cannot fill the SMs (schedule.split_rows), their partial results in
         float_workspace_buffer, merged after the prefill kernel; disable_split_kv=True never splits;
@@ -236,7 +245,9 @@ class BatchPrefillWithPagedKVCacheWrapper:
         if self._graph is not None:
             self._check_graph_batch(args)
         kv_fp8 = args.kv_dtype if args.kv_dtype in variants.FP8_KV_DTYPES else None
-        launcher.prepare(variants.builds_of(backend, arch, args.head_dim, args.dtype, kv_fp8), device)
+        q_fp8 = args.q_dtype or None
+        launcher.prepare(variants.builds_of(backend, arch, args.head_dim, args.dtype, kv_fp8, q_fp8, self._fp8_mma),
+                         device)
         group = args.num_qo_heads // args.num_kv_heads
         # Graph mode: the first plan's build (and so its tiles and grid) for the wrapper's life.
         pinned = self._plan.build if self._graph is not None and self._plan is not None else None
@@ -252,7 +263,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
             num_ctas = launcher.sm_count(device) * tile.ctas_per_sm
         else:
             sm80 = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, 1, -1, 0.0,
-                                         kv_dtype=kv_fp8)
+                                         kv_dtype=kv_fp8, q_dtype=q_fp8)
             num_ctas = launcher.sm_count(device) * launcher.load_build(sm80, device)[0].blocks_per_sm
         slots = planner.PartialSlots.for_workspace(self._workspace_bytes, tile.block_m, args.head_dim)
         split = None  # schedule.SplitRequest: pieces allowed (sm90, not disabled, slots in the workspace)
@@ -281,14 +292,14 @@ class BatchPrefillWithPagedKVCacheWrapper:
             mean = math.inf if fixed else schedule.mean_blocks_per_tile(rows, tile.block_n)
             b = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, group,
                                       args.window_left, mean, self._kv_load, has_q=args.total_q > 0,
-                                      kv_dtype=kv_fp8)
+                                      kv_dtype=kv_fp8, q_dtype=q_fp8, fp8_mma=self._fp8_mma)
             return variants.split_build(b) if split is not None and (fixed or self._graph is not None) else b
 
         plan = planner.make_plan(args.qo_indptr, args.paged_kv_indptr, args.paged_kv_indices,
                                  args.paged_kv_last_page_len, args.num_qo_heads, args.num_kv_heads, args.head_dim,
                                  args.page_size, causal=args.causal, window_left=args.window_left,
                                  sm_scale=args.scale, logits_soft_cap=args.logits_soft_cap, dtype=args.dtype,
-                                 kv_dtype=kv_fp8,
+                                 kv_dtype=kv_fp8, q_dtype=q_fp8,
                                  num_ctas=num_ctas, block_m=tile.block_m, offsets_key=key,
                                  l2_section_bytes=tile.l2_section_bytes, choose_build=choose_build, split=split,
                                  lengths=(args.qo_lens, args.kv_lens), **extra)
@@ -408,7 +419,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         old = self._args
         if old is not None:
             for field in ("num_qo_heads", "num_kv_heads", "head_dim", "page_size", "causal", "window_left",
-                          "dtype", "kv_dtype", "sm_scale", "logits_soft_cap"):
+                          "dtype", "kv_dtype", "q_dtype", "sm_scale", "logits_soft_cap"):
                 if getattr(args, field) != getattr(old, field):
                     raise ValueError(f"cuda graph mode: {field} changed from {getattr(old, field)!r} to "
                                      f"{getattr(args, field)!r}; a captured run() keeps the first plan's value")
@@ -437,7 +448,9 @@ class BatchPrefillWithPagedKVCacheWrapper:
 
         q_scale and k_scale multiply the logit scale, v_scale the output (in the kernel's epilogue):
         Python floats, or with an fp8 cache k_scale / v_scale as float32 device arrays [num_kv_heads]
-        (per KV head; read by the kernel, so they may change between graph replays).
+        (per KV head; read by the kernel, so they may change between graph replays). fp8 queries
+        (plan()'s q_data_type float8_e4m3fn): q a torch float8_e4m3fn tensor or its bytes as uint8,
+        q_scale a Python float (their dequantization factor), o in plan()'s o_data_type.
         No host-device sync; no allocation when out (and lse) are given: CUDA-graph capturable.
         enable_pdl is a hint. stream (ours): a stream object or raw handle; default: q's framework's
         current stream.
@@ -479,13 +492,13 @@ class BatchPrefillWithPagedKVCacheWrapper:
         oo = lo = None
         if out is not None:
             oo = arrays.wrap(out, "out", raw_stream)
-            validate.check_out(oo, qo)
+            validate.check_out(oo, qo, plan.dtype)
         if lse is not None:
             lo = arrays.wrap(lse, "lse", raw_stream)
             validate.check_lse(lo, qo, lse_layout)
         out_raw = lse_raw = None
         if oo is None:
-            out_raw = arrays.empty_raw(qo, qo.shape, qo.dtype)
+            out_raw = arrays.empty_raw(qo, qo.shape, plan.dtype)
             oo = arrays.wrap(out_raw, "out")
         if lo is None and return_lse:
             shape = qo.shape[:2] if lse_layout == "NH" else qo.shape[1::-1]
@@ -517,7 +530,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._launch(raw_stream)
         # Only calls whose outputs were given repeat without allocation: those may skip the checks.
         self._last_call = sig if out_raw is None and lse_raw is None else None
-        o_ret = out if out_raw is None else arrays.as_callers_kind(qo, out_raw, qo.dtype)
+        o_ret = out if out_raw is None else arrays.as_callers_kind(qo, out_raw, plan.dtype)
         if not return_lse:
             return o_ret
         return o_ret, (lse if lse_raw is None else arrays.as_callers_kind(qo, lse_raw, "float32"))
@@ -604,7 +617,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
             self._plan_args(validate.check_plan_args(
                 a.qo_indptr, a.paged_kv_indptr, a.paged_kv_indices, a.paged_kv_last_page_len, a.num_qo_heads,
                 a.num_kv_heads, a.head_dim, a.page_size, causal, a.sm_scale, window_left, a.logits_soft_cap,
-                a.dtype, a.kv_dtype), None, None)
+                a.q_dtype or a.dtype, a.kv_dtype, a.dtype), None, None)
         self._set_attributes(causal, window_left, logits_soft_cap, sm_scale)
         return self.run(q, paged_kv_cache, k_scale=k_scale, v_scale=v_scale, return_lse=return_lse)
 
@@ -632,10 +645,11 @@ def paged_prefill(q, paged_kv_cache, qo_indptr, paged_kv_indptr, paged_kv_indice
                   *, causal: bool = False, kv_layout: str = "NHD", sm_scale: float | None = None,
                   window_left: int = -1, logits_soft_cap: float | None = None, return_lse: bool = False,
                   backend: str = "auto", out=None, lse=None, stream=None, kv_data_type=None,
-                  q_scale=None, k_scale=None, v_scale=None):
+                  q_scale=None, k_scale=None, v_scale=None, q_data_type=None, o_data_type=None):
     """One-call prefill: plan + run. Head counts, head_dim, page_size and dtype come from the
-    arrays (kv_data_type: needed for an fp8 cache given as uint8 bytes; k_scale / v_scale as in
-    run()). For many layers of one batch use the wrapper (plan once, run per layer).
+    arrays (kv_data_type: needed for an fp8 cache given as uint8 bytes; q_data_type likewise for fp8
+    queries given as uint8 bytes; o_data_type: the output of fp8 queries, None: bfloat16; scales as
+    in run()). For many layers of one batch use the wrapper (plan once, run per layer).
 
     Example: o = paged_prefill(q, (k_cache, v_cache), qo_indptr, kv_indptr, kv_indices,
                                last_page_len, causal=True)
@@ -653,11 +667,13 @@ def paged_prefill(q, paged_kv_cache, qo_indptr, paged_kv_indptr, paged_kv_indice
     if kv_data_type is None and k.dtype == "uint8":
         raise TypeError("paged_kv_cache is uint8: pass kv_data_type='float8_e4m3fn' or 'float8_e5m2' for an fp8 "
                         "cache given as bytes")
+    if q_data_type is None and qo.dtype == "uint8":
+        raise TypeError("q is uint8: pass q_data_type='float8_e4m3fn' for fp8 queries given as bytes")
     w = _functional_wrapper(qo.device, kv_layout, backend)
     w.plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, qo.shape[1], num_kv_heads,
            qo.shape[2], page_size, causal=causal, sm_scale=sm_scale, window_left=window_left,
-           logits_soft_cap=logits_soft_cap, q_data_type=qo.dtype,
-           kv_data_type=k.dtype if kv_data_type is None else kv_data_type,
+           logits_soft_cap=logits_soft_cap, q_data_type=qo.dtype if q_data_type is None else q_data_type,
+           kv_data_type=k.dtype if kv_data_type is None else kv_data_type, o_data_type=o_data_type,
            paged_kv_cache=paged_kv_cache, stream=stream)
     return w.run(q, paged_kv_cache, out=out, lse=lse, return_lse=return_lse, stream=stream, q_scale=q_scale,
                  k_scale=k_scale, v_scale=v_scale)

@@ -77,9 +77,17 @@ def test_sm80_path_uses_mma_sync_and_cp_async(compiled, reports, name):
 @needs_cuobjdump
 @pytest.mark.parametrize("name", SM90_NAMES)
 def test_sm90_path_uses_wgmma(compiled, reports, name):
-    _kernel(compiled, name)
-    assert reports[name]["HGMMA"], f"{name}: no HGMMA (wgmma) in SASS"
+    """16-bit wgmma (HGMMA) in every Hopper build; the fp8-MMA builds (FP8_MMA) run both GEMMs as e4m3
+    wgmma k32 instead, which SASS spells QGMMA.64xNx32.F32.E4M3.E4M3 (N: block_n for S, head_dim for O)."""
+    ck = _kernel(compiled, name)
     assert not reports[name]["HMMA"], f"{name}: mma.sync (HMMA) in the Hopper kernel"
+    d = dict(VARIANTS[name].defines)
+    if int(d.get("FP8_MMA", 0)):
+        found = set(re.findall(r"\bQGMMA\.64x(\d+)x32\.F32\.E4M3\.E4M3\b", sass.sass_text(ck.cubin)))
+        assert found == {str(d["BLOCK_N"]), str(d["HEAD_DIM"])}, f"{name}: e4m3 wgmma shapes {found}"
+        assert not reports[name]["HGMMA"], f"{name}: a 16-bit wgmma in an fp8-MMA build"
+    else:
+        assert reports[name]["HGMMA"], f"{name}: no HGMMA (wgmma) in SASS"
 
 
 @needs_cuobjdump
@@ -107,6 +115,11 @@ def test_fp8_builds_widen_in_shared_memory(compiled, name):
     d = dict(VARIANTS[name].defines)
     e4m3, bf16, sm90 = int(d["KV_FP8"]) == 1, int(d["IS_BF16"]) == 1, ck.variant.entry == "prefill_sm90"
     assert re.search(r"\bSTS\.128\b", text) and re.search(r"\bLDS\.128\b", text), name
+    if int(d.get("FP8_MMA", 0)):  # no widening: K swizzled (LDS/STS.128), V transposed by bytes, P to e4m3
+        assert re.search(r"\bLDS\.U8\b", text), f"{name}: no byte loads (V transpose)"
+        assert re.search(r"\bF2FP\.SATFINITE\.E4M3\.F32", text), f"{name}: no cvt f32 -> e4m3 (P)"
+        assert not re.search(r"\bF2FP\.F16\.E4M3|\bH(MUL|FMA)2\.BF16", text), f"{name}: widening in an fp8-MMA build"
+        return
     if bf16:
         assert re.search(r"\bH(MUL|FMA)2\.BF16", text), f"{name}: no bf16 multiply (fp8 -> bf16)"
     elif e4m3 and sm90:
@@ -121,6 +134,7 @@ def test_both_kernels_have_variants():
     assert SM80_NAMES, "no sm80 (mma.sync) variant in all_variants()"
     assert SM90_NAMES, "no sm90 (wgmma) variant in all_variants()"
     assert FP8_NAMES, "no fp8-cache variant in all_variants()"
+    assert any("FP8_MMA" in dict(VARIANTS[n].defines) for n in SM90_NAMES), "no fp8-MMA variant in all_variants()"
 
 
 # ---------------------------------------------------------------------------------------------

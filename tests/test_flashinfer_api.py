@@ -61,7 +61,7 @@ def _check_prefix(fn, expected, extra_kw_only=()):
 
 
 def test_init_signature_matches_flashinfer():
-    _check_prefix(W.__init__, FI_INIT, extra_kw_only=("kv_load",))
+    _check_prefix(W.__init__, FI_INIT, extra_kw_only=("kv_load", "fp8_mma"))
 
 
 def test_plan_signature_matches_flashinfer():
@@ -181,10 +181,14 @@ def test_q_data_type_rejected_with_rule(dtype):
         validate.check_plan_args(**_plan_args(q_data_type=dtype))
 
 
-def test_fp8_q_data_type_not_yet():
-    """fp8 queries (FlashInfer's fp8 prefill) are a later mode: NotImplementedError, not a bad value."""
-    with pytest.raises(NotImplementedError, match=r"q_data_type.*fp8 queries: not yet"):
-        validate.check_plan_args(**_plan_args(q_data_type="float8_e4m3fn"))
+def test_fp8_q_data_type_follows_flashinfer():
+    """fp8 queries (FlashInfer's fp8 prefill): kv_data_type None means q's (an e4m3 cache, as in
+    FlashInfer); o_data_type None gives bfloat16 (FlashInfer would write fp8, which we do not). e5m2
+    queries are a mode we do not build: NotImplementedError, not a bad value."""
+    a = validate.check_plan_args(**_plan_args(q_data_type="float8_e4m3fn"))
+    assert (a.q_dtype, a.kv_dtype, a.dtype) == ("float8_e4m3fn", "float8_e4m3fn", "bfloat16")
+    with pytest.raises(NotImplementedError, match=r"q_data_type.*float8_e4m3fn"):
+        validate.check_plan_args(**_plan_args(q_data_type="float8_e5m2"))
 
 
 def test_paged_kv_indptr_may_start_past_zero():

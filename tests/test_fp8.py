@@ -1,5 +1,7 @@
 """fp8 KV cache with 16-bit queries (issue 10, mode 1): the fp8 decoder of the reference, plan()/run()
 validation, build choice, and (GPU) the public API against the reference on the dequantized cache.
+Mode 2 (fp8 e4m3 queries on an e4m3 cache: the widening builds `_q8_` and the e4m3-wgmma builds
+`_q8_mma8_`) has its own sections at the end, with their error bounds.
 
 Error bounds: the kernels widen e4m3/e5m2 to the queries' 16-bit type exactly (fp16 and bf16 hold
 every finite fp8 value), so the kernel's own rounding is that of a 16-bit cache: P and O in 16 bits,
@@ -160,8 +162,17 @@ def test_plan_accepts_fp8_kv_data_type_cpu(kv):
 
 
 PLAN_FP8_CASES = [  # (id, changes, exception, message regex)
-    ("fp8_q", dict(q_data_type="float8_e4m3fn"), NotImplementedError, r"q_data_type.*fp8 queries: not yet"),
-    ("fp8_q_torch", dict(q_data_type=_FakeTorchDtype("float8_e5m2")), NotImplementedError, r"fp8 queries"),
+    ("fp8_q_e5m2", dict(q_data_type="float8_e5m2"), NotImplementedError, r"q_data_type.*float8_e4m3fn"),
+    ("fp8_q_e5m2_torch", dict(q_data_type=_FakeTorchDtype("float8_e5m2")), NotImplementedError, r"fp8 queries"),
+    ("fp8_q_16bit_kv", dict(q_data_type="float8_e4m3fn", kv_data_type="float16"), ValueError,
+     r"q_data_type=float8_e4m3fn.*fp8 cache.*kv_data_type=float16"),
+    ("fp8_q_bf16_kv_torch", dict(q_data_type=_FakeTorchDtype("float8_e4m3fn"),
+                                 kv_data_type=_FakeTorchDtype("bfloat16")), ValueError, r"needs an fp8 cache"),
+    ("fp8_q_e5m2_kv", dict(q_data_type="float8_e4m3fn", kv_data_type="float8_e5m2"), NotImplementedError,
+     r"e4m3 cache"),
+    ("fp8_q_fp8_o", dict(q_data_type="float8_e4m3fn", o_data_type="float8_e4m3fn"), NotImplementedError,
+     r"o_data_type.*fp8 output"),
+    ("fp8_q_int_o", dict(q_data_type="float8_e4m3fn", o_data_type="int8"), ValueError, r"o_data_type"),
     ("fp8_o", dict(o_data_type="float8_e4m3fn"), NotImplementedError, r"o_data_type.*fp8"),
     ("o_other_16bit", dict(o_data_type="float16"), NotImplementedError, r"o_data_type.*bfloat16"),
     ("kv_uint8", dict(kv_data_type="uint8"), ValueError, r"kv_data_type.*float8_e4m3fn"),
@@ -465,8 +476,8 @@ def _scales(fw, kind, hkv, rng):
     return dict(k_scale=dev[0], v_scale=dev[1]), dict(k_scale=ks, v_scale=vs)
 
 
-def _wrapper(kit, fw, layout, backend, kv_load="auto"):
-    return kit.make_wrapper(fw, layout, backend, kv_load=kv_load)
+def _wrapper(kit, fw, layout, backend, kv_load="auto", **kwargs):
+    return kit.make_wrapper(fw, layout, backend, kv_load=kv_load, **kwargs)
 
 
 def _plan(w, backend, *args, **kwargs):
@@ -504,35 +515,50 @@ CASES = pairwise_cases(FACTORS, grid_case_valid, seed=10)
 
 
 def _run_case(kit, c: dict, backend: str, seed: int):
+    """One grid case: mode 1 (16-bit queries of c["dtype"] on a c["kv"] cache) or, when the case has
+    "odt", mode 2 (fp8 e4m3 queries on an e4m3 cache, output c["odt"]; "default": None, bfloat16)."""
     from nvrtc_attn.reference import paged_prefill_reference
 
-    fw, dtype, kind = c["fw"], c["dtype"], c["kv"]
+    fw = c["fw"]
     if fw == "torch":
         kit.require_torch_cuda()
+    q8 = "odt" in c
+    mma = bool(c.get("mma"))  # the e4m3-wgmma builds (wrapper fp8_mma=True)
+    kind = Q8 if q8 else c["kv"]
+    dtype = ("bfloat16" if c["odt"] == "default" else c["odt"]) if q8 else c["dtype"]
     rng = np.random.default_rng(seed)
     hkv = 1 if c["g"] == 8 else 2
     hqo, d, ps, layout = hkv * c["g"], c["hd"], c["ps"], c["layout"]
     qo, kv = grid_lengths(c["lens"], c["causal"], rng, longer=120)  # up to 3 key blocks
     batch = kit.make_page_table(qo, kv, ps, seed)
     t = batch.total_q
-    window_left, soft_cap, q_scale = -1, None, 1.0
+    window_left, soft_cap, q_mag = -1, None, 1.0
     if c["extra"] == "softcap":
-        soft_cap, q_scale = 5.0, 3.0
+        soft_cap, q_mag = 5.0, 3.0
     elif c["extra"] == "window":
         window_left = int(rng.integers(3, 150))
-    q = kit.randn(fw, (t, hqo, d), dtype, seed + 11, q_scale)
+    if q8:
+        q = _fp8_random(kit, fw, Q8, (t, hqo, d), seed + 11, q_mag)
+    else:
+        q = kit.randn(fw, (t, hqo, d), dtype, seed + 11, q_mag)
     cache, bases = _fp8_cache(kit, fw, kind, c["cache"], layout, batch.max_pages, ps, hkv, d, seed + 23)
     if c["cache"] != "5d":  # (a 5-D cache is one array: K and V as views of it)
         _poison_unowned8(kit, batch, cache, layout)
     else:
         _poison_unowned8(kit, batch, (cache[:, 0], cache[:, 1]), layout)
     run_scales, ref_scales = _scales(fw, c["scales"], hkv, rng)
+    if c.get("q_scale") is not None:
+        run_scales["q_scale"] = ref_scales["q_scale"] = c["q_scale"]
     out = kit.poison(kit.empty(fw, (t, hqo, d), dtype))
     lse = kit.poison(kit.empty(fw, (t, hqo), "float32")) if c["lse"] else None
     snaps = [kit.Snapshot(b) for b in bases + [q]]
-    w = _wrapper(kit, fw, layout, backend, c["kv_load"])
+    w = _wrapper(kit, fw, layout, backend, c["kv_load"], **({"fp8_mma": True} if mma else {}))
     kw = dict(causal=c["causal"], window_left=window_left, logits_soft_cap=soft_cap, q_data_type=dtype,
               kv_data_type=_kv_dtype_arg(fw, kind))
+    ref_kw = dict(kv_data_type=kind, **ref_scales)
+    if q8:
+        kw.update(q_data_type=_kv_dtype_arg(fw, Q8), o_data_type=None if c["odt"] == "default" else dtype)
+        ref_kw["q_data_type"] = Q8
     if c["plan_cache"]:
         kw["paged_kv_cache"] = cache
     _plan(w, backend, *batch.index_args(), hqo, hkv, d, ps, **kw)
@@ -541,11 +567,12 @@ def _run_case(kit, c: dict, backend: str, seed: int):
     assert kit.dtype_name(o) == dtype and tuple(o.shape) == (t, hqo, d)
     expect_path = "gather" if c["kv_load"] == "gather" or ps % 8 or backend == "sm80" else "tma"
     assert w.kv_load_path == expect_path, (w.kv_load_path, expect_path)
-    assert ("e4m3" if kind == "float8_e4m3fn" else "e5m2") in w.kernel_name
+    part = "_q8_mma8_" if mma and backend == "sm90" else "_e4m3_q8_" if q8 else "e4m3" if kind == Q8 else "e5m2"
+    assert part in w.kernel_name, w.kernel_name
     ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), kv_layout=layout, causal=c["causal"],
-                                             window_left=window_left, logits_soft_cap=soft_cap,
-                                             kv_data_type=kind, **ref_scales)
-    kit.check_attention(o, o_lse, ref_o, ref_lse, dtype, what=f"{backend} {w.kernel_name}")
+                                             window_left=window_left, logits_soft_cap=soft_cap, **ref_kw)
+    kit.check_attention(o, o_lse, ref_o, ref_lse, dtype, what=f"{backend} {w.kernel_name}",
+                        rel_tol=q8_mma_rel_tol(dtype) if "_mma8_" in w.kernel_name else None)
     for s in snaps:
         assert s.unchanged(), "run() modified the fp8 cache or q"
 
@@ -1094,7 +1121,8 @@ def test_fp8_run_rejections_write_nothing(kit, case):
 
 @pytest.mark.gpu
 def test_fp8_plan_rejections_gpu(kit):
-    """A 16-bit plan refuses an fp8 cache (and its bytes); an fp8 q is refused at plan()."""
+    """A 16-bit plan refuses an fp8 cache (and its bytes); fp8 queries with a 16-bit cache are refused at
+    plan() (mode 2 needs an fp8 cache)."""
     kit.require_torch_cuda()
     import torch
 
@@ -1105,8 +1133,515 @@ def test_fp8_plan_rejections_gpu(kit):
         w.run(q, cache, out=out)
     with pytest.raises(TypeError, match=r"uint8.*kv_data_type"):
         w.run(q, tuple(x.view(torch.uint8) for x in cache), out=out)
-    with pytest.raises(NotImplementedError, match="fp8 queries: not yet"):
+    with pytest.raises(ValueError, match="needs an fp8 cache"):
         w.plan(*batch.index_args(), 4, 2, 64, 16, causal=True, q_data_type=torch.float8_e4m3fn,
-               kv_data_type=torch.float8_e4m3fn)
+               kv_data_type=torch.bfloat16)
     torch.cuda.synchronize()
     assert bool(torch.isnan(out).all())
+
+
+# --------------------------------------------------------------------------------------------
+# Mode 2: fp8 e4m3 queries on an e4m3 cache (q_data_type float8_e4m3fn; output o_data_type)
+#
+# Error bounds: the kernels widen the e4m3 queries to the output's 16-bit type exactly (fp16 and bf16
+# hold every finite e4m3 value; test_fp8q_widening_exact checks all 254 of them), and the reference
+# computes on the same dequantized q and cache with q_scale in float32: the kernels' own rounding is
+# that of 16-bit queries on a 16-bit cache (P and O in the output's type, fp32 accumulation), so the
+# mode-1 bounds apply with the output's dtype: rel L2 5e-3 (fp16), 2e-2 (bf16), LSE 1e-2 abs.
+
+Q8 = "float8_e4m3fn"
+
+
+def _q8_plan_args(**changes):
+    return _plan_args(**{"q_data_type": Q8, "kv_data_type": Q8, **changes})
+
+
+@pytest.mark.parametrize("q", [Q8, _FakeTorchDtype(Q8)], ids=str)
+@pytest.mark.parametrize("kv", [None, Q8, _FakeTorchDtype(Q8)], ids=str)
+@pytest.mark.parametrize("o", [None, "float16", "bfloat16", _FakeTorchDtype("float16")], ids=str)
+def test_plan_accepts_fp8_queries_cpu(q, kv, o):
+    from nvrtc_attn import validate
+
+    a = validate.check_plan_args(**_q8_plan_args(q_data_type=q, kv_data_type=kv, o_data_type=o))
+    assert a.q_dtype == Q8 and a.kv_dtype == Q8
+    assert a.dtype == (validate.FP8_Q_DEFAULT_O_DTYPE if o is None else str(o).rsplit(".", 1)[-1])
+    assert validate.FP8_Q_DEFAULT_O_DTYPE == "bfloat16"  # FlashInfer's 16-bit convention for fp8 inputs
+    assert validate.check_plan_args(**_plan_args()).q_dtype == ""  # 16-bit queries: unchanged
+
+
+@pytest.mark.parametrize("hd", [64, 128, 256])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_choose_build_fp8_queries(hd, dtype):
+    """fp8 queries take the mode-1 e4m3 tiles with Q_FP8=1 (name `_e4m3_q8_`), Q without a TMA box, on
+    both backends; their split twins keep Q_FP8; the builds are in builds_of() and all_variants()."""
+    from nvrtc_attn import variants
+
+    names = {v.name for v in variants.all_variants()}
+    for mean_blocks, pingpong in ((2.0, True), (40.0, False)):
+        b = variants.choose_build("sm90", variants.HOPPER_ARCH, hd, dtype, 16, 4, -1, mean_blocks, kv_dtype=Q8,
+                                  q_dtype=Q8)
+        mode1 = variants.choose_build("sm90", variants.HOPPER_ARCH, hd, dtype, 16, 4, -1, mean_blocks, kv_dtype=Q8)
+        assert (b.q_fp8, b.kv_fp8, b.pingpong, b.q_box) == (1, 1, pingpong, None)
+        assert (b.tile, b.kv_box) == (mode1.tile, mode1.kv_box) and mode1.q_fp8 == 0 and mode1.q_box is not None
+        assert b.name == mode1.name.replace("_e4m3_sm_90a", "_e4m3_q8_sm_90a")
+        assert b.variants[0] in variants.builds_of("sm90", variants.HOPPER_ARCH, hd, dtype, Q8, Q8)
+        twin = variants.split_build(b)
+        a, t = dict(b.variants[0].defines), dict(twin.variants[0].defines)
+        assert {k for k in a if a[k] != t[k]} == {"SPLIT_KV"} and t["Q_FP8"] == 1
+        assert twin.variants[0] == variants.prefill_sm90_variant(hd, dtype, pingpong, b.tile, split=True,
+                                                                 kv_dtype=Q8, q_dtype=Q8)
+        assert {b.name, twin.name} <= names
+        assert "Q_FP8" not in dict(mode1.variants[0].defines)  # other builds' macros unchanged
+    for arch in (variants.HOPPER_ARCH, variants.PORTABLE_ARCH):
+        b80 = variants.choose_build("sm80", arch, hd, dtype, 5, 1, -1, 0.0, kv_dtype=Q8, q_dtype=Q8)
+        assert b80.q_fp8 == 1 and len(b80.variants) == 2 and {v.name for v in b80.variants} <= names
+        assert set(b80.variants) <= set(variants.builds_of("sm80", arch, hd, dtype, Q8, Q8))
+    with pytest.raises(ValueError, match="float8_e4m3fn"):
+        variants.prefill_sm90_variant(hd, dtype, kv_dtype="float8_e5m2", q_dtype=Q8)
+
+
+def test_fp8_q_variant_count():
+    """24 sm90 fp8-query builds (3 head dims x 2 output dtypes x turn-taking or not, plus as many split
+    twins), 8 e4m3-wgmma ones (head_dim 128 likewise) and 24 sm80 ones (x 2 offset tables x 2 archs);
+    all named `_q8_`."""
+    from nvrtc_attn import variants
+
+    q8 = variants.fp8_q_variants()
+    mma = [v for v in q8 if "FP8_MMA" in dict(v.defines)]
+    assert len(mma) == 8 and all("_q8_mma8_" in v.name and dict(v.defines)["HEAD_DIM"] == 128 for v in mma)
+    assert sum(v.entry == "prefill_sm90" for v in q8) == 24 + 8 and sum(v.entry == "prefill_sm80" for v in q8) == 24
+    assert all("_e4m3_q8_" in v.name and dict(v.defines)["Q_FP8"] == 1 for v in q8)
+    assert len({v.name for v in q8}) == len(q8)
+    others = [v for v in variants.all_variants() if v not in q8]
+    assert not any("Q_FP8" in dict(v.defines) or "_q8" in v.name for v in others)
+
+
+def _cpu_q8_plan(**changes):
+    from nvrtc_attn import planner, validate
+
+    a = validate.check_plan_args(**_q8_plan_args(**changes))
+    return planner.make_plan(a.qo_indptr, a.paged_kv_indptr, a.paged_kv_indices, a.paged_kv_last_page_len,
+                             a.num_qo_heads, a.num_kv_heads, a.head_dim, a.page_size, causal=True, dtype=a.dtype,
+                             kv_dtype=a.kv_dtype, q_dtype=a.q_dtype or None, num_ctas=4, block_m=64)
+
+
+Q_DTYPE_CASES = [  # (id, plan kind: "q8" fp8 queries / "mode1" bf16 queries on e4m3, q dtype, message regex)
+    ("uint8_q_mode1_plan", "mode1", np.uint8, r"q is uint8.*q_data_type='float8_e4m3fn'.*bfloat16"),
+    ("f16_q_q8_plan", "q8", np.float16, r"q dtype must be float8_e4m3fn \(or its bytes as uint8\).*got float16"),
+    ("f32_q_q8_plan", "q8", np.float32, r"float8_e4m3fn.*got float32"),
+]
+
+
+@pytest.mark.parametrize("case", Q_DTYPE_CASES, ids=[c[0] for c in Q_DTYPE_CASES])
+def test_q_dtype_rejections_cpu(case):
+    from nvrtc_attn import arrays, validate
+
+    _, kind, dtype, msg = case
+    plan = _cpu_q8_plan() if kind == "q8" else _cpu_plan()
+    q = arrays.wrap(np.zeros((plan.total_q, 4, 64), dtype=dtype), "q")
+    with pytest.raises(TypeError, match=msg):
+        validate.check_q(q, plan)
+
+
+def test_uint8_q_passes_dtype_check_of_fp8_q_plan_cpu():
+    """The bytes of fp8 queries pass the dtype rule of an fp8-query plan and fail only for being on the host."""
+    from nvrtc_attn import arrays, validate
+
+    plan = _cpu_q8_plan()
+    assert plan.q_dtype == Q8 and plan.dtype == "bfloat16"
+    q = arrays.wrap(np.zeros((plan.total_q, 4, 64), np.uint8), "q")
+    with pytest.raises(ValueError, match="device"):
+        validate.check_q(q, plan)
+
+
+def test_out_dtype_of_fp8_q_plan_cpu():
+    """out must have the plan's o_data_type (fp8 queries: not q's dtype)."""
+    from nvrtc_attn import arrays, validate
+
+    q = arrays.wrap(np.zeros((14, 4, 64), np.uint8), "q")
+    out = arrays.wrap(np.zeros((14, 4, 64), np.float32), "out")
+    with pytest.raises(TypeError, match=r"out dtype must be float16, the plan's o_data_type, got float32"):
+        validate.check_out(out, q, "float16")
+
+
+@pytest.mark.parametrize("value, exc, msg", [
+    (np.ones(2, np.float32), NotImplementedError, r"q_scale.*per-head arrays.*k_scale and v_scale only"),
+    (np.ones(1, np.float32), NotImplementedError, r"q_scale.*Python float"),
+    ("2.0", TypeError, r"q_scale must be a real number"),
+    (-0.5, ValueError, r"q_scale.*positive"),
+    (0.0, ValueError, r"q_scale.*positive"),
+    (math.inf, ValueError, r"q_scale.*finite"),
+], ids=["array", "array1", "string", "negative", "zero", "inf"])
+def test_q_scale_rejections_cpu(value, exc, msg):
+    from nvrtc_attn import validate
+
+    with pytest.raises(exc, match=msg):
+        validate.check_scale(value, "q_scale", fp8_cache=True)
+    assert validate.check_scale(0.37, "q_scale", fp8_cache=True) == 0.37
+
+
+def test_reference_decodes_fp8_queries(make_page_table):
+    """The reference on uint8 e4m3 queries (q_data_type) equals the reference on the decoded float32
+    queries; without q_data_type a uint8 q is refused (NumPy, CPU)."""
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    rng = np.random.default_rng(5)
+    batch = make_page_table([5, 9], [20, 9], 4, 4)
+    hq, hkv, d = 4, 2, 64
+    qb = encode_fp8(rng.standard_normal((batch.total_q, hq, d)), Q8)
+    kb = encode_fp8(rng.standard_normal((batch.max_pages, 4, hkv, d)), Q8)
+    vb = encode_fp8(rng.standard_normal((batch.max_pages, 4, hkv, d)), Q8)
+    o, lse = paged_prefill_reference(qb, (kb, vb), *batch.index_args(), causal=True, kv_data_type=Q8,
+                                     q_data_type=Q8, q_scale=2.5, k_scale=0.37, v_scale=2.5)
+    o2, lse2 = paged_prefill_reference(decode_fp8(qb, Q8), (kb, vb), *batch.index_args(), causal=True,
+                                       kv_data_type=Q8, q_scale=2.5, k_scale=0.37, v_scale=2.5)
+    np.testing.assert_array_equal(o, o2)
+    np.testing.assert_array_equal(lse, lse2)
+    with pytest.raises(ValueError, match="q_data_type"):
+        paged_prefill_reference(qb, (kb, vb), *batch.index_args(), kv_data_type=Q8, q_data_type="int8")
+
+
+# GPU: the grid (pairwise) in mode 2. "odt": the output dtype given to plan() ("default": None, which is
+# bfloat16); bf16 outputs need torch (CuPy has no bf16).
+Q8_FACTORS = {
+    **GRID_SHAPE_FACTORS,
+    "odt": ("float16", "bfloat16", "default"),
+    "fw": ("cupy", "torch"),
+    "lens": ("lt", "eq", "gt", "mixed"),
+    "extra": ("none", "softcap", "window"),
+    "scales": ("none", "tensor", "head"),
+    "q_scale": (None, 0.37, 2.5),
+    "lse": (False, True),
+    "kv_load": ("auto", "gather"),
+    "plan_cache": (False, True),
+}
+
+
+def _q8_valid(case: dict) -> bool:
+    if case.get("fw") == "cupy" and case.get("odt") in ("bfloat16", "default"):
+        return False
+    return grid_case_valid(case)
+
+
+def _q8_case_id(c: dict) -> str:
+    return "-".join([f"ps{c['ps']}", f"hd{c['hd']}", f"g{c['g']}", "causal" if c["causal"] else "full",
+                     c["layout"], c["cache"], f"o{c['odt']}", c["fw"], c["lens"], c["extra"], f"sc{c['scales']}",
+                     f"qs{c['q_scale']}", "lse" if c["lse"] else "nolse", c["kv_load"],
+                     "plancache" if c["plan_cache"] else "lazycache"])
+
+
+Q8_CASES = pairwise_cases(Q8_FACTORS, _q8_valid, seed=20)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", Q8_CASES, ids=[_q8_case_id(c) for c in Q8_CASES])
+def test_fp8q_grid(kit, case, backend):
+    _run_case(kit, case, backend, _seed(_q8_case_id(case), backend, "q8"))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("odt", ["float16", "bfloat16"])
+@pytest.mark.parametrize("path", ["tma", "gather"])
+def test_fp8q_widening_exact(kit, path, odt, backend):
+    """The queries' widening is exact on every finite e4m3 value: one key of all ones (e4m3 1.0), query
+    row r one-hot at column r holding value r of the finite table (head_dim 256), sm_scale 1: the LSE
+    of the single key is q[r, r] * log2(e) to float32 rounding, for both widening paths (fp16: the
+    hardware cvt on sm90; bf16 and sm80: the portable bit path)."""
+    kit.require_torch_cuda()
+    import torch
+
+    hd, ps = 256, (16 if path == "tma" else 5)
+    vals = _finite_bytes(Q8)  # 254 codes
+    qb = np.zeros((hd, 1, hd), np.uint8)
+    qb[np.arange(vals.size), 0, np.arange(vals.size)] = vals
+    batch = kit.make_page_table([hd], [1], ps, _seed("q8exact", path))
+    ones = np.full((batch.max_pages, ps, 1, hd), 0x38, np.uint8)  # e4m3 1.0
+    k = torch.as_tensor(ones, device="cuda").view(torch.float8_e4m3fn)
+    v = torch.as_tensor(ones.copy(), device="cuda").view(torch.float8_e4m3fn)
+    q = torch.as_tensor(qb, device="cuda").view(torch.float8_e4m3fn)
+    w = _wrapper(kit, "torch", "NHD", backend, "auto" if path == "tma" else "gather")
+    _plan(w, backend, *batch.index_args(), 1, 1, hd, ps, causal=False, sm_scale=1.0,
+          q_data_type=torch.float8_e4m3fn, kv_data_type=torch.float8_e4m3fn, o_data_type=getattr(torch, odt))
+    o, lse = w.run(q, (k, v), return_lse=True)
+    torch.cuda.synchronize()
+    want = np.zeros(hd, np.float32)
+    want[: vals.size] = fp8_table(Q8)[vals] * np.float32(1.0 / math.log(2.0))
+    got = lse.cpu().numpy()[:, 0]
+    err = np.abs(got - want)
+    tol = 4e-6 * np.abs(want) + 2e-6
+    worst = int(np.argmax(err / tol))
+    assert bool(np.all(err <= tol)), f"q widening: row {worst}: lse {got[worst]} vs {want[worst]}"
+    assert bool(torch.all(o.float() == 1.0)), "O of one key of ones must be exactly 1"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("c", [
+    dict(ps=16, hd=128, g=4, causal=True, odt="bfloat16", lens=([300, 64], [300, 500]), layout="NHD", window=-1,
+         cap=None, scales="head", q_scale=0.37),
+    dict(ps=16, hd=128, g=4, causal=False, odt="float16", lens=([700], [900]), layout="HND", window=-1,
+         cap=None, scales="tensor", q_scale=2.5),
+    dict(ps=5, hd=64, g=1, causal=False, odt="float16", lens=([90, 200], [40, 130]), layout="HND", window=-1,
+         cap=8.0, scales="tensor", q_scale=None),
+    dict(ps=1, hd=256, g=8, causal=True, odt="bfloat16", lens=([130, 7], [260, 7]), layout="NHD", window=45,
+         cap=None, scales="head", q_scale=2.5),
+    dict(ps=64, hd=128, g=8, causal=False, odt="float16", lens=([0, 100, 33], [10, 300, 0]), layout="HND",
+         window=-1, cap=None, scales="none", q_scale=0.37),
+    dict(ps=32, hd=256, g=4, causal=True, odt="bfloat16", lens=([500], [900]), layout="NHD", window=-1, cap=None,
+         scales="tensor", q_scale=None),
+], ids=lambda c: f"ps{c['ps']}-hd{c['hd']}-g{c['g']}-{c['odt']}")
+@pytest.mark.hopper
+def test_fp8q_sm90_matches_sm80(kit, c):
+    """fp8 queries: the Hopper path against the portable one on the same inputs (and both against the
+    reference)."""
+    kit.require_torch_cuda()
+    import torch
+
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    odt = c["odt"]
+    seed = _seed("cross8q", c["ps"], c["hd"], c["g"], odt)
+    batch = kit.make_page_table(*c["lens"], c["ps"], seed)
+    hkv = 1 if c["g"] == 8 else 2
+    hqo, d = hkv * c["g"], c["hd"]
+    q = _fp8_random(kit, "torch", Q8, (batch.total_q, hqo, d), seed)
+    cache, _ = _fp8_cache(kit, "torch", Q8, "pool", c["layout"], batch.max_pages, c["ps"], hkv, d, seed + 1)
+    _poison_unowned8(kit, batch, cache, c["layout"])
+    run_scales, ref_scales = _scales("torch", c["scales"], hkv, np.random.default_rng(seed))
+    if c["q_scale"] is not None:
+        run_scales["q_scale"] = ref_scales["q_scale"] = c["q_scale"]
+    results = {}
+    for backend in ("sm90", "sm80"):
+        w = _wrapper(kit, "torch", c["layout"], backend)
+        _plan(w, backend, *batch.index_args(), hqo, hkv, d, c["ps"], causal=c["causal"], window_left=c["window"],
+              logits_soft_cap=c["cap"], q_data_type=torch.float8_e4m3fn, kv_data_type=torch.float8_e4m3fn,
+              o_data_type=getattr(torch, odt))
+        out = kit.poison(torch.empty(q.shape, dtype=getattr(torch, odt), device="cuda"))
+        results[backend] = w.run(q, cache, out=out, return_lse=True, **run_scales)
+        assert "_q8_" in w.kernel_name
+    ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), kv_layout=c["layout"], causal=c["causal"],
+                                             window_left=c["window"], logits_soft_cap=c["cap"], **ref_scales)
+    for backend, (o, lse) in results.items():
+        kit.check_attention(o, lse, ref_o, ref_lse, odt, what=backend)
+    kit.check_agreement(results, odt)
+
+
+Q8_BAD_RUN_CASES = ["bf16_q", "uint8_q_16bit_plan", "out_fp16_for_bf16_plan", "q_scale_array", "q_scale_string",
+                    "q_scale_negative", "e5m2_q"]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", Q8_BAD_RUN_CASES)
+def test_fp8q_run_rejections_write_nothing(kit, case):
+    """Bad run() inputs of an fp8-query plan (and fp8 queries on a 16-bit-query plan): a clear error
+    before launch; out stays NaN, q and the cache untouched."""
+    kit.require_torch_cuda()
+    import torch
+
+    batch = kit.make_page_table([20, 9], [40, 9], 16, 95)
+    hqo, hkv, d = 4, 2, 64
+    pool = _fp8_random(kit, "torch", Q8, (batch.max_pages, 2, 2, 16, hkv, d), 96)
+    q = _fp8_random(kit, "torch", Q8, (batch.total_q, hqo, d), 97)
+    cache = (pool[:, 1, 0], pool[:, 1, 1])
+    w = _wrapper(kit, "torch", "NHD", "auto")
+    w.plan(*batch.index_args(), hqo, hkv, d, 16, causal=True, q_data_type=torch.float8_e4m3fn,
+           kv_data_type=torch.float8_e4m3fn)  # o_data_type None: bfloat16
+    out = kit.poison(torch.empty(q.shape, dtype=torch.bfloat16, device="cuda"))
+    snaps = [kit.Snapshot(pool.view(torch.uint8)), kit.Snapshot(q.view(torch.uint8))]
+    kw, qq = {}, q
+    exc, msg = TypeError, ""
+    if case == "bf16_q":
+        qq, msg = q.to(torch.bfloat16), r"q dtype must be float8_e4m3fn.*got bfloat16"
+    elif case == "uint8_q_16bit_plan":
+        w.plan(*batch.index_args(), hqo, hkv, d, 16, causal=True, q_data_type=torch.bfloat16,
+               kv_data_type=torch.float8_e4m3fn)
+        qq, msg = q.view(torch.uint8), r"q is uint8.*q_data_type='float8_e4m3fn'"
+    elif case == "out_fp16_for_bf16_plan":
+        out = kit.poison(torch.empty(q.shape, dtype=torch.float16, device="cuda"))
+        msg = r"out dtype must be bfloat16, the plan's o_data_type, got float16"
+    elif case == "q_scale_array":
+        kw, exc, msg = dict(q_scale=torch.ones(1, device="cuda")), NotImplementedError, r"q_scale"
+    elif case == "q_scale_string":
+        kw, msg = dict(q_scale="2"), r"q_scale must be a real number"
+    elif case == "q_scale_negative":
+        kw, exc, msg = dict(q_scale=-1.0), ValueError, r"q_scale.*positive"
+    elif case == "e5m2_q":
+        qq, msg = q.view(torch.uint8).view(torch.float8_e5m2), r"float8_e4m3fn.*got float8_e5m2"
+    torch.cuda.synchronize()
+    with pytest.raises(exc, match=msg):
+        w.run(qq, cache, out=out, **kw)
+    torch.cuda.synchronize()
+    assert bool(torch.isnan(out).all()), "a rejected run() wrote the output"
+    assert all(s.unchanged() for s in snaps)
+
+
+@pytest.mark.gpu
+def test_fp8q_functional_api_uint8(kit):
+    """paged_prefill with CuPy uint8 queries and cache: q_data_type / kv_data_type name them (without
+    q_data_type a clear TypeError); o_data_type float16 (CuPy has no bf16)."""
+    import cupy
+
+    import nvrtc_attn
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    seed = _seed("functional8q")
+    batch = kit.make_page_table([40, 0, 77], [90, 12, 77], 16, seed)
+    hqo, hkv, d = 8, 2, 128
+    q = _fp8_random(kit, "cupy", Q8, (batch.total_q, hqo, d), seed)
+    cache, _ = _fp8_cache(kit, "cupy", Q8, "pool", "NHD", batch.max_pages, 16, hkv, d, seed + 1)
+    with pytest.raises(TypeError, match="q_data_type"):
+        nvrtc_attn.paged_prefill(q, cache, *batch.index_args(), causal=True, kv_data_type=Q8)
+    o, lse = nvrtc_attn.paged_prefill(q, cache, *batch.index_args(), causal=True, return_lse=True, q_data_type=Q8,
+                                      kv_data_type=Q8, o_data_type="float16", q_scale=0.37, k_scale=2.5,
+                                      v_scale=0.37)
+    ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), causal=True, kv_data_type=Q8,
+                                             q_data_type=Q8, q_scale=0.37, k_scale=2.5, v_scale=0.37)
+    kit.check_attention(o, lse, ref_o, ref_lse, "float16", what="paged_prefill fp8 q")
+    assert isinstance(o, cupy.ndarray) and o.dtype == cupy.float16
+
+
+# --------------------------------------------------------------------------------------------
+# Mode 2 on the fp8 tensor cores (FP8_MMA builds, wrapper fp8_mma=True; head_dim 128 on sm90)
+#
+# Error bound: S = Q K^T is exact in fp32 up to summation order (e4m3 x e4m3 products are exact in
+# fp32), so the LSE bound stays 1e-2. P V rounds each P (times 2^8, kernels_cu/tile_sm90.cuh kPScale)
+# to e4m3: a relative error delta_k with |delta_k| <= 2^-4 (3 mantissa bits, round to nearest; P below
+# 2^-14 is subnormal there with an absolute error <= 2^-18, negligible). The row sum l uses the fp32 P.
+# O's error sum_k delta_k p_k v_k / l has, for the tests' zero-mean independent V, an expected squared
+# norm of at most 2^-8 times that of O itself: rel L2 <= 2^-4 from P, plus the 16-bit output's bound.
+
+def q8_mma_rel_tol(dtype: str) -> float:
+    from conftest import REL_TOL
+
+    return 2.0 ** -4 + REL_TOL[dtype]
+
+
+def test_fp8_mma_p_and_v_orders_agree_cpu():
+    """The fp8-MMA builds' P V: pack_p's bytes (S's accumulator order) read through wgmma's k32 A
+    fragment (register 0: row g, columns 4t..4t+3; 1: row g+8, same columns; 2, 3: columns 16+4t..)
+    against V transposed in fp8::transpose_v_block's position order give exactly P V (NumPy emulation
+    of one warp's 16 x 32 slice)."""
+    import re
+    from pathlib import Path
+
+    src = (Path(__file__).resolve().parent.parent / "kernels_cu" / "fp8_convert.cuh").read_text()
+    formula = re.search(r"int pv_key_of_position\(int q\) \{ return (.+?); \}", src).group(1)
+    key_of = eval("lambda q: " + formula.replace("/", "//"))  # the kernel's constexpr, integer division
+    assert [key_of(q) for q in range(16)] == [0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15]
+    rng = np.random.default_rng(0)
+    P = rng.random((16, 32))
+    V = rng.standard_normal((32, 8))
+    A = np.full((16, 32), np.nan)
+    for lane in range(32):
+        g, t = lane // 4, lane % 4
+        x = np.empty(16)  # sacc[16 kk + ...] of this thread for the 32-key slice (4 chunks of 8 keys)
+        for c in range(4):
+            x[4 * c: 4 * c + 4] = P[g, 8 * c + 2 * t], P[g, 8 * c + 2 * t + 1], P[g + 8, 8 * c + 2 * t], \
+                P[g + 8, 8 * c + 2 * t + 1]
+        regs = [x[[0, 1, 4, 5]], x[[2, 3, 6, 7]], x[[8, 9, 12, 13]], x[[10, 11, 14, 15]]]  # pack_p
+        for r, (row, col0) in enumerate(((g, 4 * t), (g + 8, 4 * t), (g, 16 + 4 * t), (g + 8, 16 + 4 * t))):
+            A[row, col0: col0 + 4] = regs[r]
+    assert not np.isnan(A).any()
+    Vt = np.empty((8, 32))
+    for pos in range(32):
+        Vt[:, pos] = V[16 * (pos // 16) + key_of(pos % 16)]
+    np.testing.assert_allclose(A @ Vt.T, P @ V, rtol=1e-12)
+
+
+def test_choose_build_fp8_mma_cpu():
+    """fp8_mma=True picks the e4m3-wgmma builds for fp8 queries at head_dim 128 on sm90 (TMA or gather
+    pages; two Q buffers), and changes nothing elsewhere (other head dims, sm80, 16-bit queries)."""
+    from nvrtc_attn import variants
+
+    for ps, box in ((16, 16), (5, 0)):
+        b = variants.choose_build("sm90", variants.HOPPER_ARCH, 128, "bfloat16", ps, 4, -1, 40.0, kv_dtype=Q8,
+                                  q_dtype=Q8, fp8_mma=True)
+        assert "_q8_mma8_" in b.name and b.tile is variants.SM90_FP8_MMA_TILES[128] and b.kv_box == box
+        assert dict(b.variants[0].defines)["FP8_MMA"] == 1 and b.q_box is None
+        assert b.variants[0] in variants.builds_of("sm90", variants.HOPPER_ARCH, 128, "bfloat16", Q8, Q8, True)
+        assert variants.split_build(b).variants[0] in variants.all_variants()
+    same = [variants.choose_build("sm90", variants.HOPPER_ARCH, 64, "float16", 16, 4, -1, 2.0, kv_dtype=Q8,
+                                  q_dtype=Q8, fp8_mma=True),
+            variants.choose_build("sm80", variants.HOPPER_ARCH, 128, "float16", 16, 4, -1, 2.0, kv_dtype=Q8,
+                                  q_dtype=Q8, fp8_mma=True),
+            variants.choose_build("sm90", variants.HOPPER_ARCH, 128, "float16", 16, 4, -1, 2.0, kv_dtype=Q8,
+                                  fp8_mma=True)]
+    assert not any("mma8" in b.name for b in same)
+    assert not any("mma8" in b.name for b in (variants.choose_build(
+        "sm90", variants.HOPPER_ARCH, 128, "bfloat16", 16, 4, -1, 2.0, kv_dtype=Q8, q_dtype=Q8),))  # default: off
+    with pytest.raises(ValueError, match="fp8_mma"):
+        variants.prefill_sm90_variant(256, "bfloat16", kv_dtype=Q8, q_dtype=Q8, fp8_mma=True)
+    assert variants.sm90_fp8_wgmma_ns() == (128,)
+
+
+def test_wrapper_fp8_mma_flag_cpu():
+    import nvrtc_attn
+
+    with pytest.raises(TypeError, match="fp8_mma must be a bool"):
+        nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(np.zeros(16, np.uint8), fp8_mma="yes")
+
+
+Q8_MMA_CASES = [  # head_dim 128, GQA 4 (the W2f8q / W7f8q shape, shorter), both page paths and layouts
+    dict(ps=16, hd=128, g=4, causal=True, layout="NHD", cache="pool", odt="bfloat16", fw="torch", lens="eq",
+         extra="none", scales="tensor", q_scale=0.37, lse=True, kv_load="auto", plan_cache=True),
+    dict(ps=16, hd=128, g=4, causal=False, layout="HND", cache="tuple", odt="float16", fw="cupy", lens="lt",
+         extra="none", scales="head", q_scale=2.5, lse=True, kv_load="auto", plan_cache=False),
+    dict(ps=16, hd=128, g=8, causal=True, layout="NHD", cache="kvdiff", odt="default", fw="torch", lens="mixed",
+         extra="window", scales="head", q_scale=None, lse=False, kv_load="auto", plan_cache=False),
+    dict(ps=64, hd=128, g=1, causal=False, layout="NHD", cache="5d", odt="float16", fw="cupy", lens="gt",
+         extra="softcap", scales="none", q_scale=0.37, lse=True, kv_load="auto", plan_cache=True),
+    dict(ps=5, hd=128, g=4, causal=True, layout="HND", cache="pool", odt="bfloat16", fw="torch", lens="lt",
+         extra="none", scales="tensor", q_scale=2.5, lse=True, kv_load="auto", plan_cache=False),
+    dict(ps=16, hd=128, g=4, causal=False, layout="NHD", cache="pool", odt="bfloat16", fw="torch", lens="eq",
+         extra="none", scales="head", q_scale=0.37, lse=True, kv_load="gather", plan_cache=False),
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.hopper
+@pytest.mark.parametrize("case", Q8_MMA_CASES, ids=[_q8_case_id(c) for c in Q8_MMA_CASES])
+def test_fp8q_mma_grid(kit, case):
+    """The e4m3-wgmma builds against the reference on dequantized q and cache (bound: q8_mma_rel_tol)."""
+    _run_case(kit, {**case, "mma": True}, "sm90", _seed(_q8_case_id(case), "mma8"))
+
+
+@pytest.mark.gpu
+@pytest.mark.hopper
+@pytest.mark.parametrize("causal", [True, False])
+def test_fp8q_mma_long_and_split(kit, causal):
+    """One 2048-token request, 32 q / 8 KV heads, page 16 (W2f8q / W7f8q at a quarter length): the
+    e4m3-wgmma build over many key blocks and tiles per CTA, against the reference and against the
+    widening build; then disable_split_kv=False on a short-query tail (pieces and the merge)."""
+    kit.require_torch_cuda()
+    import torch
+
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    seed = _seed("mma8long", causal)
+    batch = kit.make_page_table([2048], [2048], 16, seed)
+    hqo, hkv, d = 32, 8, 128
+    q = _fp8_random(kit, "torch", Q8, (batch.total_q, hqo, d), seed)
+    cache, _ = _fp8_cache(kit, "torch", Q8, "pool", "NHD", batch.max_pages, 16, hkv, d, seed + 1)
+    results = {}
+    for mma in (True, False):
+        w = _wrapper(kit, "torch", "NHD", "sm90", fp8_mma=mma)
+        w.plan(*batch.index_args(), hqo, hkv, d, 16, causal=causal, q_data_type=torch.float8_e4m3fn,
+               kv_data_type=torch.float8_e4m3fn)
+        assert ("_mma8_" in w.kernel_name) == mma
+        out = kit.poison(torch.empty(q.shape, dtype=torch.bfloat16, device="cuda"))
+        results[mma] = w.run(q, cache, out=out, return_lse=True, q_scale=0.37, k_scale=2.5, v_scale=0.37)
+    ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), causal=causal, q_scale=0.37,
+                                             k_scale=2.5, v_scale=0.37)
+    kit.check_attention(*results[True], ref_o, ref_lse, "bfloat16", what="mma8", rel_tol=q8_mma_rel_tol("bfloat16"))
+    kit.check_attention(*results[False], ref_o, ref_lse, "bfloat16", what="widened")
+    tail = kit.make_page_table([16], [4096], 16, seed + 2)  # few rows, long keys: split-KV pieces
+    qt = _fp8_random(kit, "torch", Q8, (tail.total_q, hqo, d), seed + 3)
+    ct, _ = _fp8_cache(kit, "torch", Q8, "pool", "NHD", tail.max_pages, 16, hkv, d, seed + 4)
+    w = _wrapper(kit, "torch", "NHD", "sm90", fp8_mma=True)
+    w.plan(*tail.index_args(), hqo, hkv, d, 16, causal=causal, q_data_type=torch.float8_e4m3fn,
+           kv_data_type=torch.float8_e4m3fn, o_data_type=torch.float16)
+    assert "_mma8_" in w.kernel_name and w._plan.num_merges > 0, (w.kernel_name, w._plan.num_merges)
+    o, lse = w.run(qt, ct, return_lse=True, k_scale=0.37, v_scale=2.5)
+    ref_o, ref_lse = paged_prefill_reference(qt, ct, *tail.index_args(), causal=causal, k_scale=0.37, v_scale=2.5)
+    kit.check_attention(o, lse, ref_o, ref_lse, "float16", what="mma8 split", rel_tol=q8_mma_rel_tol("float16"))

@@ -16,10 +16,11 @@ def _load_tool(name: str):
 
 
 def test_ptx_wgmma_is_its_generators_output():
-    """kernels_cu/ptx_wgmma.cuh == tools/gen_ptx_wgmma.py's text for variants.sm90_wgmma_ns()."""
+    """kernels_cu/ptx_wgmma.cuh == tools/gen_ptx_wgmma.py's text (sm90_wgmma_ns, sm90_fp8_wgmma_ns)."""
     gen = _load_tool("gen_ptx_wgmma")
     checked_in = (compiler.KERNELS_DIR / "ptx_wgmma.cuh").read_text()
-    assert checked_in == gen.generate(variants.sm90_wgmma_ns()), "run python tools/gen_ptx_wgmma.py"
+    assert checked_in == gen.generate(variants.sm90_wgmma_ns(), variants.sm90_fp8_wgmma_ns()), \
+        "run python tools/gen_ptx_wgmma.py"
     assert gen.main(["--check"]) == 0
 
 

@@ -617,10 +617,12 @@ class Unsupported(Exception):
     """The library declined a workload's dtypes (fp8 before it is built)."""
 
 
-def ours_wrapper(gpu: Gpu, backend: str, kv_load: str, workspace_mb: int = WORKSPACE_MB):
+def ours_wrapper(gpu: Gpu, backend: str, kv_load: str, workspace_mb: int = WORKSPACE_MB, fp8_mma: bool = False):
     import nvrtc_attn
 
     extra = {"kv_load": kv_load} if kv_load != "auto" else {}  # older checkouts lack kv_load
+    if fp8_mma:  # the e4m3-wgmma builds for fp8 queries (checkouts with fp8_mma)
+        extra["fp8_mma"] = True
     ws = gpu.torch.empty((workspace_mb << 20,), dtype=gpu.torch.uint8, device=gpu.device)
     return nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(ws, kv_layout="NHD", backend=backend, **extra)
 
@@ -637,7 +639,7 @@ def measure_ours(gpu: Gpu, w: dict, batch: dict, ops: Operands, args) -> dict:
     """Plan (first and median) and run times of our wrapper on the strided pool, after a check.
     fp8 workloads the library declines raise Unsupported."""
     fp8 = precision(w) != "bf16"
-    wrapper = ours_wrapper(gpu, args.backend, args.kv_load, args.workspace_mb)
+    wrapper = ours_wrapper(gpu, args.backend, args.kv_load, args.workspace_mb, getattr(args, "fp8_mma", False))
     index_args = host_indices(gpu.torch, batch)
     t0 = time.perf_counter()
     try:
@@ -800,7 +802,7 @@ def run_host_cost(gpu: Gpu, args, fi: FlashInferPeers | None) -> dict:
     index_args = host_indices(gpu.torch, batch)
     res = {"what": w["what"], "calls": HOST_COST_CALLS, "us": {}, "errors": {}}
     try:
-        wr = ours_wrapper(gpu, args.backend, args.kv_load, args.workspace_mb)
+        wr = ours_wrapper(gpu, args.backend, args.kv_load, args.workspace_mb, getattr(args, "fp8_mma", False))
         plan_ours(wr, w, index_args, ops)
         res["us"]["nvrtc_attn"] = gpu.host_us(lambda: wr.run(ops.q, (ops.k, ops.v), out=ops.out), HOST_COST_CALLS)
     except Exception as exc:  # noqa: BLE001
@@ -845,6 +847,8 @@ def parse_args(argv):
     ap.add_argument("--backend", default="auto", choices=("auto", "sm80", "sm90"))
     ap.add_argument("--kv-load", default="auto", choices=("auto", "gather"),
                     help="sm90 K/V load path: auto (TMA where pages allow) or gather")
+    ap.add_argument("--fp8-mma", action="store_true",
+                    help="fp8-query workloads on the e4m3 wgmma builds (the wrapper's experimental fp8_mma=True)")
     ap.add_argument("--json", default=None, help="write the full results here")
     ap.add_argument("--iters", type=int, default=30, help="timed calls per workload (median)")
     ap.add_argument("--warmup", type=int, default=5)

@@ -3,7 +3,8 @@
     python tools/gen_ptx_wgmma.py           # rewrite kernels_cu/ptx_wgmma.cuh
     python tools/gen_ptx_wgmma.py --check   # exit 1 when the checked-in file differs (a CPU test runs this)
 
-The N list comes from nvrtc_attn/variants.py (sm90_wgmma_ns: the tiles' block_n and the head dims).
+The N list comes from nvrtc_attn/variants.py (sm90_wgmma_ns: the tiles' block_n and the head dims;
+sm90_fp8_wgmma_ns: the N of the e4m3 k32 wrappers of the fp8-MMA builds).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
 
-from nvrtc_attn.variants import sm90_wgmma_ns  # noqa: E402
+from nvrtc_attn.variants import sm90_fp8_wgmma_ns, sm90_wgmma_ns  # noqa: E402
 
 OUTPUT = REPO / "kernels_cu" / "ptx_wgmma.cuh"
 
@@ -95,34 +96,67 @@ NA_DEVICE void mma_rs_n{n}(float (&d)[{nreg}], const uint32_t (&a)[4], uint64_t 
 '''
 
 
-def _dispatch(ns: tuple[int, ...]) -> str:
-    """mma_ss<N> / mma_rs<N>: compile-time dispatch to the wrapper of N (the last N is the else branch)."""
-    out = ["\n// Dispatch on N at compile time.\n"]
+def _wrappers_e4m3(n: int) -> str:
+    """mma_ss_e4m3_n{n} and mma_rs_e4m3_n{n}: one e4m3 x e4m3 k32 wgmma each (8-bit operands are
+    K-major only: no transpose immediates)."""
+    nreg = n // 2
+    regs = ",".join(f"%{i}" for i in range(nreg))
+    cons = ", ".join(f'"+f"(d[{i}])' for i in range(nreg))
+    return f'''
+// wgmma.mma_async.sync.aligned.m64n{n}k32.f32.e4m3.e4m3 (A, B from shared memory, both K-major).
+NA_DEVICE void mma_ss_e4m3_n{n}(float (&d)[{nreg}], uint64_t desc_a, uint64_t desc_b, int scale_d) {{
+  asm volatile(
+      "{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{nreg + 2}, 0;\\n"
+      "wgmma.mma_async.sync.aligned.m64n{n}k32.f32.e4m3.e4m3 {{{regs}}}, %{nreg}, %{nreg + 1}, p, 1, 1;\\n}}\\n"
+      : {cons}
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}}
+
+// wgmma.mma_async.sync.aligned.m64n{n}k32.f32.e4m3.e4m3 (A from registers: four e4m3 per register,
+// the lowest column in the low byte; B from shared memory, K-major).
+NA_DEVICE void mma_rs_e4m3_n{n}(float (&d)[{nreg}], const uint32_t (&a)[4], uint64_t desc_b, int scale_d) {{
+  asm volatile(
+      "{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{nreg + 5}, 0;\\n"
+      "wgmma.mma_async.sync.aligned.m64n{n}k32.f32.e4m3.e4m3 {{{regs}}}, {{%{nreg},%{nreg+1},%{nreg+2},%{nreg+3}}}, %{nreg + 4}, p, 1, 1;\\n}}\\n"
+      : {cons}
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d));
+}}
+'''
+
+
+def _dispatch(ns: tuple[int, ...], e4m3: bool = False) -> str:
+    """mma_ss<N> / mma_rs<N>: compile-time dispatch to the wrapper of N (the last N is the else branch);
+    e4m3: mma_ss_e4m3<N> / mma_rs_e4m3<N> (an N without a wrapper fails to compile)."""
+    out = ["\n// e4m3 dispatch on N at compile time.\n" if e4m3 else "\n// Dispatch on N at compile time.\n"]
+    tag, params, targs = ("_e4m3", "template <int N>\n", "") if e4m3 else \
+        ("", "template <int N, bool kBf16, int kTransB>\n", "<kBf16, kTransB>")
     for kind, sig, args in (("ss", "uint64_t a, uint64_t b", "d, a, b, scale_d"),
                             ("rs", "const uint32_t (&a)[4], uint64_t b", "d, a, b, scale_d")):
-        out.append("template <int N, bool kBf16, int kTransB>\n")
-        out.append(f"NA_DEVICE void mma_{kind}(float (&d)[N / 2], {sig}, int scale_d) {{\n")
+        out.append(params)
+        out.append(f"NA_DEVICE void mma_{kind}{tag}(float (&d)[N / 2], {sig}, int scale_d) {{\n")
         for i, n in enumerate(ns):
-            call = f"mma_{kind}_n{n}<kBf16, kTransB>({args});\n"
-            if i == len(ns) - 1:
+            call = f"mma_{kind}{tag}_n{n}{targs}({args});\n"
+            if i == len(ns) - 1 and not e4m3:
                 out.append(f"  else {call}")
             else:
                 out.append(f"  {'if' if i == 0 else 'else if'} constexpr (N == {n}) {call}")
+        if e4m3:
+            out.append('  else static_assert(N < 0, "no e4m3 wgmma wrapper for this N (tools/gen_ptx_wgmma.py)");\n')
         out.append("}\n")
-    out.append("\n}  // namespace wgmma\n")
     return "".join(out)
 
 
-def generate(ns: tuple[int, ...]) -> str:
-    """The text of ptx_wgmma.cuh for these N sizes (ascending)."""
-    return HEADER + "".join(_wrappers(n) for n in ns) + _dispatch(ns)
+def generate(ns: tuple[int, ...], fp8_ns: tuple[int, ...] = ()) -> str:
+    """The text of ptx_wgmma.cuh for these N sizes (ascending), and the e4m3 k32 wrappers of fp8_ns."""
+    return (HEADER + "".join(_wrappers(n) for n in ns) + _dispatch(ns) + "".join(_wrappers_e4m3(n) for n in fp8_ns)
+            + (_dispatch(fp8_ns, e4m3=True) if fp8_ns else "") + "\n}  // namespace wgmma\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="compare with the checked-in file, write nothing")
     args = ap.parse_args(argv)
-    text = generate(sm90_wgmma_ns())
+    text = generate(sm90_wgmma_ns(), sm90_fp8_wgmma_ns())
     if args.check:
         if OUTPUT.read_text() != text:
             print(f"{OUTPUT} differs from its generator: run python tools/gen_ptx_wgmma.py", file=sys.stderr)
