@@ -506,12 +506,13 @@ def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: 
     """
     pingpong = backend == "sm90" and not short_tiles and sm90_pingpong(head_dim, mean_blocks)
     return _build(backend, arch, head_dim, dtype, page_size, group_size, window_left, pingpong, kv_load, has_q,
-                  short_tiles, kv_dtype)
+                  short_tiles, kv_dtype, q_dtype, bool(fp8_mma))
 
 
 @functools.lru_cache(maxsize=1024)
 def _build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, group_size: int, window_left: int,
-           pingpong: bool, kv_load: str, has_q: bool, short_tiles: bool, kv_dtype: str | None) -> Build:
+           pingpong: bool, kv_load: str, has_q: bool, short_tiles: bool, kv_dtype: str | None,
+           q_dtype: str | None, fp8_mma: bool) -> Build:
     """choose_build once its one batch-dependent input, the mean key blocks, has become the
     turn-taking decision: memoized, since plan() asks on every call and the answers are frozen
     (a few configurations per process)."""
@@ -523,6 +524,7 @@ def _build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, g
         raise ValueError(f"short_tiles=True with kv_dtype={kv_dtype!r}: there are no fp8 short-tile builds")
     if short_tiles:  # one consumer warpgroup: no turns to take
         tile = SM90_SHORT_TILES[head_dim]
+        fp8_mma = False
     else:
         kv_tma = kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0
         tile = sm90_tile(head_dim, pingpong, kv_tma, window_left, kv_dtype)
