@@ -197,6 +197,61 @@ struct Consumer {
   }
 };
 
+// The two mainloop schedules over a tile's n_blocks key blocks, last to first (it counts ring
+// stages across tiles). Serial: each block's S, softmax and P V in turn (head_dim 256, three
+// consumer warpgroups: the registers hold one of S / P / O's partners at a time).
+NA_DEVICE void serial_schedule(Consumer& wg, const PrefillParams& p, const TileCoords& c, int& it, int n_blocks) {
+  for (int n = n_blocks - 1; n >= 0; --n, ++it) {
+    const int n0 = first_key(c) + n * kBN;
+    const StageRef st = stage_of(p, c, it, n0);
+    wg.s_alone(st, n);     // wait K; S = Q K^T; release K (and Q after the tile's last block)
+    wg.softmax_lazy(n0);   // soft cap, mask; S becomes P
+    wg.pack_p();
+    wg.rescale_o_lazy();
+    wg.pv_alone(st);       // wait V; O += P V; release V
+  }
+}
+
+// Overlapped (intra-warpgroup): block n's S = Q K^T runs on the tensor cores while block n + 1's
+// P V does, and block n's softmax while P V finishes.
+NA_DEVICE void overlapped_schedule(Consumer& wg, const PrefillParams& p, const TileCoords& c, int& it, int n_blocks) {
+  // First (highest) block: S alone.
+  int n = n_blocks - 1;
+  int n0 = first_key(c) + n * kBN;
+  StageRef cur = stage_of(p, c, it, n0);
+  wg.s_alone(cur, n);
+  wg.softmax(n0);
+  wg.pack_p();
+  ++it;
+  // Steady state: S of block n with P V of block n + 1.
+  for (--n; n >= 0; --n, ++it) {
+    const StageRef prev = cur;
+    n0 = first_key(c) + n * kBN;
+    cur = stage_of(p, c, it, n0);
+    wg.wait_k(cur);
+    wg.wait_v(prev);
+    wg.take_turn();
+    wg.fence_o_p();
+    wgmma::fence();
+    wg.issue_s(cur);
+    wgmma::commit();
+    wg.issue_pv(prev);
+    wgmma::commit();
+    wg.pass_turn();
+    wgmma::wait<1>();  // S done, P V may still run
+    wg.fence_s();
+    wg.release_k(cur, n);
+    wg.softmax(n0);
+    wgmma::wait<0>();
+    wg.fence_o_p();
+    wg.release_v(prev);
+    wg.rescale_o();
+    wg.pack_p();
+  }
+  // Last P V.
+  wg.pv_alone(cur);
+}
+
 // Consumers: each warpgroup owns 64 rows of the tile and runs one of two schedules over its key blocks:
 //   serial (head_dim 256: O alone takes 128 registers; three warpgroups at head_dim 64): one block at
 //     a time, S, softmax, P V, with lazy rescaling (where the softmax runs alone it pays: head_dim 256
@@ -250,54 +305,8 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
 
       Consumer wg{p, c, mask, smem, bars, q_tile, qs, wg_row0, warp, g, t4, my_turn, other_turn, c2t, cap_t,
                   o, sm, sacc, pa};
-      if constexpr (!kOverlap) {
-        // Serial schedule.
-        for (int n = n_blocks - 1; n >= 0; --n, ++it) {
-          const int n0 = first_key(c) + n * kBN;
-          const StageRef st = stage_of(p, c, it, n0);
-          wg.s_alone(st, n);     // wait K; S = Q K^T; release K (and Q after the tile's last block)
-          wg.softmax_lazy(n0);   // soft cap, mask; S becomes P
-          wg.pack_p();
-          wg.rescale_o_lazy();
-          wg.pv_alone(st);       // wait V; O += P V; release V
-        }
-      } else {
-        // Overlapped schedule. First (highest) block: S alone.
-        int n = n_blocks - 1;
-        int n0 = first_key(c) + n * kBN;
-        StageRef cur = stage_of(p, c, it, n0);
-        wg.s_alone(cur, n);
-        wg.softmax(n0);
-        wg.pack_p();
-        ++it;
-        // Steady state: S of block n with P V of block n + 1.
-        for (--n; n >= 0; --n, ++it) {
-          const StageRef prev = cur;
-          n0 = first_key(c) + n * kBN;
-          cur = stage_of(p, c, it, n0);
-          wg.wait_k(cur);
-          wg.wait_v(prev);
-          wg.take_turn();
-          wg.fence_o_p();
-          wgmma::fence();
-          wg.issue_s(cur);
-          wgmma::commit();
-          wg.issue_pv(prev);
-          wgmma::commit();
-          wg.pass_turn();
-          wgmma::wait<1>();  // S done, P V may still run
-          wg.fence_s();
-          wg.release_k(cur, n);
-          wg.softmax(n0);
-          wgmma::wait<0>();
-          wg.fence_o_p();
-          wg.release_v(prev);
-          wg.rescale_o();
-          wg.pack_p();
-        }
-        // Last P V.
-        wg.pv_alone(cur);
-      }
+      if constexpr (kOverlap) overlapped_schedule(wg, p, c, it, n_blocks);
+      else serial_schedule(wg, p, c, it, n_blocks);
     }
 
     // An empty tile (n_blocks == 0; the producer skips it too) arrives here with O = 0 and row sums 0
