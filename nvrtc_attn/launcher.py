@@ -12,7 +12,7 @@ import ctypes
 import functools
 import threading
 
-from . import compiler, cubin, variants
+from . import compiler, cubin, planner, variants
 
 _p, _i64, _i32, _f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_float
 
@@ -265,7 +265,7 @@ _prepared: set = set()  # variant names prepare() has compiled (or found cached)
 _EXPAND_MAX_BLOCKS = 1024
 
 
-def expand_plan(plan, workspace_ptr: int, offsets_key: tuple | None, stream: int, device: int, *,
+def expand_plan(plan, workspace_ptr: int, offsets_key: planner.OffsetKey | None, stream: int, device: int, *,
                 offsets_only: bool = False) -> None:
     """The device half of plan(): one launch, on `stream` after the upload of plan.image to
     workspace_ptr, that writes the plan's DEVICE_BUILT sections from the uploaded ones: the tile
@@ -285,12 +285,14 @@ def expand_plan(plan, workspace_ptr: int, offsets_key: tuple | None, stream: int
         setattr(op, name, section(name))
     op.page_size = plan.page_size
     op.num_kv_heads = plan.num_kv_heads
-    if offsets_key is not None and offsets_key[0] == "units":
+    offsets_key = planner.as_offset_key(offsets_key)
+    if offsets_key is not None and offsets_key.mode == "units":
         op.tok_units = section("tok_units")
-        op.page_ratio = offsets_key[1]
+        op.page_ratio = offsets_key.ratio
     elif offsets_key is not None:
         op.k_tok_elems, op.v_tok_elems = section("k_tok_elems"), section("v_tok_elems")
-        op.k_stride_page, op.k_stride_tok, op.v_stride_page, op.v_stride_tok = offsets_key[1:]
+        op.k_stride_page, op.k_stride_tok = offsets_key.k_page, offsets_key.k_token
+        op.v_stride_page, op.v_stride_tok = offsets_key.v_page, offsets_key.v_token
     cap = plan.capacity
     work = max(cap.max_kv_tokens, cap.max_tiles) if cap is not None else max(plan.total_kv, plan.num_tiles)
     kernel = offsets_kernel(device)
@@ -535,7 +537,7 @@ def merge_grid(plan) -> int:
     return min(max(1, -(-items // _MERGE_THREADS)), _MERGE_MAX_BLOCKS)
 
 
-def set_run_params(p: PrefillParams, plan, workspace_ptr: int, key: tuple, q, ks, vs, k, v, o, lse,
+def set_run_params(p: PrefillParams, plan, workspace_ptr: int, key: planner.OffsetKey, q, ks, vs, k, v, o, lse,
                    lse_layout: str, scales, head_scales=(0, 0)) -> None:
     """This run's operands into p: pointers and element strides of q, the K/V views (ks, vs: their
     normalized (page, token, head) strides), o and lse, the offset table of `key`, and the scales
@@ -546,7 +548,7 @@ def set_run_params(p: PrefillParams, plan, workspace_ptr: int, key: tuple, q, ks
     _set_outputs(p, o, lse, lse_layout)
     p.k_stride_tok, p.k_stride_head = ks[1], ks[2]
     p.v_stride_tok, p.v_stride_head = vs[1], vs[2]
-    if key[0] == "units":
+    if key.mode == "units":
         p.tok_units, p.k_tok_elems, p.v_tok_elems = workspace_ptr + plan.layout["tok_units"][0], None, None
     else:
         p.tok_units = None

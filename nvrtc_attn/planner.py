@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple, Union
 
 import numpy as np
 
@@ -35,7 +36,39 @@ _ITEM_BYTES = (4, 4, 4, 4, 4, 4, 32, 16, 4, 2, 4, 32,  # counts .. merges; rows 
                48, 4, 4, 4, 8, 8)                      # tile_cta uint16, merges [S, 8]; tiles [T, 12], tok_page ..
 
 
-def offset_key(k_strides, v_strides, max_page_index: int, page_size: int) -> tuple:
+class UnitsKey(NamedTuple):
+    """One int32 offset table in units of the token stride, page * ratio + slot, for K and V (each
+    tensor's own token stride scales it in the kernel)."""
+    mode: str   # "units"
+    ratio: int  # stride_page / stride_token, the same for K and V
+
+
+class ElementsKey(NamedTuple):
+    """Two int64 offset tables in elements, one per tensor, from each one's page and token strides."""
+    mode: str   # "elements"
+    k_page: int
+    k_token: int
+    v_page: int
+    v_token: int
+
+
+# What the offset tables depend on (offset_key): tuples, so that ("units", 96) == UnitsKey("units", 96).
+OffsetKey = Union[UnitsKey, ElementsKey]
+
+
+def as_offset_key(key) -> OffsetKey | None:
+    """key as its named type: a UnitsKey / ElementsKey as it is, a plain ("units", ratio) or
+    ("elements", k_page, k_token, v_page, v_token) tuple converted, None kept."""
+    if key is None or isinstance(key, (UnitsKey, ElementsKey)):
+        return key
+    if key[0] == "units":
+        return UnitsKey(*key)
+    if key[0] == "elements":
+        return ElementsKey(*key)
+    raise ValueError(f"offsets key {key!r}: expected ('units', ratio) or ('elements', k_page, k_token, v_page, v_token)")
+
+
+def offset_key(k_strides, v_strides, max_page_index: int, page_size: int) -> OffsetKey:
     """What the offset tables depend on, from normalized (stride_page, stride_token, stride_head)
     element strides (see arrays.cache_strides): ("units", ratio) when one int32 table in units of
     the token stride serves both K and V (the kernel multiplies by each tensor's token stride) and
@@ -43,9 +76,9 @@ def offset_key(k_strides, v_strides, max_page_index: int, page_size: int) -> tup
     for two int64 tables.
     """
     mode, ratio = paging.choose_offset_mode(tuple(k_strides), tuple(v_strides))
-    if mode == "units" and units_fit(("units", int(ratio)), max_page_index, page_size):
-        return ("units", int(ratio))
-    return ("elements", int(k_strides[0]), int(k_strides[1]), int(v_strides[0]), int(v_strides[1]))
+    if mode == "units" and units_fit(UnitsKey("units", int(ratio)), max_page_index, page_size):
+        return UnitsKey("units", int(ratio))
+    return ElementsKey("elements", int(k_strides[0]), int(k_strides[1]), int(v_strides[0]), int(v_strides[1]))
 
 
 @dataclass(frozen=True)
@@ -154,7 +187,7 @@ class Plan:
                                   # row tiles in their place: schedule.split_rows), request order
     work: schedule.WorkList       # the partition of row_tiles x KV heads over num_ctas CTAs
     merges: np.ndarray            # int32 [S, 8] (schedule.MERGE_FIELDS): the split row tiles, S = 0 without
-    offsets_key: tuple | None     # the offset tables are built for this key (None: not yet)
+    offsets_key: OffsetKey | None  # the offset tables are built for this key (None: not yet)
     capacity: PlanCapacity | None  # sized the layout (None: compact, this batch only)
     layout: dict = field(repr=False)    # section -> (byte offset, byte size)
     workspace_bytes: int = field(repr=False)  # the whole layout, uploaded and device-built sections
@@ -229,7 +262,7 @@ def _image(arrays, layout: dict, upload_bytes: int) -> np.ndarray:
 
 def build_offsets(tok_page, tok_slot, key) -> dict[str, np.ndarray]:
     """Host-side offset tables for an offset key: the reference for kernels_cu/kv_offsets.cu."""
-    if key[0] == "units":
+    if key[0] == "units":  # (key[0], key[1]: plain tuples from the tests work too)
         units = paging.offsets_in_token_units(tok_page, tok_slot, key[1])
         if units is not None:
             return {"tok_units": units}
@@ -266,9 +299,10 @@ def device_tiles(tiles: np.ndarray, qo_indptr, kv_lens, kv_tok_indptr, num_kv_he
     return out
 
 
-def units_fit(key: tuple, max_page_index: int, page_size: int) -> bool:
+def units_fit(key: OffsetKey, max_page_index: int, page_size: int) -> bool:
     """Whether the units table of `key` fits in int32 for this batch's largest page index."""
-    return key[0] != "units" or max(max_page_index, 0) * key[1] + page_size < 2**31
+    mode, ratio = key[0], key[1]  # (a plain ("units", ratio) tuple works too)
+    return mode != "units" or max(max_page_index, 0) * ratio + page_size < 2**31
 
 
 def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len,
@@ -309,6 +343,7 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     total_kv = int(kv_tok_indptr[-1])
     used = np.asarray(paged_kv_indices)[: int(indptr[-1])]
     max_page_index = int(np.maximum.reduce(used)) if len(used) else -1
+    offsets_key = as_offset_key(offsets_key)
     if offsets_key is not None and not units_fit(offsets_key, max_page_index, page_size):
         raise OverflowError("offsets_key in units mode does not fit int32; use element mode")
 

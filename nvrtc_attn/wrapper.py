@@ -371,7 +371,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
                              f"cuda:{device} is {cc}; use backend='auto' or 'sm80'")
         return self._backend_request
 
-    def _offset_key(self, k, v, page_size: int) -> tuple:
+    def _offset_key(self, k, v, page_size: int) -> planner.OffsetKey:
         """The offset key of a cache view: O(1), no device work. Whether token-unit offsets fit
         int32 is judged on the cache's page count, so the key of one pool never changes between
         batches (graph replays rely on it); run() computes the same key inline."""
@@ -543,7 +543,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
             if plan.build.backend == "sm90":
                 self._kernels[0].launch(plan.num_ctas, self._params, stream, self._maps)
             else:
-                self._kernels[0 if self._offsets_key[0] == "units" else 1].launch(plan.num_ctas, self._params, stream)
+                self._kernels[0 if self._offsets_key.mode == "units" else 1].launch(plan.num_ctas, self._params, stream)
         if self._merge is not None and (plan.num_merges or self._graph is not None):
             self._merge.launch(self._merge_grid, self._merge_params, stream)
 
