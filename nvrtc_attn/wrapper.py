@@ -68,9 +68,9 @@ class BatchPrefillWithPagedKVCacheWrapper:
     backend: "auto" (sm90 on Hopper, sm80 elsewhere), "sm90" (alias "fa3") or "sm80" (alias "fa2").
     kv_load (keyword, ours): "auto" loads K/V pages with TMA where the page size and view allow it,
     "gather" always uses the cp.async gather.
-    fp8_mma (keyword, ours; experimental, off by default until it has run on a GPU): plans of fp8
-    queries at head_dim 128 on sm90 run both GEMMs on the fp8 tensor cores (e4m3 wgmma, P rounded to
-    e4m3) instead of widening Q, K and V to 16 bits.
+    fp8_mma (keyword, ours; off by default: faster, less accurate): plans of fp8 queries at head_dim
+    128 on sm90 run both GEMMs on the fp8 tensor cores (e4m3 wgmma, P rounded to e4m3: up to 2^-4
+    relative error in O) instead of widening Q, K and V to 16 bits.
 
     Example (one plan, every layer of a [pages, layers, 2, page_size, Hkv, D] pool):
         w = BatchPrefillWithPagedKVCacheWrapper(cupy.empty(128 << 20, cupy.uint8))
