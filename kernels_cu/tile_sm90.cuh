@@ -126,10 +126,11 @@ NA_DEVICE uint32_t sw128_offset(int row, int chunk, int rows) {
                                (((chunk & 7) ^ (row & 7)) << 4));
 }
 
-// Key blocks of a tile start at kv_start rounded down to a multiple of kBN, so a TMA box (whose
-// token count divides kBN and the page size) never straddles two pages; the keys below kv_start
-// that this adds are masked like any key outside a row's window.
-NA_DEVICE int first_key(const TileCoords& c) { return c.kv_start / kBN * kBN; }
+// Key blocks of a tile: kBN keys each from kv_start, which the plan gives as a multiple of kBN for a
+// tile with keys (schedule.key_blocks, the one place the rule lives: a TMA box, whose token count
+// divides kBN and the page size, never straddles two pages); the keys this adds below the tile's
+// visible range are masked like any key outside a row's window.
+NA_DEVICE int first_key(const TileCoords& c) { return c.kv_start; }
 NA_DEVICE int num_blocks(const TileCoords& c) {
-  return c.kv_end > c.kv_start ? (c.kv_end - first_key(c) + kBN - 1) / kBN : 0;
+  return c.kv_end > c.kv_start ? (c.kv_end - c.kv_start + kBN - 1) / kBN : 0;
 }

@@ -358,6 +358,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     # budgets were measured in those; 16 x 1024 causal preferred smaller sections, not larger ones).
     rows, work, merges = schedule.schedule_rows(tiling, num_kv_heads, 4 * head_dim, num_ctas, l2_section_bytes,
                                                 split)  # K and V, 16-bit
+    if build is not None and build.backend == "sm90":  # the kernel's key blocks, from the plan
+        schedule.align_key_starts(rows, build.tile.block_n)
 
     counts = np.array((batch, work.num_tiles, len(work.blocks), total_kv, num_ctas, len(merges)))
     arrays = (counts, qo_indptr, kv_lens, kv_tok_indptr, indptr, used, rows, work.blocks, work.entries,

@@ -14,8 +14,9 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["TILE_OVERHEAD_KEYS", "TILE_FIELDS", "L2_SECTION_BYTES", "row_tiles", "make_tiles", "tile_costs",
-           "l2_sections", "partition", "WorkList", "work_list", "plan_work", "decode_tiles", "mean_blocks_per_tile",
-           "RowTiling", "row_tiling", "SplitRequest", "MERGE_FIELDS", "Schedule", "schedule_rows", "split_rows"]
+           "l2_sections", "partition", "WorkList", "work_list", "plan_work", "decode_tiles", "key_blocks",
+           "align_key_starts", "mean_blocks_per_tile", "RowTiling", "row_tiling", "SplitRequest", "MERGE_FIELDS",
+           "Schedule", "schedule_rows", "split_rows"]
 
 # Column meaning of a tile row (a row is 32 bytes). piece: 0 for a tile that writes its output, else
 # 1 + the index of the piece (split_rows) whose partial result it writes; reserved is zero.
@@ -699,7 +700,7 @@ def split_rows(r: RowTiling, num_kv_heads: int, num_ctas: int, split: SplitReque
     bn, heads = int(split.block_n), int(num_kv_heads)
     kv = rows[:, 4:6].astype(np.int64)
     ks, ke = kv[:, 0], kv[:, 1]  # a tile without keys has (0, 0)
-    first = ks - ks % bn
+    first, blocks = key_blocks(ks, ke, bn)
     if split.fixed_keys:
         chunk = -(-int(split.fixed_keys) // bn) * bn
         c0 = ks // chunk
@@ -708,9 +709,6 @@ def split_rows(r: RowTiling, num_kv_heads: int, num_ctas: int, split: SplitReque
         n += 1
         np.maximum(n, 1, out=n)
     else:
-        blocks = ke - first
-        blocks += bn - 1
-        blocks //= bn
         n = _auto_pieces(blocks, heads, num_ctas, split.max_slots, makespan, cost_sum, bn)
         if n is None:
             return None
@@ -810,20 +808,44 @@ def decode_tiles(rows: np.ndarray, work: WorkList) -> np.ndarray:
     return tiles
 
 
+def key_blocks(kv_start, kv_end, block_n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The block_n-key blocks the sm90 kernel computes for tiles with key ranges [kv_start, kv_end):
+    (first, count), int64 arrays. The one place this rule lives: the planner writes `first` into
+    the tiles of sm90 plans (align_key_starts) and the kernel (tile_sm90.cuh) walks count blocks from
+    it, masking the keys of the first block below kv_start like any key outside a row's window.
+
+    first: kv_start rounded down to a multiple of block_n, so a TMA box (whose token count divides
+    block_n and the page size) never straddles two pages; an empty range keeps kv_start.
+    count: ceil((kv_end - first) / block_n), 0 for an empty range.
+
+    Example: block_n=128, ranges (0, 128), (100, 300), (5, 5) -> first (0, 0, 5), count (1, 3, 0)
+    """
+    ks = np.asarray(kv_start, dtype=np.int64)
+    ke = np.asarray(kv_end, dtype=np.int64)
+    bn = int(block_n)
+    live = ke > ks
+    first = np.where(live, ks - ks % bn, ks)
+    count = ke - first
+    count += bn - 1
+    count //= bn
+    count *= live
+    return first, count
+
+
+def align_key_starts(rows: np.ndarray, block_n: int) -> None:
+    """Rows (TILE_FIELDS) of an sm90 plan, in place: kv_start becomes the first key of the tile's
+    first key block (key_blocks), so the kernel reads its blocks from the plan instead of deriving
+    them. Costs and the partition were computed on the visible ranges before this."""
+    rows[:, 4] = key_blocks(rows[:, 4], rows[:, 5], block_n)[0]
+
+
 def mean_blocks_per_tile(tiles: np.ndarray, block_n: int) -> float:
-    """Mean number of block_n-key blocks a tile visits (its key range from a block boundary); 0.0
-    without tiles. Picks the sm90 kernel build (variants.sm90_pingpong). Every KV head has the same
-    key ranges, so row_tiles (one KV head) give the same mean as the tiles."""
+    """Mean number of block_n-key blocks a tile visits (key_blocks); 0.0 without tiles. Picks the
+    sm90 kernel build (variants.sm90_pingpong). Every KV head has the same key ranges, so row_tiles
+    (one KV head) give the same mean as the tiles."""
     tiles = np.asarray(tiles)
     if tiles.shape[0] == 0:
         return 0.0
-    # From the block holding kv_start to the one holding kv_end - 1: ceil(kv_end / block_n) -
-    # floor(kv_start / block_n) blocks, 0 for an empty range. The sum is exact, so the mean is
-    # np.mean's to the last bit.
-    bn = int(block_n)
-    ks, ke = tiles[:, 4].astype(np.int64), tiles[:, 5].astype(np.int64)
-    blocks = ke + (bn - 1)
-    blocks //= bn
-    blocks -= ks // bn
-    blocks *= ke > ks
+    # The sum is exact, so the mean is np.mean's to the last bit.
+    blocks = key_blocks(tiles[:, 4], tiles[:, 5], block_n)[1]
     return float(int(np.add.reduce(blocks))) / tiles.shape[0]

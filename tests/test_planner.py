@@ -2,10 +2,12 @@
 paging.token_pages), no O(key tokens) work on the host, and fixed layouts under a PlanCapacity
 (CPU only; tests/test_expand.py checks the device half)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from nvrtc_attn import paging, planner, schedule
+from nvrtc_attn import paging, planner, schedule, variants
 
 
 def _plan(batch, heads=(8, 2), page_size=None, **kw):
@@ -83,6 +85,43 @@ def test_mean_blocks_of_row_tiles_is_that_of_the_tiles(make_page_table):
     """The wrapper picks the sm90 build from the row tiles: every KV head repeats them."""
     plan = _plan(make_page_table([100, 700, 3], [900, 700, 5], 16, 1), causal=True)
     assert schedule.mean_blocks_per_tile(plan.row_tiles, 128) == schedule.mean_blocks_per_tile(plan.tiles, 128)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sm90_plans_carry_the_kernels_key_blocks(make_page_table, seed):
+    """An sm90 plan's tiles start on their build's key blocks (schedule.key_blocks: the kernel reads
+    them from the plan), cover the same blocks as the visible ranges, and keep empty tiles empty; the
+    rest of the plan (work list, partition) is that of the plan without a build. sm80 plans keep the
+    visible ranges."""
+    rng = np.random.default_rng(seed)
+    batch = make_page_table([100, 700, 3, 0, 40], [900, 700, 5, 9, 3000], 16, seed)
+    window = int(rng.choice([100, 333, 1000]))
+    causal = bool(seed % 2)
+    bare = _plan(batch, causal=causal, window_left=window, block_m=128)
+    for backend, block_n in (("sm90", 128), ("sm90", 176), ("sm80", 64)):
+        tile = variants.SM90_TILES[128] if backend == "sm90" else variants.SM80_TILES[64]
+        build = variants.Build(backend, dataclasses.replace(tile, block_n=block_n), ())
+        plan = _plan(batch, causal=causal, window_left=window, block_m=128, choose_build=lambda rows: build)
+        rows, vis = plan.row_tiles, bare.row_tiles
+        np.testing.assert_array_equal(np.delete(rows, 4, axis=1), np.delete(vis, 4, axis=1))
+        np.testing.assert_array_equal(plan.work.entries, bare.work.entries)
+        if backend == "sm80":
+            np.testing.assert_array_equal(rows, vis)
+            continue
+        live = vis[:, 5] > vis[:, 4]
+        assert (vis[:, 4] % block_n != 0).any(), "no tile starts off the key blocks: the test checks nothing"
+        assert (rows[live, 4] % block_n == 0).all()
+        assert (rows[live, 4] <= vis[live, 4]).all() and (vis[live, 4] - rows[live, 4] < block_n).all()
+        np.testing.assert_array_equal(rows[~live, 4], vis[~live, 4])
+        first, count = schedule.key_blocks(vis[:, 4], vis[:, 5], block_n)
+        np.testing.assert_array_equal(first[live], rows[live, 4])
+        np.testing.assert_array_equal(count, schedule.key_blocks(rows[:, 4], rows[:, 5], block_n)[1])
+
+
+def test_key_blocks():
+    first, count = schedule.key_blocks([0, 100, 5, 300, 0], [128, 300, 5, 301, 0], 128)
+    np.testing.assert_array_equal(first, [0, 0, 5, 256, 0])
+    np.testing.assert_array_equal(count, [1, 3, 0, 1, 0])
 
 
 # --------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ WORKLOAD_FILES = (REPO / "tools" / "workloads.json", SHARED_BENCH / "workloads.j
 PEER_FILES = (REPO / "tools" / "peers_h200.json", SHARED_BENCH / "peers_h200.json")
 
 POOL_LAYERS, POOL_LAYER = 4, 2
-BF16, FP8 = "bfloat16", "float8_e4m3fn"
+BF16, F16, FP8 = "bfloat16", "float16", "float8_e4m3fn"
 # Scales of fp8 data (workloads.json "about"; a workload may override them with these keys).
 DEFAULT_SCALES = {"q_scale": 0.75, "k_scale": 0.5, "v_scale": 1.25}
 # Spot check: per-row max |o - ref| / max |ref| against float32 on the stored (dequantized) data.
@@ -111,7 +111,7 @@ def select(workloads: list[dict], only: str) -> list[dict]:
 
 
 def dtypes(w: dict) -> tuple[str, str]:
-    """(q dtype, kv dtype) of a workload: bf16 unless it names float8_e4m3fn."""
+    """(q dtype, kv dtype) of a workload: bf16 unless it names float8_e4m3fn (or, q only, float16)."""
     return w.get("q_dtype", BF16), w.get("kv_dtype", BF16)
 
 
@@ -541,7 +541,9 @@ def make_operands(gpu: Gpu, w: dict, batch: dict) -> Operands:
     q = gpu.randn((int(batch["qo_indptr"][-1]), hqo, d), seed=2)
     if q_dt == FP8:
         q = (q.float() / sc["q_scale"]).to(torch.float8_e4m3fn)
-    out = torch.empty(q.shape, dtype=torch.bfloat16, device=gpu.device)
+    elif q_dt == F16:
+        q = q.to(torch.float16)
+    out = torch.empty(q.shape, dtype=torch.float16 if q_dt == F16 else torch.bfloat16, device=gpu.device)
     return Operands(q, pool[:, POOL_LAYER, 0], pool[:, POOL_LAYER, 1], out, q_dt, kv_dt, sc)
 
 
@@ -629,7 +631,7 @@ def ours_wrapper(gpu: Gpu, backend: str, kv_load: str, workspace_mb: int = WORKS
 
 def plan_ours(wrapper, w: dict, index_args: tuple, ops: Operands) -> None:
     # o_data_type only where it differs from q's (FlashInfer's default): an fp8 q, bf16 out
-    out_dtype = {"o_data_type": BF16} if ops.q_dtype != BF16 else {}
+    out_dtype = {"o_data_type": BF16} if ops.q_dtype == FP8 else {}
     wrapper.plan(*index_args, w["num_qo_heads"], w["num_kv_heads"], w["head_dim"], w["page_size"],
                  causal=bool(w["causal"]), q_data_type=ops.q_dtype, kv_data_type=ops.kv_dtype,
                  paged_kv_cache=(ops.k, ops.v), **out_dtype)
@@ -713,7 +715,8 @@ class FlashInferPeers:
     def plan(self, wr, form: str, w: dict, batch: dict, index_args: tuple, ops: Operands) -> None:
         torch = self.gpu.torch
         kw = dict(causal=bool(w["causal"]), q_data_type=torch_dtype(torch, ops.q_dtype),
-                  kv_data_type=torch_dtype(torch, ops.kv_dtype), o_data_type=torch.bfloat16)
+                  kv_data_type=torch_dtype(torch, ops.kv_dtype),
+                  o_data_type=torch.float16 if ops.q_dtype == F16 else torch.bfloat16)
         hqo, hkv, d = w["num_qo_heads"], w["num_kv_heads"], w["head_dim"]
         if form == "paged":
             wr.plan(*index_args, hqo, hkv, d, w["page_size"], **kw)
