@@ -1,22 +1,37 @@
-import torch, nvrtc_attn
+# compute-sanitizer case (memcheck / racecheck): small fp8 batches on the sm90 kernels, both modes,
+# TMA pages and gather, a sliding window (tiles whose first key block starts below the visible keys),
+# and a 16-bit cache with the window. Usage on the device:
+#   compute-sanitizer --tool memcheck python3 .notes/runs/sanitizer_case_fp8.py
+import math
+
+import torch
+
+import nvrtc_attn
+
 torch.manual_seed(0)
 dev = "cuda"
 ps, hkv, hq, d = 16, 2, 4, 128
 qo, kv = [37, 5], [300, 70]
-import math
 pages = [math.ceil(k / ps) for k in kv]
 n = sum(pages) + 3
 perm = torch.randperm(n)[: sum(pages)].int().to(dev)
 kv_indptr = torch.tensor([0, pages[0], sum(pages)], dtype=torch.int32, device=dev)
 last = torch.tensor([k - (p - 1) * ps for k, p in zip(kv, pages)], dtype=torch.int32, device=dev)
 qo_indptr = torch.tensor([0, qo[0], sum(qo)], dtype=torch.int32, device=dev)
-cache = (torch.randn(n, 2, ps, hkv, d, device=dev) * 0.5).to(torch.float8_e4m3fn)
-for qdt, mma in ((torch.bfloat16, False), (torch.float8_e4m3fn, True)):
+base = torch.randn(n, 2, ps, hkv, d, device=dev) * 0.5
+bf, e4, e5 = torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2
+cases = [  # q dtype, cache dtype, fp8_mma, kv_load, window_left
+    (bf, e4, False, "auto", -1), (bf, e4, False, "gather", -1), (bf, e4, False, "auto", 50),
+    (torch.float16, e5, False, "auto", -1), (e4, e4, True, "auto", -1), (e4, e4, False, "gather", 50),
+    (bf, bf, False, "auto", 50), (bf, bf, False, "gather", 50)]
+for qdt, kvdt, mma, load, window in cases:
+    cache = base.to(kvdt)
     q = (torch.randn(sum(qo), hq, d, device=dev) * 0.5).to(qdt)
     ws = torch.empty(64 << 20, dtype=torch.uint8, device=dev)
-    w = nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(ws, "NHD", fp8_mma=mma)
-    w.plan(qo_indptr, kv_indptr, perm, last, hq, hkv, d, ps, causal=True, q_data_type=qdt,
-           kv_data_type=torch.float8_e4m3fn, o_data_type=torch.bfloat16 if mma else None)
-    o = w.run(q, cache, k_scale=0.37, v_scale=2.5)
+    w = nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(ws, "NHD", fp8_mma=mma, kv_load=load)
+    w.plan(qo_indptr, kv_indptr, perm, last, hq, hkv, d, ps, causal=True, window_left=window, q_data_type=qdt,
+           kv_data_type=kvdt, o_data_type=torch.bfloat16 if qdt == e4 else None)
+    scales = dict(k_scale=0.37, v_scale=2.5) if kvdt != bf else {}
+    o = w.run(q, cache, **scales)
     torch.cuda.synchronize()
-    print(w.kernel_name, float(o.float().abs().mean()), bool(torch.isfinite(o.float()).all()))
+    print(w.kernel_name, load, window, float(o.float().abs().mean()), bool(torch.isfinite(o.float()).all()))
