@@ -47,6 +47,7 @@ constexpr int kThreads = Dims::kWarps * 32;
 constexpr int kMT = kBM / (16 * Dims::kWarps);  // 16-row m-tiles per warp
 constexpr int kNT = kBN / 8;                    // 8-column tiles of S
 constexpr int kDT = kD / 8;                     // 8-column tiles of O
+constexpr int kRowBytes = kD * 2;               // bytes per row of the 16-bit Q, K and V tiles
 constexpr int kChunks = kD / 8;                 // 16-byte chunks per row
 constexpr int kRowsPerPass = kThreads / kChunks;
 constexpr bool kBf16 = IS_BF16 != 0;
@@ -192,7 +193,6 @@ NA_DEVICE void online_softmax(float (&s)[kMT][kNT][4], float (&o)[kMT][kDT][4], 
 NA_DEVICE void stage_o_and_lse(const PrefillParams& p, const TileCoords& c, const float (&o)[kMT][kDT][4],
                                const float (&row_max)[kMT * 2], const float (&row_sum)[kMT * 2], uint8_t* q_s,
                                int warp_row0, int g, int t4, float c2, float v_scale) {
-  constexpr int kRowBytes = kD * 2;
 #pragma unroll
   for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
@@ -235,6 +235,58 @@ NA_DEVICE void store_o_rows(const PrefillParams& p, const TileCoords& c, const u
   }
 }
 
+// S = Q K^T for this warp's kMT m-tiles and the block's kBN keys: ldmatrix fragments of Q (A) and K
+// (B) from their swizzled tiles (q_lane, k_lane: this lane's bases, see swizzle_step), mma.sync m16n8k16.
+NA_DEVICE void scores_qk(float (&s)[kMT][kNT][4], uint32_t q_lane, uint32_t k_lane) {
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < kNT; ++nt) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < kD / 16; ++kk) {
+    uint32_t a[kMT][4];
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt)
+      ptx::ldmatrix_x4(swizzle_step(q_lane, kk * 2) + mt * 16 * kRowBytes, a[mt][0], a[mt][1], a[mt][2], a[mt][3]);
+#pragma unroll
+    for (int np = 0; np < kNT / 2; ++np) {
+      uint32_t b0, b1, b2, b3;
+      ptx::ldmatrix_x4(swizzle_step(k_lane, kk * 2) + np * 16 * kRowBytes, b0, b1, b2, b3);
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt) {
+        ptx::mma_16816<kBf16>(s[mt][2 * np], a[mt], b0, b1);
+        ptx::mma_16816<kBf16>(s[mt][2 * np + 1], a[mt], b2, b3);
+      }
+    }
+  }
+}
+
+// O += P V: P (the softmax's s) packed to 16 bits in registers as the A fragments (the accumulator
+// layout of S is that of A), V's fragments by transposing ldmatrix from its tile (v_lane).
+NA_DEVICE void accumulate_pv(float (&o)[kMT][kDT][4], const float (&s)[kMT][kNT][4], uint32_t v_lane) {
+#pragma unroll
+  for (int kk = 0; kk < kBN / 16; ++kk) {
+    uint32_t a[kMT][4];
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt) {
+      a[mt][0] = ptx::pack2<kBf16>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+      a[mt][1] = ptx::pack2<kBf16>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+      a[mt][2] = ptx::pack2<kBf16>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+      a[mt][3] = ptx::pack2<kBf16>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+    }
+#pragma unroll
+    for (int dp = 0; dp < kDT / 2; ++dp) {
+      uint32_t b0, b1, b2, b3;
+      ptx::ldmatrix_x4_trans(swizzle_step(v_lane, dp * 2) + kk * 16 * kRowBytes, b0, b1, b2, b3);
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt) {
+        ptx::mma_16816<kBf16>(o[mt][2 * dp], a[mt], b0, b1);
+        ptx::mma_16816<kBf16>(o[mt][2 * dp + 1], a[mt], b2, b3);
+      }
+    }
+  }
+}
+
 extern "C" __global__ void __launch_bounds__(kThreads, Dims::kMinBlocks)
 prefill_sm80(const __grid_constant__ PrefillParams p) {
   extern __shared__ __align__(128) uint8_t smem[];
@@ -254,7 +306,6 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
   const int t4 = lane % 4;  // accumulator column pair
   const int warp_row0 = warp * kMT * 16;
   const float c2 = p.scale_log2;
-  constexpr int kRowBytes = kD * 2;
   // Per-lane ldmatrix bases (see swizzle_step): A = Q rows, B = K rows, Bt = V rows (transposed).
   const int a_row = (lane % 8) + ((lane / 8) % 2) * 8;
   const uint32_t q_lane = q_sa + (warp_row0 + a_row) * kRowBytes + (((lane / 16) ^ (lane % 8)) << 4);
@@ -315,29 +366,8 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
         ptx::cp_async_commit();
         widen(k8_sa, k_sa, tid);  // fp8: K[n] to 16 bits
 
-        // S = Q K^T
         float s[kMT][kNT][4];
-#pragma unroll
-        for (int mt = 0; mt < kMT; ++mt)
-#pragma unroll
-          for (int nt = 0; nt < kNT; ++nt) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < kD / 16; ++kk) {
-          uint32_t a[kMT][4];
-#pragma unroll
-          for (int mt = 0; mt < kMT; ++mt)
-            ptx::ldmatrix_x4(swizzle_step(q_lane, kk * 2) + mt * 16 * kRowBytes, a[mt][0], a[mt][1], a[mt][2], a[mt][3]);
-#pragma unroll
-          for (int np = 0; np < kNT / 2; ++np) {
-            uint32_t b0, b1, b2, b3;
-            ptx::ldmatrix_x4(swizzle_step(k_lane, kk * 2) + np * 16 * kRowBytes, b0, b1, b2, b3);
-#pragma unroll
-            for (int mt = 0; mt < kMT; ++mt) {
-              ptx::mma_16816<kBf16>(s[mt][2 * np], a[mt], b0, b1);
-              ptx::mma_16816<kBf16>(s[mt][2 * np + 1], a[mt], b2, b3);
-            }
-          }
-        }
+        scores_qk(s, q_lane, k_lane);  // S = Q K^T
 
         // Soft cap, mask, online softmax (log2 domain).
         cap_and_mask(s, p, c, n0, min_hi, max_lo, warp_row0, g, t4, ts.cap_scale);
@@ -354,28 +384,7 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
         }
         widen(v8_sa, v_sa, tid);  // fp8: V[n] to 16 bits
 
-        // O += P V
-#pragma unroll
-        for (int kk = 0; kk < kBN / 16; ++kk) {
-          uint32_t a[kMT][4];
-#pragma unroll
-          for (int mt = 0; mt < kMT; ++mt) {
-            a[mt][0] = ptx::pack2<kBf16>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-            a[mt][1] = ptx::pack2<kBf16>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-            a[mt][2] = ptx::pack2<kBf16>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-            a[mt][3] = ptx::pack2<kBf16>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-          }
-#pragma unroll
-          for (int dp = 0; dp < kDT / 2; ++dp) {
-            uint32_t b0, b1, b2, b3;
-            ptx::ldmatrix_x4_trans(swizzle_step(v_lane, dp * 2) + kk * 16 * kRowBytes, b0, b1, b2, b3);
-#pragma unroll
-            for (int mt = 0; mt < kMT; ++mt) {
-              ptx::mma_16816<kBf16>(o[mt][2 * dp], a[mt], b0, b1);
-              ptx::mma_16816<kBf16>(o[mt][2 * dp + 1], a[mt], b2, b3);
-            }
-          }
-        }
+        accumulate_pv(o, s, v_lane);  // O += P V
       }
     }
 

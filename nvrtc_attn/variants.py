@@ -1,4 +1,5 @@
-"""Every kernel binary the library can build: source, entry, macros and target arch.
+"""Every kernel binary the library can build (source, entry, macros and target arch), and the
+choice among them for a batch (choose_build, batch_choice: pure functions returning frozen records).
 
 The tile shapes live here and reach the .cu files as macros, so the launcher (block size) and the
 planner (rows per tile) always agree with the compiled binary; the shared-memory size is computed
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .schedule import L2_SECTION_BYTES
+from .schedule import L2_SECTION_BYTES, mean_blocks_per_tile
 
 HOPPER_ARCH = "sm_90a"
 PORTABLE_ARCH = "sm_80"
@@ -539,6 +540,87 @@ def _build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, g
     variant = prefill_sm90_variant(head_dim, dtype, pingpong, tile, kv_dtype=kv_dtype, q_dtype=q_dtype,
                                    fp8_mma=fp8_mma and not short_tiles)
     return Build("sm90", tile, (variant,), pingpong, kv_box, q_box)
+
+
+@dataclass(frozen=True)
+class BatchChoice:
+    """plan()'s kernel decisions for one batch, made around the planner (batch_choice): the planning
+    tile and whether it is the short one, the build known before planning (it sets the grid), whether
+    pieces are allowed, and build_for(rows), the build of the planned row tiles. The inputs of
+    choose_build are kept as given; pinned is graph mode's build (the first plan's, for the
+    wrapper's life: captured launches name it)."""
+
+    backend: str
+    arch: str
+    head_dim: int
+    dtype: str
+    page_size: int
+    group_size: int
+    window_left: int
+    kv_load: str
+    has_q: bool
+    kv_dtype: str | None
+    q_dtype: str | None
+    fp8_mma: bool
+    pinned: Build | None
+    short: bool
+    tile: "Sm90Tile | Sm80Tile"
+
+    @functools.cached_property
+    def grid_build(self) -> Build | None:
+        """The build whose occupancy (CTAs per SM) sets the grid, where it is known before planning:
+        the short tiles' one build (or the pinned build that has them), sm80's token-units build;
+        None for sm90's full tiles, whose grid is tile.ctas_per_sm CTAs per SM."""
+        if self.short:
+            return self.pinned or choose_build(self.backend, self.arch, self.head_dim, self.dtype, self.page_size,
+                                               self.group_size, self.window_left, 0.0, self.kv_load,
+                                               has_q=self.has_q, short_tiles=True)
+        if self.backend != "sm90":
+            return choose_build(self.backend, self.arch, self.head_dim, self.dtype, self.page_size, 1, -1, 0.0,
+                                kv_dtype=self.kv_dtype, q_dtype=self.q_dtype)
+        return None
+
+    def may_split(self, disabled: bool, slots: int) -> bool:
+        """Whether the planner may cut pieces: sm90 full tiles, not disable_split_kv, partial-result
+        slots in the workspace, and (graph mode) a pinned build that is a split-KV twin."""
+        return (self.backend == "sm90" and not self.short and not disabled and slots > 0
+                and (self.pinned is None or self.pinned.split))
+
+    def build_for(self, rows, split, graph: bool) -> Build:
+        """The build of the planned row tiles (TILE_FIELDS rows, before any split; split: the
+        schedule.SplitRequest or None). Graph mode: the pinned build, else the first plan's is a
+        split-KV twin when later plans may split. Short tiles: their one build. fixed_split_size:
+        one build whatever the batch (no turn-taking; the key block changes the summation order)."""
+        if self.pinned is not None:
+            return self.pinned
+        if self.short:
+            return self.grid_build
+        fixed = split is not None and split.fixed_keys > 0
+        mean = math.inf if fixed else mean_blocks_per_tile(rows, self.tile.block_n)
+        b = choose_build(self.backend, self.arch, self.head_dim, self.dtype, self.page_size, self.group_size,
+                         self.window_left, mean, self.kv_load, has_q=self.has_q, kv_dtype=self.kv_dtype,
+                         q_dtype=self.q_dtype, fp8_mma=self.fp8_mma)
+        return split_build(b) if split is not None and (fixed or graph) else b
+
+
+def batch_choice(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, num_qo_heads: int,
+                 num_kv_heads: int, window_left: int, qo_lens, kv_lens, *, has_q: bool, kv_load: str = "auto",
+                 kv_dtype: str | None = None, q_dtype: str | None = None, fp8_mma: bool = False,
+                 pinned: Build | None = None, fixed_split: bool = False, sm_count: int = 132) -> BatchChoice:
+    """The BatchChoice of a batch (pure). Short tiles (sm90_short_tiles on the short grid of sm_count
+    SMs) unless fixed_split_size asks for split plans (the short tiles never split); a pinned build
+    keeps its own choice. kv_dtype: an fp8 cache's dtype (FP8_KV_DTYPES) or None; q_dtype: fp8
+    queries' dtype or None."""
+    group = num_qo_heads // num_kv_heads
+    if backend != "sm90" or fixed_split:
+        short = False
+    elif pinned is not None:
+        short = pinned.short_tiles
+    else:
+        ctas = sm_count * SM90_SHORT_TILES[head_dim].ctas_per_sm if head_dim in SM90_SHORT_TILES else 0
+        short = sm90_short_tiles(head_dim, qo_lens, kv_lens, group, num_kv_heads, ctas, kv_dtype)
+    return BatchChoice(backend, arch, head_dim, dtype, page_size, group, window_left, kv_load, has_q, kv_dtype,
+                       q_dtype, bool(fp8_mma), pinned, short, planning_tile(backend, head_dim, arch, short))
 
 
 @functools.lru_cache(maxsize=None)

@@ -248,26 +248,20 @@ class BatchPrefillWithPagedKVCacheWrapper:
         q_fp8 = args.q_dtype or None
         launcher.prepare(variants.builds_of(backend, arch, args.head_dim, args.dtype, kv_fp8, q_fp8, self._fp8_mma),
                          device)
-        group = args.num_qo_heads // args.num_kv_heads
         # Graph mode: the first plan's build (and so its tiles and grid) for the wrapper's life.
         pinned = self._plan.build if self._graph is not None and self._plan is not None else None
-        short = self._short_tiles(args, backend, pinned, splits.fixed_pages > 0, launcher.sm_count(device))
-        tile = variants.planning_tile(backend, args.head_dim, arch, short)
-        short_build = None
-        if short:  # its one build is known before planning: the grid is that build's occupancy
-            short_build = pinned or variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size,
-                                                          group, args.window_left, 0.0, self._kv_load,
-                                                          has_q=args.total_q > 0, short_tiles=True)
-            num_ctas = launcher.sm_count(device) * launcher.load_build(short_build, device)[0].blocks_per_sm
-        elif backend == "sm90":
-            num_ctas = launcher.sm_count(device) * tile.ctas_per_sm
-        else:
-            sm80 = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, 1, -1, 0.0,
-                                         kv_dtype=kv_fp8, q_dtype=q_fp8)
-            num_ctas = launcher.sm_count(device) * launcher.load_build(sm80, device)[0].blocks_per_sm
+        sm_count = launcher.sm_count(device)
+        choice = variants.batch_choice(
+            backend, arch, args.head_dim, args.dtype, args.page_size, args.num_qo_heads, args.num_kv_heads,
+            args.window_left, args.qo_lens, args.kv_lens, has_q=args.total_q > 0, kv_load=self._kv_load,
+            kv_dtype=kv_fp8, q_dtype=q_fp8, fp8_mma=self._fp8_mma, pinned=pinned,
+            fixed_split=splits.fixed_pages > 0, sm_count=sm_count)
+        tile = choice.tile
+        grid = choice.grid_build
+        num_ctas = sm_count * (launcher.load_build(grid, device)[0].blocks_per_sm if grid else tile.ctas_per_sm)
         slots = planner.PartialSlots.for_workspace(self._workspace_bytes, tile.block_m, args.head_dim)
-        split = None  # schedule.SplitRequest: pieces allowed (sm90, not disabled, slots in the workspace)
-        if backend == "sm90" and not short and not splits.disable and slots.slots and (pinned is None or pinned.split):
+        split = None  # schedule.SplitRequest: pieces allowed
+        if choice.may_split(splits.disable, slots.slots):
             split = schedule.SplitRequest(slots.slots, splits.fixed_pages * args.page_size)
         if self._graph is not None and self._capacity is None:  # FlashInfer: the first plan sets the row bound
             self._max_total_q = args.total_q
@@ -278,23 +272,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
         # one pool shares it; in graph mode it is the one a captured run() reads).
         key = self._offset_key(cache[0], cache[1], args.page_size) if cache is not None else self._offsets_key
         extra = {"capacity": self._capacity} if self._capacity is not None else {}
-
-        def choose_build(rows):
-            """The build of these row tiles. Graph mode: the first plan's, for the wrapper's life
-            (captured launches name it), split-KV when later plans may split. Short tiles: their one
-            build, chosen before planning. fixed_split_size: one build whatever the batch (no
-            turn-taking; the key block changes the summation order)."""
-            if pinned is not None:
-                return pinned
-            if short:
-                return short_build
-            fixed = split is not None and split.fixed_keys > 0
-            mean = math.inf if fixed else schedule.mean_blocks_per_tile(rows, tile.block_n)
-            b = variants.choose_build(backend, arch, args.head_dim, args.dtype, args.page_size, group,
-                                      args.window_left, mean, self._kv_load, has_q=args.total_q > 0,
-                                      kv_dtype=kv_fp8, q_dtype=q_fp8, fp8_mma=self._fp8_mma)
-            return variants.split_build(b) if split is not None and (fixed or self._graph is not None) else b
-
+        # The build of the planned row tiles (before any split), beside the variants it chooses among.
+        choose_build = functools.partial(choice.build_for, split=split, graph=self._graph is not None)
         plan = planner.make_plan(args.qo_indptr, args.paged_kv_indptr, args.paged_kv_indices,
                                  args.paged_kv_last_page_len, args.num_qo_heads, args.num_kv_heads, args.head_dim,
                                  args.page_size, causal=args.causal, window_left=args.window_left,
@@ -330,21 +309,6 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._last_operands = None   # the params hold no run's operands yet
         self._last_call = None
         self._kv_load_path = None
-
-    @staticmethod
-    def _short_tiles(args: validate.PlanArgs, backend: str, pinned, fixed_split: bool, sm_count: int) -> bool:
-        """Whether the batch is planned with the sm90 short tiles (variants.sm90_short_tiles); a
-        pinned build (graph mode) keeps its own choice; fixed_split_size asks for split plans (the
-        short tiles never split)."""
-        if backend != "sm90" or fixed_split:
-            return False
-        if pinned is not None:
-            return pinned.short_tiles
-        ctas = sm_count * variants.SM90_SHORT_TILES[args.head_dim].ctas_per_sm if args.head_dim in \
-            variants.SM90_SHORT_TILES else 0
-        return variants.sm90_short_tiles(args.head_dim, args.qo_lens, args.kv_lens,
-                                         args.num_qo_heads // args.num_kv_heads, args.num_kv_heads, ctas,
-                                         args.kv_dtype)
 
     def _reserve_plan_buffer(self, nbytes: int) -> None:
         """A plan buffer of at least nbytes. It only grows, and never in graph mode after the first

@@ -246,6 +246,41 @@ def test_sm90_short_tiles_rule_worked_examples():
     assert rule(128, [4] * 32, [4096] * 32, 4, 8, 264) and not rule(128, [4] * 3, [4096] * 3, 4, 8, 264)
 
 
+def test_batch_choice():
+    """variants.batch_choice, plan()'s decisions around the planner: the short tiles for a W9-like
+    batch (their build sets the grid; no pieces), never under fixed_split_size or on sm80 (whose
+    units build sets the grid); build_for picks by the mean key blocks, the split-KV twin in graph
+    mode when pieces are allowed, and a pinned build stays (pieces only if it is a twin)."""
+    from nvrtc_attn.schedule import SplitRequest
+
+    hopper = variants.HOPPER_ARCH
+    qo, kv = np.full(32, 4), np.full(32, 4096)
+
+    def choice(backend="sm90", **kw):
+        return variants.batch_choice(backend, hopper, 128, "bfloat16", 16, 32, 8, -1, qo, kv, has_q=True, **kw)
+
+    short = choice()
+    assert short.short and short.grid_build.short_tiles and short.tile is variants.SM90_SHORT_TILES[128]
+    assert not short.may_split(False, 100)
+    assert short.build_for(None, None, False) is short.grid_build
+    full = choice(fixed_split=True)
+    assert not full.short and full.grid_build is None and full.tile is variants.SM90_TILES[128]
+    assert full.may_split(False, 100) and not full.may_split(True, 100) and not full.may_split(False, 0)
+    sm80 = choice("sm80")
+    assert not sm80.short and sm80.grid_build.backend == "sm80" and not sm80.may_split(False, 100)
+    rows = np.zeros((4, 8), np.int32)
+    rows[:, 5] = 4096  # 32 blocks of 128 keys: no turn-taking
+    b = full.build_for(rows, None, False)
+    assert not b.pingpong and not b.split and full.build_for(rows, None, True) == b
+    assert full.build_for(rows, SplitRequest(100, 0), True) == variants.split_build(b)
+    assert full.build_for(rows, SplitRequest(100, 0), False) == b  # automatic pieces: the twin comes later
+    rows[:, 5] = 256  # 2 blocks: turn-taking
+    assert full.build_for(rows, None, False).pingpong
+    pinned = choice(pinned=b)
+    assert not pinned.short and pinned.build_for(rows, None, True) is b and not pinned.may_split(False, 100)
+    assert choice(pinned=variants.split_build(b)).may_split(False, 100)
+
+
 def test_sm90_short_tile_builds():
     """choose_build(short_tiles=True): the one build of SM90_SHORT_TILES (no turn-taking), compiled
     with the other builds of its head_dim; TMA boxes of its block_n; Q by TMA where group_size
