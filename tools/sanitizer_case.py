@@ -1,7 +1,10 @@
-# compute-sanitizer case (memcheck / racecheck): small fp8 batches on the sm90 kernels, both modes,
-# TMA pages and gather, a sliding window (tiles whose first key block starts below the visible keys),
-# and a 16-bit cache with the window. Usage on the device:
-#   compute-sanitizer --tool memcheck python3 .notes/runs/sanitizer_case_fp8.py
+"""usage (GPU): compute-sanitizer --tool memcheck python3 tools/sanitizer_case.py   (or --tool racecheck)
+
+Small batches for compute-sanitizer on the sm90 kernels: fp8 caches in both modes (widened, and
+e4m3 wgmma), TMA pages and the gather, a sliding window (tiles whose first key block starts below
+their visible keys) and a 16-bit cache with the window. Prints each build and whether its output
+is finite; the sanitizer reports any out-of-bounds access or shared-memory race.
+"""
 import math
 
 import torch
