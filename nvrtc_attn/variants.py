@@ -228,8 +228,12 @@ def _clearly_full(head_dim: int, qo_lens, kv_lens, group_size: int) -> bool:
     least P rows, the full tiles at most P + block_m - 1, so each request's ratio, and with it the
     batch's, is at least 3/4 (W1: P = 4096 per request, ratio >= 0.97)."""
     rows = np.asarray(qo_lens, dtype=np.int64)
-    has_keys = np.asarray(kv_lens) > 0
-    fewest = int(np.minimum.reduce(rows, where=has_keys, initial=np.iinfo(np.int64).max))
+    keys = np.asarray(kv_lens)
+    if np.count_nonzero(keys) < len(keys):  # requests without keys do not count
+        rows = rows[keys > 0]
+    if not len(rows):
+        return True  # no work: never short (sm90_short_tile_work is None)
+    fewest = min(rows.tolist()) if len(rows) <= 64 else int(np.minimum.reduce(rows))
     return fewest >= -(-3 * (SM90_TILES[head_dim].block_m - 1) // int(group_size))
 
 
@@ -244,14 +248,15 @@ def sm90_short_tiles(head_dim: int, qo_lens, kv_lens, group_size: int, num_kv_he
         return False
     if _clearly_full(head_dim, qo_lens, kv_lens, group_size):
         return False
-    work = sm90_short_tile_work(head_dim, qo_lens, kv_lens, group_size)
-    if work is None or work > SHORT_TILE_MAX_WORK:
-        return False
+    # The fill first: it is the cheaper test, and it rejects the small batches (a few decode steps).
     if num_ctas is not None:
         rows = np.asarray(qo_lens, dtype=np.int64) * int(group_size)
-        tiles = int(np.sum(-(-rows // SM90_SHORT_TILES[head_dim].block_m))) * int(num_kv_heads)
-        return tiles >= SHORT_TILE_MIN_FILL * num_ctas
-    return True
+        rows += SM90_SHORT_TILES[head_dim].block_m - 1
+        rows //= SM90_SHORT_TILES[head_dim].block_m  # short tiles per request and KV head
+        if int(np.add.reduce(rows)) * int(num_kv_heads) < SHORT_TILE_MIN_FILL * num_ctas:
+            return False
+    work = sm90_short_tile_work(head_dim, qo_lens, kv_lens, group_size)
+    return work is not None and work <= SHORT_TILE_MAX_WORK
 
 
 def sm90_tile(head_dim: int, pingpong: bool, kv_tma: bool, window_left: int = -1,
