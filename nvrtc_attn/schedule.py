@@ -96,8 +96,7 @@ def row_tiling(qo_lens, kv_lens, group_size: int, block_m: int, causal: bool, wi
         kv_end = row_end - 1
         kv_end //= g
         kv_end += c
-        kv_end += 1
-        np.minimum(kv_end, kv.repeat(per_req), out=kv_end)
+        kv_end += 1  # <= kv_len: row_end <= qo_len * g, so (row_end - 1) // g + 1 <= qo_len
         np.maximum(kv_end, 0, out=kv_end)
     else:
         kv_end = kv.repeat(per_req)
@@ -616,9 +615,11 @@ def schedule_rows(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_
     tiles = len(r.cost) * heads
     if split is None or tiles == 0 or (not split.fixed_keys and tiles >= SPLIT_MAX_WAVES * num_ctas):
         return Schedule(r.rows, _work(r, heads, kv_bytes_per_token, num_ctas, budget), _NO_MERGES)
+    makespan = int(np.maximum.reduce(r.cost))  # one wave: the longest tile
+    if not split.fixed_keys and split.block_n is not None and not _may_split(makespan, split.block_n):
+        return Schedule(r.rows, _work(r, heads, kv_bytes_per_token, num_ctas, budget), _NO_MERGES)
     unsplit = None
     cost_sum = int(np.add.reduce(r.cost))
-    makespan = int(np.maximum.reduce(r.cost))  # one wave: the longest tile
     if not split.fixed_keys:
         if tiles > num_ctas:
             unsplit = _work(r, heads, kv_bytes_per_token, num_ctas, budget)
@@ -640,6 +641,15 @@ def schedule_rows(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_
     if unsplit is None:
         unsplit = _work(r, heads, kv_bytes_per_token, num_ctas, budget)
     return Schedule(r.rows, unsplit, _NO_MERGES)
+
+
+def _may_split(longest_cost: int, block_n: int) -> bool:
+    """Whether some row tile of these costs (the longest: longest_cost) may have enough key blocks
+    for an automatic split (_auto_pieces: SPLIT_MIN_PIECE_BLOCKS a piece, two pieces at least). A
+    tile of K keys visits at most ceil((K + block_n - 1) / block_n) blocks (key_blocks rounds its
+    start down), so a batch of short tiles (a few decode-like queries) skips the candidates."""
+    keys = longest_cost - TILE_OVERHEAD_KEYS
+    return (keys + 2 * int(block_n) - 2) // int(block_n) >= 2 * SPLIT_MIN_PIECE_BLOCKS
 
 
 def _one_wave(num_rows: int, heads: int, num_ctas: int, makespan: int) -> WorkList:
@@ -820,9 +830,15 @@ def key_blocks(kv_start, kv_end, block_n: int) -> tuple[np.ndarray, np.ndarray]:
 
     Example: block_n=128, ranges (0, 128), (100, 300), (5, 5) -> first (0, 0, 5), count (1, 3, 0)
     """
-    ks = np.asarray(kv_start, dtype=np.int64)
-    ke = np.asarray(kv_end, dtype=np.int64)
     bn = int(block_n)
+    ks = np.asarray(kv_start)
+    if ks.size and not np.count_nonzero(ks):  # every range from key 0 (no window): first 0, a ceiling (3 steps, not 9)
+        count = np.add(kv_end, bn - 1, dtype=np.int64)
+        count //= bn
+        np.maximum(count, 0, out=count)  # (an empty range's count is 0 already, kv_end <= 0 gives 0)
+        return np.zeros(ks.shape, dtype=np.int64), count
+    ks = np.asarray(ks, dtype=np.int64)
+    ke = np.asarray(kv_end, dtype=np.int64)
     live = ke > ks
     first = np.where(live, ks - ks % bn, ks)
     count = ke - first
@@ -836,7 +852,9 @@ def align_key_starts(rows: np.ndarray, block_n: int) -> None:
     """Rows (TILE_FIELDS) of an sm90 plan, in place: kv_start becomes the first key of the tile's
     first key block (key_blocks), so the kernel reads its blocks from the plan instead of deriving
     them. Costs and the partition were computed on the visible ranges before this."""
-    rows[:, 4] = key_blocks(rows[:, 4], rows[:, 5], block_n)[0]
+    starts = rows[:, 4]
+    if np.count_nonzero(starts):  # (ranges from key 0 start on their first block already)
+        starts[:] = key_blocks(starts, rows[:, 5], block_n)[0]
 
 
 def mean_blocks_per_tile(tiles: np.ndarray, block_n: int) -> float:
