@@ -193,6 +193,13 @@ def l2_sections(tiles: np.ndarray, kv_bytes_per_token: int, budget: int = L2_SEC
     return np.cumsum(section_of_group)[group_of]
 
 
+def _request_sections(sec_starts: list, heads: int, n_req: int) -> np.ndarray:
+    """The section of every request, int64 [n_req], from section starts that are all whole
+    requests (multiples of heads in groups): one repeat instead of a search per request."""
+    ends = sec_starts[1:] + [n_req * heads]
+    return np.arange(len(sec_starts), dtype=np.int64).repeat([(e - s) // heads for s, e in zip(sec_starts, ends)])
+
+
 def _all_equal(values: np.ndarray) -> bool:
     """Whether a non-empty int array holds one value (on a short array, as a list: no numpy calls)."""
     if len(values) <= 64:
@@ -467,8 +474,7 @@ def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: in
     splits = [g for g in sec_starts if g % heads]
     if not splits:  # a segment per request, its rows the entries
         n_seg, seg_start, entry_row, entry_cost, seg_of_entry = n_req, None, None, r.cost, r.ordinal
-        seg_section = None if len(sec_starts) == 1 else \
-            np.asarray(sec_starts).searchsorted(np.arange(0, n_req * heads, heads), side="right") - 1
+        seg_section = None if len(sec_starts) == 1 else _request_sections(sec_starts, heads, n_req)
     else:
         seg_start = np.concatenate((np.arange(0, n_req * heads, heads), splits))
         seg_start.sort()
@@ -514,7 +520,7 @@ def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: in
         seg_heads = np.empty_like(seg_start)
         np.subtract(seg_start[1:], seg_start[:-1], out=seg_heads[:-1])
         seg_heads[-1] = n_req * heads - seg_start[-1]
-        block_seg = key[e0] % n_seg
+        block_seg = seg_of_entry[by_key[e0]]  # the segment of each block's first entry
         block_tiles, h_lo = k * seg_heads[block_seg], seg_start[block_seg] % heads
     pos = np.zeros(len(e0) + 1, dtype=np.int64)
     np.add.accumulate(block_tiles, out=pos[1:])
