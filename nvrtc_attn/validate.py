@@ -57,13 +57,8 @@ def bounds(arr: np.ndarray) -> tuple[int, int]:
     return int(np.minimum.reduce(arr)), int(np.maximum.reduce(arr))
 
 
-def lowest(arr: np.ndarray) -> int:
-    """min of a non-empty int array as a Python int (bounds' one half, when only it is needed)."""
-    return min(arr.tolist()) if arr.size <= _SMALL else int(np.minimum.reduce(arr))
-
-
 def highest(arr: np.ndarray) -> int:
-    """max of a non-empty int array as a Python int."""
+    """max of a non-empty int array as a Python int (bounds' upper half, when only it is needed)."""
     return max(arr.tolist()) if arr.size <= _SMALL else int(np.maximum.reduce(arr))
 
 
@@ -102,8 +97,9 @@ def check_indptr(arr: np.ndarray, name: str, from_zero: bool = True) -> np.ndarr
     return _indptr_lengths(arr, name, from_zero)[0]
 
 
-def _indptr_lengths(arr: np.ndarray, name: str, from_zero: bool = True) -> tuple[np.ndarray, int]:
-    """check_indptr's lengths and the shortest of them (0 without requests), which plan() reads again."""
+def _indptr_lengths(arr: np.ndarray, name: str, from_zero: bool = True) -> tuple[np.ndarray, int, int]:
+    """check_indptr's lengths, the shortest and the longest of them (0, 0 without requests): plan()
+    reads them again, and one pass over a short batch's list finds both."""
     if arr.size < 1:
         raise ValueError(f"{name} must have batch_size + 1 >= 1 entries, got 0")
     first = arr.item(0)
@@ -112,12 +108,12 @@ def _indptr_lengths(arr: np.ndarray, name: str, from_zero: bool = True) -> tuple
     if first < 0:
         raise ValueError(f"{name}[0] must be >= 0, got {first}")
     lens = arr[1:] - arr[:-1]
-    shortest = lowest(lens) if lens.size else 0
+    shortest, longest = bounds(lens) if lens.size else (0, 0)
     if shortest < 0:
         bad = int(np.flatnonzero(lens < 0)[0])
         raise ValueError(f"{name} must be non-decreasing, but {name}[{bad + 1}] = {int(arr[bad + 1])} "
                          f"< {name}[{bad}] = {int(arr[bad])}")
-    return lens, shortest
+    return lens, shortest, longest
 
 
 def check_dtype_arg(value, name: str) -> str:
@@ -253,8 +249,8 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
     kv = host_ints(paged_kv_indptr, "paged_kv_indptr")
     idx = host_ints(paged_kv_indices, "paged_kv_indices")
     last = host_ints(paged_kv_last_page_len, "paged_kv_last_page_len")
-    qo_lens = _indptr_lengths(qo, "qo_indptr")[0]
-    n_pages, fewest_pages = _indptr_lengths(kv, "paged_kv_indptr", from_zero=False)
+    qo_lens, _, longest_q = _indptr_lengths(qo, "qo_indptr")
+    n_pages, fewest_pages, _ = _indptr_lengths(kv, "paged_kv_indptr", from_zero=False)
     batch = qo.size - 1
     if kv.size != qo.size:
         raise ValueError(f"paged_kv_indptr has {kv.size} entries but qo_indptr has {qo.size}: "
@@ -288,7 +284,7 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
                          f"{int(qo_lens[b])} > kv_len {int(kv_lens[b])}")
     group = num_qo_heads // num_kv_heads
     if batch and (qo.item(-1) >= 2**31 or int(np.add.reduce(kv_lens)) >= 2**31
-                  or highest(qo_lens) * group >= 2**31):
+                  or longest_q * group >= 2**31):
         raise ValueError("qo_indptr / paged_kv_indptr: batch too large for int32 indexing")
     return PlanArgs(  # the page table rebased to start at 0: request b's pages are used[kv[b]-kv[0] ...]
         qo_indptr=qo, paged_kv_indptr=kv - kv_first if kv_first else kv, paged_kv_indices=used,
