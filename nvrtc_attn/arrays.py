@@ -104,9 +104,9 @@ def wrap(x: Any, name: str, stream: int = 0) -> Operand:
             return Operand(x, "cupy", int(x.data.ptr), tuple(x.shape),
                            tuple(s // item for s in x.strides), dtype_name(x.dtype), item, int(x.device.id))
     if isinstance(x, np.ndarray):
-        item = x.dtype.itemsize
-        return Operand(x, "numpy", int(x.__array_interface__["data"][0]), tuple(x.shape),
-                       tuple(s // item for s in x.strides), dtype_name(x.dtype), item, None)
+        item = x.itemsize
+        return Operand(x, "numpy", x.ctypes.data, x.shape, tuple([s // item for s in x.strides]),
+                       dtype_name(x.dtype), item, None)
     if hasattr(x, "__dlpack__"):
         return _wrap_dlpack(x, name, stream)
     raise TypeError(f"{name} must be a CuPy array, torch tensor or DLPack array, got {type(x).__name__}")

@@ -235,14 +235,13 @@ class Plan:
 def _layout(sizes) -> tuple[dict, int, int]:
     """(section -> (offset, bytes), bytes of the uploaded prefix, bytes of the whole layout) from
     the item counts of SECTIONS, in order."""
-    layout, offset = {}, 0
+    layout, offset, ends = {}, 0, []
     for name, items, item_bytes in zip(SECTIONS, sizes, _ITEM_BYTES):
         nbytes = items * item_bytes
         layout[name] = (offset, nbytes)
         offset += -(-nbytes // _ALIGN) * _ALIGN
-        if name == UPLOADED[-1]:
-            upload = offset
-    return layout, upload, max(offset, _ALIGN)
+        ends.append(offset)
+    return layout, ends[len(UPLOADED) - 1], max(offset, _ALIGN)
 
 
 def _image(arrays, layout: dict, upload_bytes: int) -> np.ndarray:
