@@ -311,7 +311,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
               q_dtype: str | None = None, num_ctas: int = 132, block_m: int = 128, offsets_key: tuple | None = None,
               l2_section_bytes: int = schedule.L2_SECTION_BYTES,
               capacity: PlanCapacity | None = None, choose_build=None,
-              split: schedule.SplitRequest | None = None, lengths: tuple | None = None) -> Plan:
+              split: schedule.SplitRequest | None = None, lengths: tuple | None = None,
+              max_page_index: int | None = None) -> Plan:
     """Plan one batch from validated host index arrays (see validate.check_plan_args).
 
     O(batch + pages + tiles / num_ctas waves), never O(key tokens): the per-token tables and the
@@ -325,6 +326,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     split.max_slots and capacity.max_pieces; their key block is split.block_n or the chosen build's.
     lengths: (qo_lens, kv_lens) int64 [B] of these index arrays when the caller has them (PlanArgs:
     validation computes them), else computed here.
+    max_page_index: the largest of paged_kv_indices[:paged_kv_indptr[-1]] (-1 without pages) when the
+    caller has it (PlanArgs.max_page_index), else computed here (a reduction over every used page).
 
     Example: 2 requests of 100 and 300 query tokens on 100 and 400 keys, 8 q heads on 2 KV heads:
         make_plan([0, 100, 400], [0, 7, 32], pages, [4, 16], 8, 2, 128, 16, causal=True)
@@ -341,7 +344,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     np.add.accumulate(kv_lens, out=kv_tok_indptr[1:])
     total_kv = int(kv_tok_indptr[-1])
     used = np.asarray(paged_kv_indices)[: int(indptr[-1])]
-    max_page_index = int(np.maximum.reduce(used)) if len(used) else -1
+    if max_page_index is None:
+        max_page_index = int(np.maximum.reduce(used)) if len(used) else -1
     offsets_key = as_offset_key(offsets_key)
     if offsets_key is not None and not units_fit(offsets_key, max_page_index, page_size):
         raise OverflowError("offsets_key in units mode does not fit int32; use element mode")
