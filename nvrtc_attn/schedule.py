@@ -76,7 +76,8 @@ def row_tiling(qo_lens, kv_lens, group_size: int, block_m: int, causal: bool, wi
         # block_m rows of a tile, so a partial last tile would waste the most expensive key range.
         # Row i (of all) ends (rows after it in its request) * block_m before the packed rows do.
         # (Per-request values reach their rows by repeat, cheaper than a gather by req.)
-        end_offset = packed - (first_row[1:] - 1) * block_m
+        last = first_row[1:] - 1  # each request's last row
+        end_offset = packed - last * block_m
         row_end = end_offset.repeat(per_req)
         row_end += np.arange(0, n * block_m, block_m, dtype=np.int64)
         row_start = row_end - block_m
@@ -91,8 +92,17 @@ def row_tiling(qo_lens, kv_lens, group_size: int, block_m: int, causal: bool, wi
     # then kv_end <= 0) besides kv_len == 0 (then c = -qo_len and the window start is below 0); a
     # non-causal window always keeps j = kv_len - 1 since i < qo_len. Tiles that see nothing get
     # kv_start = kv_end = 0.
-    c = (kv - qo).repeat(per_req)
-    if causal:
+    c = None  # kv_len - qo_len of each row's request (the causal diagonal), when needed
+    if causal and block_m % g == 0:
+        # kv_end = (row_end - 1) // g + 1 + c in closed form: a row L - i rows before its request's
+        # last row L ends (L - i) * block_m packed rows, (L - i) * block_m / g queries, before
+        # qo_len, so kv_end = kv_len - (L - i) * block_m / g (per request, then one repeat).
+        step = block_m // g
+        kv_end = (kv - last * step).repeat(per_req)
+        kv_end += np.arange(0, n * step, step, dtype=np.int64)
+        np.maximum(kv_end, 0, out=kv_end)
+    elif causal:
+        c = (kv - qo).repeat(per_req)
         kv_end = row_end - 1
         kv_end //= g
         kv_end += c
@@ -103,6 +113,8 @@ def row_tiling(qo_lens, kv_lens, group_size: int, block_m: int, causal: bool, wi
     out = np.zeros((n, 8), dtype=np.int32)
     cost = kv_end + TILE_OVERHEAD_KEYS  # tile_costs without the block_m factor: the same partition
     if window_left >= 0:
+        if c is None:
+            c = (kv - qo).repeat(per_req)
         i_first = row_start // g if g > 1 else row_start
         if causal:
             i_first = np.maximum(i_first, -c)
