@@ -75,7 +75,12 @@ def offset_key(k_strides, v_strides, max_page_index: int, page_size: int) -> Off
     the batch's largest page index fits it, else ("elements", k_page, k_token, v_page, v_token)
     for two int64 tables.
     """
-    mode, ratio = paging.choose_offset_mode(tuple(k_strides), tuple(v_strides))
+    return _offset_key(tuple(k_strides), tuple(v_strides), int(max_page_index), int(page_size))
+
+
+@functools.lru_cache(maxsize=256)  # plan() asks for the key of its cache view every call: a few per process
+def _offset_key(k_strides: tuple, v_strides: tuple, max_page_index: int, page_size: int) -> OffsetKey:
+    mode, ratio = paging.choose_offset_mode(k_strides, v_strides)
     if mode == "units" and units_fit(UnitsKey("units", int(ratio)), max_page_index, page_size):
         return UnitsKey("units", int(ratio))
     return ElementsKey("elements", int(k_strides[0]), int(k_strides[1]), int(v_strides[0]), int(v_strides[1]))
@@ -149,14 +154,18 @@ class PartialSlots:
     @classmethod
     def for_workspace(cls, nbytes: int, block_m: int, head_dim: int) -> "PartialSlots":
         """As many slots as nbytes holds, at most 2^31 / (block_m * head_dim) (int32 indexing)."""
-        slot_bytes = int(block_m) * (int(head_dim) + 1) * 4
-        return cls(min(int(nbytes) // slot_bytes, (2**31 - 1) // (int(block_m) * int(head_dim))), int(block_m),
-                   int(head_dim))
+        return _slots_for(cls, int(nbytes), int(block_m), int(head_dim))
 
     @property
     def lse_offset(self) -> int:
         """Byte offset of the LSE array in the workspace."""
         return self.slots * self.block_m * self.head_dim * 4
+
+
+@functools.lru_cache(maxsize=64)  # frozen answers; plan() asks for its workspace's slots every call
+def _slots_for(cls, nbytes: int, block_m: int, head_dim: int) -> PartialSlots:
+    slot_bytes = block_m * (head_dim + 1) * 4
+    return cls(min(nbytes // slot_bytes, (2**31 - 1) // (block_m * head_dim)), block_m, head_dim)
 
 
 @dataclass(frozen=True)
@@ -369,11 +378,14 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
               work.tile_cta, work.work_indptr, merges)  # UPLOADED order
     if capacity is None:
         sizes = [*map(len, arrays), work.num_tiles, total_kv, total_kv, total_kv, total_kv, total_kv]
+        layout, upload_bytes, workspace_bytes = _layout(sizes)
     else:
         pieces = int(merges[:, 5].sum()) * int(num_kv_heads) if len(merges) else 0
         capacity.check(batch, work.num_tiles, total_kv, len(used), pieces)
-        sizes = _capacity_sizes(capacity, num_kv_heads, num_ctas)
-    layout, upload_bytes, workspace_bytes = _layout(sizes)
+        # Every plan of a capacity has its layout (graph mode re-plans with one): computed once, each
+        # plan its own copy of the dict.
+        layout, upload_bytes, workspace_bytes = _capacity_layout(capacity, int(num_kv_heads), int(num_ctas))
+        layout = dict(layout)
     image = _image(arrays, layout, upload_bytes)
     if capacity is not None and batch < capacity.batch_size:  # empty requests after the last
         for name in ("qo_indptr", "kv_tok_indptr", "paged_kv_indptr"):
@@ -392,6 +404,12 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
         capacity=capacity, layout=layout, workspace_bytes=workspace_bytes, image=image, build=build,
         kv_dtype="" if kv_dtype in (None, dtype) else kv_dtype, q_dtype=q_dtype or "",
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _capacity_layout(capacity: PlanCapacity, num_kv_heads: int, num_ctas: int) -> tuple[dict, int, int]:
+    """_layout of a capacity's sizes (shared: callers copy the dict)."""
+    return _layout(_capacity_sizes(capacity, num_kv_heads, num_ctas))
 
 
 def _capacity_sizes(capacity: PlanCapacity, num_kv_heads: int, num_ctas: int) -> list[int]:
