@@ -502,7 +502,8 @@ def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: in
         seg_section = np.asarray(sec_starts).searchsorted(seg_start, side="right") - 1
 
     # Blocks are the runs of equal (section, cost descending, segment); entries sort by that key and
-    # their index, as one integer when it fits in 63 bits.
+    # their index: a stable argsort (it merges the requests' runs, a request's rows come in cost
+    # order; faster than sorting the key with the index in its low bits, 1.2-2x).
     n_entries = len(entry_cost)
     max_cost = int(np.maximum.reduce(entry_cost))
     key = max_cost - entry_cost
@@ -510,18 +511,8 @@ def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: in
     key += seg_of_entry
     if seg_section is not None:
         key += seg_section[seg_of_entry] * ((max_cost + 1) * n_seg)
-    entry_bits = max(n_entries - 1, 1).bit_length()
-    if (len(sec_starts) * (max_cost + 1) * n_seg) << entry_bits < 1 << 63:
-        key <<= entry_bits
-        key |= np.arange(n_entries, dtype=np.int64)
-        # Unique keys: any sort gives this order. The stable one (timsort) merges the requests' runs
-        # (a request's rows come in cost order): 4-9x faster on long prompts (W2, W7, W10), within 2 us elsewhere.
-        key.sort(kind="stable")
-        by_key = key & ((1 << entry_bits) - 1)
-        key >>= entry_bits
-    else:
-        by_key = np.lexsort((np.arange(n_entries), key))
-        key = key[by_key]
+    by_key = key.argsort(kind="stable")
+    key = key[by_key]
     cut = (key[1:] != key[:-1]).nonzero()[0]
     e0 = np.zeros(len(cut) + 1, dtype=np.int64)
     np.add(cut, 1, out=e0[1:])
