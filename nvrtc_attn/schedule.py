@@ -513,12 +513,10 @@ def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: in
         key += seg_section[seg_of_entry] * ((max_cost + 1) * n_seg)
     by_key = key.argsort(kind="stable")
     key = key[by_key]
-    cut = (key[1:] != key[:-1]).nonzero()[0]
-    e0 = np.zeros(len(cut) + 1, dtype=np.int64)
-    np.add(cut, 1, out=e0[1:])
-    k = np.empty_like(e0)
-    np.subtract(e0[1:], e0[:-1], out=k[:-1])
-    k[-1] = n_entries - e0[-1]
+    edge = np.ones(n_entries + 1, dtype=bool)  # where a block starts, and the end
+    np.not_equal(key[1:], key[:-1], out=edge[1:-1])
+    bounds = edge.nonzero()[0]
+    e0, k = bounds[:-1], bounds[1:] - bounds[:-1]  # first entry and entries of each block
     if seg_start is None:
         block_tiles, h_lo = k * heads, 0
     else:
