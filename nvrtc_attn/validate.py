@@ -283,8 +283,9 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
         raise ValueError(f"causal=True needs qo_len <= kv_len, but request {b} has qo_len "
                          f"{int(qo_lens[b])} > kv_len {int(kv_lens[b])}")
     group = num_qo_heads // num_kv_heads
-    if batch and (qo.item(-1) >= 2**31 or int(np.add.reduce(kv_lens)) >= 2**31
-                  or longest_q * group >= 2**31):
+    # (The keys are at most the pages times page_size: a batch far from the bound skips their sum.)
+    if batch and (qo.item(-1) >= 2**31 or longest_q * group >= 2**31 or
+                  ((kv_end - kv_first) * page_size >= 2**31 and int(np.add.reduce(kv_lens)) >= 2**31)):
         raise ValueError("qo_indptr / paged_kv_indptr: batch too large for int32 indexing")
     return PlanArgs(  # the page table rebased to start at 0: request b's pages are used[kv[b]-kv[0] ...]
         qo_indptr=qo, paged_kv_indptr=kv - kv_first if kv_first else kv, paged_kv_indices=used,
