@@ -253,19 +253,37 @@ def _layout(sizes) -> tuple[dict, int, int]:
     return layout, ends[len(UPLOADED) - 1], max(offset, _ALIGN)
 
 
+_PAD = np.zeros(_ALIGN // 4, dtype=np.int32)  # the zeros between compact sections (views of it)
+
+
 def _image(arrays, layout: dict, upload_bytes: int) -> np.ndarray:
     """The uploaded sections (UPLOADED order, any integer arrays) as int32 at their offsets, zero
-    between them."""
-    words = np.zeros(upload_bytes // 4, dtype=np.int32)
+    between them. One concatenation of the sections and the zeros between them (it casts them to
+    int32 on the way) instead of a zeroed image and a copy per section."""
+    pieces, end = [], 0  # end: words so far
     for name, arr in zip(UPLOADED, arrays):
         if not arr.size:
             continue
         start = layout[name][0] // 4
-        if name == "tile_cta":  # uint16 items
-            words[start:].view(np.uint16)[:arr.size] = arr
-        else:  # [n, c] tables row-major, as the device reads them
-            words[start:start + arr.size] = arr if arr.ndim == 1 else arr.reshape(-1)
+        if start > end:
+            pieces.append(_PAD[:start - end] if start - end <= len(_PAD) else np.zeros(start - end, np.int32))
+        if name == "tile_cta":  # uint16 items, two a word
+            arr = _uint16_words(arr)
+        pieces.append(arr if arr.ndim == 1 else arr.reshape(-1))  # [n, c] tables row-major, as the device reads them
+        end = start + pieces[-1].size
+    if upload_bytes // 4 > end:
+        pieces.append(np.zeros(upload_bytes // 4 - end, np.int32))
+    words = np.concatenate(pieces, dtype=np.int32, casting="unsafe") if pieces else np.zeros(0, np.int32)
     return words.view(np.uint8)
+
+
+def _uint16_words(items: np.ndarray) -> np.ndarray:
+    """int32 words holding the items as uint16, two a word in memory order (a zero after an odd count)."""
+    if items.dtype != np.uint16 or not items.flags.c_contiguous:
+        items = items.astype(np.uint16)  # (tile_cta is int64 past 65536 CTAs: its items keep 16 bits)
+    if items.size % 2:
+        items = np.concatenate((items, _PAD[:1].view(np.uint16)[:1]))
+    return items.view(np.int32)
 
 
 def build_offsets(tok_page, tok_slot, key) -> dict[str, np.ndarray]:
