@@ -347,8 +347,7 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
     # goes to keys[t + j], so keys[:n] ends up as the key each tile went to.
     keys = np.empty(n + p, dtype=np.int64)
     keys[:p] = np.arange(p)
-    fed = []  # the keys each exact run fed
-    t = full_waves = 0
+    t = 0
     add, first_min = np.add, np.minimum.accumulate
     while t < n:
         waves = (n - t) // p
@@ -365,7 +364,6 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
                     break
                 old = new
             t += done * p
-            full_waves += done
             if done == waves:
                 continue
         m = min(p, n - t)
@@ -378,7 +376,6 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
             ok = old[1:m] < first_min(cand)[:-1]
             first_fail = int(ok.argmin())
             k = m if ok[first_fail] else first_fail + 1
-        fed.append(old[:k] & mask)
         nxt = keys[t + k:t + k + p]
         nxt[p - k:] = cand[:k]
         nxt.sort()
@@ -386,19 +383,17 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
         if k < min(_MIN_RUN, m):
             break
     state = keys[t:t + p]
-    counts = np.full(num_ctas, full_waves, dtype=np.int64)
-    if fed:
-        counts += np.bincount(np.concatenate(fed), minlength=num_ctas)
     cta = keys[:n].astype(np.uint16) if bits == 16 else keys[:n] & mask
+    makespan = int(state[-1]) >> bits  # the state is sorted after every wave and run
     if t < n:
         heap = [(x >> bits, x & mask) for x in state.tolist()]  # sorted, so a heap
         for rank, c in enumerate((step[t:] >> bits).tolist(), start=t):
             total, c_id = heap[0]
             heapq.heapreplace(heap, (total + c, c_id))
             cta[rank] = c_id
-            counts[c_id] += 1
-        return cta, counts, max(heap)[0]
-    return cta, counts, int(state[-1]) >> bits  # the state is sorted after every wave and run
+        makespan = max(heap)[0]
+    # (One count of the CTA ids at the end: cheaper than tracking each wave's and run's.)
+    return cta, np.bincount(cta, minlength=num_ctas), makespan
 
 
 @dataclass(frozen=True)
