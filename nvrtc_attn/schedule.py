@@ -370,12 +370,10 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
         old = keys[t:t + p]
         # Exact run: tile t + j to the j-th CTA while it precedes every CTA fed in the run. The CTAs
         # it leaves are already in place for the next state; the fed ones follow them, then a sort.
+        # The CTAs ascend and the least fed key only falls, so the tiles that pass are a prefix:
+        # counting them finds where it ends.
         cand = old[:m] + step[t:t + m]
-        k = 1
-        if m > 1:
-            ok = old[1:m] < first_min(cand)[:-1]
-            first_fail = int(ok.argmin())
-            k = m if ok[first_fail] else first_fail + 1
+        k = 1 + np.count_nonzero(old[1:m] < first_min(cand)[:-1])
         nxt = keys[t + k:t + k + p]
         nxt[p - k:] = cand[:k]
         nxt.sort()
