@@ -506,7 +506,8 @@ def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: in
         key += seg_section[seg_of_entry] * ((max_cost + 1) * n_seg)
     by_key = key.argsort(kind="stable")
     key = key[by_key]
-    edge = np.ones(n_entries + 1, dtype=bool)  # where a block starts, and the end
+    edge = np.empty(n_entries + 1, dtype=bool)  # where a block starts, and the end
+    edge[0] = edge[-1] = True
     np.not_equal(key[1:], key[:-1], out=edge[1:-1])
     bounds = edge.nonzero()[0]
     e0, k = bounds[:-1], bounds[1:] - bounds[:-1]  # first entry and entries of each block
