@@ -299,7 +299,7 @@ def _raise_last_page_len(last: np.ndarray, has_pages: np.ndarray, page_size: int
     """ValueError for the first request with pages whose paged_kv_last_page_len is not in
     [1, page_size], if any."""
     bad = has_pages & ((last < 1) | (last > page_size))
-    if np.any(bad):
+    if np.count_nonzero(bad):  # (np.any is a Python-level wrapper; plan() checks batches with empty requests here)
         b = int(np.nonzero(bad)[0][0])
         raise ValueError(f"paged_kv_last_page_len[{b}] = {int(last[b])} must be in [1, page_size={page_size}]")
 
