@@ -254,6 +254,7 @@ def _layout(sizes) -> tuple[dict, int, int]:
 
 
 _PAD = np.zeros(_ALIGN // 4, dtype=np.int32)  # the zeros between compact sections (views of it)
+_UINT16_ZERO = np.zeros(1, dtype=np.uint16)
 
 
 def _image(arrays, layout: dict, upload_bytes: int) -> np.ndarray:
@@ -282,7 +283,7 @@ def _uint16_words(items: np.ndarray) -> np.ndarray:
     if items.dtype != np.uint16 or not items.flags.c_contiguous:
         items = items.astype(np.uint16)  # (tile_cta is int64 past 65536 CTAs: its items keep 16 bits)
     if items.size % 2:
-        items = np.concatenate((items, _PAD[:1].view(np.uint16)[:1]))
+        items = np.concatenate((items, _UINT16_ZERO))
     return items.view(np.int32)
 
 
