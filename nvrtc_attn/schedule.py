@@ -536,7 +536,7 @@ def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: in
     bits = _key_bits(num_ctas)
     cta, counts, makespan = _longest_first((entry_cost[by_key[e0]] << bits).repeat(block_tiles), num_ctas, bits)
     work_indptr = np.zeros(num_ctas + 1, dtype=np.int32)
-    np.add.accumulate(counts, out=work_indptr[1:])
+    work_indptr[1:] = np.add.accumulate(counts)  # (an int32 out= would take numpy's slower casting loop)
     return WorkList(blocks, entries, cta, work_indptr, makespan)
 
 
