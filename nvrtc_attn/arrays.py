@@ -18,19 +18,23 @@ _DTYPE_ALIASES = {
 
 
 _dtype_names: dict = {}  # dtype object -> name (run() asks on every call)
+# Names given as strings -> name (plan() asks about its dtype arguments several times a call); apart
+# from the objects, so that a string never meets a dtype object that compares equal to it.
+_dtype_strings: dict = {}
 
 
 def dtype_name(dtype: Any) -> str:
     """Canonical name of a dtype given as a string ("bf16", "torch.float16"), a NumPy/CuPy/JAX dtype
     or scalar type (np.float16, jnp.bfloat16) or a torch.dtype."""
+    memo = _dtype_strings if type(dtype) is str else _dtype_names
     try:
-        return _dtype_names[dtype]
+        return memo[dtype]
     except (KeyError, TypeError):  # TypeError: unhashable
         pass
     name = _dtype_name(dtype)
-    if not isinstance(dtype, str) and len(_dtype_names) < 256:
+    if len(memo) < 256 and (memo is _dtype_strings or not isinstance(dtype, str)):  # (str subclasses: not kept)
         try:
-            _dtype_names[dtype] = name
+            memo[dtype] = name
         except TypeError:
             pass
     return name
@@ -100,9 +104,9 @@ def wrap(x: Any, name: str, stream: int = 0) -> Operand:
             return Operand(x, "cupy", int(x.data.ptr), tuple(x.shape),
                            tuple(s // item for s in x.strides), dtype_name(x.dtype), item, int(x.device.id))
     if isinstance(x, np.ndarray):
-        item = x.dtype.itemsize
-        return Operand(x, "numpy", int(x.__array_interface__["data"][0]), tuple(x.shape),
-                       tuple(s // item for s in x.strides), dtype_name(x.dtype), item, None)
+        item = x.itemsize
+        return Operand(x, "numpy", x.ctypes.data, x.shape, tuple([s // item for s in x.strides]),
+                       dtype_name(x.dtype), item, None)
     if hasattr(x, "__dlpack__"):
         return _wrap_dlpack(x, name, stream)
     raise TypeError(f"{name} must be a CuPy array, torch tensor or DLPack array, got {type(x).__name__}")

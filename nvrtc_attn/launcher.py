@@ -263,6 +263,11 @@ _prepared: set = set()  # variant names prepare() has compiled (or found cached)
 # Blocks of the expansion kernel's grid-stride loops: enough to fill any GPU, few enough that a
 # small batch does not launch idle blocks.
 _EXPAND_MAX_BLOCKS = 1024
+# The sections the expansion reads (all of them with offsets_only) and, after them, those it writes
+# besides the offset tables.
+_EXPAND_INPUTS = ("counts", "qo_indptr", "kv_lens", "kv_tok_indptr", "paged_kv_indptr", "page_indices", "rows",
+                  "blocks", "entries", "work_indptr", "tile_cta")
+_EXPAND_SECTIONS = _EXPAND_INPUTS + ("tiles", "tok_page", "tok_slot")
 
 
 def expand_plan(plan, workspace_ptr: int, offsets_key: planner.OffsetKey | None, stream: int, device: int, *,
@@ -275,14 +280,14 @@ def expand_plan(plan, workspace_ptr: int, offsets_key: planner.OffsetKey | None,
     Every count comes from the workspace, and the grid from the plan's capacity when it has one,
     so the launch can be captured in a CUDA graph and replayed after later plans of that capacity.
     """
+    layout = plan.layout
+
     def section(name):
-        return workspace_ptr + plan.layout[name][0]
+        return workspace_ptr + layout[name][0]
 
     op = OffsetParams()
-    inputs = ("counts", "qo_indptr", "kv_lens", "kv_tok_indptr", "paged_kv_indptr", "page_indices", "rows",
-              "blocks", "entries", "work_indptr", "tile_cta")
-    for name in inputs if offsets_only else inputs + ("tiles", "tok_page", "tok_slot"):
-        setattr(op, name, section(name))
+    for name in _EXPAND_INPUTS if offsets_only else _EXPAND_SECTIONS:
+        setattr(op, name, workspace_ptr + layout[name][0])
     op.page_size = plan.page_size
     op.num_kv_heads = plan.num_kv_heads
     offsets_key = planner.as_offset_key(offsets_key)

@@ -75,7 +75,12 @@ def offset_key(k_strides, v_strides, max_page_index: int, page_size: int) -> Off
     the batch's largest page index fits it, else ("elements", k_page, k_token, v_page, v_token)
     for two int64 tables.
     """
-    mode, ratio = paging.choose_offset_mode(tuple(k_strides), tuple(v_strides))
+    return _offset_key(tuple(k_strides), tuple(v_strides), int(max_page_index), int(page_size))
+
+
+@functools.lru_cache(maxsize=256)  # plan() asks for the key of its cache view every call: a few per process
+def _offset_key(k_strides: tuple, v_strides: tuple, max_page_index: int, page_size: int) -> OffsetKey:
+    mode, ratio = paging.choose_offset_mode(k_strides, v_strides)
     if mode == "units" and units_fit(UnitsKey("units", int(ratio)), max_page_index, page_size):
         return UnitsKey("units", int(ratio))
     return ElementsKey("elements", int(k_strides[0]), int(k_strides[1]), int(v_strides[0]), int(v_strides[1]))
@@ -149,14 +154,18 @@ class PartialSlots:
     @classmethod
     def for_workspace(cls, nbytes: int, block_m: int, head_dim: int) -> "PartialSlots":
         """As many slots as nbytes holds, at most 2^31 / (block_m * head_dim) (int32 indexing)."""
-        slot_bytes = int(block_m) * (int(head_dim) + 1) * 4
-        return cls(min(int(nbytes) // slot_bytes, (2**31 - 1) // (int(block_m) * int(head_dim))), int(block_m),
-                   int(head_dim))
+        return _slots_for(cls, int(nbytes), int(block_m), int(head_dim))
 
     @property
     def lse_offset(self) -> int:
         """Byte offset of the LSE array in the workspace."""
         return self.slots * self.block_m * self.head_dim * 4
+
+
+@functools.lru_cache(maxsize=64)  # frozen answers; plan() asks for its workspace's slots every call
+def _slots_for(cls, nbytes: int, block_m: int, head_dim: int) -> PartialSlots:
+    slot_bytes = block_m * (head_dim + 1) * 4
+    return cls(min(nbytes // slot_bytes, (2**31 - 1) // (block_m * head_dim)), block_m, head_dim)
 
 
 @dataclass(frozen=True)
@@ -235,29 +244,47 @@ class Plan:
 def _layout(sizes) -> tuple[dict, int, int]:
     """(section -> (offset, bytes), bytes of the uploaded prefix, bytes of the whole layout) from
     the item counts of SECTIONS, in order."""
-    layout, offset = {}, 0
+    layout, offset, ends = {}, 0, []
     for name, items, item_bytes in zip(SECTIONS, sizes, _ITEM_BYTES):
         nbytes = items * item_bytes
         layout[name] = (offset, nbytes)
         offset += -(-nbytes // _ALIGN) * _ALIGN
-        if name == UPLOADED[-1]:
-            upload = offset
-    return layout, upload, max(offset, _ALIGN)
+        ends.append(offset)
+    return layout, ends[len(UPLOADED) - 1], max(offset, _ALIGN)
+
+
+_PAD = np.zeros(_ALIGN // 4, dtype=np.int32)  # the zeros between compact sections (views of it)
+_UINT16_ZERO = np.zeros(1, dtype=np.uint16)
 
 
 def _image(arrays, layout: dict, upload_bytes: int) -> np.ndarray:
     """The uploaded sections (UPLOADED order, any integer arrays) as int32 at their offsets, zero
-    between them."""
-    words = np.zeros(upload_bytes // 4, dtype=np.int32)
+    between them. One concatenation of the sections and the zeros between them (it casts them to
+    int32 on the way) instead of a zeroed image and a copy per section."""
+    pieces, end = [], 0  # end: words so far
     for name, arr in zip(UPLOADED, arrays):
         if not arr.size:
             continue
         start = layout[name][0] // 4
-        if name == "tile_cta":  # uint16 items
-            words[start:].view(np.uint16)[:arr.size] = arr
-        else:  # [n, c] tables row-major, as the device reads them
-            words[start:start + arr.size] = arr if arr.ndim == 1 else arr.reshape(-1)
+        if start > end:
+            pieces.append(_PAD[:start - end] if start - end <= len(_PAD) else np.zeros(start - end, np.int32))
+        if name == "tile_cta":  # uint16 items, two a word
+            arr = _uint16_words(arr)
+        pieces.append(arr if arr.ndim == 1 else arr.reshape(-1))  # [n, c] tables row-major, as the device reads them
+        end = start + pieces[-1].size
+    if upload_bytes // 4 > end:
+        pieces.append(np.zeros(upload_bytes // 4 - end, np.int32))
+    words = np.concatenate(pieces, dtype=np.int32, casting="unsafe") if pieces else np.zeros(0, np.int32)
     return words.view(np.uint8)
+
+
+def _uint16_words(items: np.ndarray) -> np.ndarray:
+    """int32 words holding the items as uint16, two a word in memory order (a zero after an odd count)."""
+    if items.dtype != np.uint16 or not items.flags.c_contiguous:
+        items = items.astype(np.uint16)  # (tile_cta is int64 past 65536 CTAs: its items keep 16 bits)
+    if items.size % 2:
+        items = np.concatenate((items, _UINT16_ZERO))
+    return items.view(np.int32)
 
 
 def build_offsets(tok_page, tok_slot, key) -> dict[str, np.ndarray]:
@@ -312,7 +339,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
               q_dtype: str | None = None, num_ctas: int = 132, block_m: int = 128, offsets_key: tuple | None = None,
               l2_section_bytes: int = schedule.L2_SECTION_BYTES,
               capacity: PlanCapacity | None = None, choose_build=None,
-              split: schedule.SplitRequest | None = None, lengths: tuple | None = None) -> Plan:
+              split: schedule.SplitRequest | None = None, lengths: tuple | None = None,
+              max_page_index: int | None = None) -> Plan:
     """Plan one batch from validated host index arrays (see validate.check_plan_args).
 
     O(batch + pages + tiles / num_ctas waves), never O(key tokens): the per-token tables and the
@@ -326,6 +354,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     split.max_slots and capacity.max_pieces; their key block is split.block_n or the chosen build's.
     lengths: (qo_lens, kv_lens) int64 [B] of these index arrays when the caller has them (PlanArgs:
     validation computes them), else computed here.
+    max_page_index: the largest of paged_kv_indices[:paged_kv_indptr[-1]] (-1 without pages) when the
+    caller has it (PlanArgs.max_page_index), else computed here (a reduction over every used page).
 
     Example: 2 requests of 100 and 300 query tokens on 100 and 400 keys, 8 q heads on 2 KV heads:
         make_plan([0, 100, 400], [0, 7, 32], pages, [4, 16], 8, 2, 128, 16, causal=True)
@@ -342,7 +372,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     np.add.accumulate(kv_lens, out=kv_tok_indptr[1:])
     total_kv = int(kv_tok_indptr[-1])
     used = np.asarray(paged_kv_indices)[: int(indptr[-1])]
-    max_page_index = int(np.maximum.reduce(used)) if len(used) else -1
+    if max_page_index is None:
+        max_page_index = int(np.maximum.reduce(used)) if len(used) else -1
     offsets_key = as_offset_key(offsets_key)
     if offsets_key is not None and not units_fit(offsets_key, max_page_index, page_size):
         raise OverflowError("offsets_key in units mode does not fit int32; use element mode")
@@ -366,11 +397,14 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
               work.tile_cta, work.work_indptr, merges)  # UPLOADED order
     if capacity is None:
         sizes = [*map(len, arrays), work.num_tiles, total_kv, total_kv, total_kv, total_kv, total_kv]
+        layout, upload_bytes, workspace_bytes = _layout(sizes)
     else:
         pieces = int(merges[:, 5].sum()) * int(num_kv_heads) if len(merges) else 0
         capacity.check(batch, work.num_tiles, total_kv, len(used), pieces)
-        sizes = _capacity_sizes(capacity, num_kv_heads, num_ctas)
-    layout, upload_bytes, workspace_bytes = _layout(sizes)
+        # Every plan of a capacity has its layout (graph mode re-plans with one): computed once, each
+        # plan its own copy of the dict.
+        layout, upload_bytes, workspace_bytes = _capacity_layout(capacity, int(num_kv_heads), int(num_ctas))
+        layout = dict(layout)
     image = _image(arrays, layout, upload_bytes)
     if capacity is not None and batch < capacity.batch_size:  # empty requests after the last
         for name in ("qo_indptr", "kv_tok_indptr", "paged_kv_indptr"):
@@ -389,6 +423,12 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
         capacity=capacity, layout=layout, workspace_bytes=workspace_bytes, image=image, build=build,
         kv_dtype="" if kv_dtype in (None, dtype) else kv_dtype, q_dtype=q_dtype or "",
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _capacity_layout(capacity: PlanCapacity, num_kv_heads: int, num_ctas: int) -> tuple[dict, int, int]:
+    """_layout of a capacity's sizes (shared: callers copy the dict)."""
+    return _layout(_capacity_sizes(capacity, num_kv_heads, num_ctas))
 
 
 def _capacity_sizes(capacity: PlanCapacity, num_kv_heads: int, num_ctas: int) -> list[int]:

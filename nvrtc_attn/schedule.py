@@ -76,7 +76,8 @@ def row_tiling(qo_lens, kv_lens, group_size: int, block_m: int, causal: bool, wi
         # block_m rows of a tile, so a partial last tile would waste the most expensive key range.
         # Row i (of all) ends (rows after it in its request) * block_m before the packed rows do.
         # (Per-request values reach their rows by repeat, cheaper than a gather by req.)
-        end_offset = packed - (first_row[1:] - 1) * block_m
+        last = first_row[1:] - 1  # each request's last row
+        end_offset = packed - last * block_m
         row_end = end_offset.repeat(per_req)
         row_end += np.arange(0, n * block_m, block_m, dtype=np.int64)
         row_start = row_end - block_m
@@ -91,19 +92,29 @@ def row_tiling(qo_lens, kv_lens, group_size: int, block_m: int, causal: bool, wi
     # then kv_end <= 0) besides kv_len == 0 (then c = -qo_len and the window start is below 0); a
     # non-causal window always keeps j = kv_len - 1 since i < qo_len. Tiles that see nothing get
     # kv_start = kv_end = 0.
-    c = (kv - qo).repeat(per_req)
-    if causal:
+    c = None  # kv_len - qo_len of each row's request (the causal diagonal), when needed
+    if causal and block_m % g == 0:
+        # kv_end = (row_end - 1) // g + 1 + c in closed form: a row L - i rows before its request's
+        # last row L ends (L - i) * block_m packed rows, (L - i) * block_m / g queries, before
+        # qo_len, so kv_end = kv_len - (L - i) * block_m / g (per request, then one repeat).
+        step = block_m // g
+        kv_end = (kv - last * step).repeat(per_req)
+        kv_end += np.arange(0, n * step, step, dtype=np.int64)
+        np.maximum(kv_end, 0, out=kv_end)
+    elif causal:
+        c = (kv - qo).repeat(per_req)
         kv_end = row_end - 1
         kv_end //= g
         kv_end += c
-        kv_end += 1
-        np.minimum(kv_end, kv.repeat(per_req), out=kv_end)
+        kv_end += 1  # <= kv_len: row_end <= qo_len * g, so (row_end - 1) // g + 1 <= qo_len
         np.maximum(kv_end, 0, out=kv_end)
     else:
         kv_end = kv.repeat(per_req)
     out = np.zeros((n, 8), dtype=np.int32)
     cost = kv_end + TILE_OVERHEAD_KEYS  # tile_costs without the block_m factor: the same partition
     if window_left >= 0:
+        if c is None:
+            c = (kv - qo).repeat(per_req)
         i_first = row_start // g if g > 1 else row_start
         if causal:
             i_first = np.maximum(i_first, -c)
@@ -192,6 +203,13 @@ def l2_sections(tiles: np.ndarray, kv_bytes_per_token: int, budget: int = L2_SEC
     section_of_group = np.zeros(len(starts), dtype=np.int64)
     section_of_group[_section_starts(group_bytes.tolist(), 1, budget)[1:]] = 1
     return np.cumsum(section_of_group)[group_of]
+
+
+def _request_sections(sec_starts: list, heads: int, n_req: int) -> np.ndarray:
+    """The section of every request, int64 [n_req], from section starts that are all whole
+    requests (multiples of heads in groups): one repeat instead of a search per request."""
+    ends = sec_starts[1:] + [n_req * heads]
+    return np.arange(len(sec_starts), dtype=np.int64).repeat([(e - s) // heads for s, e in zip(sec_starts, ends)])
 
 
 def _all_equal(values: np.ndarray) -> bool:
@@ -329,8 +347,7 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
     # goes to keys[t + j], so keys[:n] ends up as the key each tile went to.
     keys = np.empty(n + p, dtype=np.int64)
     keys[:p] = np.arange(p)
-    fed = []  # the keys each exact run fed
-    t = full_waves = 0
+    t = 0
     add, first_min = np.add, np.minimum.accumulate
     while t < n:
         waves = (n - t) // p
@@ -347,20 +364,16 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
                     break
                 old = new
             t += done * p
-            full_waves += done
             if done == waves:
                 continue
         m = min(p, n - t)
         old = keys[t:t + p]
         # Exact run: tile t + j to the j-th CTA while it precedes every CTA fed in the run. The CTAs
         # it leaves are already in place for the next state; the fed ones follow them, then a sort.
+        # The CTAs ascend and the least fed key only falls, so the tiles that pass are a prefix:
+        # counting them finds where it ends.
         cand = old[:m] + step[t:t + m]
-        k = 1
-        if m > 1:
-            ok = old[1:m] < first_min(cand)[:-1]
-            first_fail = int(ok.argmin())
-            k = m if ok[first_fail] else first_fail + 1
-        fed.append(old[:k] & mask)
+        k = 1 + np.count_nonzero(old[1:m] < first_min(cand)[:-1])
         nxt = keys[t + k:t + k + p]
         nxt[p - k:] = cand[:k]
         nxt.sort()
@@ -368,19 +381,17 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
         if k < min(_MIN_RUN, m):
             break
     state = keys[t:t + p]
-    counts = np.full(num_ctas, full_waves, dtype=np.int64)
-    if fed:
-        counts += np.bincount(np.concatenate(fed), minlength=num_ctas)
     cta = keys[:n].astype(np.uint16) if bits == 16 else keys[:n] & mask
+    makespan = int(state[-1]) >> bits  # the state is sorted after every wave and run
     if t < n:
         heap = [(x >> bits, x & mask) for x in state.tolist()]  # sorted, so a heap
         for rank, c in enumerate((step[t:] >> bits).tolist(), start=t):
             total, c_id = heap[0]
             heapq.heapreplace(heap, (total + c, c_id))
             cta[rank] = c_id
-            counts[c_id] += 1
-        return cta, counts, max(heap)[0]
-    return cta, counts, int(state[-1]) >> bits  # the state is sorted after every wave and run
+        makespan = max(heap)[0]
+    # (One count of the CTA ids at the end: cheaper than tracking each wave's and run's.)
+    return cta, np.bincount(cta, minlength=num_ctas), makespan
 
 
 @dataclass(frozen=True)
@@ -468,8 +479,7 @@ def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: in
     splits = [g for g in sec_starts if g % heads]
     if not splits:  # a segment per request, its rows the entries
         n_seg, seg_start, entry_row, entry_cost, seg_of_entry = n_req, None, None, r.cost, r.ordinal
-        seg_section = None if len(sec_starts) == 1 else \
-            np.asarray(sec_starts).searchsorted(np.arange(0, n_req * heads, heads), side="right") - 1
+        seg_section = None if len(sec_starts) == 1 else _request_sections(sec_starts, heads, n_req)
     else:
         seg_start = np.concatenate((np.arange(0, n_req * heads, heads), splits))
         seg_start.sort()
@@ -485,7 +495,8 @@ def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: in
         seg_section = np.asarray(sec_starts).searchsorted(seg_start, side="right") - 1
 
     # Blocks are the runs of equal (section, cost descending, segment); entries sort by that key and
-    # their index, as one integer when it fits in 63 bits.
+    # their index: a stable argsort (it merges the requests' runs, a request's rows come in cost
+    # order; faster than sorting the key with the index in its low bits, 1.2-2x).
     n_entries = len(entry_cost)
     max_cost = int(np.maximum.reduce(entry_cost))
     key = max_cost - entry_cost
@@ -493,29 +504,20 @@ def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: in
     key += seg_of_entry
     if seg_section is not None:
         key += seg_section[seg_of_entry] * ((max_cost + 1) * n_seg)
-    entry_bits = max(n_entries - 1, 1).bit_length()
-    if (len(sec_starts) * (max_cost + 1) * n_seg) << entry_bits < 1 << 63:
-        key <<= entry_bits
-        key |= np.arange(n_entries, dtype=np.int64)
-        key.sort()
-        by_key = key & ((1 << entry_bits) - 1)
-        key >>= entry_bits
-    else:
-        by_key = np.lexsort((np.arange(n_entries), key))
-        key = key[by_key]
-    cut = (key[1:] != key[:-1]).nonzero()[0]
-    e0 = np.zeros(len(cut) + 1, dtype=np.int64)
-    np.add(cut, 1, out=e0[1:])
-    k = np.empty_like(e0)
-    np.subtract(e0[1:], e0[:-1], out=k[:-1])
-    k[-1] = n_entries - e0[-1]
+    by_key = key.argsort(kind="stable")
+    key = key[by_key]
+    edge = np.empty(n_entries + 1, dtype=bool)  # where a block starts, and the end
+    edge[0] = edge[-1] = True
+    np.not_equal(key[1:], key[:-1], out=edge[1:-1])
+    bounds = edge.nonzero()[0]
+    e0, k = bounds[:-1], bounds[1:] - bounds[:-1]  # first entry and entries of each block
     if seg_start is None:
         block_tiles, h_lo = k * heads, 0
     else:
         seg_heads = np.empty_like(seg_start)
         np.subtract(seg_start[1:], seg_start[:-1], out=seg_heads[:-1])
         seg_heads[-1] = n_req * heads - seg_start[-1]
-        block_seg = key[e0] % n_seg
+        block_seg = seg_of_entry[by_key[e0]]  # the segment of each block's first entry
         block_tiles, h_lo = k * seg_heads[block_seg], seg_start[block_seg] % heads
     pos = np.zeros(len(e0) + 1, dtype=np.int64)
     np.add.accumulate(block_tiles, out=pos[1:])
@@ -534,7 +536,7 @@ def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: in
     bits = _key_bits(num_ctas)
     cta, counts, makespan = _longest_first((entry_cost[by_key[e0]] << bits).repeat(block_tiles), num_ctas, bits)
     work_indptr = np.zeros(num_ctas + 1, dtype=np.int32)
-    np.add.accumulate(counts, out=work_indptr[1:])
+    work_indptr[1:] = np.add.accumulate(counts)  # (an int32 out= would take numpy's slower casting loop)
     return WorkList(blocks, entries, cta, work_indptr, makespan)
 
 
@@ -616,9 +618,11 @@ def schedule_rows(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_
     tiles = len(r.cost) * heads
     if split is None or tiles == 0 or (not split.fixed_keys and tiles >= SPLIT_MAX_WAVES * num_ctas):
         return Schedule(r.rows, _work(r, heads, kv_bytes_per_token, num_ctas, budget), _NO_MERGES)
+    makespan = int(np.maximum.reduce(r.cost))  # one wave: the longest tile
+    if not split.fixed_keys and split.block_n is not None and not _may_split(makespan, split.block_n):
+        return Schedule(r.rows, _work(r, heads, kv_bytes_per_token, num_ctas, budget), _NO_MERGES)
     unsplit = None
     cost_sum = int(np.add.reduce(r.cost))
-    makespan = int(np.maximum.reduce(r.cost))  # one wave: the longest tile
     if not split.fixed_keys:
         if tiles > num_ctas:
             unsplit = _work(r, heads, kv_bytes_per_token, num_ctas, budget)
@@ -640,6 +644,15 @@ def schedule_rows(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_
     if unsplit is None:
         unsplit = _work(r, heads, kv_bytes_per_token, num_ctas, budget)
     return Schedule(r.rows, unsplit, _NO_MERGES)
+
+
+def _may_split(longest_cost: int, block_n: int) -> bool:
+    """Whether some row tile of these costs (the longest: longest_cost) may have enough key blocks
+    for an automatic split (_auto_pieces: SPLIT_MIN_PIECE_BLOCKS a piece, two pieces at least). A
+    tile of K keys visits at most ceil((K + block_n - 1) / block_n) blocks (key_blocks rounds its
+    start down), so a batch of short tiles (a few decode-like queries) skips the candidates."""
+    keys = longest_cost - TILE_OVERHEAD_KEYS
+    return (keys + 2 * int(block_n) - 2) // int(block_n) >= 2 * SPLIT_MIN_PIECE_BLOCKS
 
 
 def _one_wave(num_rows: int, heads: int, num_ctas: int, makespan: int) -> WorkList:
@@ -820,9 +833,15 @@ def key_blocks(kv_start, kv_end, block_n: int) -> tuple[np.ndarray, np.ndarray]:
 
     Example: block_n=128, ranges (0, 128), (100, 300), (5, 5) -> first (0, 0, 5), count (1, 3, 0)
     """
-    ks = np.asarray(kv_start, dtype=np.int64)
-    ke = np.asarray(kv_end, dtype=np.int64)
     bn = int(block_n)
+    ks = np.asarray(kv_start)
+    if ks.size and not np.count_nonzero(ks):  # every range from key 0 (no window): first 0, a ceiling (3 steps, not 9)
+        count = np.add(kv_end, bn - 1, dtype=np.int64)
+        count //= bn
+        np.maximum(count, 0, out=count)  # (an empty range's count is 0 already, kv_end <= 0 gives 0)
+        return np.zeros(ks.shape, dtype=np.int64), count
+    ks = np.asarray(ks, dtype=np.int64)
+    ke = np.asarray(kv_end, dtype=np.int64)
     live = ke > ks
     first = np.where(live, ks - ks % bn, ks)
     count = ke - first
@@ -836,7 +855,9 @@ def align_key_starts(rows: np.ndarray, block_n: int) -> None:
     """Rows (TILE_FIELDS) of an sm90 plan, in place: kv_start becomes the first key of the tile's
     first key block (key_blocks), so the kernel reads its blocks from the plan instead of deriving
     them. Costs and the partition were computed on the visible ranges before this."""
-    rows[:, 4] = key_blocks(rows[:, 4], rows[:, 5], block_n)[0]
+    starts = rows[:, 4]
+    if np.count_nonzero(starts):  # (ranges from key 0 start on their first block already)
+        starts[:] = key_blocks(starts, rows[:, 5], block_n)[0]
 
 
 def mean_blocks_per_tile(tiles: np.ndarray, block_n: int) -> float:

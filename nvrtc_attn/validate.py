@@ -40,7 +40,8 @@ def host_ints(x, name: str) -> np.ndarray:
     if arr.size and arr.dtype.kind not in "iu":  # signed and unsigned integers (not bool)
         raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
     # Always a copy: engines refill their (pinned) index buffers for the next step while this plan lives.
-    return np.array(arr, dtype=np.int64)
+    # (astype: the same copy as np.array(arr, dtype=np.int64), without its array-coercion step.)
+    return arr.astype(np.int64)
 
 
 # Up to this many items a NumPy reduction costs more than a list and Python's min/max: batches are
@@ -56,7 +57,14 @@ def bounds(arr: np.ndarray) -> tuple[int, int]:
     return int(np.minimum.reduce(arr)), int(np.maximum.reduce(arr))
 
 
+def highest(arr: np.ndarray) -> int:
+    """max of a non-empty int array as a Python int (bounds' upper half, when only it is needed)."""
+    return max(arr.tolist()) if arr.size <= _SMALL else int(np.maximum.reduce(arr))
+
+
 def positive_int(value, name: str) -> int:
+    if type(value) is int and value > 0:  # the usual argument: no ABC check (plan() checks four)
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
@@ -86,6 +94,12 @@ def check_indptr(arr: np.ndarray, name: str, from_zero: bool = True) -> np.ndarr
     """A CSR indptr: batch_size + 1 non-decreasing entries from 0 (from_zero=False: from any
     offset >= 0, as paged_kv_indptr may start when an engine plans the tail of a larger batch).
     Returns its lengths arr[1:] - arr[:-1] (plan() needs them anyway)."""
+    return _indptr_lengths(arr, name, from_zero)[0]
+
+
+def _indptr_lengths(arr: np.ndarray, name: str, from_zero: bool = True) -> tuple[np.ndarray, int, int]:
+    """check_indptr's lengths, the shortest and the longest of them (0, 0 without requests): plan()
+    reads them again, and one pass over a short batch's list finds both."""
     if arr.size < 1:
         raise ValueError(f"{name} must have batch_size + 1 >= 1 entries, got 0")
     first = arr.item(0)
@@ -94,11 +108,12 @@ def check_indptr(arr: np.ndarray, name: str, from_zero: bool = True) -> np.ndarr
     if first < 0:
         raise ValueError(f"{name}[0] must be >= 0, got {first}")
     lens = arr[1:] - arr[:-1]
-    if lens.size and bounds(lens)[0] < 0:
+    shortest, longest = bounds(lens) if lens.size else (0, 0)
+    if shortest < 0:
         bad = int(np.flatnonzero(lens < 0)[0])
         raise ValueError(f"{name} must be non-decreasing, but {name}[{bad + 1}] = {int(arr[bad + 1])} "
                          f"< {name}[{bad}] = {int(arr[bad])}")
-    return lens
+    return lens, shortest, longest
 
 
 def check_dtype_arg(value, name: str) -> str:
@@ -210,7 +225,8 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
         raise ValueError(f"head_dim_qk (head_dim) must be one of {HEAD_DIMS}, got {head_dim}")
     page_size = positive_int(page_size, "page_size")
     fp8_q = ""
-    if dtype_name(q_data_type) in FP8_KV_DTYPES or dtype_name(q_data_type) in FP8_Q_DTYPES:
+    q_name = dtype_name(q_data_type)
+    if q_name in FP8_KV_DTYPES or q_name in FP8_Q_DTYPES:
         fp8_q, q_dt, kv_dt = check_fp8_q_dtypes(q_data_type, kv_data_type, o_data_type)  # q_dt: the output's
     else:
         q_dt = check_dtype_arg(q_data_type, "q_data_type")
@@ -220,7 +236,9 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
                                       f"dtype is q's ({q_dt})")
         if o_data_type is not None and dtype_name(o_data_type) != q_dt:
             raise NotImplementedError(f"o_data_type={o_data_type!r}: the output dtype must be q's ({q_dt})")
-    if isinstance(window_left, (bool, np.bool_)) or not isinstance(window_left, numbers.Integral) or window_left < -1:
+    if type(window_left) is int and window_left >= -1:  # the usual argument: no ABC check
+        pass
+    elif isinstance(window_left, (bool, np.bool_)) or not isinstance(window_left, numbers.Integral) or window_left < -1:
         raise ValueError(f"window_left must be an integer >= -1 (-1: no window), got {window_left!r}")
     sm_scale = optional_positive(sm_scale, "sm_scale")
     soft_cap = optional_positive(logits_soft_cap, "logits_soft_cap", allow_zero=True) or 0.0
@@ -231,8 +249,8 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
     kv = host_ints(paged_kv_indptr, "paged_kv_indptr")
     idx = host_ints(paged_kv_indices, "paged_kv_indices")
     last = host_ints(paged_kv_last_page_len, "paged_kv_last_page_len")
-    qo_lens = check_indptr(qo, "qo_indptr")
-    n_pages = check_indptr(kv, "paged_kv_indptr", from_zero=False)
+    qo_lens, _, longest_q = _indptr_lengths(qo, "qo_indptr")
+    n_pages, fewest_pages, _ = _indptr_lengths(kv, "paged_kv_indptr", from_zero=False)
     batch = qo.size - 1
     if kv.size != qo.size:
         raise ValueError(f"paged_kv_indptr has {kv.size} entries but qo_indptr has {qo.size}: "
@@ -245,10 +263,10 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
     used = idx[kv_first: kv_end]  # entries past paged_kv_indptr[-1] are slack, never read
     max_page_index = -1
     if used.size:
-        lowest, max_page_index = bounds(used)
-        if lowest < 0:
-            raise ValueError(f"paged_kv_indices must be >= 0, got {lowest}")
-    if batch and bounds(n_pages)[0] > 0:  # every request has pages: the usual batch, fewer steps
+        smallest, max_page_index = bounds(used)
+        if smallest < 0:
+            raise ValueError(f"paged_kv_indices must be >= 0, got {smallest}")
+    if batch and fewest_pages > 0:  # every request has pages: the usual batch, fewer steps
         lo, hi = bounds(last)
         if lo < 1 or hi > page_size:
             _raise_last_page_len(last, np.ones(batch, dtype=bool), page_size)
@@ -260,13 +278,14 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
         _raise_last_page_len(last, has_pages, page_size)
         kv_lens = np.where(has_pages, (n_pages - 1) * page_size + last, 0)
         last = np.where(has_pages, last, 1)
-    if causal and batch and bounds(qo_lens - kv_lens)[1] > 0:
+    if causal and batch and highest(qo_lens - kv_lens) > 0:
         b = int(np.flatnonzero(qo_lens > kv_lens)[0])
         raise ValueError(f"causal=True needs qo_len <= kv_len, but request {b} has qo_len "
                          f"{int(qo_lens[b])} > kv_len {int(kv_lens[b])}")
     group = num_qo_heads // num_kv_heads
-    if batch and (qo.item(-1) >= 2**31 or int(np.add.reduce(kv_lens)) >= 2**31
-                  or bounds(qo_lens)[1] * group >= 2**31):
+    # (The keys are at most the pages times page_size: a batch far from the bound skips their sum.)
+    if batch and (qo.item(-1) >= 2**31 or longest_q * group >= 2**31 or
+                  ((kv_end - kv_first) * page_size >= 2**31 and int(np.add.reduce(kv_lens)) >= 2**31)):
         raise ValueError("qo_indptr / paged_kv_indptr: batch too large for int32 indexing")
     return PlanArgs(  # the page table rebased to start at 0: request b's pages are used[kv[b]-kv[0] ...]
         qo_indptr=qo, paged_kv_indptr=kv - kv_first if kv_first else kv, paged_kv_indices=used,
@@ -280,7 +299,7 @@ def _raise_last_page_len(last: np.ndarray, has_pages: np.ndarray, page_size: int
     """ValueError for the first request with pages whose paged_kv_last_page_len is not in
     [1, page_size], if any."""
     bad = has_pages & ((last < 1) | (last > page_size))
-    if np.any(bad):
+    if np.count_nonzero(bad):  # (np.any is a Python-level wrapper; plan() checks batches with empty requests here)
         b = int(np.nonzero(bad)[0][0])
         raise ValueError(f"paged_kv_last_page_len[{b}] = {int(last[b])} must be in [1, page_size={page_size}]")
 

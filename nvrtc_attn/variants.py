@@ -229,9 +229,32 @@ def _clearly_full(head_dim: int, qo_lens, kv_lens, group_size: int) -> bool:
     least P rows, the full tiles at most P + block_m - 1, so each request's ratio, and with it the
     batch's, is at least 3/4 (W1: P = 4096 per request, ratio >= 0.97)."""
     rows = np.asarray(qo_lens, dtype=np.int64)
-    has_keys = np.asarray(kv_lens) > 0
-    fewest = int(np.minimum.reduce(rows, where=has_keys, initial=np.iinfo(np.int64).max))
+    keys = np.asarray(kv_lens)
+    if len(rows) <= _SHORT_BATCH:  # (only requests with keys count)
+        live = [q for q, k in zip(rows.tolist(), keys.tolist()) if k > 0]
+        fewest = min(live) if live else None
+    else:
+        live = rows[keys > 0] if np.count_nonzero(keys) < len(keys) else rows
+        fewest = int(np.minimum.reduce(live)) if len(live) else None
+    if fewest is None:
+        return True  # no work: never short (sm90_short_tile_work is None)
     return fewest >= -(-3 * (SM90_TILES[head_dim].block_m - 1) // int(group_size))
+
+
+# Batches of at most this many requests take the short-tile tests through Python lists: fewer steps
+# than NumPy's on a few values (plan() asks on every call, decode-like batches are often this small).
+_SHORT_BATCH = 64
+
+
+def _short_tile_count(qo_lens, group_size: int, block_m: int) -> int:
+    """Short tiles of a batch per KV head: ceil(qo_len * group_size / block_m) summed over requests."""
+    if len(qo_lens) <= _SHORT_BATCH:
+        g = int(group_size)
+        return sum((q * g + block_m - 1) // block_m for q in np.asarray(qo_lens).tolist())
+    rows = np.asarray(qo_lens, dtype=np.int64) * int(group_size)
+    rows += block_m - 1
+    rows //= block_m
+    return int(np.add.reduce(rows))
 
 
 def sm90_short_tiles(head_dim: int, qo_lens, kv_lens, group_size: int, num_kv_heads: int | None = None,
@@ -245,14 +268,13 @@ def sm90_short_tiles(head_dim: int, qo_lens, kv_lens, group_size: int, num_kv_he
         return False
     if _clearly_full(head_dim, qo_lens, kv_lens, group_size):
         return False
-    work = sm90_short_tile_work(head_dim, qo_lens, kv_lens, group_size)
-    if work is None or work > SHORT_TILE_MAX_WORK:
-        return False
+    # The fill first: it is the cheaper test, and it rejects the small batches (a few decode steps).
     if num_ctas is not None:
-        rows = np.asarray(qo_lens, dtype=np.int64) * int(group_size)
-        tiles = int(np.sum(-(-rows // SM90_SHORT_TILES[head_dim].block_m))) * int(num_kv_heads)
-        return tiles >= SHORT_TILE_MIN_FILL * num_ctas
-    return True
+        tiles = _short_tile_count(qo_lens, group_size, SM90_SHORT_TILES[head_dim].block_m) * int(num_kv_heads)
+        if tiles < SHORT_TILE_MIN_FILL * num_ctas:
+            return False
+    work = sm90_short_tile_work(head_dim, qo_lens, kv_lens, group_size)
+    return work is not None and work <= SHORT_TILE_MAX_WORK
 
 
 def sm90_tile(head_dim: int, pingpong: bool, kv_tma: bool, window_left: int = -1,

@@ -72,6 +72,19 @@ def test_plan_does_no_per_token_work(make_page_table, monkeypatch):
         assert plan.workspace_bytes >= plan.layout["v_tok_elems"][0] + 8 * plan.total_kv
 
 
+def test_given_lengths_and_max_page_index_change_nothing(make_page_table):
+    """What the caller passes from validation (PlanArgs: lengths, max_page_index) gives the plan
+    make_plan computes itself."""
+    batch = make_page_table([5, 300, 0, 40], [9, 300, 17, 0], 16, 2)
+    own = _plan(batch, causal=True)
+    args = batch.index_args()
+    used = np.asarray(args[2])[: int(args[1][-1])]
+    given = _plan(batch, causal=True, max_page_index=int(used.max()),
+                  lengths=(np.diff(np.asarray(args[0], dtype=np.int64)), paging.kv_lengths(args[1], args[3], 16)))
+    assert given.max_page_index == own.max_page_index
+    assert given.image.tobytes() == own.image.tobytes() and given.layout == own.layout
+
+
 def test_layout_sections_aligned_and_disjoint(make_page_table):
     plan = _plan(make_page_table([5, 300, 0], [9, 300, 17], 16, 3), causal=True)
     spans = [plan.layout[name] for name in planner.SECTIONS]

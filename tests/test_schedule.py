@@ -239,6 +239,38 @@ def test_mean_blocks_per_tile():
     assert mean_blocks_per_tile(tiles[:0], 128) == 0.0
 
 
+def test_key_blocks_from_key_zero_match_the_general_rule():
+    """key_blocks' shortcut for ranges that all start at key 0 gives the general rule's answer
+    (also for empty and reversed ranges)."""
+    from nvrtc_attn.schedule import key_blocks
+
+    rng = np.random.default_rng(3)
+    for bn in (1, 16, 128, 176):
+        ends = rng.integers(-3, 1000, 50)
+        first, count = key_blocks(np.zeros(50, np.int64), ends, bn)
+        live = ends > 0
+        np.testing.assert_array_equal(first, np.zeros(50))
+        np.testing.assert_array_equal(count, np.where(live, -(-ends // bn), 0))
+        assert first.dtype == count.dtype == np.int64
+
+
+def test_may_split_never_skips_a_batch_with_split_candidates():
+    """schedule_rows skips the split candidates (_may_split False) only when no row tile has the
+    2 x SPLIT_MIN_PIECE_BLOCKS key blocks _auto_pieces needs for a candidate."""
+    from nvrtc_attn.schedule import SPLIT_MIN_PIECE_BLOCKS, _may_split, key_blocks, row_tiling
+
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        qo = rng.integers(1, 40, 3)
+        kv = qo + rng.integers(0, 3000, 3)
+        window = int(rng.choice([-1, 0, 100, 700]))
+        bn = int(rng.choice([64, 128, 176]))
+        r = row_tiling(qo, kv, int(rng.choice([1, 4])), 64, bool(rng.integers(0, 2)), window)
+        longest = int(key_blocks(r.rows[:, 4], r.rows[:, 5], bn)[1].max())
+        if longest >= 2 * SPLIT_MIN_PIECE_BLOCKS:
+            assert _may_split(int(r.cost.max()), bn)
+
+
 def _loop_sections(group_bytes, budget):
     """Reference: one group at a time (a section takes groups while empty or while they fit)."""
     section, used, out = 0, 0, []
