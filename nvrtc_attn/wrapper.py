@@ -281,7 +281,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
                                  kv_dtype=kv_fp8, q_dtype=q_fp8,
                                  num_ctas=num_ctas, block_m=tile.block_m, offsets_key=key,
                                  l2_section_bytes=tile.l2_section_bytes, choose_build=choose_build, split=split,
-                                 lengths=(args.qo_lens, args.kv_lens), **extra)
+                                 lengths=(args.qo_lens, args.kv_lens), max_page_index=args.max_page_index,
+                                 **extra)
         build = plan.build
         if plan.num_merges and not build.split:  # pieces: the split-KV twin (same tile and key block)
             build = variants.split_build(build)
