@@ -235,6 +235,18 @@ NA_DEVICE void store_o_rows(const PrefillParams& p, const TileCoords& c, const u
   }
 }
 
+// Accumulator tiles n and n + 1 (8 columns each) of every m-tile += A x one ldmatrix.x4 B fragment
+// (b0, b1: tile n; b2, b3: tile n + 1), mma.sync m16n8k16: the inner step of both GEMMs.
+template <int N>
+NA_DEVICE void mma_pair(float (&acc)[kMT][N][4], int n, const uint32_t (&a)[kMT][4], uint32_t b0, uint32_t b1,
+                        uint32_t b2, uint32_t b3) {
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt) {
+    ptx::mma_16816<kBf16>(acc[mt][n], a[mt], b0, b1);
+    ptx::mma_16816<kBf16>(acc[mt][n + 1], a[mt], b2, b3);
+  }
+}
+
 // S = Q K^T for this warp's kMT m-tiles and the block's kBN keys: ldmatrix fragments of Q (A) and K
 // (B) from their swizzled tiles (q_lane, k_lane: this lane's bases, see swizzle_step), mma.sync m16n8k16.
 NA_DEVICE void scores_qk(float (&s)[kMT][kNT][4], uint32_t q_lane, uint32_t k_lane) {
@@ -252,11 +264,7 @@ NA_DEVICE void scores_qk(float (&s)[kMT][kNT][4], uint32_t q_lane, uint32_t k_la
     for (int np = 0; np < kNT / 2; ++np) {
       uint32_t b0, b1, b2, b3;
       ptx::ldmatrix_x4(swizzle_step(k_lane, kk * 2) + np * 16 * kRowBytes, b0, b1, b2, b3);
-#pragma unroll
-      for (int mt = 0; mt < kMT; ++mt) {
-        ptx::mma_16816<kBf16>(s[mt][2 * np], a[mt], b0, b1);
-        ptx::mma_16816<kBf16>(s[mt][2 * np + 1], a[mt], b2, b3);
-      }
+      mma_pair(s, 2 * np, a, b0, b1, b2, b3);
     }
   }
 }
@@ -278,11 +286,7 @@ NA_DEVICE void accumulate_pv(float (&o)[kMT][kDT][4], const float (&s)[kMT][kNT]
     for (int dp = 0; dp < kDT / 2; ++dp) {
       uint32_t b0, b1, b2, b3;
       ptx::ldmatrix_x4_trans(swizzle_step(v_lane, dp * 2) + kk * 16 * kRowBytes, b0, b1, b2, b3);
-#pragma unroll
-      for (int mt = 0; mt < kMT; ++mt) {
-        ptx::mma_16816<kBf16>(o[mt][2 * dp], a[mt], b0, b1);
-        ptx::mma_16816<kBf16>(o[mt][2 * dp + 1], a[mt], b2, b3);
-      }
+      mma_pair(o, 2 * dp, a, b0, b1, b2, b3);
     }
   }
 }

@@ -287,7 +287,7 @@ def expand_plan(plan, workspace_ptr: int, offsets_key: planner.OffsetKey | None,
 
     op = OffsetParams()
     for name in _EXPAND_INPUTS if offsets_only else _EXPAND_SECTIONS:
-        setattr(op, name, workspace_ptr + layout[name][0])
+        setattr(op, name, section(name))
     op.page_size = plan.page_size
     op.num_kv_heads = plan.num_kv_heads
     offsets_key = planner.as_offset_key(offsets_key)

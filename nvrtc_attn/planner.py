@@ -152,20 +152,17 @@ class PartialSlots:
     head_dim: int
 
     @classmethod
+    @functools.lru_cache(maxsize=64)  # frozen answers; plan() asks for its workspace's slots every call
     def for_workspace(cls, nbytes: int, block_m: int, head_dim: int) -> "PartialSlots":
         """As many slots as nbytes holds, at most 2^31 / (block_m * head_dim) (int32 indexing)."""
-        return _slots_for(cls, int(nbytes), int(block_m), int(head_dim))
+        nbytes, block_m, head_dim = int(nbytes), int(block_m), int(head_dim)
+        slot_bytes = block_m * (head_dim + 1) * 4
+        return cls(min(nbytes // slot_bytes, (2**31 - 1) // (block_m * head_dim)), block_m, head_dim)
 
     @property
     def lse_offset(self) -> int:
         """Byte offset of the LSE array in the workspace."""
         return self.slots * self.block_m * self.head_dim * 4
-
-
-@functools.lru_cache(maxsize=64)  # frozen answers; plan() asks for its workspace's slots every call
-def _slots_for(cls, nbytes: int, block_m: int, head_dim: int) -> PartialSlots:
-    slot_bytes = block_m * (head_dim + 1) * 4
-    return cls(min(nbytes // slot_bytes, (2**31 - 1) // (block_m * head_dim)), block_m, head_dim)
 
 
 @dataclass(frozen=True)

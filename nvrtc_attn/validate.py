@@ -236,9 +236,9 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
                                       f"dtype is q's ({q_dt})")
         if o_data_type is not None and dtype_name(o_data_type) != q_dt:
             raise NotImplementedError(f"o_data_type={o_data_type!r}: the output dtype must be q's ({q_dt})")
-    if type(window_left) is int and window_left >= -1:  # the usual argument: no ABC check
-        pass
-    elif isinstance(window_left, (bool, np.bool_)) or not isinstance(window_left, numbers.Integral) or window_left < -1:
+    usual = type(window_left) is int and window_left >= -1  # (no ABC checks for the usual argument)
+    if not usual and (isinstance(window_left, (bool, np.bool_)) or not isinstance(window_left, numbers.Integral)
+                      or window_left < -1):
         raise ValueError(f"window_left must be an integer >= -1 (-1: no window), got {window_left!r}")
     sm_scale = optional_positive(sm_scale, "sm_scale")
     soft_cap = optional_positive(logits_soft_cap, "logits_soft_cap", allow_zero=True) or 0.0

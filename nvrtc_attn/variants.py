@@ -560,7 +560,7 @@ def _build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, g
     if q_fp8_code(q_dtype):
         q_box = None  # fp8 queries: loaded and widened by the producer threads
     variant = prefill_sm90_variant(head_dim, dtype, pingpong, tile, kv_dtype=kv_dtype, q_dtype=q_dtype,
-                                   fp8_mma=fp8_mma and not short_tiles)
+                                   fp8_mma=fp8_mma)
     return Build("sm90", tile, (variant,), pingpong, kv_box, q_box)
 
 
