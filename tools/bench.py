@@ -632,9 +632,11 @@ def ours_wrapper(gpu: Gpu, backend: str, kv_load: str, workspace_mb: int = WORKS
 def plan_ours(wrapper, w: dict, index_args: tuple, ops: Operands) -> None:
     # o_data_type only where it differs from q's (FlashInfer's default): an fp8 q, bf16 out
     out_dtype = {"o_data_type": BF16} if ops.q_dtype == FP8 else {}
+    # a workload may fix the split-KV piece length (FlashInfer's fixed_split_size, in pages)
+    split = {"fixed_split_size": int(w["fixed_split_size"])} if w.get("fixed_split_size") else {}
     wrapper.plan(*index_args, w["num_qo_heads"], w["num_kv_heads"], w["head_dim"], w["page_size"],
                  causal=bool(w["causal"]), q_data_type=ops.q_dtype, kv_data_type=ops.kv_dtype,
-                 paged_kv_cache=(ops.k, ops.v), **out_dtype)
+                 paged_kv_cache=(ops.k, ops.v), **out_dtype, **split)
 
 
 def measure_ours(gpu: Gpu, w: dict, batch: dict, ops: Operands, args) -> dict:
