@@ -335,7 +335,9 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
     next wave's order, so a wave is one add and one sort of num_ctas keys, and the check one
     comparison. A wave that fails it becomes an exact run (tile t + j to the j-th CTA while that CTA
     precedes every CTA fed in the run, as many as pass), after which waves resume; a short run
-    hands the rest to a heap, one tile at a time (heapq pops the smallest (load, id)).
+    hands the rest to a heap, one tile at a time (heapq pops the smallest (load, id)). Tiles of one
+    cost to the end (a non-causal batch of equal requests) take their waves at once
+    (_equal_cost_tail).
 
     Example: costs [5, 3, 3, 2, 2, 1], 2 CTAs, bits 1 (keys load * 2 + id): wave [0, 1] + [10, 6] ->
     [10, 7]: min 7 > 1, so tiles 0, 1 -> CTAs 0, 1; sorted [7, 10] + [6, 4] -> [13, 14]: 13 > 10,
@@ -350,6 +352,9 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
     t = 0
     add, first_min = np.add, np.minimum.accumulate
     while t < n:
+        if step.item(t) == step.item(-1) and _equal_cost_tail(keys, step, t, p):
+            t = n
+            break
         waves = (n - t) // p
         if waves:
             rows = keys[t:t + (waves + 1) * p].reshape(waves + 1, p)
@@ -392,6 +397,26 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
         makespan = max(heap)[0]
     # (One count of the CTA ids at the end: cheaper than tracking each wave's and run's.)
     return cta, np.bincount(cta, minlength=num_ctas), makespan
+
+
+def _equal_cost_tail(keys: np.ndarray, step: np.ndarray, t: int, p: int) -> bool:
+    """_longest_first from tile t when the tiles from t on all cost step[t] (C) and C exceeds the
+    CTAs' spread of keys (keys[t:t + p], ascending); False, writing nothing, otherwise.
+
+    Then every wave passes (adding C to every CTA keeps them sorted and the spread as it is): the
+    w-th wave after t finds the keys of t plus w * C, and the last, partial wave of m tiles feeds
+    the m first CTAs, which then follow the others. Example: 2 CTAs with keys [4, 7], 5 tiles of
+    C = 10: waves [4, 7] -> [14, 17] -> [24, 27], then tile 4 to key 24: state [27, 34]."""
+    n = len(step)
+    c = step.item(t)
+    if c <= keys.item(t + p - 1) - keys.item(t) or np.count_nonzero(step[t:] != c):
+        return False
+    waves, m = divmod(n - t, p)
+    rows = keys[t:t + (waves + 1) * p].reshape(waves + 1, p)
+    if waves:
+        rows[1:] = rows[0] + np.arange(c, (waves + 1) * c, c)[:, None]
+    keys[n + p - m:n + p] = rows[-1][:m] + c
+    return True
 
 
 @dataclass(frozen=True)
