@@ -359,18 +359,28 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
         if waves:
             rows = keys[t:t + (waves + 1) * p].reshape(waves + 1, p)
             costs = step[t:t + waves * p].reshape(waves, p)
-            old, done = rows[0], waves
+            old = rows[0]
             for w in range(waves):
                 new = rows[w + 1]
                 add(old, costs[w], out=new)
                 new.sort()
                 if new.item(0) <= old.item(-1):
-                    done = w
                     break
                 old = new
-            t += done * p
-            if done == waves:
+            else:
+                t += waves * p
                 continue
+            # The wave fails: an exact run over its tiles (below), in place. The fed keys (old +
+            # costs) go where the wave wrote its sorted keys, right after the CTAs' keys, so the
+            # CTAs the run leaves and those it feeds are the one slice from t + k to sort.
+            t += w * p
+            add(old, costs[w], out=new)
+            k = 1 + np.count_nonzero(old[1:] < first_min(new)[:-1])
+            keys[t + k:t + k + p].sort()
+            t += k
+            if k < min(_MIN_RUN, p):
+                break
+            continue
         m = min(p, n - t)
         old = keys[t:t + p]
         # Exact run: tile t + j to the j-th CTA while it precedes every CTA fed in the run. The CTAs
