@@ -237,7 +237,9 @@ def _section_starts(item_bytes: list, per_item: int, budget: int) -> list:
     while g0 < n:
         starts.append(g0)
         base = cum[g0 // per_item] + g0 % per_item * item_bytes[g0 // per_item]
-        first_bytes = groups_within(base, g0)  # the groups before it hold nothing
+        # The first group from g0 that holds bytes (those before it hold nothing): g0 itself unless
+        # its request has no keys.
+        first_bytes = g0 if item_bytes[g0 // per_item] else groups_within(base, g0)
         if first_bytes >= n:
             break
         g0 = max(first_bytes + 1, groups_within(base + budget, g0))
