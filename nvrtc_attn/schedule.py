@@ -237,7 +237,9 @@ def _section_starts(item_bytes: list, per_item: int, budget: int) -> list:
     while g0 < n:
         starts.append(g0)
         base = cum[g0 // per_item] + g0 % per_item * item_bytes[g0 // per_item]
-        first_bytes = groups_within(base, g0)  # the groups before it hold nothing
+        # The first group from g0 that holds bytes (those before it hold nothing): g0 itself unless
+        # its request has no keys.
+        first_bytes = g0 if item_bytes[g0 // per_item] else groups_within(base, g0)
         if first_bytes >= n:
             break
         g0 = max(first_bytes + 1, groups_within(base + budget, g0))
@@ -335,7 +337,9 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
     next wave's order, so a wave is one add and one sort of num_ctas keys, and the check one
     comparison. A wave that fails it becomes an exact run (tile t + j to the j-th CTA while that CTA
     precedes every CTA fed in the run, as many as pass), after which waves resume; a short run
-    hands the rest to a heap, one tile at a time (heapq pops the smallest (load, id)).
+    hands the rest to a heap, one tile at a time (heapq pops the smallest (load, id)). Tiles of one
+    cost to the end (a non-causal batch of equal requests) take their waves at once
+    (_equal_cost_tail).
 
     Example: costs [5, 3, 3, 2, 2, 1], 2 CTAs, bits 1 (keys load * 2 + id): wave [0, 1] + [10, 6] ->
     [10, 7]: min 7 > 1, so tiles 0, 1 -> CTAs 0, 1; sorted [7, 10] + [6, 4] -> [13, 14]: 13 > 10,
@@ -350,22 +354,35 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
     t = 0
     add, first_min = np.add, np.minimum.accumulate
     while t < n:
+        if step.item(t) == step.item(-1) and _equal_cost_tail(keys, step, t, p):
+            t = n
+            break
         waves = (n - t) // p
         if waves:
             rows = keys[t:t + (waves + 1) * p].reshape(waves + 1, p)
             costs = step[t:t + waves * p].reshape(waves, p)
-            old, done = rows[0], waves
+            old = rows[0]
             for w in range(waves):
                 new = rows[w + 1]
                 add(old, costs[w], out=new)
                 new.sort()
                 if new.item(0) <= old.item(-1):
-                    done = w
                     break
                 old = new
-            t += done * p
-            if done == waves:
+            else:
+                t += waves * p
                 continue
+            # The wave fails: an exact run over its tiles (below), in place. The fed keys (old +
+            # costs) go where the wave wrote its sorted keys, right after the CTAs' keys, so the
+            # CTAs the run leaves and those it feeds are the one slice from t + k to sort.
+            t += w * p
+            add(old, costs[w], out=new)
+            k = 1 + np.count_nonzero(old[1:] < first_min(new)[:-1])
+            keys[t + k:t + k + p].sort()
+            t += k
+            if k < min(_MIN_RUN, p):
+                break
+            continue
         m = min(p, n - t)
         old = keys[t:t + p]
         # Exact run: tile t + j to the j-th CTA while it precedes every CTA fed in the run. The CTAs
@@ -392,6 +409,26 @@ def _longest_first(step: np.ndarray, num_ctas: int, bits: int) -> tuple[np.ndarr
         makespan = max(heap)[0]
     # (One count of the CTA ids at the end: cheaper than tracking each wave's and run's.)
     return cta, np.bincount(cta, minlength=num_ctas), makespan
+
+
+def _equal_cost_tail(keys: np.ndarray, step: np.ndarray, t: int, p: int) -> bool:
+    """_longest_first from tile t when the tiles from t on all cost step[t] (C) and C exceeds the
+    CTAs' spread of keys (keys[t:t + p], ascending); False, writing nothing, otherwise.
+
+    Then every wave passes (adding C to every CTA keeps them sorted and the spread as it is): the
+    w-th wave after t finds the keys of t plus w * C, and the last, partial wave of m tiles feeds
+    the m first CTAs, which then follow the others. Example: 2 CTAs with keys [4, 7], 5 tiles of
+    C = 10: waves [4, 7] -> [14, 17] -> [24, 27], then tile 4 to key 24: state [27, 34]."""
+    n = len(step)
+    c = step.item(t)
+    if c <= keys.item(t + p - 1) - keys.item(t) or np.count_nonzero(step[t:] != c):
+        return False
+    waves, m = divmod(n - t, p)
+    rows = keys[t:t + (waves + 1) * p].reshape(waves + 1, p)
+    if waves:
+        rows[1:] = rows[0] + np.arange(c, (waves + 1) * c, c)[:, None]
+    keys[n + p - m:n + p] = rows[-1][:m] + c
+    return True
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -174,9 +174,9 @@ def check_fp8_q_dtypes(q_data_type, kv_data_type, o_data_type) -> tuple[str, str
     return q_dt, check_dtype_arg(o_data_type, "o_data_type"), kv_dt
 
 
-@dataclass(frozen=True)
-class PlanArgs:
-    """plan() arguments after validation: host int64 index arrays and plain Python scalars."""
+class PlanArgs(NamedTuple):
+    """plan() arguments after validation: host int64 index arrays and plain Python scalars. (A
+    NamedTuple, like arrays.Operand: immutable and cheap to build, since plan() makes one per call.)"""
 
     qo_indptr: np.ndarray
     paged_kv_indptr: np.ndarray          # rebased: starts at 0

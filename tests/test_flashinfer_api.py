@@ -142,6 +142,14 @@ def test_plan_refusals_cpu(kwargs, name):
         _planless().plan(*PLAN_ARGS, q_data_type="float16", **kwargs)
 
 
+@pytest.mark.parametrize("kwargs", [dict(head_dim_vo=128), dict(use_fp16_qk_reduction=np.bool_(False)),
+                                    dict(pos_encoding_mode=np.str_("NONE")), dict(token_pos_in_items_len=False)])
+def test_plan_accepts_defaults_of_other_types(kwargs):
+    """Defaults given as other objects (not the usual call's fast test) still pass the refusals."""
+    with pytest.raises(AttributeError):  # past them: the planless wrapper has no workspace
+        _planless().plan(*PLAN_ARGS, q_data_type="float16", **kwargs)
+
+
 def test_refuse_accepts_defaults():
     for name, value, default in (("x", None, None), ("mode", "NONE", "NONE"), ("flag", False, False),
                                  ("n", 0, 0), ("flag", np.bool_(False), False)):

@@ -380,3 +380,23 @@ def test_assignment_across_sections_matches_one_tile_at_a_time():
                  for _ in range(int(rng.integers(1, 5)))]
         costs = np.concatenate(parts).astype(np.int64)
         np.testing.assert_array_equal(_assign_longest_first(costs, num_ctas), _heap_longest_first(costs, num_ctas))
+
+
+def test_equal_cost_tail_matches_one_tile_at_a_time():
+    """A tail of equal costs (non-causal batches of equal requests) takes its waves at once: the
+    same CTAs, tiles per CTA and makespan as one tile at a time, also after unequal tiles and when
+    the cost is within the CTAs' spread (no shortcut then)."""
+    from nvrtc_attn.schedule import _key_bits, _longest_first
+
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        num_ctas = int(rng.choice([1, 2, 5, 132]))
+        head = np.sort(rng.integers(0, 3000, int(rng.integers(0, 400))))[::-1]
+        costs = np.concatenate((head, np.full(int(rng.integers(1, 900)), int(rng.integers(0, 2000))))).astype(np.int64)
+        bits = _key_bits(num_ctas)
+        cta, counts, makespan = _longest_first(costs << bits, num_ctas, bits)
+        want = _heap_longest_first(costs, num_ctas)
+        np.testing.assert_array_equal(cta, want)
+        np.testing.assert_array_equal(counts, np.bincount(want, minlength=num_ctas))
+        loads = np.bincount(want, weights=costs, minlength=num_ctas)
+        assert makespan == int(loads.max())

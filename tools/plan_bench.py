@@ -65,7 +65,8 @@ def time_workloads(workloads: list[dict], repeats: int, clock=time.perf_counter)
         a = validate.check_plan_args(batch["qo_indptr"], batch["paged_kv_indptr"], batch["paged_kv_indices"],
                                      batch["paged_kv_last_page_len"], w["num_qo_heads"], w["num_kv_heads"],
                                      hd, ps, bool(w["causal"]), None, -1, None, "bfloat16", None)
-        a = a if isinstance(a, dict) else vars(a)  # PlanArgs (a dataclass) today, a dict in older revisions
+        # PlanArgs: a NamedTuple today, a dataclass before it, a dict in older revisions
+        a = a if isinstance(a, dict) else a._asdict() if hasattr(a, "_asdict") else vars(a)
         strides = (NUM_LAYERS * 2 * ps * w["num_kv_heads"] * hd, w["num_kv_heads"] * hd, hd)
         key = planner.offset_key(strides, strides, a["max_page_index"], ps)
         calls[w["id"]] = _plan_call(w, tile, planner, functools.partial(
