@@ -43,7 +43,8 @@ struct StageRef {
   bool gathered;  // loaded by cp.async (consumers fence before wgmma reads it)
 };
 
-// fp8 cache: every stage was widened and fenced by the producer (producer_loop_fp8), none is "gathered".
+// fp8 cache: every stage was widened and fenced by the producer (producer_loop_fp8), or V's with kConsumerV
+// by the consumers (widen_v), none is "gathered".
 NA_DEVICE StageRef stage_of(const PrefillParams& p, const TileCoords& c, int it, int n0) {
   return {it % kStages, static_cast<uint32_t>((it / kStages) & 1), !kFp8 && PagedKv::by_gather(p, c, n0)};
 }
@@ -67,12 +68,18 @@ struct Consumer {
   OnlineSoftmax& sm;
   float (&sacc)[kBN / 2];         // S, then P (fp32)
   uint32_t (&pa)[kBN / kPvK][4];  // P as the A operand of P V: 16-bit pairs (fp8-MMA builds: e4m3 quads)
+  const int& vtid;                // the thread among all consumer threads (kConsumerV's widening)
 
   NA_DEVICE void wait_k(const StageRef& st) {
     ptx::mbar_wait(bar_addr(bars, Bar::FullK, st.s), st.ph);
     if (st.gathered) ptx::fence_proxy_async();
   }
+  // kConsumerV: V's stage is complete once both warpgroups widened their halves (widen_v).
   NA_DEVICE void wait_v(const StageRef& st) {
+    if constexpr (kConsumerV) {
+      ptx::named_barrier_sync(ptx::NamedBarrier::ConsumersV, kConsumerThreads);
+      return;
+    }
     ptx::mbar_wait(bar_addr(bars, Bar::FullV, st.s), st.ph);
     if (st.gathered) ptx::fence_proxy_async();
   }
@@ -81,7 +88,22 @@ struct Consumer {
     ptx::mbar_arrive(bar_addr(bars, Bar::EmptyK, st.s));
     if (n == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));
   }
-  NA_DEVICE void release_v(const StageRef& st) { ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, st.s)); }
+  // (kConsumerV: the consumers write V's stages themselves; the producer never waits for them.)
+  NA_DEVICE void release_v(const StageRef& st) {
+    if constexpr (!kConsumerV) ptx::mbar_arrive(bar_addr(bars, Bar::EmptyV, st.s));
+  }
+  // kConsumerV: this thread's share of block it's V, from its fp8 staging slot (1) into V's ring stage
+  // st.s (free: P V of block it - 2 completed in both warpgroups before the ConsumersV bar.sync they
+  // passed since), fenced for wgmma; the slot is handed back to the producer on VFree.
+  NA_DEVICE void widen_v(const StageRef& st, int it) {
+    if constexpr (kConsumerV) {
+      ptx::mbar_wait(bar_addr(bars, Bar::Staged, 1), it & 1);  // V unit 2 it + 1: slot 1, its it-th fill
+      fp8::widen_block<kD, kBN, kConsumerThreads, kBf16, kKvFp8, kHwCvt, PagedKv>(
+          smem + SmemLayout::kStage8 + SmemLayout::kStage8Bytes, smem + SmemLayout::kKV + (kStages + st.s) * kKVBytes, vtid);
+      ptx::fence_proxy_async();  // generic-proxy stores -> wgmma (async proxy), before the bar.sync
+      ptx::mbar_arrive(bar_addr(bars, Bar::VFree));
+    }
+  }
   NA_DEVICE void take_turn() {
     if constexpr (kPingPong) ptx::named_barrier_sync(my_turn, 256);
   }
@@ -222,6 +244,7 @@ NA_DEVICE void overlapped_schedule(Consumer& wg, const PrefillParams& p, const T
   wg.s_alone(cur, n);
   wg.softmax(n0);
   wg.pack_p();
+  wg.widen_v(cur, it);
   ++it;
   // Steady state: S of block n with P V of block n + 1.
   for (--n; n >= 0; --n, ++it) {
@@ -242,6 +265,7 @@ NA_DEVICE void overlapped_schedule(Consumer& wg, const PrefillParams& p, const T
     wg.fence_s();
     wg.release_k(cur, n);
     wg.softmax(n0);
+    wg.widen_v(cur, it);  // (kConsumerV) while P V of block n + 1 runs
     wgmma::wait<0>();
     wg.fence_o_p();
     wg.release_v(prev);
@@ -269,6 +293,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
   const int g = lane / 4;
   const int t4 = lane % 4;
   const int wg_row0 = cw * 64;
+  const int vtid = cw * 128 + ctid;
   const float c2 = p.scale_log2;
   int it = 0, tq = 0;
   // Turns cycle through the warpgroups: each waits for its own, issues, and passes the turn on
@@ -304,7 +329,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
       uint32_t pa[kBN / kPvK][4];
 
       Consumer wg{p, c, mask, smem, bars, q_tile, qs, wg_row0, warp, g, t4, my_turn, other_turn, c2t, cap_t,
-                  o, sm, sacc, pa};
+                  o, sm, sacc, pa, vtid};
       if constexpr (kOverlap) overlapped_schedule(wg, p, c, it, n_blocks);
       else serial_schedule(wg, p, c, it, n_blocks);
     }

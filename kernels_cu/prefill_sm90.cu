@@ -36,6 +36,7 @@ prefill_sm90(const __grid_constant__ PrefillParams p, const __grid_constant__ Sm
       ptx::mbar_init(bar_addr(bars, Bar::QEmpty, s), kConsumerThreads);
     }
     for (int s = 0; s < SmemLayout::kStage8Slots; ++s) ptx::mbar_init(bar_addr(bars, Bar::Staged, s), 128);
+    if (kConsumerV) ptx::mbar_init(bar_addr(bars, Bar::VFree), kConsumerThreads);
   }
   __syncthreads();
 

@@ -136,7 +136,6 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
 // warpgroup before each copy keeps a slot from being refilled while a thread still reads it.
 // Widened stages were written by the generic proxy and are fenced here, so the consumers treat every
 // fp8 stage as loaded by TMA (no fence of their own).
-constexpr bool kHwCvt = true;  // sm_90a has cvt.rn.f16x2.e4m3x2 (fp8_convert.cuh)
 // 16-byte loads in flight per widening step: twice the default where the producer has 72 registers.
 constexpr int kWidenLoads = kProducerRegs >= 72 ? (kBf16 ? 4 : 2) : 0;
 
@@ -145,6 +144,7 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
                                  PagedKv::BlockOffsets& offs, uint32_t bars, int ptid) {
   constexpr int kSlots = SmemLayout::kStage8Slots;
   static_assert(kKind != fp8::kNone && (kSlots == 1 || kSlots == 2) && PagedKv::kRowSlots == 1, "fp8 staging");
+  static_assert(!kConsumerV || kSlots == 2, "consumer-widened V has its own staging slot");
   if (ptid == 0) {
     if (p.q_tma) ptx::tma_prefetch_map(&maps.q);
     if (p.kv_box_tokens) { ptx::tma_prefetch_map(&maps.k); ptx::tma_prefetch_map(&maps.v); }
@@ -174,7 +174,12 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
     return false;
   };
   auto next_q = [&]() { load_q(p, maps, load_tile(p, w), smem, bars, tq++, ptid); };
-  // Copy unit j (K or V of block n of tile c) into its staging slot.
+  // Copy unit j (K or V of block n of tile c) into its staging slot, once it is free: widened by this
+  // warpgroup (its bar.sync), or with kConsumerV a V slot by the consumers (VFree, V unit j / 2).
+  auto slot_free = [&](bool is_v, int j) {
+    if (kConsumerV && is_v) ptx::mbar_wait(bar_addr(bars, Bar::VFree), ((j / 2) & 1) ^ 1);
+    else ptx::named_barrier_sync(ptx::NamedBarrier::Producer, 128);
+  };
   auto load_unit = [&](bool is_v, int j) {
     const int slot = j % kSlots;
     const uint32_t tile8 = smem + SmemLayout::kStage8 + slot * SmemLayout::kStage8Bytes;
@@ -182,7 +187,7 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
     const int n0 = first_key(c) + n * kBN;
     if (!PagedKv::by_gather(p, c, n0)) {
       const PagedKv::Box b = PagedKv::box_of(p, c.kv_tok0 + n0, ptid);
-      ptx::named_barrier_sync(ptx::NamedBarrier::Producer, 128);  // the slot's last unit is widened
+      slot_free(is_v, j);
       if (is_v) PagedKv::tma_kv8(p, &maps.v, b, c.kv_head, p.v_page_heads, tile8, staged, ptid);
       else PagedKv::tma_kv8(p, &maps.k, b, c.kv_head, p.k_page_heads, tile8, staged, ptid);
       return;
@@ -198,7 +203,7 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
       PagedKv::stage_block_offsets(p, c, c.kv_tok0, n0, ro, ptid, offs, par);
       PagedKv::gather_kv8<false>(p, c, n0, offs.k[par], tile8, ptid);
     } else {
-      ptx::named_barrier_sync(ptx::NamedBarrier::Producer, 128);  // the slot's last unit is widened
+      slot_free(true, j);
       PagedKv::gather_kv8<true>(p, c, n0, offs.v[par], tile8, ptid);
     }
     ptx::cp_async_mbar_arrive(staged);
@@ -222,6 +227,24 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
     ptx::mbar_arrive(bar_addr(bars, is_v ? Bar::FullV : Bar::FullK, s));
   };
 
+  if constexpr (kConsumerV) {  // K(it) widened here, then the copies of V(it) (slot 1) and K(it + 1) (slot 0)
+    if (next_tile()) {
+      next_q();
+      load_unit(false, 0);
+      for (int it = 0;; ++it) {
+        widen_unit(false, 2 * it, it);
+        load_unit(true, 2 * it + 1);
+        bool more = true, new_tile = false;
+        if (n > 0) --n;
+        else more = new_tile = next_tile();
+        if (!more) break;
+        load_unit(false, 2 * it + 2);
+        if (new_tile) next_q();
+      }
+    }
+    ptx::cp_async_wait<0>();  // no copy may outlive the CTA
+    return;
+  }
   if (next_tile()) {
     next_q();
     load_unit(false, 0);

@@ -31,7 +31,7 @@ NA_DEVICE void cp_async_mbar_arrive(uint32_t bar) {
 NA_DEVICE void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
 // Named barriers (bar.sync id, threads): 0 is __syncthreads.
-enum class NamedBarrier : int { Producer = 1, ConsumerTurn0 = 2, ConsumerTurn1 = 3, ConsumerTurn2 = 4 };
+enum class NamedBarrier : int { Producer = 1, ConsumerTurn0 = 2, ConsumerTurn1 = 3, ConsumerTurn2 = 4, ConsumersV = 5 };
 // bar.sync id, count
 NA_DEVICE void named_barrier_sync(NamedBarrier id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(static_cast<int>(id)), "r"(threads) : "memory");

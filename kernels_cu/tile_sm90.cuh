@@ -35,6 +35,7 @@ constexpr bool kBf16 = IS_BF16 != 0;           // the queries' (and output's) 16
 // widened by the producer warpgroup into the same 16-bit ring stages (producer_loop_fp8).
 constexpr int kKvFp8 = KV_FP8;
 constexpr bool kFp8 = kKvFp8 != 0;
+constexpr bool kHwCvt = true;  // sm_90a has cvt.rn.f16x2.e4m3x2 (fp8_convert.cuh)
 // fp8 e4m3 queries (Q_FP8 = 1, with an e4m3 cache): loaded as bytes and widened by the producer into
 // the same 16-bit Q stage (fp8::load_q_rows), so IS_BF16 is then the output's (and the GEMMs') type.
 // Only those builds pass the macro: every other build's macros (and cache keys) stay as they were.
@@ -53,6 +54,12 @@ static_assert(!kQFp8 || kKvFp8 == 1, "fp8 queries need an e4m3 cache");
 #endif
 constexpr bool kF8Mma = FP8_MMA != 0;
 static_assert(!kF8Mma || (kQFp8 && HEAD_DIM == 128 && BLOCK_N % 32 == 0), "fp8 MMA: fp8 queries, head_dim 128");
+// fp8 cache, 16-bit GEMMs, two consumer warpgroups without turn-taking (head_dim <= 128): the consumers
+// widen V themselves (Consumer::widen_v, while P V of the block before runs) and the producer only K,
+// half of what its one warp per scheduler had to widen. V's fp8 bytes then always use staging slot 1,
+// which the consumers free on the VFree barrier; both consumer warpgroups' halves of a V stage are
+// complete at a bar.sync of the 256 (ConsumersV) before its P V.
+constexpr bool kConsumerV = kFp8 && !kF8Mma && HEAD_DIM <= 128 && CONSUMER_WGS == 2 && !PINGPONG;
 constexpr int kPvK = kF8Mma ? 32 : 16;  // keys per P V wgmma (its k)
 // P is scaled by 2^8 before its e4m3 rounding (P <= 1 after the running max; 256 < 448, e4m3's largest
 // finite value) so that P down to 2^-14 keeps e4m3's 3-bit mantissa instead of flushing below 2^-9;
@@ -108,11 +115,14 @@ constexpr int kSmemBytes = SmemLayout::kBytes;
 static_assert(kSmemBytes <= SmemLayout::kMax, "tile outgrew shared memory");
 
 // mbarriers: full (producer -> consumers) and empty (consumers -> producer) per K/V and Q stage; with
-// an fp8 cache also one "staged" barrier per staging slot (its copies landed -> the producer widens).
+// an fp8 cache also one "staged" barrier per staging slot (its copies landed -> the producer widens,
+// or with kConsumerV the consumers, V's slot), and with kConsumerV VFree (consumers -> producer: V's
+// slot was widened).
 enum class Bar : int { FullK = 0, FullV = kStages, EmptyK = 2 * kStages, EmptyV = 3 * kStages,
                        QFull = 4 * kStages, QEmpty = 4 * kStages + kQStages,
                        Staged = 4 * kStages + 2 * kQStages,
-                       Count = 4 * kStages + 2 * kQStages + SmemLayout::kStage8Slots };
+                       VFree = 4 * kStages + 2 * kQStages + SmemLayout::kStage8Slots,
+                       Count = 4 * kStages + 2 * kQStages + SmemLayout::kStage8Slots + 1 };
 static_assert(static_cast<int>(Bar::Count) * 8 <= 128, "barriers outgrew their 128 bytes");
 
 NA_DEVICE uint32_t bar_addr(uint32_t bars, Bar b, int stage = 0) {
