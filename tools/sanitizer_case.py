@@ -1,11 +1,14 @@
-"""usage (GPU): compute-sanitizer --tool memcheck python3 tools/sanitizer_case.py   (or --tool racecheck)
+"""usage (GPU): compute-sanitizer --tool memcheck python3 tools/sanitizer_case.py [--long [--no-split]]   (or --tool racecheck)
 
 Small batches for compute-sanitizer on the sm90 kernels: fp8 caches in both modes (widened, and
 e4m3 wgmma), TMA pages and the gather, a sliding window (tiles whose first key block starts below
 their visible keys) and a 16-bit cache with the window. Prints each build and whether its output
 is finite; the sanitizer reports any out-of-bounds access or shared-memory race.
+--long: one request of 64 queries on 1400 keys instead, whose tiles are long enough for the builds
+without turn-taking (an fp8 cache's V widened by the consumers), fp8 cases only.
 """
 import math
+import sys
 
 import torch
 
@@ -14,26 +17,31 @@ import nvrtc_attn
 torch.manual_seed(0)
 dev = "cuda"
 ps, hkv, hq, d = 16, 2, 4, 128
-qo, kv = [37, 5], [300, 70]
+LONG = "--long" in sys.argv[1:]
+NO_SPLIT = "--no-split" in sys.argv[1:]  # (with --long: the builds without split-KV)
+qo, kv = ([64], [1400]) if LONG else ([37, 5], [300, 70])
 pages = [math.ceil(k / ps) for k in kv]
 n = sum(pages) + 3
 perm = torch.randperm(n)[: sum(pages)].int().to(dev)
-kv_indptr = torch.tensor([0, pages[0], sum(pages)], dtype=torch.int32, device=dev)
+kv_indptr = torch.tensor([0, *torch.tensor(pages).cumsum(0).tolist()], dtype=torch.int32, device=dev)
 last = torch.tensor([k - (p - 1) * ps for k, p in zip(kv, pages)], dtype=torch.int32, device=dev)
-qo_indptr = torch.tensor([0, qo[0], sum(qo)], dtype=torch.int32, device=dev)
+qo_indptr = torch.tensor([0, *torch.tensor(qo).cumsum(0).tolist()], dtype=torch.int32, device=dev)
 base = torch.randn(n, 2, ps, hkv, d, device=dev) * 0.5
 bf, e4, e5 = torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2
 cases = [  # q dtype, cache dtype, fp8_mma, kv_load, window_left
     (bf, e4, False, "auto", -1), (bf, e4, False, "gather", -1), (bf, e4, False, "auto", 50),
     (torch.float16, e5, False, "auto", -1), (e4, e4, True, "auto", -1), (e4, e4, False, "gather", 50),
     (bf, bf, False, "auto", 50), (bf, bf, False, "gather", 50)]
+if LONG:
+    cases = [(bf, e4, False, "auto", -1), (bf, e4, False, "gather", -1), (torch.float16, e5, False, "auto", -1),
+             (e4, e4, False, "auto", -1)]
 for qdt, kvdt, mma, load, window in cases:
     cache = base.to(kvdt)
     q = (torch.randn(sum(qo), hq, d, device=dev) * 0.5).to(qdt)
     ws = torch.empty(64 << 20, dtype=torch.uint8, device=dev)
     w = nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(ws, "NHD", fp8_mma=mma, kv_load=load)
     w.plan(qo_indptr, kv_indptr, perm, last, hq, hkv, d, ps, causal=True, window_left=window, q_data_type=qdt,
-           kv_data_type=kvdt, o_data_type=torch.bfloat16 if qdt == e4 else None)
+           kv_data_type=kvdt, o_data_type=torch.bfloat16 if qdt == e4 else None, disable_split_kv=NO_SPLIT)
     scales = dict(k_scale=0.37, v_scale=2.5) if kvdt != bf else {}
     o = w.run(q, cache, **scales)
     torch.cuda.synchronize()
