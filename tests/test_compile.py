@@ -129,6 +129,22 @@ def test_fp8_builds_widen_in_shared_memory(compiled, name):
     assert re.search(r"\bPRMT\b", text) or (e4m3 and sm90 and not bf16), f"{name}: no byte permute"
 
 
+SM90_FP8_WIDEN_NAMES = [n for n in FP8_NAMES if n in SM90_NAMES and not int(dict(VARIANTS[n].defines).get("FP8_MMA", 0))]
+
+
+@needs_cuobjdump
+@pytest.mark.parametrize("name", SM90_FP8_WIDEN_NAMES)
+def test_sm90_fp8_consumers_widen_v_where_built_for_it(compiled, name):
+    """The consumers widen V (kConsumerV in kernels_cu/tile_sm90.cuh) in the fp8 widening builds with two
+    consumer warpgroups, no turn-taking and head_dim <= 128: their two warpgroups meet at bar.sync 5 of
+    256 threads (NamedBarrier::ConsumersV) before each P V; no other build has that barrier."""
+    ck = _kernel(compiled, name)
+    d = dict(VARIANTS[name].defines)
+    want = int(d["HEAD_DIM"]) <= 128 and int(d["CONSUMER_WGS"]) == 2 and not int(d["PINGPONG"])
+    has = bool(re.search(r"\bBAR\.SYNC(\.DEFER_BLOCKING)? 0x5, 0x100\b", sass.sass_text(ck.cubin)))
+    assert has == want, f"{name}: ConsumersV bar.sync {'missing' if want else 'present'}"
+
+
 def test_both_kernels_have_variants():
     """The SASS checks above are parametrized by these lists: an empty one would skip them silently."""
     assert SM80_NAMES, "no sm80 (mma.sync) variant in all_variants()"
