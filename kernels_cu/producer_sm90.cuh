@@ -227,36 +227,20 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
     ptx::mbar_arrive(bar_addr(bars, is_v ? Bar::FullV : Bar::FullK, s));
   };
 
-  if constexpr (kConsumerV) {  // K(it) widened here, then the copies of V(it) (slot 1) and K(it + 1) (slot 0)
-    if (next_tile()) {
-      next_q();
-      load_unit(false, 0);
-      for (int it = 0;; ++it) {
-        widen_unit(false, 2 * it, it);
-        load_unit(true, 2 * it + 1);
-        bool more = true, new_tile = false;
-        if (n > 0) --n;
-        else more = new_tile = next_tile();
-        if (!more) break;
-        load_unit(false, 2 * it + 2);
-        if (new_tile) next_q();
-      }
-    }
-    ptx::cp_async_wait<0>();  // no copy may outlive the CTA
-    return;
-  }
+  // Per block it: K(it) widened; V(it) copied (before that with two slots; with kConsumerV after it,
+  // into slot 1 for the consumers); K(it + 1) copied; V(it) widened (not with kConsumerV).
   if (next_tile()) {
     next_q();
     load_unit(false, 0);
     for (int it = 0;; ++it) {
-      if (kSlots == 2) load_unit(true, 2 * it + 1);
+      if (kSlots == 2 && !kConsumerV) load_unit(true, 2 * it + 1);
       widen_unit(false, 2 * it, it);
-      if (kSlots == 1) load_unit(true, 2 * it + 1);
+      if (kSlots == 1 || kConsumerV) load_unit(true, 2 * it + 1);
       bool more = true, new_tile = false;
       if (n > 0) --n;
       else more = new_tile = next_tile();
       if (kSlots == 2 && more) load_unit(false, 2 * it + 2);
-      widen_unit(true, 2 * it + 1, it);
+      if (!kConsumerV) widen_unit(true, 2 * it + 1, it);
       if (!more) break;
       if (new_tile) next_q();
       if (kSlots == 1) load_unit(false, 2 * it + 2);

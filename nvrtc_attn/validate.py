@@ -57,11 +57,6 @@ def bounds(arr: np.ndarray) -> tuple[int, int]:
     return int(np.minimum.reduce(arr)), int(np.maximum.reduce(arr))
 
 
-def highest(arr: np.ndarray) -> int:
-    """max of a non-empty int array as a Python int (bounds' upper half, when only it is needed)."""
-    return max(arr.tolist()) if arr.size <= _SMALL else int(np.maximum.reduce(arr))
-
-
 def positive_int(value, name: str) -> int:
     if type(value) is int and value > 0:  # the usual argument: no ABC check (plan() checks four)
         return value
@@ -278,7 +273,7 @@ def check_plan_args(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_
         _raise_last_page_len(last, has_pages, page_size)
         kv_lens = np.where(has_pages, (n_pages - 1) * page_size + last, 0)
         last = np.where(has_pages, last, 1)
-    if causal and batch and highest(qo_lens - kv_lens) > 0:
+    if causal and batch and bounds(qo_lens - kv_lens)[1] > 0:
         b = int(np.flatnonzero(qo_lens > kv_lens)[0])
         raise ValueError(f"causal=True needs qo_len <= kv_len, but request {b} has qo_len "
                          f"{int(qo_lens[b])} > kv_len {int(kv_lens[b])}")

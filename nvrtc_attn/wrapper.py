@@ -207,15 +207,17 @@ class BatchPrefillWithPagedKVCacheWrapper:
         paged_kv_cache (ours): the cache, or any layer view of the pool; its strides let plan() build
         the K/V offset tables now, on the host. Without it the first run() builds them on the device.
         """
-        # The usual call leaves every option we refuse at its default: one test instead of eleven.
-        if not (custom_mask is None and packed_custom_mask is None and head_dim_vo is None
-                and type(pos_encoding_mode) is str and pos_encoding_mode == "NONE" and use_fp16_qk_reduction is False
-                and prefix_len_ptr is None and token_pos_in_items_ptr is None and max_item_len_ptr is None
-                and seq_lens is None and seq_lens_q is None and block_tables is None
-                and type(token_pos_in_items_len) is int and token_pos_in_items_len == 0):
-            self._refuse_plan_options(custom_mask, packed_custom_mask, pos_encoding_mode, use_fp16_qk_reduction,
-                                      head_dim_qk, head_dim_vo, prefix_len_ptr, token_pos_in_items_ptr,
-                                      max_item_len_ptr, seq_lens, seq_lens_q, block_tables, token_pos_in_items_len)
+        validate.refuse("custom_mask", custom_mask)
+        validate.refuse("packed_custom_mask", packed_custom_mask)
+        validate.refuse("pos_encoding_mode", pos_encoding_mode, "NONE")
+        validate.refuse("use_fp16_qk_reduction", use_fp16_qk_reduction, False)
+        if head_dim_vo is not None and head_dim_vo != head_dim_qk:
+            raise NotImplementedError(f"head_dim_vo={head_dim_vo!r} != head_dim_qk={head_dim_qk!r} is not supported")
+        for name, value in (("prefix_len_ptr", prefix_len_ptr), ("token_pos_in_items_ptr", token_pos_in_items_ptr),
+                            ("max_item_len_ptr", max_item_len_ptr), ("seq_lens", seq_lens),
+                            ("seq_lens_q", seq_lens_q), ("block_tables", block_tables)):
+            validate.refuse(name, value)
+        validate.refuse("token_pos_in_items_len", token_pos_in_items_len, 0)
         fixed = 0
         if fixed_split_size is not None and fixed_split_size != -1:
             fixed = validate.positive_int(fixed_split_size, "fixed_split_size")
@@ -229,24 +231,6 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._set_attributes(args.causal, args.window_left, logits_soft_cap, sm_scale)
 
     begin_forward = plan  # FlashInfer's older name
-
-    @staticmethod
-    def _refuse_plan_options(custom_mask, packed_custom_mask, pos_encoding_mode, use_fp16_qk_reduction, head_dim_qk,
-                             head_dim_vo, prefix_len_ptr, token_pos_in_items_ptr, max_item_len_ptr, seq_lens,
-                             seq_lens_q, block_tables, token_pos_in_items_len) -> None:
-        """plan()'s FlashInfer options that we do not implement: NotImplementedError naming the first
-        one given."""
-        validate.refuse("custom_mask", custom_mask)
-        validate.refuse("packed_custom_mask", packed_custom_mask)
-        validate.refuse("pos_encoding_mode", pos_encoding_mode, "NONE")
-        validate.refuse("use_fp16_qk_reduction", use_fp16_qk_reduction, False)
-        if head_dim_vo is not None and head_dim_vo != head_dim_qk:
-            raise NotImplementedError(f"head_dim_vo={head_dim_vo!r} != head_dim_qk={head_dim_qk!r} is not supported")
-        for name, value in (("prefix_len_ptr", prefix_len_ptr), ("token_pos_in_items_ptr", token_pos_in_items_ptr),
-                            ("max_item_len_ptr", max_item_len_ptr), ("seq_lens", seq_lens),
-                            ("seq_lens_q", seq_lens_q), ("block_tables", block_tables)):
-            validate.refuse(name, value)
-        validate.refuse("token_pos_in_items_len", token_pos_in_items_len, 0)
 
     def end_forward(self) -> None:
         """FlashInfer's older API: no effect (the plan stays valid until the next plan())."""

@@ -145,7 +145,7 @@ def test_plan_refusals_cpu(kwargs, name):
 @pytest.mark.parametrize("kwargs", [dict(head_dim_vo=128), dict(use_fp16_qk_reduction=np.bool_(False)),
                                     dict(pos_encoding_mode=np.str_("NONE")), dict(token_pos_in_items_len=False)])
 def test_plan_accepts_defaults_of_other_types(kwargs):
-    """Defaults given as other objects (not the usual call's fast test) still pass the refusals."""
+    """Defaults given as other objects than the usual call's still pass the refusals."""
     with pytest.raises(AttributeError):  # past them: the planless wrapper has no workspace
         _planless().plan(*PLAN_ARGS, q_data_type="float16", **kwargs)
 
