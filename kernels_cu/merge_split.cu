@@ -8,12 +8,16 @@
 // A piece the row saw no key of (lse_j = -inf, O_j = 0) weighs 0; a row that saw no key at all gets
 // O = 0 and LSE = -inf. Counts come from the plan buffer, so a launch captured in a CUDA graph stays
 // valid after later plans. One thread per (split tile, KV head, row, 8 columns), grid-stride.
+// The launch is programmatic (nvrtc_attn/launcher.py): its CTAs may be scheduled while the prefill's
+// last tiles run (the split builds issue launch_dependents at their start) and wait in
+// grid_dependency_wait, so the merge follows the prefill without a launch gap.
 #include "params.cuh"
 #include "ptx_sm80.cuh"
 
 constexpr int kMergeThreads = 256;
 
 extern "C" __global__ void __launch_bounds__(kMergeThreads) merge_split(const __grid_constant__ MergeParams p) {
+  ptx::grid_dependency_wait();  // launched early (launcher: programmatic): the pieces' partials first
   const int chunks = p.head_dim / 8;            // 16-byte output chunks per row
   const int per_head = p.block_m * chunks;
   const int per_merge = p.num_kv_heads * per_head;

@@ -39,6 +39,9 @@ prefill_sm90(const __grid_constant__ PrefillParams p, const __grid_constant__ Sm
     if (kConsumerV) ptx::mbar_init(bar_addr(bars, Bar::VFree), kConsumerThreads);
   }
   __syncthreads();
+  // Split builds: the merge of the pieces (merge_split.cu, a programmatic launch) may be scheduled
+  // now; it waits for this grid to finish before it reads a partial.
+  if constexpr (kSplitKv) ptx::launch_dependents();
 
   const int warpgroup = tid / 128;
   if (warpgroup == 0) {

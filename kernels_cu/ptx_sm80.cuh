@@ -87,6 +87,23 @@ NA_DEVICE float log2(float x) {
   return y;
 }
 
+// griddepcontrol (sm_90: programmatic dependent launch). A kernel launched with programmatic
+// stream serialization may start while the kernel before it on the stream still runs;
+// grid_dependency_wait holds it until that kernel has finished and its writes are visible.
+// launch_dependents lets the running kernel's dependents be scheduled once every CTA has issued it
+// (or exited). Both do nothing without such a launch, and compile to nothing before sm_90.
+NA_DEVICE void grid_dependency_wait() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+NA_DEVICE void launch_dependents() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 // mov.u32 %dynamic_smem_size: bytes of dynamic shared memory this launch got.
 NA_DEVICE uint32_t dynamic_smem_size() {
   uint32_t r;

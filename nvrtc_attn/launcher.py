@@ -95,7 +95,8 @@ class LoadedKernel:
     of the prefill kernels, see cubin.py), so the host never keeps a copy of the layout arithmetic.
     """
 
-    def __init__(self, variant: variants.KernelVariant, device: int, threads: int, smem_bytes: int | None = None):
+    def __init__(self, variant: variants.KernelVariant, device: int, threads: int, smem_bytes: int | None = None,
+                 programmatic: bool = False):
         from cuda.bindings import driver
 
         compiled = compiler.compile_variant(variant)
@@ -117,6 +118,11 @@ class LoadedKernel:
         self.blocks_per_sm = max(1, _check(driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(
             self.function, threads, smem_bytes)))
         self._args: dict = {}  # ids of parameter structs -> (address of the argument array, array, structs)
+        # programmatic: launched with programmatic stream serialization (cuLaunchKernelEx), so the
+        # kernel may be scheduled before the one ahead of it on the stream ends; it must start with
+        # ptx::grid_dependency_wait. One launch config per stream, built once.
+        self.programmatic = programmatic
+        self._configs: dict = {}
 
     def launch(self, grid: int, params: ctypes.Structure, stream: int, *more: ctypes.Structure) -> None:
         """One launch; params (and `more` by-value structs) are the kernel's parameters in order.
@@ -142,14 +148,37 @@ class LoadedKernel:
             self._launch(grid, cu_stream, args[0])
 
     def _launch(self, grid: int, cu_stream, args_address: int) -> None:
-        (err,) = _driver().cuLaunchKernel(self.function, grid, 1, 1, self.threads, 1, 1, self.smem_bytes,
-                                          cu_stream, args_address, 0)
+        if self.programmatic:
+            config = self._configs.get(cu_stream)
+            if config is None:
+                config = self._configs[cu_stream] = _programmatic_config(self.threads, self.smem_bytes, cu_stream)
+            config.gridDimX = grid
+            (err,) = _driver().cuLaunchKernelEx(config, self.function, args_address, 0)
+        else:
+            (err,) = _driver().cuLaunchKernel(self.function, grid, 1, 1, self.threads, 1, 1, self.smem_bytes,
+                                              cu_stream, args_address, 0)
         if err != _SUCCESS:
             _check((err,))
 
     def _is_current(self) -> bool:
         err, ctx = _driver().cuCtxGetCurrent()
         return int(ctx) == int(self.context)
+
+
+def _programmatic_config(threads: int, smem_bytes: int, cu_stream):
+    """A CUlaunchConfig (grid set per launch) with programmatic stream serialization allowed."""
+    driver = _driver()
+    attr = driver.CUlaunchAttribute()
+    attr.id = driver.CUlaunchAttributeID.CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+    attr.value.programmaticStreamSerializationAllowed = 1
+    config = driver.CUlaunchConfig()
+    config.gridDimY = config.gridDimZ = 1
+    config.blockDimX, config.blockDimY, config.blockDimZ = threads, 1, 1
+    config.sharedMemBytes = smem_bytes
+    config.hStream = cu_stream
+    config.attrs = [attr]
+    config.numAttrs = 1
+    return config
 
 
 @functools.lru_cache(maxsize=None)
@@ -216,14 +245,15 @@ def device_arch(device: int) -> str:
     return variants.arch_for(compute_capability(device))
 
 
-def load(variant: variants.KernelVariant, device: int, threads: int, smem_bytes: int | None = None) -> LoadedKernel:
+def load(variant: variants.KernelVariant, device: int, threads: int, smem_bytes: int | None = None,
+         programmatic: bool = False) -> LoadedKernel:
     """A compiled variant loaded on a device (compiled or read from the cache first), once per
-    (variant, device)."""
+    (variant, device); programmatic: see LoadedKernel."""
     key = (variant.name, device)
     with _lock:
         k = _kernels.get(key)
     if k is None:
-        k = LoadedKernel(variant, device, threads, smem_bytes)
+        k = LoadedKernel(variant, device, threads, smem_bytes, programmatic)
         with _lock:
             _kernels[key] = k
     return k
@@ -497,8 +527,10 @@ _MERGE_MAX_BLOCKS = 1024  # grid-stride beyond this
 
 
 def merge_kernel(device: int) -> LoadedKernel:
-    """The merge of split tiles, loaded on `device` (sm_90a: only sm90 plans have pieces)."""
-    return load(variants.merge_split_variant(), device, _MERGE_THREADS, 0)
+    """The merge of split tiles, loaded on `device` (sm_90a: only sm90 plans have pieces). A
+    programmatic launch: it is scheduled while the split prefill's last tiles run and waits there
+    for the whole prefill (merge_split.cu), instead of a launch gap after it."""
+    return load(variants.merge_split_variant(), device, _MERGE_THREADS, 0, programmatic=True)
 
 
 def merge_params(plan, workspace_ptr: int, partial_ptr: int, slots) -> MergeParams:

@@ -145,6 +145,19 @@ def test_sm90_fp8_consumers_widen_v_where_built_for_it(compiled, name):
     assert has == want, f"{name}: ConsumersV bar.sync {'missing' if want else 'present'}"
 
 
+@needs_cuobjdump
+@pytest.mark.parametrize("name", [n for n in NAMES if n.startswith(("prefill_sm90", "merge_split"))])
+def test_programmatic_merge_pair(compiled, name):
+    """The merge follows the split prefill by a programmatic launch (launcher.merge_kernel): the
+    split builds issue griddepcontrol.launch_dependents (SASS PREEXIT), merge_split waits in
+    griddepcontrol.wait (ACQBULK) before it reads a partial; no other sm90 build has either."""
+    text = sass.sass_text(_kernel(compiled, name).cubin)
+    d = dict(VARIANTS[name].defines)
+    is_merge = name.startswith("merge_split")
+    assert bool(re.search(r"\bPREEXIT\b", text)) == (int(d.get("SPLIT_KV", 0)) == 1), name
+    assert bool(re.search(r"\bACQBULK\b", text)) == is_merge, name
+
+
 def test_both_kernels_have_variants():
     """The SASS checks above are parametrized by these lists: an empty one would skip them silently."""
     assert SM80_NAMES, "no sm80 (mma.sync) variant in all_variants()"

@@ -308,3 +308,19 @@ def test_sm90_short_tile_builds():
     # boxes tile the short key blocks: 64 keys at head_dim 128, 128 at 64
     assert [variants.sm90_kv_box_tokens(ps, 128, variants.SM90_SHORT_TILES[128]) for ps in (8, 16, 64, 256)] == \
         [8, 16, 64, 64]
+
+
+def test_programmatic_launch_config():
+    """The merge kernel's launch (launcher.merge_kernel: programmatic) allows programmatic stream
+    serialization on the caller's stream, with its block and shared-memory size; grid set per launch."""
+    from cuda.bindings import driver
+
+    stream = driver.CUstream(0)
+    config = launcher._programmatic_config(256, 1024, stream)
+    assert (config.blockDimX, config.blockDimY, config.blockDimZ) == (256, 1, 1)
+    assert (config.gridDimY, config.gridDimZ, config.sharedMemBytes) == (1, 1, 1024)
+    assert int(config.hStream) == int(stream)
+    assert config.numAttrs == 1
+    (attr,) = config.attrs
+    assert attr.id == driver.CUlaunchAttributeID.CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+    assert attr.value.programmaticStreamSerializationAllowed == 1
