@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# session 8, call 1: f834fd6 validated whole (kConsumerV had only its own files run): compile, demo, full GPU suite, bench
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false NVRTC_ATTN_CACHE_DIR=/tmp/kc_s8
+t0=$(date +%s)
+python3 tools/bench.py --compile all > $OUT/compile.log 2>&1; echo "compile rc=$? $(( $(date +%s)-t0 ))s"; tail -1 $OUT/compile.log
+timeout 40 python3 -m nvrtc_attn > $OUT/demo.log 2>&1; echo "demo rc=$?"; tail -3 $OUT/demo.log
+timeout 60 python3 tools/bench.py --json $OUT/bench.json > $OUT/bench.log 2>&1; echo "bench rc=$? $(( $(date +%s)-t0 ))s"
+timeout 40 python3 tools/bench.py --fp8-mma --only W2f8q,W7f8q --no-ceiling --no-host-cost > $OUT/bench_mma.log 2>&1; echo "mma rc=$? $(( $(date +%s)-t0 ))s"
+grep -E "^ *(W|GEMM|run|host)" $OUT/bench.log | cut -c1-140 | tail -32; grep -E "^W" $OUT/bench_mma.log | cut -c1-120
+timeout 450 python3 -m pytest -q -n 8 -p no:cacheprovider -rf tests > $OUT/pytest.txt 2>&1; echo "pytest rc=$? $(( $(date +%s)-t0 ))s"
+tail -4 $OUT/pytest.txt
