@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# session 9, call 1 (branch pdl-prefill merged with main 874f460): compile every build into .kcache (kept
+# session 9, call 1 (run on branch pdl-prefill merged with main 874f460): compile every build into .kcache (kept
 # on the warm machine for call 2), A/B against ab/base (091779a: main's kernels, merge alone
 # programmatic), chained layers with PDL on/off, demo, the whole bench (fp8_mma rows too)
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false NVRTC_ATTN_CACHE_DIR=$PWD/.kcache
