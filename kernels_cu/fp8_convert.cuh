@@ -190,27 +190,48 @@ NA_DEVICE constexpr int pv_key_of_position(int q) { return 2 * (q / 4) + (q & 1)
 
 // V: staged [kKeys][128] bytes (key-major) -> [128 head dims][kKeys] bytes, each 128-byte row (one
 // head dim, every key of the block) swizzled, keys in pv_key_of_position order per 16-key group.
-// Thread tid writes row tid: per 16-byte chunk j, 16 byte loads (a warp reads 32 consecutive bytes of
-// one staged row: one wavefront) and one 16-byte store (the swizzle spreads a warp's rows over the
-// banks).
+// Warp w takes the 16-key groups w, w + kThreads / 32, ...; lane l head dims 4l..4l+3, one 8-byte half
+// of their 16-byte chunks at a time: 8 32-bit loads (a warp reads one staged row per load), a 4 x 4
+// byte transpose per four keys (8 byte permutes), four 8-byte stores. Bank conflicts on neither side:
+// lane l stores its head dims rotated by (l / 2) % 4 (8 lanes: 8 head dims mod 8, so 8 swizzled
+// chunks) and lanes 8..15 of each 16-lane store phase write the other half first.
 template <int kKeys, int kThreads>
 NA_DEVICE void transpose_v_block(uint32_t src, uint32_t dst, int tid) {
-  static_assert(kKeys == 128 && kThreads == 128, "one 128-byte row per head dim, one thread per row");
-  int d;
-  asm volatile("mov.u32 %0, %1;\n" : "=r"(d) : "r"(tid));
-  const uint32_t s0 = src + d;
-  const uint32_t d0 = dst + d * 128;
+  static_assert(kKeys % 16 == 0 && kThreads % 32 == 0, "16-key groups, whole warps");
+  int t;
+  asm volatile("mov.u32 %0, %1;\n" : "=r"(t) : "r"(tid));  // (as widen_block: offsets per call)
+  const int lane = t % 32;
+  const int rot = (lane >> 1) & 3;
+  const int flip = (lane >> 3) & 1;
+  // __byte_perm selector: bytes (rot, rot + 1) of two words x, y interleaved as x, y, x, y (lo);
+  // bytes (rot + 2, rot + 3) likewise (hi: every byte index ^ 2), byte indices mod 4.
+  const int b0 = rot, b1 = (rot + 1) & 3;
+  const uint32_t sel_lo = b0 | (b0 + 4) << 4 | b1 << 8 | (b1 + 4) << 12;
+  const uint32_t s0 = src + lane * 4;
 #pragma unroll 1
-  for (int j = 0; j < kKeys / 16; ++j) {
-    uint32_t w[4];
+  for (int g = t / 32; g < kKeys / 16; g += kThreads / 32) {
+#pragma unroll 1
+    for (int h = 0; h < 2; ++h) {
+      const int half = h ^ flip;  // positions 8 half..8 half+7: words 2 half, 2 half + 1
+      const uint32_t sg = s0 + (16 * g + 4 * half) * 128;
+      uint32_t w[4][2];  // [head dim 4 lane + (rot + m) % 4][word 2 half + i]
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      w[i] = 0;
+      for (int i = 0; i < 2; ++i) {  // word j = 2 half + i: keys 2j, 2j+1, 2j+8, 2j+9 (pv_key_of_position)
+        const uint32_t k0 = ptx::ld_shared_32(sg + (2 * i) * 128), k1 = ptx::ld_shared_32(sg + (2 * i + 1) * 128);
+        const uint32_t k8 = ptx::ld_shared_32(sg + (2 * i + 8) * 128), k9 = ptx::ld_shared_32(sg + (2 * i + 9) * 128);
+        const uint32_t p_lo = __byte_perm(k0, k1, sel_lo), p_hi = __byte_perm(k0, k1, sel_lo ^ 0x2222);
+        const uint32_t q_lo = __byte_perm(k8, k9, sel_lo), q_hi = __byte_perm(k8, k9, sel_lo ^ 0x2222);
+        w[0][i] = __byte_perm(p_lo, q_lo, 0x5410);
+        w[1][i] = __byte_perm(p_lo, q_lo, 0x7632);
+        w[2][i] = __byte_perm(p_hi, q_hi, 0x5410);
+        w[3][i] = __byte_perm(p_hi, q_hi, 0x7632);
+      }
 #pragma unroll
-      for (int e = 0; e < 4; ++e)
-        w[i] |= ptx::ld_shared_u8(s0 + (16 * j + pv_key_of_position(4 * i + e)) * 128) << (8 * e);
+      for (int m = 0; m < 4; ++m) {
+        const int d = 4 * lane + ((rot + m) & 3);
+        ptx::st_shared_8(dst + d * 128 + ((g ^ (d & 7)) << 4) + 8 * half, w[m][0], w[m][1]);
+      }
     }
-    ptx::st_shared_16(d0 + ((j ^ (d & 7)) << 4), make_uint4(w[0], w[1], w[2], w[3]));
   }
 }
 

@@ -7,7 +7,7 @@
 # one (carried), else /tmp/kc_ab_LABEL; every tree compiles its builds in parallel processes before
 # the first round (the device's NVRTC 13.0 starts cold on a fresh machine). Each round runs the
 # trees in a rotated order; per-run JSON and logs go to $AB_RUNS (/tmp/ab_runs), the medians to
-# $OUT/ab.json, and the table is printed last.
+# $OUT/ab.json, and the table is printed last. $AB_BENCH_ARGS go to every bench.py call (e.g. --fp8-mma).
 set -o pipefail
 export PYTHONUNBUFFERED=1 NVRTC_ATTN_LAZY_COMPILE=1
 cd "$(dirname "$0")/.." || exit 2
@@ -54,7 +54,7 @@ echo "=== $(date +%T) ab: ${labels[*]} (${trees[*]}); workloads $ONLY; $ROUNDS r
 
 for i in "${!trees[@]}"; do  # compile every tree's builds at once, each into its own cache
     NVRTC_ATTN_CACHE_DIR=$(kcache "${trees[$i]}" "${labels[$i]}") timeout 300 \
-        $PY tools/bench.py --lib "${trees[$i]}" --only "$ONLY" --compile needed ${DRY:+--dry-run} \
+        $PY tools/bench.py --lib "${trees[$i]}" --only "$ONLY" --compile needed ${DRY:+--dry-run} $AB_BENCH_ARGS \
         > "$RUNS/compile_${labels[$i]}.log" 2>&1 &
 done
 wait
@@ -71,7 +71,7 @@ for r in $(seq "$ROUNDS"); do
             continue
         fi
         NVRTC_ATTN_CACHE_DIR=$(kcache "$t" "$l") timeout "${AB_TIMEOUT:-240}" \
-            $PY tools/bench.py --lib "$t" --only "$ONLY" --iters "$ITERS" --no-ceiling --no-host-cost \
+            $PY tools/bench.py --lib "$t" --only "$ONLY" --iters "$ITERS" --no-ceiling --no-host-cost $AB_BENCH_ARGS \
             --no-precompile --json "$RUNS/${l}__r$r.json" > "$RUNS/${l}__r$r.log" 2>&1
         rc=$?
         echo "$(date +%T) round $r $l (rc $rc): $($PY tools/ab_summary.py --brief "$RUNS/${l}__r$r.json")"
