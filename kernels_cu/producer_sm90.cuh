@@ -136,6 +136,9 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
 // warpgroup before each copy keeps a slot from being refilled while a thread still reads it.
 // Widened stages were written by the generic proxy and are fenced here, so the consumers treat every
 // fp8 stage as loaded by TMA (no fence of their own).
+// fp8-MMA builds take K's TMA boxes straight into the K ring stage (the K map is 128-byte swizzled,
+// the layout e4m3 wgmma reads, fp8::swizzle_rows128): no staging, no copy; only gathered K blocks
+// (a request's partial last block, or no TMA view) go through staging slot 0 and the swizzle copy.
 // 16-byte loads in flight per widening step: twice the default where the producer has 72 registers.
 constexpr int kWidenLoads = kProducerRegs >= 72 ? (kBf16 ? 4 : 2) : 0;
 
@@ -145,6 +148,7 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
   constexpr int kSlots = SmemLayout::kStage8Slots;
   static_assert(kKind != fp8::kNone && (kSlots == 1 || kSlots == 2) && PagedKv::kRowSlots == 1, "fp8 staging");
   static_assert(!kConsumerV || kSlots == 2, "consumer-widened V has its own staging slot");
+  static_assert(!kF8Mma || (kSlots == 2 && !kConsumerV), "fp8-MMA: K units in slot 0, V units in slot 1");
   if (ptid == 0) {
     if (p.q_tma) ptx::tma_prefetch_map(&maps.q);
     if (p.kv_box_tokens) { ptx::tma_prefetch_map(&maps.k); ptx::tma_prefetch_map(&maps.v); }
@@ -159,6 +163,9 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
   int par = 1;    // row-offset buffer of the block being loaded (gather path), flipped per block
   int32_t prefetched = 0;  // units-table entry of the next block's first row (gather-only batches)
   int prefetched_n0 = -1;
+  // fp8-MMA: 2 x (K units staged in slot 0 so far: the parity of its Staged barrier) + 1 if the K unit
+  // loaded last went straight into its ring stage by TMA (one register: the producer has 56).
+  int k_units = 0;
 
   // The next tile of the work list with key blocks (empty tiles: no Q, no blocks, as in producer_loop).
   auto next_tile = [&]() -> bool {
@@ -185,6 +192,15 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
     const uint32_t tile8 = smem + SmemLayout::kStage8 + slot * SmemLayout::kStage8Bytes;
     const uint32_t staged = bar_addr(bars, Bar::Staged, slot);
     const int n0 = first_key(c) + n * kBN;
+    if (kF8Mma && !is_v) k_units = (k_units & ~1) | !PagedKv::by_gather(p, c, n0);
+    if (kF8Mma && !is_v && (k_units & 1)) {  // block j / 2's K into its ring stage once the consumers freed it
+      const int s = (j / 2) % kStages;
+      ptx::mbar_wait(bar_addr(bars, Bar::EmptyK, s), (((j / 2) / kStages) & 1) ^ 1);
+      const PagedKv::Box b = PagedKv::box_of(p, c.kv_tok0 + n0, ptid);
+      PagedKv::tma_kv8(p, &maps.k, b, c.kv_head, p.k_page_heads, smem + SmemLayout::kKV + s * kKVBytes,
+                       bar_addr(bars, Bar::FullK, s), ptid);
+      return;
+    }
     if (!PagedKv::by_gather(p, c, n0)) {
       const PagedKv::Box b = PagedKv::box_of(p, c.kv_tok0 + n0, ptid);
       slot_free(is_v, j);
@@ -212,7 +228,13 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
   auto widen_unit = [&](bool is_v, int j, int it) {
     const int slot = j % kSlots;
     const int s = it % kStages;
-    ptx::mbar_wait(bar_addr(bars, Bar::Staged, slot), (j / kSlots) & 1);
+    if constexpr (kF8Mma) {  // K: by TMA into its stage (nothing to do), or the k_staged-th fill of slot 0
+      if (!is_v && (k_units & 1)) return;
+      ptx::mbar_wait(bar_addr(bars, Bar::Staged, slot), (is_v ? j / kSlots : k_units >> 1) & 1);
+      if (!is_v) k_units += 2;
+    } else {
+      ptx::mbar_wait(bar_addr(bars, Bar::Staged, slot), (j / kSlots) & 1);
+    }
     ptx::mbar_wait(bar_addr(bars, is_v ? Bar::EmptyV : Bar::EmptyK, s), ((it / kStages) & 1) ^ 1);
     const uint32_t tile = smem + SmemLayout::kKV + ((is_v ? kStages : 0) + s) * kKVBytes;
     if constexpr (kF8Mma) {  // bytes stay bytes: K swizzled, V transposed (fp8_convert.cuh)

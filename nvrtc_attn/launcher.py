@@ -336,7 +336,8 @@ def expand_plan(plan, workspace_ptr: int, offsets_key: planner.OffsetKey | None,
 
 
 # cuTensorMapEncodeTiled: 16-bit elements with the 128-byte swizzle the wgmma operands use, or the
-# bytes of an fp8 cache unswizzled (the producer widens them into the swizzled tiles itself).
+# bytes of an fp8 cache unswizzled (the producer widens them into the swizzled tiles itself), except
+# the K bytes of the fp8-MMA builds: swizzled, as e4m3 wgmma reads them.
 _TMA_CACHE_MAX = 512
 _map_cache: dict = {}  # geometry + address -> encoded descriptor(s), b"" when rejected
 
@@ -348,22 +349,24 @@ def _remember(key, value) -> None:
         _map_cache[key] = value
 
 
-def _encode(ptr: int, dims, byte_strides, box, bytes_per_element: int = 2) -> bytes:
+def _encode(ptr: int, dims, byte_strides, box, bytes_per_element: int = 2, swizzle: bool | None = None) -> bytes:
     """The 128 bytes of a tiled TMA descriptor (dims innermost first, in elements; byte_strides of
-    dims 1..; box in elements per dim): 16-bit elements with the 128-byte swizzle, 1-byte elements
-    (an fp8 cache) unswizzled. b"" when the driver rejects the geometry (the caller then gathers
-    with cp.async)."""
+    dims 1..; box in elements per dim): with the 128-byte swizzle or none (swizzle None: 16-bit
+    elements swizzled, 1-byte elements (an fp8 cache) not). b"" when the driver rejects the geometry
+    (the caller then gathers with cp.async)."""
     driver = _driver()
     rank = len(dims)
     one_byte = bytes_per_element == 1
+    if swizzle is None:
+        swizzle = not one_byte
     err, tmap = driver.cuTensorMapEncodeTiled(
         driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT8 if one_byte
         else driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT16, rank, ptr,
         [driver.cuuint64_t(int(x)) for x in dims], [driver.cuuint64_t(int(x)) for x in byte_strides],
         [driver.cuuint32_t(int(b)) for b in box], [driver.cuuint32_t(1)] * rank,
         driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
-        driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_NONE if one_byte
-        else driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
+        driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B if swizzle
+        else driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_NONE,
         driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
         driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE)
     if err != driver.CUresult.CUDA_SUCCESS:
@@ -468,13 +471,15 @@ def set_tensor_maps(maps: Sm90TensorMaps, p: PrefillParams, plan, build: variant
             p.q_tma = 1
     p.kv_box_tokens = 0
     if build.kv_box:
-        # The element size is part of the key: an fp8 build's maps (uint8, unswizzled) are never
-        # those of a 16-bit build over the same address and shape.
+        # The element size and K's swizzle are part of the key: an fp8 build's maps (uint8, K swizzled
+        # in the fp8-MMA builds only) are never those of another build over the same address and shape.
         elem = 1 if build.kv_fp8 else 2
-        key = (k.ptr, v.ptr, k.shape[0], v.shape[0], ks, vs, d, plan.page_size, plan.num_kv_heads, build.kv_box, elem)
+        k_swizzle = build.fp8_mma
+        key = (k.ptr, v.ptr, k.shape[0], v.shape[0], ks, vs, d, plan.page_size, plan.num_kv_heads, build.kv_box, elem,
+               k_swizzle)
         kv = _map_cache.get(key)
         if kv is None:
-            kv = _encode_kv(plan, build.kv_box, k, v, ks, vs, elem)
+            kv = _encode_kv(plan, build.kv_box, k, v, ks, vs, elem, k_swizzle)
             _remember(key, kv)
         if kv:
             raw_k, raw_v, p.k_page_heads, p.v_page_heads = kv
@@ -484,9 +489,10 @@ def set_tensor_maps(maps: Sm90TensorMaps, p: PrefillParams, plan, build: variant
     return bool(p.kv_box_tokens)
 
 
-def _encode_kv(plan, kv_box: int, k, v, ks, vs, bytes_per_element: int = 2) -> tuple | bytes:
+def _encode_kv(plan, kv_box: int, k, v, ks, vs, bytes_per_element: int = 2, k_swizzle: bool = False) -> tuple | bytes:
     """(K map, V map, K page_heads, V page_heads) of a K/V view pair, or b"" without a TMA view:
-    16-bit views as 5-D swizzled maps, an fp8 cache's (bytes_per_element 1) as 3-D byte maps."""
+    16-bit views as 5-D swizzled maps, an fp8 cache's (bytes_per_element 1) as 3-D byte maps, K's
+    128-byte swizzled with k_swizzle (the fp8-MMA builds: head_dim 128, one swizzle row per key)."""
     d = plan.head_dim
     if bytes_per_element == 1:
         box, geometry = (d, kv_box, 1), kv8_tma_geometry
@@ -494,7 +500,7 @@ def _encode_kv(plan, kv_box: int, k, v, ks, vs, bytes_per_element: int = 2) -> t
         box, geometry = (64, 8, d // 64, kv_box // 8, 1), kv_tma_geometry
     gk = geometry(d, plan.page_size, plan.num_kv_heads, k.shape[0], ks)
     gv = geometry(d, plan.page_size, plan.num_kv_heads, v.shape[0], vs)
-    raw_k = _encode(k.ptr, gk[0], gk[1], box, bytes_per_element) if gk else b""
+    raw_k = _encode(k.ptr, gk[0], gk[1], box, bytes_per_element, True if k_swizzle else None) if gk else b""
     raw_v = _encode(v.ptr, gv[0], gv[1], box, bytes_per_element) if gv and raw_k else b""
     return (raw_k, raw_v, gk[2], gv[2]) if raw_v else b""
 

@@ -469,6 +469,11 @@ class Build:
         """The builds' KV_FP8 macro: 0 for a 16-bit cache, else the fp8 kind (FP8_KV_DTYPES)."""
         return int(dict(self.variants[0].defines).get("KV_FP8", 0))
 
+    @functools.cached_property
+    def fp8_mma(self) -> bool:
+        """The builds' FP8_MMA macro: e4m3 wgmma on fp8 queries and cache (their K map is swizzled)."""
+        return bool(int(dict(self.variants[0].defines).get("FP8_MMA", 0)))
+
     @property
     def short_tiles(self) -> bool:
         """Planned and run with SM90_SHORT_TILES (64-row tiles, two CTAs per SM)."""

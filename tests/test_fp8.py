@@ -348,9 +348,10 @@ def test_fp8_batches_never_take_the_short_tiles(kv):
 
 
 def test_tensor_map_cache_keys_the_element_size(monkeypatch):
-    """set_tensor_maps caches the K/V maps per element size: a 16-bit and an fp8 build over the same
-    addresses, shapes and strides get their own encodings (uint8 unswizzled vs 16-bit swizzled), each
-    encoded once (driver call replaced by a recorder, CPU)."""
+    """set_tensor_maps caches the K/V maps per element size and K swizzle: a 16-bit, an fp8 and an
+    fp8-MMA build over the same addresses, shapes and strides get their own encodings (16-bit
+    swizzled; uint8 unswizzled; uint8 with K swizzled, V not), each encoded once (driver call replaced
+    by a recorder, CPU)."""
     import ctypes
     from types import SimpleNamespace
 
@@ -358,9 +359,10 @@ def test_tensor_map_cache_keys_the_element_size(monkeypatch):
 
     calls = []
 
-    def fake_encode(ptr, dims, byte_strides, box, bytes_per_element=2):
-        calls.append((ptr, len(dims), bytes_per_element))
-        return bytes([bytes_per_element, len(dims)]) * (ctypes.sizeof(launcher.TensorMap) // 2)
+    def fake_encode(ptr, dims, byte_strides, box, bytes_per_element=2, swizzle=None):
+        swizzled = bytes_per_element == 2 if swizzle is None else swizzle
+        calls.append((ptr, len(dims), bytes_per_element, swizzled))
+        return bytes([bytes_per_element, len(dims), swizzled, 0]) * (ctypes.sizeof(launcher.TensorMap) // 4)
 
     monkeypatch.setattr(launcher, "_encode", fake_encode)
     monkeypatch.setattr(launcher, "_map_cache", {})
@@ -370,15 +372,22 @@ def test_tensor_map_cache_keys_the_element_size(monkeypatch):
     k = SimpleNamespace(ptr=1 << 20, shape=(10, ps, hkv, d))
     v = SimpleNamespace(ptr=1 << 21, shape=(10, ps, hkv, d))
     q = SimpleNamespace(ptr=1 << 22, shape=(64, 8, d), strides=(8 * d, d, 1))
-    builds = {kind: variants.choose_build("sm90", variants.HOPPER_ARCH, d, "bfloat16", ps, 4, -1, 2.0, kv_dtype=kind)
-              for kind in (None, "float8_e4m3fn")}
-    for kind in (None, "float8_e4m3fn", None, "float8_e4m3fn"):
+    e4m3 = "float8_e4m3fn"
+    builds = {
+        "16": variants.choose_build("sm90", variants.HOPPER_ARCH, d, "bfloat16", ps, 4, -1, 2.0),
+        "fp8": variants.choose_build("sm90", variants.HOPPER_ARCH, d, "bfloat16", ps, 4, -1, 2.0, kv_dtype=e4m3),
+        "mma": variants.choose_build("sm90", variants.HOPPER_ARCH, d, "bfloat16", ps, 4, -1, 2.0, kv_dtype=e4m3,
+                                     q_dtype=e4m3, fp8_mma=True),
+    }
+    assert builds["mma"].fp8_mma and not builds["fp8"].fp8_mma and not builds["16"].fp8_mma
+    expect = {"16": ((2, 5, 1), (2, 5, 1)), "fp8": ((1, 3, 0), (1, 3, 0)), "mma": ((1, 3, 1), (1, 3, 0))}
+    for kind in ("16", "fp8", "mma", "16", "fp8", "mma"):
         maps, p = launcher.Sm90TensorMaps(), launcher.PrefillParams()
         assert launcher.set_tensor_maps(maps, p, plan, builds[kind], q, k, v, strides, strides)
-        elem = 1 if kind else 2
-        assert bytes(maps.k)[:2] == bytes(maps.v)[:2] == bytes([elem, 3 if kind else 5]), kind
+        assert (tuple(bytes(maps.k)[:3]), tuple(bytes(maps.v)[:3])) == expect[kind], kind
     kv_calls = [c for c in calls if c[0] in (k.ptr, v.ptr)]
-    assert kv_calls == [(k.ptr, 5, 2), (v.ptr, 5, 2), (k.ptr, 3, 1), (v.ptr, 3, 1)]
+    assert kv_calls == [(k.ptr, 5, 2, True), (v.ptr, 5, 2, True), (k.ptr, 3, 1, False), (v.ptr, 3, 1, False),
+                        (k.ptr, 3, 1, True), (v.ptr, 3, 1, False)]
 
 
 def test_kv8_tma_geometry():
@@ -1603,6 +1612,11 @@ Q8_MMA_CASES = [  # head_dim 128, GQA 4 (the W2f8q / W7f8q shape, shorter), both
          extra="none", scales="tensor", q_scale=2.5, lse=True, kv_load="auto", plan_cache=False),
     dict(ps=16, hd=128, g=4, causal=False, layout="NHD", cache="pool", odt="bfloat16", fw="torch", lens="eq",
          extra="none", scales="head", q_scale=0.37, lse=True, kv_load="gather", plan_cache=False),
+    # K boxes straight into the swizzled ring stage (4 boxes per block, 1 box), next to gathered last blocks
+    dict(ps=32, hd=128, g=4, causal=True, layout="NHD", cache="pool", odt="bfloat16", fw="torch", lens="mixed",
+         extra="none", scales="tensor", q_scale=0.37, lse=True, kv_load="auto", plan_cache=True),
+    dict(ps=128, hd=128, g=8, causal=False, layout="HND", cache="pool", odt="float16", fw="cupy", lens="gt",
+         extra="window", scales="head", q_scale=2.5, lse=True, kv_load="auto", plan_cache=False),
 ]
 
 
