@@ -228,7 +228,7 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
   auto widen_unit = [&](bool is_v, int j, int it) {
     const int slot = j % kSlots;
     const int s = it % kStages;
-    if constexpr (kF8Mma) {  // K: by TMA into its stage (nothing to do), or the k_staged-th fill of slot 0
+    if constexpr (kF8Mma) {  // K: by TMA into its stage (nothing to do), or the (k_units / 2)-th fill of slot 0
       if (!is_v && (k_units & 1)) return;
       ptx::mbar_wait(bar_addr(bars, Bar::Staged, slot), (is_v ? j / kSlots : k_units >> 1) & 1);
       if (!is_v) k_units += 2;
@@ -250,7 +250,9 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
   };
 
   // Per block it: K(it) widened; V(it) copied (before that with two slots; with kConsumerV after it,
-  // into slot 1 for the consumers); K(it + 1) copied; V(it) widened (not with kConsumerV).
+  // into slot 1 for the consumers); K(it + 1) copied; V(it) widened (not with kConsumerV). fp8-MMA:
+  // a TMA K(it + 1) goes straight into its ring stage (the producer waits for that stage there), and
+  // "widening" K(it) is then nothing.
   if (next_tile()) {
     next_q();
     load_unit(false, 0);

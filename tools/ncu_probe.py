@@ -1,4 +1,4 @@
-"""usage: ncu --clock-control none --kernel-name prefill_sm90 --launch-skip 1 --launch-count 1 --metrics $(python3 tools/ncu_probe.py --metrics) python3 tools/ncu_probe.py W2 [--kv-load gather]
+"""usage: ncu --clock-control none --kernel-name prefill_sm90 --launch-skip 1 --launch-count 1 --metrics $(python3 tools/ncu_probe.py --metrics) python3 tools/ncu_probe.py W2 [--kv-load gather] [--fp8-mma]
 
 Two run() launches of one standard workload (tools/workloads.json, the benchmark's strided pool
 and data, tools/bench.py) through the wrapper, for ncu: the first warms up, the second is profiled.
@@ -37,6 +37,7 @@ def main(argv=None) -> int:
     ap.add_argument("--kv-load", default="auto", choices=("auto", "gather"))
     ap.add_argument("--backend", default="auto", choices=("auto", "sm80", "sm90"))
     ap.add_argument("--workloads", default=None, help="workloads.json (default: tools/workloads.json)")
+    ap.add_argument("--fp8-mma", action="store_true", help="fp8-query workloads on the e4m3 wgmma builds (fp8_mma=True)")
     ap.add_argument("--metrics", action="store_true", help="print the metric list for ncu --metrics and exit")
     args = ap.parse_args(argv)
     if args.metrics:
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
     gpu = bench.Gpu()
     batch = bench.build_batch(w, seed=0)
     ops = bench.make_operands(gpu, w, batch)
-    wrapper = bench.ours_wrapper(gpu, args.backend, args.kv_load)
+    wrapper = bench.ours_wrapper(gpu, args.backend, args.kv_load, fp8_mma=args.fp8_mma)
     bench.plan_ours(wrapper, w, bench.host_indices(gpu.torch, batch), ops)
     for _ in range(2):
         wrapper.run(ops.q, (ops.k, ops.v), out=ops.out, **ops.run_kw)
