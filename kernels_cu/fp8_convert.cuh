@@ -155,11 +155,12 @@ NA_DEVICE void load_q_rows(const uint8_t* q, int64_t stride_tok, int64_t stride_
 
 // ---------------------------------------------------------------------------------------------
 // fp8-MMA builds (FP8_MMA): the operands stay e4m3; blocks staged row-major ([kRows][128] bytes, as
-// the TMA boxes and gathers land) are rearranged for e4m3 wgmma, which reads 8-bit operands K-major
-// only, from 128-byte rows with the 128-byte swizzle (16-byte chunk c of row r at r * 128 +
-// ((c ^ r % 8) << 4); 8-row groups 1024 bytes apart).
+// the unswizzled TMA boxes and gathers land) are rearranged for e4m3 wgmma, which reads 8-bit
+// operands K-major only, from 128-byte rows with the 128-byte swizzle (16-byte chunk c of row r at
+// r * 128 + ((c ^ r % 8) << 4); 8-row groups 1024 bytes apart). K blocks that come by TMA skip this:
+// their map has that swizzle and they land in the K stage directly (producer_sm90.cuh).
 
-// K: the same rows, swizzled. Thread tid copies chunk tid % 8 of rows tid / 8 + pass * kThreads / 8
+// K of a gathered block: the same rows, swizzled. Thread tid copies chunk tid % 8 of rows tid / 8 + pass * kThreads / 8
 // (a quarter warp reads one whole staged row and writes it to 8 different bank slots).
 template <int kRows, int kThreads>
 NA_DEVICE void swizzle_rows128(uint32_t src, uint32_t dst, int tid) {
