@@ -160,8 +160,9 @@ NA_DEVICE void load_q_rows(const uint8_t* q, int64_t stride_tok, int64_t stride_
 // r * 128 + ((c ^ r % 8) << 4); 8-row groups 1024 bytes apart). K blocks that come by TMA skip this:
 // their map has that swizzle and they land in the K stage directly (producer_sm90.cuh).
 
-// K of a gathered block: the same rows, swizzled. Thread tid copies chunk tid % 8 of rows tid / 8 + pass * kThreads / 8
-// (a quarter warp reads one whole staged row and writes it to 8 different bank slots).
+// K of a gathered block: the same rows, swizzled. Thread tid copies chunk tid % 8 of rows
+// tid / 8 + pass * kThreads / 8 (a quarter warp reads one whole staged row and writes it to 8
+// different bank slots).
 template <int kRows, int kThreads>
 NA_DEVICE void swizzle_rows128(uint32_t src, uint32_t dst, int tid) {
   constexpr int kRowStep = kThreads / 8;
@@ -198,7 +199,8 @@ NA_DEVICE constexpr int pv_key_of_position(int q) { return 2 * (q / 4) + (q & 1)
 // chunks) and lanes 8..15 of each 16-lane store phase write the other half first.
 template <int kKeys, int kThreads>
 NA_DEVICE void transpose_v_block(uint32_t src, uint32_t dst, int tid) {
-  static_assert(kKeys % 16 == 0 && kThreads % 32 == 0, "16-key groups, whole warps");
+  static_assert(kKeys == 128 && kThreads % 32 == 0,
+                "a 128-byte row (128 keys) per head dim; lane l holds head dims 4l..4l+3 of 128; whole warps");
   int t;
   asm volatile("mov.u32 %0, %1;\n" : "=r"(t) : "r"(tid));  // (as widen_block: offsets per call)
   const int lane = t % 32;
