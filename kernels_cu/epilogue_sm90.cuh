@@ -4,14 +4,17 @@
 #include "tile_sm90.cuh"
 #include "softmax.cuh"
 
+// The sm90 tiles' softmax: P times 2^kPExp (tile_sm90.cuh).
+using TileSoftmax = OnlineSoftmax<kPExp>;
+
 // Finalizes row g + 8 hh of the thread's warp (warp of the consumer warpgroup whose rows start at
 // wg_row0; t4 = lane % 4) and stores its LSE (log2 units times p.lse_scale: 1, or ln 2 for a
 // natural-log LSE) when the caller asked for it (p.lse). Returns v_scale / l for store_o. A row that saw no key (an empty tile, or a fully masked row) has l = 0:
 // its LSE is -inf and its O, scaled by 0, is 0.
-NA_DEVICE float store_lse(const PrefillParams& p, const TileCoords& c, const OnlineSoftmax& sm, int hh, int warp, int g,
+NA_DEVICE float store_lse(const PrefillParams& p, const TileCoords& c, const TileSoftmax& sm, int hh, int warp, int g,
                           int t4, int wg_row0, float c2, float v_scale) {
   const float l = sm.total(hh);
-  const float inv = OnlineSoftmax::inverse(l) * v_scale;  // FlashInfer's v_scale (p.v_scale or the tile's), fused here
+  const float inv = TileSoftmax::inverse(l) * v_scale;  // FlashInfer's v_scale (p.v_scale or the tile's), fused here
   const int packed = c.row_start + wg_row0 + warp * 16 + g + hh * 8;
   if (p.lse != nullptr && t4 == 0 && packed < c.row_end) {
     const int i = packed / p.group_size;
@@ -74,12 +77,12 @@ NA_DEVICE void store_o(const PrefillParams& p, const TileCoords& c, const float 
 // fp8 cache: c2 is the tile's (TileScales) and v_head the tile's KV-head factor of a per-head v_scale
 // (O is linear in V, so the merge's weighted sum of pieces scaled by v_head is the scaled sum); the
 // per-tensor v_scale stays the merge's. 16-bit builds pass 1 and never multiply.
-NA_DEVICE void store_partial(const PrefillParams& p, const TileCoords& c, const OnlineSoftmax& sm, const float (&o)[kD / 2],
+NA_DEVICE void store_partial(const PrefillParams& p, const TileCoords& c, const TileSoftmax& sm, const float (&o)[kD / 2],
                              int warp, int g, int t4, int wg_row0, float c2, float v_head) {
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh) {
     const float l = sm.total(hh);  // every lane: a quad shuffle
-    float inv = OnlineSoftmax::inverse(l);
+    float inv = TileSoftmax::inverse(l);
     if constexpr (kFp8) inv *= v_head;
     const int r = wg_row0 + warp * 16 + g + hh * 8;
     if (c.row_start + r < c.row_end) {

@@ -65,7 +65,7 @@ struct Consumer {
   const float& c2;                         // p.scale_log2 (fp8 cache: the tile's, TileScales)
   const float& cap_scale;                  // p.cap_scale (fp8 cache: the tile's)
   float (&o)[kD / 2];
-  OnlineSoftmax& sm;
+  TileSoftmax& sm;
   float (&sacc)[kBN / 2];         // S, then P (fp32)
   uint32_t (&pa)[kBN / kPvK][4];  // P as the A operand of P V: 16-bit pairs (fp8-MMA builds: e4m3 quads)
   const int& vtid;                // the thread among all consumer threads (kConsumerV's widening)
@@ -170,7 +170,7 @@ struct Consumer {
     sm.rescale_o(o);
   }
   // P (fp32 in sacc) to the A operand of P V (16-bit pairs, the accumulator layout). fp8-MMA builds:
-  // kPScale x P to e4m3, 32 keys per k step: register i of step kk takes chunks 2i, 2i+1 (keys 2t, 2t+1
+  // P (2^kPExp times, OnlineSoftmax) to e4m3, 32 keys per k step: register i of step kk takes chunks 2i, 2i+1 (keys 2t, 2t+1
   // of each) of the slice's four 8-key chunks, row g (i = 0, 2) or g + 8 (i = 1, 3); V's rows are
   // permuted to that order (fp8::pv_key_of_position).
   NA_DEVICE void pack_p() {
@@ -178,10 +178,10 @@ struct Consumer {
 #pragma unroll
       for (int kk = 0; kk < kBN / 32; ++kk) {
         const float* x = sacc + 16 * kk;
-        pa[kk][0] = fp8::pack4_e4m3(x[0] * kPScale, x[1] * kPScale, x[4] * kPScale, x[5] * kPScale);
-        pa[kk][1] = fp8::pack4_e4m3(x[2] * kPScale, x[3] * kPScale, x[6] * kPScale, x[7] * kPScale);
-        pa[kk][2] = fp8::pack4_e4m3(x[8] * kPScale, x[9] * kPScale, x[12] * kPScale, x[13] * kPScale);
-        pa[kk][3] = fp8::pack4_e4m3(x[10] * kPScale, x[11] * kPScale, x[14] * kPScale, x[15] * kPScale);
+        pa[kk][0] = fp8::pack4_e4m3(x[0], x[1], x[4], x[5]);
+        pa[kk][1] = fp8::pack4_e4m3(x[2], x[3], x[6], x[7]);
+        pa[kk][2] = fp8::pack4_e4m3(x[8], x[9], x[12], x[13]);
+        pa[kk][3] = fp8::pack4_e4m3(x[10], x[11], x[14], x[15]);
       }
       return;
     }
@@ -316,7 +316,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
     float o[kD / 2];
 #pragma unroll
     for (int x = 0; x < kD / 2; ++x) o[x] = 0.f;
-    OnlineSoftmax sm;
+    TileSoftmax sm;
 
     if (n_blocks > 0) {
       const int qs = tq % kQStages;
@@ -339,7 +339,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
     // changed the SASS).
     if constexpr (kSplitKv) {
       if (c.slot >= 0) {  // a piece of a split tile: partial O and LSE for merge_split.cu
-        store_partial(p, c, sm, o, warp, g, t4, wg_row0, c2t, kFp8 ? (kF8Mma ? ts.v_head / kPScale : ts.v_head) : 1.f);
+        store_partial(p, c, sm, o, warp, g, t4, wg_row0, c2t, kFp8 ? ts.v_head : 1.f);
         continue;
       }
     }
@@ -347,7 +347,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh)
       inv[hh] = store_lse(p, c, sm, hh, warp, g, t4, wg_row0, c2t,
-                          kFp8 ? (kF8Mma ? ts.v_scale / kPScale : ts.v_scale) : p.v_scale);
+                          kFp8 ? ts.v_scale : p.v_scale);
     store_o(p, c, o, inv, smem, cw, ctid, warp, lane, wg_row0);
   }
 }

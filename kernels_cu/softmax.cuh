@@ -31,8 +31,11 @@ NA_DEVICE void apply_soft_cap(float (&s)[N], float soft_cap, float cap_scale) {
 
 // One thread's two rows of a 16-row accumulator tile. Scores s of a key block hold row hh at
 // s[4 nt + 2 hh + e] (8-key chunk nt, e in {0, 1}); O the same way per 8-column chunk. c2 =
-// p.scale_log2 turns a logit into log2 units. update() makes P = exp2(s c2 - max c2) of the block in
-// place and sets scale[hh], the factor O (and the row sum) must be multiplied by.
+// p.scale_log2 turns a logit into log2 units. update() makes P = 2^kPExp exp2(s c2 - max c2) of the
+// block in place and sets scale[hh], the factor O (and the row sum) must be multiplied by. kPExp > 0
+// (the fp8-MMA builds' P before its e4m3 rounding) is free: a bias of the exponent, taken out of the
+// LSE again; O / l does not see it (the row sum carries the same factor).
+template <int kPExp = 0>
 struct OnlineSoftmax {
   // Lazy rescaling (update_lazy): a row's reference max lags its true max by at most kMaxGrowthLog2
   // (log2 units; P <= 2^8 in 16 bits), so O is rescaled only when the max grows past that, rare
@@ -76,11 +79,12 @@ struct OnlineSoftmax {
       const float offset = safe_offset(mx, c2);
       scale[hh] = ptx::exp2(row_max[hh] * c2 - offset);
       row_max[hh] = mx;
-      exp2_and_sum(s, hh, c2, offset);
+      exp2_and_sum(s, hh, c2, kPExp != 0 ? offset - kPExp : offset);
     }
   }
   // Lazy: the reference max moves only when the block's max exceeds it by more than kMaxGrowthLog2
-  // (or the row had none): P stays below 2^kMaxGrowthLog2 and most blocks leave scale at 1.
+  // (or the row had none): P stays below 2^kMaxGrowthLog2 and most blocks leave scale at 1 (times
+  // 2^kPExp: no build with kPExp > 0 runs this, tile_sm90.cuh).
   template <int N>
   NA_DEVICE void update_lazy(float (&s)[N], float c2) {
 #pragma unroll
@@ -89,7 +93,8 @@ struct OnlineSoftmax {
       const bool up = mx > row_max[hh] && (row_max[hh] == NA_NEG_INF || (mx - row_max[hh]) * c2 > kMaxGrowthLog2);
       scale[hh] = up ? ptx::exp2((row_max[hh] - mx) * c2) : 1.f;
       if (up) row_max[hh] = mx;
-      exp2_and_sum(s, hh, c2, safe_offset(row_max[hh], c2));
+      const float offset = safe_offset(row_max[hh], c2);
+      exp2_and_sum(s, hh, c2, kPExp != 0 ? offset - kPExp : offset);
     }
   }
   // After update_lazy: whether some row of the warp moved its reference max (warp-uniform).
@@ -111,7 +116,7 @@ struct OnlineSoftmax {
   NA_DEVICE float total(int hh) const { return quad_sum(row_sum[hh]); }
   static NA_DEVICE float inverse(float l) { return l > 0.f ? 1.f / l : 0.f; }
   NA_DEVICE float lse(int hh, float l, float c2) const {
-    return l > 0.f ? row_max[hh] * c2 + ptx::log2(l) : NA_NEG_INF;
+    return l > 0.f ? row_max[hh] * c2 + (kPExp != 0 ? ptx::log2(l) - kPExp : ptx::log2(l)) : NA_NEG_INF;
   }
 };
 

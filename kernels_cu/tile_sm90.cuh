@@ -61,10 +61,11 @@ static_assert(!kF8Mma || (kQFp8 && HEAD_DIM == 128 && BLOCK_N % 32 == 0), "fp8 M
 // complete at a bar.sync of the 256 (ConsumersV) before its P V.
 constexpr bool kConsumerV = kFp8 && !kF8Mma && HEAD_DIM <= 128 && CONSUMER_WGS == 2 && !PINGPONG;
 constexpr int kPvK = kF8Mma ? 32 : 16;  // keys per P V wgmma (its k)
-// P is scaled by 2^8 before its e4m3 rounding (P <= 1 after the running max; 256 < 448, e4m3's largest
-// finite value) so that P down to 2^-14 keeps e4m3's 3-bit mantissa instead of flushing below 2^-9;
-// the epilogue divides O by it again.
-constexpr float kPScale = kF8Mma ? 256.f : 1.f;
+// P is 2^kPExp times its value before its e4m3 rounding (P <= 1 after the running max; 256 < 448,
+// e4m3's largest finite value) so that P down to 2^-14 keeps e4m3's 3-bit mantissa instead of
+// flushing below 2^-9: a bias of the softmax's exponent (OnlineSoftmax), which the row sum carries too.
+constexpr int kPExp = kF8Mma ? 8 : 0;
+static_assert(!kF8Mma || kOverlap, "2^kPExp P from the exact softmax only (the lazy one's P reaches 2^8 already)");
 using PagedKv = PagedKvSm90<kD, kBN, kFp8 ? 1 : 2>;  // K/V block loads (paged_kv_load.cuh)
 constexpr int kQBytes = kBM * kD * (kF8Mma ? 1 : 2);
 constexpr int kKVBytes = kF8Mma ? PagedKv::kStageBytes : PagedKv::kBlockBytes;

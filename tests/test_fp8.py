@@ -1513,7 +1513,7 @@ def test_fp8q_functional_api_uint8(kit):
 # Mode 2 on the fp8 tensor cores (FP8_MMA builds, wrapper fp8_mma=True; head_dim 128 on sm90)
 #
 # Error bound: S = Q K^T is exact in fp32 up to summation order (e4m3 x e4m3 products are exact in
-# fp32), so the LSE bound stays 1e-2. P V rounds each P (times 2^8, kernels_cu/tile_sm90.cuh kPScale)
+# fp32), so the LSE bound stays 1e-2. P V rounds each P (times 2^8, kernels_cu/tile_sm90.cuh kPExp)
 # to e4m3: a relative error delta_k with |delta_k| <= 2^-4 (3 mantissa bits, round to nearest; P below
 # 2^-14 is subnormal there with an absolute error <= 2^-18, negligible). The row sum l uses the fp32 P.
 # O's error sum_k delta_k p_k v_k / l has, for the tests' zero-mean independent V, an expected squared
