@@ -170,9 +170,9 @@ struct Consumer {
     sm.rescale_o(o);
   }
   // P (fp32 in sacc) to the A operand of P V (16-bit pairs, the accumulator layout). fp8-MMA builds:
-  // P (2^kPExp times, OnlineSoftmax) to e4m3, 32 keys per k step: register i of step kk takes chunks 2i, 2i+1 (keys 2t, 2t+1
-  // of each) of the slice's four 8-key chunks, row g (i = 0, 2) or g + 8 (i = 1, 3); V's rows are
-  // permuted to that order (fp8::pv_key_of_position).
+  // P (2^kPExp times, OnlineSoftmax) to e4m3, 32 keys per k step: register i of step kk takes chunks
+  // 2i, 2i+1 (keys 2t, 2t+1 of each) of the slice's four 8-key chunks, row g (i = 0, 2) or g + 8
+  // (i = 1, 3); V's rows are permuted to that order (fp8::pv_key_of_position).
   NA_DEVICE void pack_p() {
     if constexpr (kF8Mma) {
 #pragma unroll

@@ -79,7 +79,7 @@ struct OnlineSoftmax {
       const float offset = safe_offset(mx, c2);
       scale[hh] = ptx::exp2(row_max[hh] * c2 - offset);
       row_max[hh] = mx;
-      exp2_and_sum(s, hh, c2, kPExp != 0 ? offset - kPExp : offset);
+      exp2_and_sum(s, hh, c2, offset - kPExp);
     }
   }
   // Lazy: the reference max moves only when the block's max exceeds it by more than kMaxGrowthLog2
@@ -93,8 +93,7 @@ struct OnlineSoftmax {
       const bool up = mx > row_max[hh] && (row_max[hh] == NA_NEG_INF || (mx - row_max[hh]) * c2 > kMaxGrowthLog2);
       scale[hh] = up ? ptx::exp2((row_max[hh] - mx) * c2) : 1.f;
       if (up) row_max[hh] = mx;
-      const float offset = safe_offset(row_max[hh], c2);
-      exp2_and_sum(s, hh, c2, kPExp != 0 ? offset - kPExp : offset);
+      exp2_and_sum(s, hh, c2, safe_offset(row_max[hh], c2) - kPExp);
     }
   }
   // After update_lazy: whether some row of the warp moved its reference max (warp-uniform).
@@ -116,7 +115,7 @@ struct OnlineSoftmax {
   NA_DEVICE float total(int hh) const { return quad_sum(row_sum[hh]); }
   static NA_DEVICE float inverse(float l) { return l > 0.f ? 1.f / l : 0.f; }
   NA_DEVICE float lse(int hh, float l, float c2) const {
-    return l > 0.f ? row_max[hh] * c2 + (kPExp != 0 ? ptx::log2(l) - kPExp : ptx::log2(l)) : NA_NEG_INF;
+    return l > 0.f ? row_max[hh] * c2 + (ptx::log2(l) - kPExp) : NA_NEG_INF;
   }
 };
 

@@ -500,7 +500,8 @@ def _encode_kv(plan, kv_box: int, k, v, ks, vs, bytes_per_element: int = 2, k_sw
         box, geometry = (64, 8, d // 64, kv_box // 8, 1), kv_tma_geometry
     gk = geometry(d, plan.page_size, plan.num_kv_heads, k.shape[0], ks)
     gv = geometry(d, plan.page_size, plan.num_kv_heads, v.shape[0], vs)
-    raw_k = _encode(k.ptr, gk[0], gk[1], box, bytes_per_element, swizzle=k_swizzle or None) if gk else b""
+    k_swizzled = bytes_per_element == 2 or k_swizzle
+    raw_k = _encode(k.ptr, gk[0], gk[1], box, bytes_per_element, swizzle=k_swizzled) if gk else b""
     raw_v = _encode(v.ptr, gv[0], gv[1], box, bytes_per_element) if gv and raw_k else b""
     return (raw_k, raw_v, gk[2], gv[2]) if raw_v else b""
 
