@@ -190,11 +190,39 @@ NA_DEVICE void swizzle_rows128(uint32_t src, uint32_t dst, int tid) {
 // 2t + (e & 1) + 8 (e >> 1), i.e. positions 0..15 hold keys 0 1 8 9 2 3 10 11 4 5 12 13 6 7 14 15.
 NA_DEVICE constexpr int pv_key_of_position(int q) { return 2 * (q / 4) + (q & 1) + 8 * ((q & 3) >> 1); }
 
+// One 16-key group g of transpose_v_block (its thread constants passed in).
+template <int kHalvesAtOnce>
+NA_DEVICE void transpose_v_group(uint32_t s0, uint32_t dst, int g, int lane, int rot, int flip, uint32_t sel_lo) {
+#pragma unroll(kHalvesAtOnce)
+  for (int h = 0; h < 2; ++h) {
+    const int half = h ^ flip;  // positions 8 half..8 half+7: words 2 half, 2 half + 1
+    const uint32_t sg = s0 + (16 * g + 4 * half) * 128;
+    uint32_t w[4][2];  // [head dim 4 lane + (rot + m) % 4][word 2 half + i]
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {  // word j = 2 half + i: keys 2j, 2j+1, 2j+8, 2j+9 (pv_key_of_position)
+      const uint32_t k0 = ptx::ld_shared_32(sg + (2 * i) * 128), k1 = ptx::ld_shared_32(sg + (2 * i + 1) * 128);
+      const uint32_t k8 = ptx::ld_shared_32(sg + (2 * i + 8) * 128), k9 = ptx::ld_shared_32(sg + (2 * i + 9) * 128);
+      const uint32_t p_lo = __byte_perm(k0, k1, sel_lo), p_hi = __byte_perm(k0, k1, sel_lo ^ 0x2222);
+      const uint32_t q_lo = __byte_perm(k8, k9, sel_lo), q_hi = __byte_perm(k8, k9, sel_lo ^ 0x2222);
+      w[0][i] = __byte_perm(p_lo, q_lo, 0x5410);
+      w[1][i] = __byte_perm(p_lo, q_lo, 0x7632);
+      w[2][i] = __byte_perm(p_hi, q_hi, 0x5410);
+      w[3][i] = __byte_perm(p_hi, q_hi, 0x7632);
+    }
+#pragma unroll
+    for (int m = 0; m < 4; ++m) {
+      const int d = 4 * lane + ((rot + m) & 3);
+      ptx::st_shared_8(dst + d * 128 + ((g ^ (d & 7)) << 4) + 8 * half, w[m][0], w[m][1]);
+    }
+  }
+}
+
 // V: staged [kKeys][128] bytes (key-major) -> [128 head dims][kKeys] bytes, each 128-byte row (one
 // head dim, every key of the block) swizzled, keys in pv_key_of_position order per 16-key group.
 // Warp w takes the 16-key groups w, w + kThreads / 32, ...; lane l head dims 4l..4l+3, both 8-byte
-// halves of their 16-byte chunks per group (kHalvesAtOnce 2: 16 loads in flight, +4% on W2f8q against
-// one half at a time, where the producer has 72 registers; with 56 the two spill): per half 8 32-bit
+// halves of their 16-byte chunks per group (kHalvesAtOnce 2, where the producer has 72 registers: both
+// halves and all of a warp's groups unrolled, 32 loads in flight; +4% on W2f8q for the halves, +2.4%
+// more for the groups; with 56 registers they spill, so one half at a time): per half 8 32-bit
 // loads (a warp reads one staged row per load), a 4 x 4 byte transpose per four keys (8 byte
 // permutes), four 8-byte stores. Bank conflicts on neither side:
 // lane l stores its head dims rotated by (l / 2) % 4 (8 lanes: 8 head dims mod 8, so 8 swizzled
@@ -213,30 +241,14 @@ NA_DEVICE void transpose_v_block(uint32_t src, uint32_t dst, int tid) {
   const int b0 = rot, b1 = (rot + 1) & 3;
   const uint32_t sel_lo = b0 | (b0 + 4) << 4 | b1 << 8 | (b1 + 4) << 12;
   const uint32_t s0 = src + lane * 4;
+  if constexpr (kHalvesAtOnce == 2) {
+    static_assert(kKeys / 16 % (kThreads / 32) == 0, "unrolled: every warp takes as many 16-key groups");
+#pragma unroll
+    for (int gi = 0; gi < kKeys / 16 / (kThreads / 32); ++gi)
+      transpose_v_group<2>(s0, dst, t / 32 + gi * (kThreads / 32), lane, rot, flip, sel_lo);
+  } else {
 #pragma unroll 1
-  for (int g = t / 32; g < kKeys / 16; g += kThreads / 32) {
-#pragma unroll(kHalvesAtOnce)
-    for (int h = 0; h < 2; ++h) {
-      const int half = h ^ flip;  // positions 8 half..8 half+7: words 2 half, 2 half + 1
-      const uint32_t sg = s0 + (16 * g + 4 * half) * 128;
-      uint32_t w[4][2];  // [head dim 4 lane + (rot + m) % 4][word 2 half + i]
-#pragma unroll
-      for (int i = 0; i < 2; ++i) {  // word j = 2 half + i: keys 2j, 2j+1, 2j+8, 2j+9 (pv_key_of_position)
-        const uint32_t k0 = ptx::ld_shared_32(sg + (2 * i) * 128), k1 = ptx::ld_shared_32(sg + (2 * i + 1) * 128);
-        const uint32_t k8 = ptx::ld_shared_32(sg + (2 * i + 8) * 128), k9 = ptx::ld_shared_32(sg + (2 * i + 9) * 128);
-        const uint32_t p_lo = __byte_perm(k0, k1, sel_lo), p_hi = __byte_perm(k0, k1, sel_lo ^ 0x2222);
-        const uint32_t q_lo = __byte_perm(k8, k9, sel_lo), q_hi = __byte_perm(k8, k9, sel_lo ^ 0x2222);
-        w[0][i] = __byte_perm(p_lo, q_lo, 0x5410);
-        w[1][i] = __byte_perm(p_lo, q_lo, 0x7632);
-        w[2][i] = __byte_perm(p_hi, q_hi, 0x5410);
-        w[3][i] = __byte_perm(p_hi, q_hi, 0x7632);
-      }
-#pragma unroll
-      for (int m = 0; m < 4; ++m) {
-        const int d = 4 * lane + ((rot + m) & 3);
-        ptx::st_shared_8(dst + d * 128 + ((g ^ (d & 7)) << 4) + 8 * half, w[m][0], w[m][1]);
-      }
-    }
+    for (int g = t / 32; g < kKeys / 16; g += kThreads / 32) transpose_v_group<1>(s0, dst, g, lane, rot, flip, sel_lo);
   }
 }
 
