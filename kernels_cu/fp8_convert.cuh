@@ -252,6 +252,57 @@ NA_DEVICE void transpose_v_block(uint32_t src, uint32_t dst, int tid) {
   }
 }
 
+#if __CUDA_ARCH__ >= 900
+// V as transpose_v_block lays it out, from a staging tile whose 128-byte key rows are swizzled like
+// the ring's (16-byte chunk j of key r at chunk j ^ r % 8: the V map's 128-byte swizzle, or
+// PagedKv::gather_kv8's swizzled rows), by ldmatrix / stmatrix: per thread and block 8 LDSM.x4.trans,
+// 32 byte permutes and 8 STSM.x4 (transpose_v_block: 32 LDS.32, 64 PRMT, 16 STS.64).
+// A unit is 16 head dims (chunk j) x 16 keys (group g). ldmatrix.trans of the 8 x 16-byte matrix of
+// keys 16g + 8h .. + 7 gives lane (c = lane / 4, t = lane % 4) keys 2t, 2t + 1 of head dims 2c, 2c + 1
+// of the chunk (bytes: k2t d2c, k2t d2c+1, k2t+1 d2c, k2t+1 d2c+1); two permutes of h = 0 and 1 make
+// head dim 2c's (2c + 1's) positions 4t..4t+3 = keys 2t, 2t+1, 2t+8, 2t+9 (pv_key_of_position), i.e.
+// row c's 4-byte slice t of an 8 x 16-byte stmatrix matrix. Lanes c >= 4 swap their two words, so the
+// "even" matrix has head dims 0 2 4 6 9 11 13 15 and the "odd" one 1 3 5 7 8 10 12 14: 8 distinct
+// swizzle chunks each, no bank conflicts on either side (the 8 rows an ldmatrix reads are 8 keys
+// r % 8 = 0..7 at chunks j ^ r).
+// Warp w takes chunks 2w, 2w + 1, all 8 groups; an LDSM.x4 / STSM.x4 covers groups 2i, 2i + 1.
+// kStepsAtOnce of the 8 steps unrolled (each 4 words in flight).
+template <int kKeys, int kThreads, int kStepsAtOnce>
+NA_DEVICE void transpose_v_block_ldsm(uint32_t src, uint32_t dst, int tid) {
+  static_assert(kKeys == 128 && kThreads == 128, "128 keys x 128 head dims, four warps of 2 chunks each");
+  int t;
+  asm volatile("mov.u32 %0, %1;\n" : "=r"(t) : "r"(tid));  // (as widen_block: offsets per call)
+  const int lane = t % 32, warp = t / 32;
+  const int rr = lane & 7, m = lane >> 3;  // the matrix row this lane addresses, and its matrix
+  // ldmatrix: matrix m is keys 8m + rr of the 32 keys from group 2i; chunk j is at j ^ rr.
+  const uint32_t ld0 = src + (8 * m + rr) * 128 + (rr << 4);
+  const uint32_t ld_lo = ld0 ^ ((2 * warp) << 4), ld_hi = ld0 ^ ((2 * warp + 1) << 4);
+  // stmatrix: matrix m is group 2i + (m >> 1), even (m & 1 = 0) or odd head dims; row rr's head dim
+  // 16j + dim_of_row, chunk (group ^ dim % 8) of its 128-byte row.
+  const int dim_of_row = (rr < 4) == ((m & 1) == 0) ? 2 * rr : 2 * rr + 1;
+  const uint32_t st0 = dst + (32 * warp + dim_of_row) * 128 + (((m >> 1) ^ (dim_of_row & 7)) << 4);
+  const uint32_t sel_even = (lane >> 2) < 4 ? 0x6420 : 0x7531, sel_odd = sel_even ^ 0x1111;
+  static_assert(8 % kStepsAtOnce == 0, "whole batches of steps");
+  // (The asm statements keep their order: a batch's loads are all issued before its stores.)
+#pragma unroll 1
+  for (int step0 = 0; step0 < 8; step0 += kStepsAtOnce) {
+    uint32_t w[kStepsAtOnce][4];  // per step: group 2i keys 0-7, 8-15; group 2i + 1 likewise
+#pragma unroll
+    for (int k = 0; k < kStepsAtOnce; ++k) {
+      const int jj = (step0 + k) / 4, i = (step0 + k) % 4;  // chunk 2 warp + jj, groups 2i, 2i + 1
+      ptx::ldmatrix_x4_trans((jj ? ld_hi : ld_lo) + i * 32 * 128, w[k][0], w[k][1], w[k][2], w[k][3]);
+    }
+#pragma unroll
+    for (int k = 0; k < kStepsAtOnce; ++k) {
+      const int jj = (step0 + k) / 4, i = (step0 + k) % 4;
+      ptx::stmatrix_x4((st0 ^ (i << 5)) + jj * 16 * 128, __byte_perm(w[k][0], w[k][1], sel_even),
+                       __byte_perm(w[k][0], w[k][1], sel_odd), __byte_perm(w[k][2], w[k][3], sel_even),
+                       __byte_perm(w[k][2], w[k][3], sel_odd));
+    }
+  }
+}
+#endif
+
 // Four floats -> four e4m3 bytes (round to nearest, saturating to +-448), f0 in the low byte.
 NA_DEVICE uint32_t pack4_e4m3(float f0, float f1, float f2, float f3) {
   uint32_t r;

@@ -274,19 +274,23 @@ struct PagedKvSm90 {
 
   // fp8 cache, gather path: thread ptid copies 16-byte chunk ptid % (kHeadDim / 16) of rows
   // ptid / (kHeadDim / 16) + k * kGather8RowsPerPass into the row-major staging tile; rows at or past
-  // kv_end are zero-filled (a zero byte is +0 in e4m3 and e5m2).
+  // kv_end are zero-filled (a zero byte is +0 in e4m3 and e5m2). kSwizzled: 128-byte rows (head_dim
+  // 128) with the 128-byte swizzle of a swizzled map's TMA box (chunk j of row r at j ^ r % 8; the
+  // fp8-MMA builds' V, for fp8::transpose_v_block_ldsm).
   static constexpr int kChunks8 = kHeadDim / 16;
   static constexpr int kGather8RowsPerPass = 128 / kChunks8;
 
-  template <bool kIsV>
+  template <bool kIsV, bool kSwizzled = false>
   static NA_DEVICE void gather_kv8(const PrefillParams& p, const TileCoords& c, int n0, const Elem* const* rows,
                                    uint32_t tile8, int ptid) {
     static_assert(kElemBytes == 1, "fp8 staging");
+    static_assert(!kSwizzled || (kHeadDim == 128 && kGather8RowsPerPass % 8 == 0), "one swizzle row per key");
     const Elem* dummy = static_cast<const Elem*>(kIsV ? p.v : p.k);  // valid address for 0-byte copies
     const int chunk = ptid % kChunks8;
     const int r0 = ptid / kChunks8;
     const int live = c.kv_end - n0;  // rows [0, live) exist
-    const uint32_t dst0 = tile8 + r0 * kHeadDim + chunk * 16;
+    // (each pass moves 16 rows: a thread's swizzle phase r0 % 8 stays)
+    const uint32_t dst0 = tile8 + r0 * kHeadDim + (kSwizzled ? (chunk ^ (r0 & 7)) : chunk) * 16;
 #pragma unroll 4
     for (int pass = 0; pass < kBlockN / kGather8RowsPerPass; ++pass) {
       const int row = r0 + pass * kGather8RowsPerPass;

@@ -38,6 +38,14 @@ NA_DEVICE void ldmatrix_x4_trans(uint32_t addr, uint32_t& r0, uint32_t& r1, uint
                : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
 }
 
+#if __CUDA_ARCH__ >= 900
+// stmatrix.sync.aligned.m8n8.x4.shared.b16 (sm_90): the fp8-MMA builds' transposed V rows
+NA_DEVICE void stmatrix_x4(uint32_t addr, uint32_t r0, uint32_t r1, uint32_t r2, uint32_t r3) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n"
+               ::"r"(addr), "r"(r0), "r"(r1), "r"(r2), "r"(r3) : "memory");
+}
+#endif
+
 // mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}: D = A * B + D, fp32 accumulate.
 template <bool kBf16>
 NA_DEVICE void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {

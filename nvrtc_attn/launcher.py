@@ -337,7 +337,8 @@ def expand_plan(plan, workspace_ptr: int, offsets_key: planner.OffsetKey | None,
 
 # cuTensorMapEncodeTiled: 16-bit elements with the 128-byte swizzle the wgmma operands use, or the
 # bytes of an fp8 cache unswizzled (the producer widens them into the swizzled tiles itself), except
-# the K bytes of the fp8-MMA builds: swizzled, as e4m3 wgmma reads them.
+# in the fp8-MMA builds: K swizzled, as e4m3 wgmma reads it, and V swizzled for the producer's
+# ldmatrix transpose.
 _TMA_CACHE_MAX = 512
 _map_cache: dict = {}  # geometry + address -> encoded descriptor(s), b"" when rejected
 
@@ -471,7 +472,7 @@ def set_tensor_maps(maps: Sm90TensorMaps, p: PrefillParams, plan, build: variant
             p.q_tma = 1
     p.kv_box_tokens = 0
     if build.kv_box:
-        # The element size and K's swizzle are part of the key: an fp8 build's maps (uint8, K swizzled
+        # The element size and the swizzle are part of the key: an fp8 build's maps (uint8, swizzled
         # in the fp8-MMA builds only) are never those of another build over the same address and shape.
         elem = 1 if build.kv_fp8 else 2
         k_swizzle = build.fp8_mma
@@ -491,7 +492,7 @@ def set_tensor_maps(maps: Sm90TensorMaps, p: PrefillParams, plan, build: variant
 
 def _encode_kv(plan, kv_box: int, k, v, ks, vs, bytes_per_element: int = 2, k_swizzle: bool = False) -> tuple | bytes:
     """(K map, V map, K page_heads, V page_heads) of a K/V view pair, or b"" without a TMA view:
-    16-bit views as 5-D swizzled maps, an fp8 cache's (bytes_per_element 1) as 3-D byte maps, K's
+    16-bit views as 5-D swizzled maps, an fp8 cache's (bytes_per_element 1) as 3-D byte maps, both
     128-byte swizzled with k_swizzle (the fp8-MMA builds: head_dim 128, one swizzle row per key)."""
     d = plan.head_dim
     if bytes_per_element == 1:
@@ -502,7 +503,7 @@ def _encode_kv(plan, kv_box: int, k, v, ks, vs, bytes_per_element: int = 2, k_sw
     gv = geometry(d, plan.page_size, plan.num_kv_heads, v.shape[0], vs)
     k_swizzled = bytes_per_element == 2 or k_swizzle
     raw_k = _encode(k.ptr, gk[0], gk[1], box, bytes_per_element, swizzle=k_swizzled) if gk else b""
-    raw_v = _encode(v.ptr, gv[0], gv[1], box, bytes_per_element) if gv and raw_k else b""
+    raw_v = _encode(v.ptr, gv[0], gv[1], box, bytes_per_element, swizzle=k_swizzled) if gv and raw_k else b""
     return (raw_k, raw_v, gk[2], gv[2]) if raw_v else b""
 
 

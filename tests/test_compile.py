@@ -116,8 +116,9 @@ def test_fp8_builds_widen_in_shared_memory(compiled, name):
     e4m3, bf16, sm90 = int(d["KV_FP8"]) == 1, int(d["IS_BF16"]) == 1, ck.variant.entry == "prefill_sm90"
     assert re.search(r"\bSTS\.128\b", text) and re.search(r"\bLDS\.128\b", text), name
     if int(d.get("FP8_MMA", 0)):  # no widening: K swizzled (LDS/STS.128), V transposed, P to e4m3
-        # V: 32-bit loads, byte permutes, 8-byte stores (fp8::transpose_v_block), no byte loads
-        assert re.search(r"\bSTS\.64\b", text) and re.search(r"\bPRMT\b", text), f"{name}: no V transpose"
+        # V: transposing matrix loads, byte permutes, matrix stores (fp8::transpose_v_block_ldsm), no byte loads
+        assert re.search(r"\bLDSM\.16\.MT88\.4\b", text) and re.search(r"\bSTSM\.16\.M88\.4\b", text) \
+            and re.search(r"\bPRMT\b", text), f"{name}: no V transpose"
         assert not re.search(r"\bLDS\.U8\b", text), f"{name}: byte loads in the V transpose"
         assert re.search(r"\bF2FP\.SATFINITE\.E4M3\.F32", text), f"{name}: no cvt f32 -> e4m3 (P)"
         assert not re.search(r"\bF2FP\.F16\.E4M3|\bH(MUL|FMA)2\.BF16", text), f"{name}: widening in an fp8-MMA build"

@@ -348,9 +348,9 @@ def test_fp8_batches_never_take_the_short_tiles(kv):
 
 
 def test_tensor_map_cache_keys_the_element_size(monkeypatch):
-    """set_tensor_maps caches the K/V maps per element size and K swizzle: a 16-bit, an fp8 and an
+    """set_tensor_maps caches the K/V maps per element size and swizzle: a 16-bit, an fp8 and an
     fp8-MMA build over the same addresses, shapes and strides get their own encodings (16-bit
-    swizzled; uint8 unswizzled; uint8 with K swizzled, V not), each encoded once (driver call replaced
+    swizzled; uint8 unswizzled; uint8 swizzled), each encoded once (driver call replaced
     by a recorder, CPU)."""
     import ctypes
     from types import SimpleNamespace
@@ -380,14 +380,14 @@ def test_tensor_map_cache_keys_the_element_size(monkeypatch):
                                      q_dtype=e4m3, fp8_mma=True),
     }
     assert builds["mma"].fp8_mma and not builds["fp8"].fp8_mma and not builds["16"].fp8_mma
-    expect = {"16": ((2, 5, 1), (2, 5, 1)), "fp8": ((1, 3, 0), (1, 3, 0)), "mma": ((1, 3, 1), (1, 3, 0))}
+    expect = {"16": ((2, 5, 1), (2, 5, 1)), "fp8": ((1, 3, 0), (1, 3, 0)), "mma": ((1, 3, 1), (1, 3, 1))}
     for kind in ("16", "fp8", "mma", "16", "fp8", "mma"):
         maps, p = launcher.Sm90TensorMaps(), launcher.PrefillParams()
         assert launcher.set_tensor_maps(maps, p, plan, builds[kind], q, k, v, strides, strides)
         assert (tuple(bytes(maps.k)[:3]), tuple(bytes(maps.v)[:3])) == expect[kind], kind
     kv_calls = [c for c in calls if c[0] in (k.ptr, v.ptr)]
     assert kv_calls == [(k.ptr, 5, 2, True), (v.ptr, 5, 2, True), (k.ptr, 3, 1, False), (v.ptr, 3, 1, False),
-                        (k.ptr, 3, 1, True), (v.ptr, 3, 1, False)]
+                        (k.ptr, 3, 1, True), (v.ptr, 3, 1, True)]
 
 
 def test_kv8_tma_geometry():
