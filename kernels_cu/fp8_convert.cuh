@@ -190,85 +190,25 @@ NA_DEVICE void swizzle_rows128(uint32_t src, uint32_t dst, int tid) {
 // 2t + (e & 1) + 8 (e >> 1), i.e. positions 0..15 hold keys 0 1 8 9 2 3 10 11 4 5 12 13 6 7 14 15.
 NA_DEVICE constexpr int pv_key_of_position(int q) { return 2 * (q / 4) + (q & 1) + 8 * ((q & 3) >> 1); }
 
-// One 16-key group g of transpose_v_block (its thread constants passed in).
-template <int kHalvesAtOnce>
-NA_DEVICE void transpose_v_group(uint32_t s0, uint32_t dst, int g, int lane, int rot, int flip, uint32_t sel_lo) {
-#pragma unroll(kHalvesAtOnce)
-  for (int h = 0; h < 2; ++h) {
-    const int half = h ^ flip;  // positions 8 half..8 half+7: words 2 half, 2 half + 1
-    const uint32_t sg = s0 + (16 * g + 4 * half) * 128;
-    uint32_t w[4][2];  // [head dim 4 lane + (rot + m) % 4][word 2 half + i]
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {  // word j = 2 half + i: keys 2j, 2j+1, 2j+8, 2j+9 (pv_key_of_position)
-      const uint32_t k0 = ptx::ld_shared_32(sg + (2 * i) * 128), k1 = ptx::ld_shared_32(sg + (2 * i + 1) * 128);
-      const uint32_t k8 = ptx::ld_shared_32(sg + (2 * i + 8) * 128), k9 = ptx::ld_shared_32(sg + (2 * i + 9) * 128);
-      const uint32_t p_lo = __byte_perm(k0, k1, sel_lo), p_hi = __byte_perm(k0, k1, sel_lo ^ 0x2222);
-      const uint32_t q_lo = __byte_perm(k8, k9, sel_lo), q_hi = __byte_perm(k8, k9, sel_lo ^ 0x2222);
-      w[0][i] = __byte_perm(p_lo, q_lo, 0x5410);
-      w[1][i] = __byte_perm(p_lo, q_lo, 0x7632);
-      w[2][i] = __byte_perm(p_hi, q_hi, 0x5410);
-      w[3][i] = __byte_perm(p_hi, q_hi, 0x7632);
-    }
-#pragma unroll
-    for (int m = 0; m < 4; ++m) {
-      const int d = 4 * lane + ((rot + m) & 3);
-      ptx::st_shared_8(dst + d * 128 + ((g ^ (d & 7)) << 4) + 8 * half, w[m][0], w[m][1]);
-    }
-  }
-}
-
-// V: staged [kKeys][128] bytes (key-major) -> [128 head dims][kKeys] bytes, each 128-byte row (one
-// head dim, every key of the block) swizzled, keys in pv_key_of_position order per 16-key group.
-// Warp w takes the 16-key groups w, w + kThreads / 32, ...; lane l head dims 4l..4l+3, both 8-byte
-// halves of their 16-byte chunks per group (kHalvesAtOnce 2, where the producer has 72 registers: both
-// halves and all of a warp's groups unrolled, 32 loads in flight; +4% on W2f8q for the halves, +2.4%
-// more for the groups; with 56 registers they spill, so one half at a time): per half 8 32-bit
-// loads (a warp reads one staged row per load), a 4 x 4 byte transpose per four keys (8 byte
-// permutes), four 8-byte stores. Bank conflicts on neither side:
-// lane l stores its head dims rotated by (l / 2) % 4 (8 lanes: 8 head dims mod 8, so 8 swizzled
-// chunks) and lanes 8..15 of each 16-lane store phase write the other half first.
-template <int kKeys, int kThreads, int kHalvesAtOnce>
-NA_DEVICE void transpose_v_block(uint32_t src, uint32_t dst, int tid) {
-  static_assert(kKeys == 128 && kThreads % 32 == 0 && (kHalvesAtOnce == 1 || kHalvesAtOnce == 2),
-                "a 128-byte row (128 keys) per head dim; lane l holds head dims 4l..4l+3 of 128; whole warps");
-  int t;
-  asm volatile("mov.u32 %0, %1;\n" : "=r"(t) : "r"(tid));  // (as widen_block: offsets per call)
-  const int lane = t % 32;
-  const int rot = (lane >> 1) & 3;
-  const int flip = (lane >> 3) & 1;
-  // __byte_perm selector: bytes (rot, rot + 1) of two words x, y interleaved as x, y, x, y (lo);
-  // bytes (rot + 2, rot + 3) likewise (hi: every byte index ^ 2), byte indices mod 4.
-  const int b0 = rot, b1 = (rot + 1) & 3;
-  const uint32_t sel_lo = b0 | (b0 + 4) << 4 | b1 << 8 | (b1 + 4) << 12;
-  const uint32_t s0 = src + lane * 4;
-  if constexpr (kHalvesAtOnce == 2) {
-    static_assert(kKeys / 16 % (kThreads / 32) == 0, "unrolled: every warp takes as many 16-key groups");
-#pragma unroll
-    for (int gi = 0; gi < kKeys / 16 / (kThreads / 32); ++gi)
-      transpose_v_group<2>(s0, dst, t / 32 + gi * (kThreads / 32), lane, rot, flip, sel_lo);
-  } else {
-#pragma unroll 1
-    for (int g = t / 32; g < kKeys / 16; g += kThreads / 32) transpose_v_group<1>(s0, dst, g, lane, rot, flip, sel_lo);
-  }
-}
-
 #if __CUDA_ARCH__ >= 900
-// V as transpose_v_block lays it out, from a staging tile whose 128-byte key rows are swizzled like
-// the ring's (16-byte chunk j of key r at chunk j ^ r % 8: the V map's 128-byte swizzle, or
-// PagedKv::gather_kv8's swizzled rows), by ldmatrix / stmatrix: per thread and block 8 LDSM.x4.trans,
-// 32 byte permutes and 8 STSM.x4 (transpose_v_block: 32 LDS.32, 64 PRMT, 16 STS.64).
+// V: staged [kKeys][128] bytes (key-major) -> [128 head dims][kKeys] bytes, each 128-byte row (one
+// head dim, every key of the block) swizzled, keys in pv_key_of_position order per 16-key group. The
+// staging's key rows come 128-byte swizzled like the ring's (16-byte chunk j of key r at chunk j ^ r % 8:
+// the fp8-MMA V map's swizzle, or PagedKv::gather_kv8<true, true>), so that ldmatrix reads 8 keys' chunk
+// j without bank conflicts. Per thread and block: 8 LDSM.x4.trans, 32 byte permutes, 8 STSM.x4 (+4.6% /
+// +6.3% on W2f8q / W7f8q against 32 LDS.32 + 64 PRMT + 16 STS.64 through a row-major staging, s11r3).
 // A unit is 16 head dims (chunk j) x 16 keys (group g). ldmatrix.trans of the 8 x 16-byte matrix of
 // keys 16g + 8h .. + 7 gives lane (c = lane / 4, t = lane % 4) keys 2t, 2t + 1 of head dims 2c, 2c + 1
 // of the chunk (bytes: k2t d2c, k2t d2c+1, k2t+1 d2c, k2t+1 d2c+1); two permutes of h = 0 and 1 make
 // head dim 2c's (2c + 1's) positions 4t..4t+3 = keys 2t, 2t+1, 2t+8, 2t+9 (pv_key_of_position), i.e.
 // row c's 4-byte slice t of an 8 x 16-byte stmatrix matrix. Lanes c >= 4 swap their two words, so the
 // "even" matrix has head dims 0 2 4 6 9 11 13 15 and the "odd" one 1 3 5 7 8 10 12 14: 8 distinct
-// swizzle chunks each, no bank conflicts on either side (the 8 rows an ldmatrix reads are 8 keys
-// r % 8 = 0..7 at chunks j ^ r).
-// Warp w takes chunks 2w, 2w + 1, all 8 groups; an LDSM.x4 / STSM.x4 covers groups 2i, 2i + 1.
-// kStepsAtOnce of the 8 steps unrolled (each 4 words in flight).
+// swizzle chunks each, no bank conflicts in the stores either.
+// Warp w takes chunks 2w, 2w + 1, all 8 groups; an LDSM.x4 / STSM.x4 covers groups 2i, 2i + 1 (a
+// step). kStepsAtOnce of the 8 steps have their loads in flight together (8 where the producer has 72
+// registers, 2 with 56: 4 words each).
 template <int kKeys, int kThreads, int kStepsAtOnce>
-NA_DEVICE void transpose_v_block_ldsm(uint32_t src, uint32_t dst, int tid) {
+NA_DEVICE void transpose_v_block(uint32_t src, uint32_t dst, int tid) {
   static_assert(kKeys == 128 && kThreads == 128, "128 keys x 128 head dims, four warps of 2 chunks each");
   int t;
   asm volatile("mov.u32 %0, %1;\n" : "=r"(t) : "r"(tid));  // (as widen_block: offsets per call)

@@ -276,7 +276,7 @@ struct PagedKvSm90 {
   // ptid / (kHeadDim / 16) + k * kGather8RowsPerPass into the row-major staging tile; rows at or past
   // kv_end are zero-filled (a zero byte is +0 in e4m3 and e5m2). kSwizzled: 128-byte rows (head_dim
   // 128) with the 128-byte swizzle of a swizzled map's TMA box (chunk j of row r at j ^ r % 8; the
-  // fp8-MMA builds' V, for fp8::transpose_v_block_ldsm).
+  // fp8-MMA builds' V, for fp8::transpose_v_block).
   static constexpr int kChunks8 = kHeadDim / 16;
   static constexpr int kGather8RowsPerPass = 128 / kChunks8;
 

@@ -239,7 +239,7 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
     const uint32_t tile = smem + SmemLayout::kKV + ((is_v ? kStages : 0) + s) * kKVBytes;
     if constexpr (kF8Mma) {  // bytes stay bytes: K swizzled, V transposed (fp8_convert.cuh)
       const uint32_t tile8 = smem + SmemLayout::kStage8 + slot * SmemLayout::kStage8Bytes;
-      if (is_v) fp8::transpose_v_block_ldsm<kBN, 128, kProducerRegs >= 72 ? 8 : 2>(tile8, tile, ptid);
+      if (is_v) fp8::transpose_v_block<kBN, 128, kProducerRegs >= 72 ? 8 : 2>(tile8, tile, ptid);
       else fp8::swizzle_rows128<kBN, 128>(tile8, tile, ptid);
     } else {
       fp8::widen_block<kD, kBN, 128, kBf16, kKind, kHwCvt, PagedKv, kWidenLoads>(

@@ -130,18 +130,6 @@ NA_DEVICE uint4 ld_shared_16(uint32_t addr) {
   return v;
 }
 
-// ld.shared.b32: four bytes of a staged fp8 tile (the fp8-MMA builds' V transpose)
-NA_DEVICE uint32_t ld_shared_32(uint32_t addr) {
-  uint32_t v;
-  asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr) : "memory");
-  return v;
-}
-
-// st.shared.v2.b32 (8-byte store: half a 16-byte chunk of the fp8-MMA builds' transposed V)
-NA_DEVICE void st_shared_8(uint32_t addr, uint32_t lo, uint32_t hi) {
-  asm volatile("st.shared.v2.b32 [%0], {%1, %2};\n" ::"r"(addr), "r"(lo), "r"(hi) : "memory");
-}
-
 // st.shared.v4.b32 (16-byte store to shared memory: the fp8 cache's widened K/V tiles)
 NA_DEVICE void st_shared_16(uint32_t addr, uint4 v) {
   asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)

@@ -101,7 +101,7 @@ struct SmemLayout {
   // fp8 cache: slots that stage fp8 blocks until the producer widens them into the K/V stages. Two
   // (a block's K and V: the next block's K loads while this block's V is widened) where they fit
   // beside an epilogue staging of 8 rows, else one (head_dim 256: K, then V, through one slot).
-  // (fp8-MMA: at a swizzle period, as V lands 128-byte swizzled for fp8::transpose_v_block_ldsm.)
+  // (fp8-MMA: at a swizzle period, as V lands 128-byte swizzled for fp8::transpose_v_block.)
   static constexpr int kStage8 = kF8Mma ? (kOffsets + static_cast<int>(sizeof(PagedKv::BlockOffsets)) + 1023) / 1024 * 1024
                                         : kOffsets + static_cast<int>(sizeof(PagedKv::BlockOffsets));
   static constexpr int kStage8Bytes = kFp8 ? PagedKv::kStageBytes : 0;

@@ -116,7 +116,7 @@ def test_fp8_builds_widen_in_shared_memory(compiled, name):
     e4m3, bf16, sm90 = int(d["KV_FP8"]) == 1, int(d["IS_BF16"]) == 1, ck.variant.entry == "prefill_sm90"
     assert re.search(r"\bSTS\.128\b", text) and re.search(r"\bLDS\.128\b", text), name
     if int(d.get("FP8_MMA", 0)):  # no widening: K swizzled (LDS/STS.128), V transposed, P to e4m3
-        # V: transposing matrix loads, byte permutes, matrix stores (fp8::transpose_v_block_ldsm), no byte loads
+        # V: transposing matrix loads, byte permutes, matrix stores (fp8::transpose_v_block), no byte loads
         assert re.search(r"\bLDSM\.16\.MT88\.4\b", text) and re.search(r"\bSTSM\.16\.M88\.4\b", text) \
             and re.search(r"\bPRMT\b", text), f"{name}: no V transpose"
         assert not re.search(r"\bLDS\.U8\b", text), f"{name}: byte loads in the V transpose"
