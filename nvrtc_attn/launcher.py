@@ -475,12 +475,12 @@ def set_tensor_maps(maps: Sm90TensorMaps, p: PrefillParams, plan, build: variant
         # The element size and the swizzle are part of the key: an fp8 build's maps (uint8, swizzled
         # in the fp8-MMA builds only) are never those of another build over the same address and shape.
         elem = 1 if build.kv_fp8 else 2
-        k_swizzle = build.fp8_mma
+        fp8_swizzle = build.fp8_mma
         key = (k.ptr, v.ptr, k.shape[0], v.shape[0], ks, vs, d, plan.page_size, plan.num_kv_heads, build.kv_box, elem,
-               k_swizzle)
+               fp8_swizzle)
         kv = _map_cache.get(key)
         if kv is None:
-            kv = _encode_kv(plan, build.kv_box, k, v, ks, vs, elem, k_swizzle)
+            kv = _encode_kv(plan, build.kv_box, k, v, ks, vs, elem, fp8_swizzle)
             _remember(key, kv)
         if kv:
             raw_k, raw_v, p.k_page_heads, p.v_page_heads = kv
@@ -490,10 +490,10 @@ def set_tensor_maps(maps: Sm90TensorMaps, p: PrefillParams, plan, build: variant
     return bool(p.kv_box_tokens)
 
 
-def _encode_kv(plan, kv_box: int, k, v, ks, vs, bytes_per_element: int = 2, k_swizzle: bool = False) -> tuple | bytes:
+def _encode_kv(plan, kv_box: int, k, v, ks, vs, bytes_per_element: int = 2, fp8_swizzle: bool = False) -> tuple | bytes:
     """(K map, V map, K page_heads, V page_heads) of a K/V view pair, or b"" without a TMA view:
     16-bit views as 5-D swizzled maps, an fp8 cache's (bytes_per_element 1) as 3-D byte maps, both
-    128-byte swizzled with k_swizzle (the fp8-MMA builds: head_dim 128, one swizzle row per key)."""
+    128-byte swizzled with fp8_swizzle (the fp8-MMA builds: head_dim 128, one swizzle row per key)."""
     d = plan.head_dim
     if bytes_per_element == 1:
         box, geometry = (d, kv_box, 1), kv8_tma_geometry
@@ -501,9 +501,9 @@ def _encode_kv(plan, kv_box: int, k, v, ks, vs, bytes_per_element: int = 2, k_sw
         box, geometry = (64, 8, d // 64, kv_box // 8, 1), kv_tma_geometry
     gk = geometry(d, plan.page_size, plan.num_kv_heads, k.shape[0], ks)
     gv = geometry(d, plan.page_size, plan.num_kv_heads, v.shape[0], vs)
-    k_swizzled = bytes_per_element == 2 or k_swizzle
-    raw_k = _encode(k.ptr, gk[0], gk[1], box, bytes_per_element, swizzle=k_swizzled) if gk else b""
-    raw_v = _encode(v.ptr, gv[0], gv[1], box, bytes_per_element, swizzle=k_swizzled) if gv and raw_k else b""
+    swizzled = bytes_per_element == 2 or fp8_swizzle
+    raw_k = _encode(k.ptr, gk[0], gk[1], box, bytes_per_element, swizzle=swizzled) if gk else b""
+    raw_v = _encode(v.ptr, gv[0], gv[1], box, bytes_per_element, swizzle=swizzled) if gv and raw_k else b""
     return (raw_k, raw_v, gk[2], gv[2]) if raw_v else b""
 
 
