@@ -215,6 +215,8 @@ NA_DEVICE void transpose_v_block(uint32_t src, uint32_t dst, int tid) {
   const int lane = t % 32, warp = t / 32;
   const int rr = lane & 7, m = lane >> 3;  // the matrix row this lane addresses, and its matrix
   // ldmatrix: matrix m is keys 8m + rr of the 32 keys from group 2i; chunk j is at j ^ rr.
+  // (The addresses are paged_kv_load.cuh's swizzled_offset / swizzle_step written out: used here,
+  // with that header included, the fp8-MMA builds' SASS moved, which no device run has checked.)
   const uint32_t ld0 = src + (8 * m + rr) * 128 + (rr << 4);
   const uint32_t ld_lo = ld0 ^ ((2 * warp) << 4), ld_hi = ld0 ^ ((2 * warp + 1) << 4);
   // stmatrix: matrix m is group 2i + (m >> 1), even (m & 1 = 0) or odd head dims; row rr's head dim

@@ -102,8 +102,8 @@ struct SmemLayout {
   // (a block's K and V: the next block's K loads while this block's V is widened) where they fit
   // beside an epilogue staging of 8 rows, else one (head_dim 256: K, then V, through one slot).
   // (fp8-MMA: at a swizzle period, as V lands 128-byte swizzled for fp8::transpose_v_block.)
-  static constexpr int kStage8 = kF8Mma ? (kOffsets + static_cast<int>(sizeof(PagedKv::BlockOffsets)) + 1023) / 1024 * 1024
-                                        : kOffsets + static_cast<int>(sizeof(PagedKv::BlockOffsets));
+  static constexpr int kAfterOffsets = kOffsets + static_cast<int>(sizeof(PagedKv::BlockOffsets));
+  static constexpr int kStage8 = kF8Mma ? (kAfterOffsets + 1023) & ~1023 : kAfterOffsets;
   static constexpr int kStage8Bytes = kFp8 ? PagedKv::kStageBytes : 0;
   static constexpr int kStage8Slots =
       !kFp8 ? 0 : kStage8 + 2 * kStage8Bytes + (kConsumerThreads / 32) * 8 * kSwizzleRowBytes + 1024 <= kMax ? 2 : 1;
