@@ -16,12 +16,17 @@
 
 constexpr int kMergeThreads = 256;
 
+// The loads that do not depend on the prefill (the plan's counts and merge table) are issued before
+// grid_dependency_wait; after it, a row's LSEs and partial O of up to kBatch pieces are loaded at once
+// (one round trip instead of two, then the general loop for more pieces).
+constexpr int kBatch = 4;
+
 extern "C" __global__ void __launch_bounds__(kMergeThreads) merge_split(const __grid_constant__ MergeParams p) {
-  ptx::grid_dependency_wait();  // launched early (launcher: programmatic): the pieces' partials first
   const int chunks = p.head_dim / 8;            // 16-byte output chunks per row
   const int per_head = p.block_m * chunks;
   const int per_merge = p.num_kv_heads * per_head;
   const int items = p.counts[kCountMerges] * per_merge;  // the host keeps slots * block_m * head_dim < 2^31
+  bool waited = false;
   for (int it = blockIdx.x * kMergeThreads + threadIdx.x; it < items; it += gridDim.x * kMergeThreads) {
     const int m = it / per_merge;
     const int h = (it - m * per_merge) / per_head;
@@ -33,22 +38,57 @@ extern "C" __global__ void __launch_bounds__(kMergeThreads) merge_split(const __
     const int pieces = f.y;
     const int packed = e.z + r;
     if (packed >= e.w) continue;
+    const int i = packed / p.group_size;
+    const int hq = h * p.group_size + (packed - i * p.group_size);
+    const int64_t q = p.qo_indptr[e.x] + i;
+    if (!waited) {  // launched early (launcher: programmatic): the pieces' partials from here on
+      ptx::grid_dependency_wait();
+      waited = true;
+    }
     // Piece j's slot is (first_piece + j) * num_kv_heads + h; row r of a slot is its tile's row r.
     const int64_t row0 = (static_cast<int64_t>(f.x) * p.num_kv_heads + h) * p.block_m + r;
     const int64_t step = static_cast<int64_t>(p.num_kv_heads) * p.block_m;
-    float mx = NA_NEG_INF;
-    for (int j = 0; j < pieces; ++j) mx = fmaxf(mx, p.partial_lse[row0 + j * step]);
     float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-    float wsum = 0.f;
-    if (mx != NA_NEG_INF) {
-      for (int j = 0; j < pieces; ++j) {
-        const int64_t row = row0 + j * step;
-        const float w = ptx::exp2(p.partial_lse[row] - mx);  // 0 for a piece without keys (-inf)
-        const float4* src = reinterpret_cast<const float4*>(p.partial_o + row * p.head_dim + ch * 8);
-        const float4 a = src[0], b = src[1];
-        wsum += w;
-        acc[0] += w * a.x; acc[1] += w * a.y; acc[2] += w * a.z; acc[3] += w * a.w;
-        acc[4] += w * b.x; acc[5] += w * b.y; acc[6] += w * b.z; acc[7] += w * b.w;
+    float mx = NA_NEG_INF, wsum = 0.f;
+    if (pieces <= kBatch) {
+      float l[kBatch];
+      float4 a[kBatch], b[kBatch];
+#pragma unroll
+      for (int j = 0; j < kBatch; ++j) {
+        l[j] = NA_NEG_INF;
+        a[j] = b[j] = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (j < pieces) {
+          const int64_t row = row0 + j * step;
+          const float* src = p.partial_o + row * p.head_dim + ch * 8;  // written by the finished prefill:
+          l[j] = p.partial_lse[row];                                      // read-only here (ld.global.nc)
+          const uint4 u0 = ptx::ld_global_nc_16(src), u1 = ptx::ld_global_nc_16(src + 4);
+          a[j] = make_float4(__uint_as_float(u0.x), __uint_as_float(u0.y), __uint_as_float(u0.z), __uint_as_float(u0.w));
+          b[j] = make_float4(__uint_as_float(u1.x), __uint_as_float(u1.y), __uint_as_float(u1.z), __uint_as_float(u1.w));
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < kBatch; ++j) mx = fmaxf(mx, l[j]);
+      if (mx != NA_NEG_INF) {
+#pragma unroll
+        for (int j = 0; j < kBatch; ++j) {
+          const float w = ptx::exp2(l[j] - mx);  // 0 for a piece without keys (-inf) or past pieces
+          wsum += w;
+          acc[0] += w * a[j].x; acc[1] += w * a[j].y; acc[2] += w * a[j].z; acc[3] += w * a[j].w;
+          acc[4] += w * b[j].x; acc[5] += w * b[j].y; acc[6] += w * b[j].z; acc[7] += w * b[j].w;
+        }
+      }
+    } else {
+      for (int j = 0; j < pieces; ++j) mx = fmaxf(mx, p.partial_lse[row0 + j * step]);
+      if (mx != NA_NEG_INF) {
+        for (int j = 0; j < pieces; ++j) {
+          const int64_t row = row0 + j * step;
+          const float w = ptx::exp2(p.partial_lse[row] - mx);  // 0 for a piece without keys (-inf)
+          const float4* src = reinterpret_cast<const float4*>(p.partial_o + row * p.head_dim + ch * 8);
+          const float4 a = src[0], b = src[1];
+          wsum += w;
+          acc[0] += w * a.x; acc[1] += w * a.y; acc[2] += w * a.z; acc[3] += w * a.w;
+          acc[4] += w * b.x; acc[5] += w * b.y; acc[6] += w * b.z; acc[7] += w * b.w;
+        }
       }
     }
     const float inv = wsum > 0.f ? p.v_scale / wsum : 0.f;
@@ -58,9 +98,6 @@ extern "C" __global__ void __launch_bounds__(kMergeThreads) merge_split(const __
     for (int k = 0; k < 4; ++k)
       vw[k] = p.is_bf16 ? ptx::pack2<true>(acc[2 * k] * inv, acc[2 * k + 1] * inv)
                         : ptx::pack2<false>(acc[2 * k] * inv, acc[2 * k + 1] * inv);
-    const int i = packed / p.group_size;
-    const int hq = h * p.group_size + (packed - i * p.group_size);
-    const int64_t q = p.qo_indptr[e.x] + i;
     ptx::st_global_16(static_cast<uint16_t*>(p.o) + q * p.o_stride_tok + hq * p.o_stride_head + ch * 8, v);
     if (p.lse != nullptr && ch == 0)
       p.lse[q * p.lse_stride_tok + hq * p.lse_stride_head] = wsum > 0.f ? (mx + ptx::log2(wsum)) * p.lse_scale : NA_NEG_INF;
