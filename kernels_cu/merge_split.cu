@@ -21,6 +21,12 @@ constexpr int kMergeThreads = 256;
 // (one round trip instead of two, then the general loop for more pieces).
 constexpr int kBatch = 4;
 
+// acc += w * (a, b): one piece's 8 columns, weighted.
+NA_DEVICE void add_weighted(float (&acc)[8], float w, const float4& a, const float4& b) {
+  acc[0] += w * a.x; acc[1] += w * a.y; acc[2] += w * a.z; acc[3] += w * a.w;
+  acc[4] += w * b.x; acc[5] += w * b.y; acc[6] += w * b.z; acc[7] += w * b.w;
+}
+
 extern "C" __global__ void __launch_bounds__(kMergeThreads) merge_split(const __grid_constant__ MergeParams p) {
   const int chunks = p.head_dim / 8;            // 16-byte output chunks per row
   const int per_head = p.block_m * chunks;
@@ -73,8 +79,7 @@ extern "C" __global__ void __launch_bounds__(kMergeThreads) merge_split(const __
         for (int j = 0; j < kBatch; ++j) {
           const float w = ptx::exp2(l[j] - mx);  // 0 for a piece without keys (-inf) or past pieces
           wsum += w;
-          acc[0] += w * a[j].x; acc[1] += w * a[j].y; acc[2] += w * a[j].z; acc[3] += w * a[j].w;
-          acc[4] += w * b[j].x; acc[5] += w * b[j].y; acc[6] += w * b[j].z; acc[7] += w * b[j].w;
+          add_weighted(acc, w, a[j], b[j]);
         }
       }
     } else {
@@ -84,10 +89,8 @@ extern "C" __global__ void __launch_bounds__(kMergeThreads) merge_split(const __
           const int64_t row = row0 + j * step;
           const float w = ptx::exp2(p.partial_lse[row] - mx);  // 0 for a piece without keys (-inf)
           const float4* src = reinterpret_cast<const float4*>(p.partial_o + row * p.head_dim + ch * 8);
-          const float4 a = src[0], b = src[1];
           wsum += w;
-          acc[0] += w * a.x; acc[1] += w * a.y; acc[2] += w * a.z; acc[3] += w * a.w;
-          acc[4] += w * b.x; acc[5] += w * b.y; acc[6] += w * b.z; acc[7] += w * b.w;
+          add_weighted(acc, w, src[0], src[1]);
         }
       }
     }
