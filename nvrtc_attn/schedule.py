@@ -827,21 +827,22 @@ def _auto_pieces(blocks: np.ndarray, heads: int, num_ctas: int, max_slots: int, 
     per = -(-longest // _CANDIDATES[:k])                 # blocks per piece of each candidate
     n = -(-blocks // per[:, None])                       # [S, R] pieces per row (0 for a row without keys)
     np.maximum(n, 1, out=n)
-    n_sum = np.add.reduce(n, axis=1).tolist()
-    whole = np.add.reduce(n == 1, axis=1).tolist()       # rows not split
-    rows = len(blocks)
-    best, est = np.inf, []
-    for p, ns, w in zip(per.tolist(), n_sum, whole):
-        tiles = heads * ns
-        if heads * (ns - w) > max_slots:
-            est.append(np.inf)
-            continue
-        mean = heads * (cost_sum + (ns - rows) * TILE_OVERHEAD_KEYS) / tiles
-        est.append(max(p * bn + TILE_OVERHEAD_KEYS, -(-tiles // num_ctas) * mean))
-        best = min(best, est[-1])
+    n_sum = np.add.reduce(n, axis=1)
+    whole = np.add.reduce(n == 1, axis=1)                # rows not split
+    # Per candidate (float64, as exact as the int arithmetic below 2^53): the mean piece tile and the
+    # estimate; candidates over the slots are out (inf).
+    tiles = n_sum * heads
+    mean = (n_sum - len(blocks)) * TILE_OVERHEAD_KEYS
+    mean += cost_sum
+    mean *= heads
+    mean = mean / tiles
+    waves = -(-tiles // num_ctas)
+    est = np.maximum(per * bn + TILE_OVERHEAD_KEYS, waves * mean)
+    est[(n_sum - whole) * heads > max_slots] = np.inf
+    best = float(np.minimum.reduce(est))
     if not best <= makespan * (1 - SPLIT_MIN_GAIN):
         return None
-    return n[next(i for i, e in enumerate(est) if e <= best * (1 + SPLIT_NEAR_BEST))]
+    return n[int(np.argmax(est <= best * (1 + SPLIT_NEAR_BEST)))]
 
 
 def decode_tiles(rows: np.ndarray, work: WorkList) -> np.ndarray:

@@ -142,3 +142,33 @@ def test_captured_expansion_replays_after_a_later_plan(make_page_table, mode):
         graph.launch(stream)
         stream.synchronize()
         _check_tables(ws, plan, batch, key)
+
+
+def test_uploads_through_staging_behind_a_busy_stream():
+    """launcher.copy_host_to_device stages through page-locked buffers used in turn: many uploads
+    (more than its buffers, some larger than any buffer so far, one past the staging limit) queued
+    behind a long kernel on a stream, the host arrays overwritten right after each call, all land
+    with the values they had at the call."""
+    import cupy
+
+    rng = np.random.default_rng()
+    stream = cupy.cuda.Stream(non_blocking=True)
+    sizes = [int(s) for s in rng.integers(1, 200_000, 3 * launcher._Staging.SLOTS)]
+    sizes[5] = launcher._STAGED_MAX_BYTES + 4096  # straight from the pageable array
+    sizes[9] = 3 * launcher._Staging.MIN_BYTES + 3  # a buffer grows
+    dst = [cupy.full(n, 0x7F, dtype=cupy.uint8) for n in sizes]
+    cupy.cuda.Device().synchronize()
+    busy = cupy.random.default_rng(0).standard_normal((4096, 4096), dtype=cupy.float32)
+    expected = []
+    with stream:
+        for _ in range(20):  # tens of milliseconds of queued work ahead of the copies
+            busy = busy @ busy
+            busy /= cupy.linalg.norm(busy)
+    for d, n in zip(dst, sizes):
+        host = rng.integers(0, 256, n, dtype=np.uint8)
+        expected.append(host.copy())
+        launcher.copy_host_to_device(d.data.ptr, host, stream.ptr)
+        host[:] = 0x7F  # the caller reuses its array at once
+    stream.synchronize()
+    for d, e in zip(dst, expected):
+        np.testing.assert_array_equal(cupy.asnumpy(d), e)

@@ -324,3 +324,24 @@ def test_programmatic_launch_config():
     (attr,) = config.attrs
     assert attr.id == driver.CUlaunchAttributeID.CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
     assert attr.value.programmaticStreamSerializationAllowed == 1
+
+
+def test_launch_argument_cache_is_bounded():
+    """Every plan() brings new parameter structs (one launch each): LoadedKernel keeps the argument
+    arrays of the latest _ARGS_CACHED sets only, and a set still launched (a wrapper's run() after
+    many plans of other wrappers) gets its own structs' addresses every time. Without the bound the
+    cache grew by one entry per plan()."""
+    kernel = object.__new__(launcher.LoadedKernel)  # no device: the launch itself is recorded
+    kernel._args, kernel.device, kernel.programmatic = {}, 0, False
+    sent = []
+    kernel._launch = lambda grid, stream, address: sent.append(
+        tuple(ctypes.cast(address, ctypes.POINTER(ctypes.c_void_p))[i] for i in range(2)))
+    kept = launcher.OffsetParams(), launcher.OffsetParams()
+    for i in range(5 * launcher._ARGS_CACHED):
+        a, b = launcher.OffsetParams(), launcher.OffsetParams()
+        kernel.launch(1, a, 0, b)
+        assert sent[-1] == (ctypes.addressof(a), ctypes.addressof(b))
+        kernel.launch(1, *kept[:1], 0, *kept[1:])
+        assert sent[-1] == (ctypes.addressof(kept[0]), ctypes.addressof(kept[1]))
+        assert len(kernel._args) <= launcher._ARGS_CACHED
+    assert len(sent) == 10 * launcher._ARGS_CACHED
