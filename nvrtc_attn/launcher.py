@@ -12,8 +12,6 @@ import ctypes
 import functools
 import threading
 
-import numpy as np
-
 from . import compiler, cubin, planner, variants
 
 _p, _i64, _i32, _f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_float
@@ -398,71 +396,16 @@ def encode_tensor_map(dst: TensorMap, ptr: int, dims, byte_strides, box, bytes_p
 
 
 def copy_host_to_device(dst_ptr: int, host_array, stream: int) -> None:
-    """One stream-ordered host-to-device copy (the plan upload) of a C-contiguous NumPy array, in
-    the current context: through a page-locked staging buffer (_Staging), so that the copy is a
-    plain DMA on the stream; past _STAGED_MAX_BYTES straight from the array (pageable memory)."""
-    driver = _driver()
+    """One stream-ordered host-to-device copy (the plan upload) of a C-contiguous NumPy array. From
+    pageable memory the driver stages the bytes before it returns, so the caller may reuse the array
+    at once. (Page-locked staging buffers of our own were tried: the extra driver calls, an event per
+    buffer, cost more host time than the pageable copy, s13r3.)"""
     nbytes = int(host_array.nbytes)
-    if not nbytes:
-        return
-    if not host_array.flags.c_contiguous:
-        raise ValueError("copy_host_to_device: the host array must be C-contiguous")
-    if nbytes > _STAGED_MAX_BYTES:
-        _check(driver.cuMemcpyHtoDAsync(dst_ptr, host_array.ctypes.data, nbytes, driver.CUstream(stream)))
-        return
-    _, ctx = driver.cuCtxGetCurrent()
-    with _lock:
-        staging = _staging.get(int(ctx))
-        if staging is None:
-            staging = _staging[int(ctx)] = _Staging()
-        staging.copy(dst_ptr, host_array, nbytes, stream)
-
-
-# Uploads up to this size go through page-locked staging (plans are tens to hundreds of KB); larger
-# ones (a batch of millions of pages) copy from the pageable array, as the driver allows.
-_STAGED_MAX_BYTES = 16 << 20
-
-
-class _Staging:
-    """Page-locked host buffers for the uploads of one CUDA context, used in turn. A buffer is
-    written again only after the copy that read it last has run (its event; with SLOTS buffers in
-    turn that copy is SLOTS uploads back, long done unless the host runs far ahead of the GPU).
-    The buffers live as long as the process (a few per context, each the largest upload seen)."""
-
-    SLOTS = 8
-    MIN_BYTES = 64 << 10
-
-    def __init__(self):
-        self._slots: list = [None] * self.SLOTS  # (pointer, bytes, NumPy view, CUevent)
-        self._next = 0
-
-    def copy(self, dst_ptr: int, host_array, nbytes: int, stream: int) -> None:
-        driver = _driver()
-        i = self._next
-        self._next = (i + 1) % self.SLOTS
-        slot = self._slots[i]
-        if slot is not None:
-            (err,) = driver.cuEventQuery(slot[3])
-            if err != _SUCCESS:  # CUDA_ERROR_NOT_READY: its last copy has not run yet
-                _check(driver.cuEventSynchronize(slot[3]))
-            if slot[1] < nbytes:
-                _check(driver.cuMemFreeHost(slot[0]))
-                slot = (None, 0, None, slot[3])
-        if slot is None or slot[0] is None:
-            size = max(nbytes + nbytes // 4, self.MIN_BYTES)
-            ptr = _check(driver.cuMemHostAlloc(size, driver.CU_MEMHOSTALLOC_PORTABLE))
-            view = np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(int(ptr)))
-            event = slot[3] if slot is not None else _check(
-                driver.cuEventCreate(driver.CUevent_flags.CU_EVENT_DISABLE_TIMING))
-            slot = self._slots[i] = (ptr, size, view, event)
-        ptr, _, view, event = slot
-        np.copyto(view[:nbytes], host_array.reshape(-1).view(np.uint8))
-        cu_stream = driver.CUstream(stream)
-        _check(driver.cuMemcpyHtoDAsync(dst_ptr, ptr, nbytes, cu_stream))
-        _check(driver.cuEventRecord(event, cu_stream))
-
-
-_staging: dict = {}  # context handle -> _Staging
+    if nbytes:
+        cu_stream = _streams.get(stream)
+        if cu_stream is None:
+            cu_stream = _streams[stream] = _driver().CUstream(stream)
+        _check(_driver().cuMemcpyHtoDAsync(dst_ptr, host_array.ctypes.data, nbytes, cu_stream))
 
 
 # ----------------------------------------------------------------------------------------------

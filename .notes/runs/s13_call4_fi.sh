@@ -7,3 +7,5 @@ export PYTHONPATH=$PWD:/tmp/fipkg:/tmp/site FLASHINFER_WORKSPACE_BASE=/tmp/fiws 
 python3 -c "import torch, flashinfer; print('flashinfer', flashinfer.__version__)"
 timeout ${FI_TIMEOUT:-400} python3 tools/bench.py --flashinfer --only ${FI_ONLY:-W1,W2,W3,W4,W8,W9,W10} --json $OUT/bench_fi.json > $OUT/bench_fi.log 2>&1
 echo "bench rc=$?"; grep -E "^ *(W|run|host)" $OUT/bench_fi.log | cut -c1-200 | tail -12
+timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_expand.py > $OUT/pytest_expand.txt 2>&1; echo "expand tests rc=$?"; tail -1 $OUT/pytest_expand.txt
+timeout 30 python3 .notes/runs/s13_plan_parts.py W4,W10,W2,W8 > $OUT/parts.txt 2>&1; echo "parts rc=$?"; grep -E "^W|make_plan|copy_host|expand|check_plan" $OUT/parts.txt
