@@ -341,7 +341,7 @@ def test_launch_argument_cache_is_bounded():
         a, b = launcher.OffsetParams(), launcher.OffsetParams()
         kernel.launch(1, a, 0, b)
         assert sent[-1] == (ctypes.addressof(a), ctypes.addressof(b))
-        kernel.launch(1, *kept[:1], 0, *kept[1:])
+        kernel.launch(1, kept[0], 0, kept[1])
         assert sent[-1] == (ctypes.addressof(kept[0]), ctypes.addressof(kept[1]))
         assert len(kernel._args) <= launcher._ARGS_CACHED
     assert len(sent) == 10 * launcher._ARGS_CACHED
