@@ -140,9 +140,7 @@ class LoadedKernel:
             if len(self._args) >= _ARGS_CACHED:  # every plan() brings new structs: keep the latest few
                 del self._args[next(iter(self._args))]  # (the launch copied their values: safe to drop)
             args = self._args[key] = (ctypes.addressof(array), array, structs)  # keeps them alive
-        cu_stream = _streams.get(stream)
-        if cu_stream is None:
-            cu_stream = _streams[stream] = _driver().CUstream(stream)
+        cu_stream = _cu_stream(stream)
         if len(_devices) > 1 and not self._is_current():  # several GPUs: launch in this kernel's context
             with device_context(self.device):
                 self._launch(grid, cu_stream, args[0])
@@ -226,6 +224,14 @@ def device_context(device: int):
 
 _primary_contexts: dict = {}  # device -> its primary CUcontext (retained once, by cuda.core)
 _streams: dict = {}  # raw handle -> driver.CUstream (launch arguments are reused, not rebuilt)
+
+
+def _cu_stream(stream: int):
+    """The driver.CUstream of a raw stream handle, built once (launches and uploads reuse it)."""
+    cu_stream = _streams.get(stream)
+    if cu_stream is None:
+        cu_stream = _streams[stream] = _driver().CUstream(stream)
+    return cu_stream
 
 _lock = threading.Lock()
 _kernels: dict = {}
@@ -402,10 +408,7 @@ def copy_host_to_device(dst_ptr: int, host_array, stream: int) -> None:
     buffer, cost more host time than the pageable copy, s13r3.)"""
     nbytes = int(host_array.nbytes)
     if nbytes:
-        cu_stream = _streams.get(stream)
-        if cu_stream is None:
-            cu_stream = _streams[stream] = _driver().CUstream(stream)
-        _check(_driver().cuMemcpyHtoDAsync(dst_ptr, host_array.ctypes.data, nbytes, cu_stream))
+        _check(_driver().cuMemcpyHtoDAsync(dst_ptr, host_array.ctypes.data, nbytes, _cu_stream(stream)))
 
 
 # ----------------------------------------------------------------------------------------------
