@@ -295,15 +295,19 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
   const int wg_row0 = cw * 64;
   const int vtid = cw * 128 + ctid;
   const float c2 = p.scale_log2;
-  int it = 0, tq = 0;
+  int it = 0;
   // Turns cycle through the warpgroups: each waits for its own, issues, and passes the turn on
   // (named barrier of the next warpgroup: its 128 waiting threads + our 128 arriving ones).
   const int my_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + cw;
   const int other_turn = static_cast<int>(ptx::NamedBarrier::ConsumerTurn0) + (cw + 1) % kConsumerWGs;
   if (kPingPong && cw == kConsumerWGs - 1) ptx::named_barrier_arrive(other_turn, 256);
 
-  // No prefetch here: the producer, running ahead on this SM, has already pulled the tile into L1.
-  for (int w = p.work_indptr[blockIdx.x]; w < p.work_indptr[blockIdx.x + 1]; ++w) {
+  // The tiles the producer's thread 0 claimed, in turn (take_tile; -1: none left); the k-th uses Q
+  // stage k % kQStages, an empty one too (no Q: the stage's turn passes). No prefetch here: the
+  // producer, running ahead on this SM, has already pulled the tile into L1.
+  for (int k = 0;; ++k) {
+    const int w = take_tile(smem, bars, k);
+    if (w < 0) break;
     const TileCoords c = load_tile(p, w);
     const int n_blocks = num_blocks(c);
     const TileMask mask = tile_mask(p, c);
@@ -318,12 +322,12 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
     for (int x = 0; x < kD / 2; ++x) o[x] = 0.f;
     TileSoftmax sm;
 
+    const int qs = k % kQStages;
+    ptx::mbar_wait(bar_addr(bars, Bar::QFull, qs), (k / kQStages) & 1);
+    if (n_blocks == 0) ptx::mbar_arrive(bar_addr(bars, Bar::QEmpty, qs));  // (skip_q's turn)
     if (n_blocks > 0) {
-      const int qs = tq % kQStages;
       const uint32_t q_tile = smem + qs * kQBytes;
-      ptx::mbar_wait(bar_addr(bars, Bar::QFull, qs), (tq / kQStages) & 1);
       if (!p.q_tma) ptx::fence_proxy_async();
-      ++tq;
 
       float sacc[kBN / 2];
       uint32_t pa[kBN / kPvK][4];

@@ -105,4 +105,8 @@ extern "C" __global__ void __launch_bounds__(kMergeThreads) merge_split(const __
     if (p.lse != nullptr && ch == 0)
       p.lse[q * p.lse_stride_tok + hq * p.lse_stride_head] = wsum > 0.f ? (mx + ptx::log2(wsum)) * p.lse_scale : NA_NEG_INF;
   }
+  // Every CTA waits for the prefill, those without a row too: the merge's completion then implies the
+  // prefill's, so the next launch on the stream (the next layer's prefill, which claims its tiles from
+  // the plan's counters) never overlaps this one's prefill.
+  if (!waited) ptx::grid_dependency_wait();
 }

@@ -58,6 +58,11 @@ struct PrefillParams {
   // keep their offsets (and the 16-bit builds their SASS).
   const float* k_scale_heads;
   const float* v_scale_heads;
+
+  // The plan's counts (planner.COUNTS, workspace): the sm90 kernel reads its tile count there and
+  // claims tiles through counts[kCountNext] (tile_sm90.cuh: claim_tile); the sm80 kernel, which runs
+  // a static work list (work_indptr), never reads it.
+  int32_t* counts;
 };
 
 // The driver's opaque 128-byte CUtensorMap (cuda.h is not available under NVRTC).
@@ -77,11 +82,14 @@ struct Sm90TensorMaps {
 // The plan's device-side expansion (kv_offsets.cu): launched by plan() right after its upload,
 // and again by run() for strides plan() did not see. Inputs are uploaded workspace sections
 // (planner.UPLOADED); null outputs are skipped. Counts are read from `counts` (planner.COUNTS).
+// kCountCtas: CTAs of the static work list (work_indptr, tile_cta; sm80 plans), 0 when the kernel's CTAs
+// claim the tiles in sorted order at run time (sm90 plans). kCountNext and kCountDone: that claim's
+// counters (zero after the upload and after every launch).
 enum PlanCount { kCountBatch = 0, kCountTiles = 1, kCountBlocks = 2, kCountKvTokens = 3, kCountCtas = 4,
-                 kCountMerges = 5 };
+                 kCountMerges = 5, kCountNext = 6, kCountDone = 7 };
 
 struct OffsetParams {
-  const int32_t* counts;           // [5] PlanCount
+  const int32_t* counts;           // [8] PlanCount
   const int32_t* qo_indptr;        // [batch + 1]
   const int32_t* kv_lens;          // [batch]
   const int32_t* kv_tok_indptr;    // [batch + 1] first token of each request

@@ -1,4 +1,5 @@
 // The Hopper paged prefill kernel (sm_90a): warpgroup roles, barrier setup and the entry point.
+// The CTAs claim their tiles at run time, longest first (tile_sm90.cuh: claim_tile).
 // One producer warpgroup (producer_sm90.cuh) loads Q and the K/V blocks (paged_kv_load.cuh: TMA per
 // page part or cp.async gather) into the shared-memory rings of tile_sm90.cuh; two consumer warpgroups
 // (three at head_dim 64; one in the short tiles, two CTAs per SM) of 64 query rows each run
@@ -37,6 +38,10 @@ prefill_sm90(const __grid_constant__ PrefillParams p, const __grid_constant__ Sm
     }
     for (int s = 0; s < SmemLayout::kStage8Slots; ++s) ptx::mbar_init(bar_addr(bars, Bar::Staged, s), 128);
     if (kConsumerV) ptx::mbar_init(bar_addr(bars, Bar::VFree), kConsumerThreads);
+    for (int s = 0; s < kTileSlots; ++s) {
+      ptx::mbar_init(bar_addr(bars, Bar::TileFull, s), 1);
+      ptx::mbar_init(bar_addr(bars, Bar::TileEmpty, s), kTileReaders);
+    }
   }
   __syncthreads();
   // Split builds: the merge of the pieces (merge_split.cu, a programmatic launch) may be scheduled

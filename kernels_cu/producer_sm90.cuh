@@ -47,7 +47,7 @@ struct QTileLayout {
   }
 };
 
-// Q of tile c (the producer's tq-th Q tile) into its Q stage, once the consumers released it. fp8
+// Q of tile c (the CTA's tq-th tile) into its Q stage, once the consumers released it. fp8
 // queries are widened from global memory by all 128 producer threads (no TMA map: q_tma is 0), fenced
 // for wgmma and signalled by plain arrivals.
 NA_DEVICE void load_q(const PrefillParams& p, const Sm90TensorMaps& maps, const TileCoords& c, uint32_t smem,
@@ -69,10 +69,18 @@ NA_DEVICE void load_q(const PrefillParams& p, const Sm90TensorMaps& maps, const 
   }
 }
 
+// An empty tile's turn of Q stage k % kQStages (no Q: plain arrivals; the consumers wait for it and free
+// the stage at once), so that the CTA's k-th tile, empty or not, always uses that stage.
+NA_DEVICE void skip_q(uint32_t bars, int k) {
+  const int qs = k % kQStages;
+  ptx::mbar_wait(bar_addr(bars, Bar::QEmpty, qs), ((k / kQStages) & 1) ^ 1);
+  ptx::mbar_arrive(bar_addr(bars, Bar::QFull, qs));
+}
+
 // A 16-bit cache (fp8 builds run producer_loop_fp8 instead).
 NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps, uint32_t smem, PagedKv::BlockOffsets& offs,
                              uint32_t bars, int ptid) {
-  int it = 0, tq = 0;
+  int it = 0;
   int gathered = 0;  // gather blocks so far: parity of their row-offset buffer
   int32_t prefetched = 0;  // units-table entry of the next block's first row (gather-only batches)
   int prefetched_n0 = -1;
@@ -80,16 +88,22 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
     if (p.q_tma) ptx::tma_prefetch_map(&maps.q);
     if (p.kv_box_tokens) { ptx::tma_prefetch_map(&maps.k); ptx::tma_prefetch_map(&maps.v); }
   }
-  // With two row slots (176-key blocks) the work range's end is re-read per tile (an L1 hit) instead
-  // of held: the producer's 56 registers are spoken for.
-  const int w_end_held = p.work_indptr[blockIdx.x + 1];
-  auto w_end = [&]() { return PagedKv::kRowSlots == 1 ? w_end_held : p.work_indptr[blockIdx.x + 1]; };
-  for (int w = p.work_indptr[blockIdx.x]; w < w_end(); ++w) {
+  // Thread 0 claims and hands out each next tile once the current one's loads are issued (publish_next).
+  if (ptid == 0) {
+    keep_counts(p, smem);
+    publish_tile(smem, bars, 0, claim_tile(smem));
+  }
+  for (int k = 0;; ++k) {
+    const int w = take_tile(smem, bars, k);
+    if (w < 0) break;
     const TileCoords c = load_tile(p, w);
-    if (w + 1 < w_end()) prefetch_tile(p, w + 1);
     const int n_blocks = num_blocks(c);
-    if (n_blocks == 0) continue;
-    load_q(p, maps, c, smem, bars, tq++, ptid);
+    if (n_blocks == 0) {
+      skip_q(bars, k);
+      if (ptid == 0) publish_next(p, smem, bars, k + 1);
+      continue;
+    }
+    load_q(p, maps, c, smem, bars, k, ptid);
     const int tok0 = c.kv_tok0;
     for (int n = n_blocks - 1; n >= 0; --n, ++it) {
       const int s = it % kStages;
@@ -103,24 +117,26 @@ NA_DEVICE void producer_loop(const PrefillParams& p, const Sm90TensorMaps& maps,
         PagedKv::tma_kv(p, &maps.k, b, c.kv_head, p.k_page_heads, k_tile, bar_addr(bars, Bar::FullK, s), ptid);
         ptx::mbar_wait(bar_addr(bars, Bar::EmptyV, s), ph ^ 1);
         PagedKv::tma_kv(p, &maps.v, b, c.kv_head, p.v_page_heads, v_tile, bar_addr(bars, Bar::FullV, s), ptid);
-        continue;
+      } else {
+        const int par = gathered++ & 1;
+        const PagedKv::RowOffset ro = PagedKv::load_row_offset(p, c, tok0, n0, ptid, prefetched, prefetched_n0 == n0);
+        prefetched_n0 = -1;
+        if (PagedKv::kRowSlots == 1 && p.kv_box_tokens == 0 && p.tok_units != nullptr && n > 0) {
+          prefetched = PagedKv::load_row_unit(p, c, tok0, n0 - kBN, ptid);
+          prefetched_n0 = n0 - kBN;
+        }
+        PagedKv::stage_block_offsets(p, c, tok0, n0, ro, ptid, offs, par);
+        ptx::mbar_wait(bar_addr(bars, Bar::EmptyK, s), ph ^ 1);
+        PagedKv::gather_kv<false>(p, c, n0, offs.k[par], k_tile, ptid);
+        ptx::cp_async_mbar_arrive(bar_addr(bars, Bar::FullK, s));
+        ptx::mbar_wait(bar_addr(bars, Bar::EmptyV, s), ph ^ 1);
+        PagedKv::gather_kv<true>(p, c, n0, offs.v[par], v_tile, ptid);
+        ptx::cp_async_mbar_arrive(bar_addr(bars, Bar::FullV, s));
       }
-      const int par = gathered++ & 1;
-      const PagedKv::RowOffset ro = PagedKv::load_row_offset(p, c, tok0, n0, ptid, prefetched, prefetched_n0 == n0);
-      prefetched_n0 = -1;
-      if (PagedKv::kRowSlots == 1 && p.kv_box_tokens == 0 && p.tok_units != nullptr && n > 0) {
-        prefetched = PagedKv::load_row_unit(p, c, tok0, n0 - kBN, ptid);
-        prefetched_n0 = n0 - kBN;
-      }
-      PagedKv::stage_block_offsets(p, c, tok0, n0, ro, ptid, offs, par);
-      ptx::mbar_wait(bar_addr(bars, Bar::EmptyK, s), ph ^ 1);
-      PagedKv::gather_kv<false>(p, c, n0, offs.k[par], k_tile, ptid);
-      ptx::cp_async_mbar_arrive(bar_addr(bars, Bar::FullK, s));
-      ptx::mbar_wait(bar_addr(bars, Bar::EmptyV, s), ph ^ 1);
-      PagedKv::gather_kv<true>(p, c, n0, offs.v[par], v_tile, ptid);
-      ptx::cp_async_mbar_arrive(bar_addr(bars, Bar::FullV, s));
     }
+    if (ptid == 0) publish_next(p, smem, bars, k + 1);
   }
+  if (ptid == 0) retire_cta(smem);
   ptx::cp_async_wait<0>();  // no copy may outlive the CTA
 }
 
@@ -153,13 +169,13 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
     if (p.q_tma) ptx::tma_prefetch_map(&maps.q);
     if (p.kv_box_tokens) { ptx::tma_prefetch_map(&maps.k); ptx::tma_prefetch_map(&maps.v); }
   }
-  // Registers are short here (56 with the widening's): the work range's end is re-read (an L1 hit),
-  // and Q's coordinates are re-read from the tile (next_q) when its Q loads.
-  auto w_end = [&]() { return p.work_indptr[blockIdx.x + 1]; };
-  int w = p.work_indptr[blockIdx.x] - 1;
+  // Registers are short here (56 with the widening's): Q's coordinates are re-read from the tile
+  // (next_q) when its Q loads. Thread 0 claims and hands out each next tile once the current one's
+  // last block is loading (publish_next).
+  int k = -1;     // tiles taken
+  int w = -1;     // the current tile
   TileCoords c;
   int n = 0;      // the block of tile c whose units load next
-  int tq = 0;     // Q tiles loaded
   int par = 1;    // row-offset buffer of the block being loaded (gather path), flipped per block
   int32_t prefetched = 0;  // units-table entry of the next block's first row (gather-only batches)
   int prefetched_n0 = -1;
@@ -167,20 +183,22 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
   // loaded last went straight into its ring stage by TMA (one register: the producer has 56).
   int k_units = 0;
 
-  // The next tile of the work list with key blocks (empty tiles: no Q, no blocks, as in producer_loop).
+  // The CTA's next tile with key blocks (empty tiles: no Q, no blocks, as in producer_loop).
   auto next_tile = [&]() -> bool {
-    while (++w < w_end()) {
+    for (;;) {
+      w = take_tile(smem, bars, ++k);
+      if (w < 0) return false;
       c = load_tile(p, w);
-      if (w + 1 < w_end()) prefetch_tile(p, w + 1);
       const int nb = num_blocks(c);
       if (nb > 0) {
         n = nb - 1;
         return true;
       }
+      skip_q(bars, k);
+      if (ptid == 0) publish_next(p, smem, bars, k + 1);
     }
-    return false;
   };
-  auto next_q = [&]() { load_q(p, maps, load_tile(p, w), smem, bars, tq++, ptid); };
+  auto next_q = [&]() { load_q(p, maps, load_tile(p, w), smem, bars, k, ptid); };
   // Copy unit j (K or V of block n of tile c) into its staging slot, once it is free: widened by this
   // warpgroup (its bar.sync), or with kConsumerV a V slot by the consumers (VFree, V unit j / 2).
   auto slot_free = [&](bool is_v, int j) {
@@ -253,6 +271,10 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
   // into slot 1 for the consumers); K(it + 1) copied; V(it) widened (not with kConsumerV). fp8-MMA:
   // a TMA K(it + 1) goes straight into its ring stage (the producer waits for that stage there), and
   // "widening" K(it) is then nothing.
+  if (ptid == 0) {
+    keep_counts(p, smem);
+    publish_tile(smem, bars, 0, claim_tile(smem));
+  }
   if (next_tile()) {
     next_q();
     load_unit(false, 0);
@@ -261,8 +283,12 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
       widen_unit(false, 2 * it, it);
       if (kSlots == 1 || kConsumerV) load_unit(true, 2 * it + 1);
       bool more = true, new_tile = false;
-      if (n > 0) --n;
-      else more = new_tile = next_tile();
+      if (n > 0) {
+        --n;
+      } else {
+        if (ptid == 0) publish_next(p, smem, bars, k + 1);
+        more = new_tile = next_tile();
+      }
       if (kSlots == 2 && more) load_unit(false, 2 * it + 2);
       if (!kConsumerV) widen_unit(true, 2 * it + 1, it);
       if (!more) break;
@@ -270,5 +296,6 @@ NA_DEVICE void producer_loop_fp8(const PrefillParams& p, const Sm90TensorMaps& m
       if (kSlots == 1) load_unit(false, 2 * it + 2);
     }
   }
+  if (ptid == 0) retire_cta(smem);
   ptx::cp_async_wait<0>();  // no copy may outlive the CTA
 }

@@ -119,9 +119,23 @@ NA_DEVICE uint32_t dynamic_smem_size() {
   return r;
 }
 
-// st.shared.b32 / ld.shared.v4.b32 on a shared-memory address (the epilogue's staging buffer).
+// st/ld.shared .b32, .b64 and ld.shared.v4.b32 on a shared-memory address (the epilogue's staging
+// buffer, the sm90 tile ring).
 NA_DEVICE void st_shared_32(uint32_t addr, uint32_t v) {
   asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
+}
+NA_DEVICE uint32_t ld_shared_32(uint32_t addr) {
+  uint32_t v;
+  asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr) : "memory");
+  return v;
+}
+NA_DEVICE void st_shared_64(uint32_t addr, uint64_t v) {
+  asm volatile("st.shared.b64 [%0], %1;\n" ::"r"(addr), "l"(v) : "memory");
+}
+NA_DEVICE uint64_t ld_shared_64(uint32_t addr) {
+  uint64_t v;
+  asm volatile("ld.shared.b64 %0, [%1];\n" : "=l"(v) : "r"(addr) : "memory");
+  return v;
 }
 NA_DEVICE uint4 ld_shared_16(uint32_t addr) {
   uint4 v;

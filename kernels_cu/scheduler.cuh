@@ -1,5 +1,6 @@
-// The device side of the plan's work list: CTA c runs tiles[work_indptr[c] .. work_indptr[c+1])
-// (longest first, balanced on the host); each tile is (request, KV head, packed-row range, KV range).
+// The device side of the plan's work list: each tile is (request, KV head, packed-row range, KV
+// range). The sm80 kernel's CTA c runs tiles[work_indptr[c] .. work_indptr[c+1]) (longest first,
+// balanced on the host); the sm90 kernel's CTAs claim them in order at run time (tile_sm90.cuh).
 #pragma once
 #include "params.cuh"
 

@@ -97,7 +97,9 @@ struct SmemLayout {
   static constexpr int kQ = 0;                                    // kQStages tiles of kQBytes
   static constexpr int kKV = kQ + kQStages * kQBytes;             // kStages K tiles, then kStages V tiles
   static constexpr int kBars = kKV + 2 * kStages * kKVBytes;      // Bar, 8 bytes each
-  static constexpr int kOffsets = kBars + 128;                    // PagedKv::BlockOffsets (gather rows)
+  static constexpr int kTileRing = kBars + 192;                   // kTileSlots int32: the tiles handed out
+  static constexpr int kCountsPtr = kTileRing + 8;                // PrefillParams::counts (keep_counts)
+  static constexpr int kOffsets = kBars + 256;                    // PagedKv::BlockOffsets (gather rows)
   // fp8 cache: slots that stage fp8 blocks until the producer widens them into the K/V stages. Two
   // (a block's K and V: the next block's K loads while this block's V is widened) where they fit
   // beside an epilogue staging of 8 rows, else one (head_dim 256: K, then V, through one slot).
@@ -120,13 +122,21 @@ static_assert(kSmemBytes <= SmemLayout::kMax, "tile outgrew shared memory");
 // mbarriers: full (producer -> consumers) and empty (consumers -> producer) per K/V and Q stage; with
 // an fp8 cache also one "staged" barrier per staging slot (its copies landed -> the producer widens,
 // or with kConsumerV the consumers, V's slot), and with kConsumerV VFree (consumers -> producer: V's
-// slot was widened).
+// slot was widened); per slot of the tile ring (take_tile) TileFull (the producer's thread 0 wrote
+// it) and TileEmpty (every warp of the CTA read it).
+constexpr int kTileSlots = 2;
+constexpr int kTileReaders = 4 + kConsumerThreads / 32;  // warps: the producer's 4 and the consumers'
 enum class Bar : int { FullK = 0, FullV = kStages, EmptyK = 2 * kStages, EmptyV = 3 * kStages,
                        QFull = 4 * kStages, QEmpty = 4 * kStages + kQStages,
                        Staged = 4 * kStages + 2 * kQStages,
                        VFree = 4 * kStages + 2 * kQStages + SmemLayout::kStage8Slots,
-                       Count = 4 * kStages + 2 * kQStages + SmemLayout::kStage8Slots + 1 };
-static_assert(static_cast<int>(Bar::Count) * 8 <= 128, "barriers outgrew their 128 bytes");
+                       TileFull = 4 * kStages + 2 * kQStages + SmemLayout::kStage8Slots + 1,
+                       TileEmpty = 4 * kStages + 2 * kQStages + SmemLayout::kStage8Slots + 1 + kTileSlots,
+                       Count = 4 * kStages + 2 * kQStages + SmemLayout::kStage8Slots + 1 + 2 * kTileSlots };
+static_assert(static_cast<int>(Bar::Count) * 8 <= SmemLayout::kTileRing - SmemLayout::kBars, "barriers outgrew their bytes");
+static_assert(4 * kTileSlots <= SmemLayout::kCountsPtr - SmemLayout::kTileRing &&
+              SmemLayout::kCountsPtr + 8 <= SmemLayout::kOffsets && SmemLayout::kCountsPtr % 8 == 0,
+              "tile ring outgrew its bytes");
 
 NA_DEVICE uint32_t bar_addr(uint32_t bars, Bar b, int stage = 0) {
   return bars + 8 * (static_cast<int>(b) + stage);
@@ -146,4 +156,66 @@ NA_DEVICE uint32_t sw128_offset(int row, int chunk, int rows) {
 NA_DEVICE int first_key(const TileCoords& c) { return c.kv_start; }
 NA_DEVICE int num_blocks(const TileCoords& c) {
   return c.kv_end > c.kv_start ? (c.kv_end - c.kv_start + kBN - 1) / kBN : 0;
+}
+
+// The tiles of a launch are claimed at run time, in the plan's order (longest first, L2 section by
+// section: schedule.WorkList), from the counter counts[kCountNext] of the plan's workspace: a CTA
+// takes the next tile when it is about to run out of work, so the SMs stay balanced by what the tiles
+// really cost, not by the planner's estimate. The producer's thread 0 claims (claim_tile) a CTA's
+// first tile at its start and each next one once the current one's loads are issued, and hands each
+// to every warp of its CTA through the tile ring (publish_tile / take_tile, kTileSlots slots); -1
+// ends the CTA. The last CTA to finish resets the counters (retire_cta), so the next launch
+// of the plan, a CUDA-graph replay included, starts from tile 0 again; plan()'s upload zeroes them.
+// The producer's thread 0 keeps the counts pointer in shared memory (keep_counts, at its start) and
+// reads it there at each use: held in a register across the producer's loop it took one that the
+// bn176 builds' producer does not have (NVRTC 13.0 spilled it).
+NA_DEVICE void keep_counts(const PrefillParams& p, uint32_t smem) {
+  ptx::st_shared_64(smem + SmemLayout::kCountsPtr, reinterpret_cast<uint64_t>(p.counts));
+}
+NA_DEVICE int32_t* plan_counts(uint32_t smem) {
+  return reinterpret_cast<int32_t*>(ptx::ld_shared_64(smem + SmemLayout::kCountsPtr));
+}
+
+NA_DEVICE int claim_tile(uint32_t smem) {
+  int32_t* counts = plan_counts(smem);
+  const int w = atomicAdd(counts + kCountNext, 1);
+  return w < counts[kCountTiles] ? w : -1;
+}
+
+// Thread 0 of the producer: tile w (-1: none) as this CTA's k-th, into slot k % kTileSlots once every
+// warp has read the slot's previous tile (k - kTileSlots).
+NA_DEVICE void publish_tile(uint32_t smem, uint32_t bars, int k, int w) {
+  const int s = k % kTileSlots;
+  ptx::mbar_wait(bar_addr(bars, Bar::TileEmpty, s), ((k / kTileSlots) & 1) ^ 1);
+  ptx::st_shared_32(smem + SmemLayout::kTileRing + 4 * s, static_cast<uint32_t>(w));
+  ptx::mbar_arrive(bar_addr(bars, Bar::TileFull, s));  // (release: the store is seen by the waiters)
+}
+
+// Thread 0 of the producer, once its CTA's (k-1)-th tile's loads are issued: claims the k-th and hands
+// it out, its row pulled into L1 (every warp's load_tile of it follows).
+NA_DEVICE void publish_next(const PrefillParams& p, uint32_t smem, uint32_t bars, int k) {
+  const int w = claim_tile(smem);
+  publish_tile(smem, bars, k, w);
+  if (w >= 0) prefetch_tile(p, w);
+}
+
+// Every thread: this CTA's k-th tile (-1: none left). Each warp frees the slot once all its lanes read it.
+NA_DEVICE int take_tile(uint32_t smem, uint32_t bars, int k) {
+  const int s = k % kTileSlots;
+  ptx::mbar_wait(bar_addr(bars, Bar::TileFull, s), (k / kTileSlots) & 1);
+  const int w = static_cast<int>(ptx::ld_shared_32(smem + SmemLayout::kTileRing + 4 * s));
+  __syncwarp();
+  if (threadIdx.x % 32 == 0) ptx::mbar_arrive(bar_addr(bars, Bar::TileEmpty, s));
+  return w;
+}
+
+// Thread 0 of the producer, after its CTA's last claim (-1): counts the CTA done; the last one resets
+// both counters (every claim of the launch precedes every CTA's count, so none can follow the reset).
+NA_DEVICE void retire_cta(uint32_t smem) {
+  int32_t* counts = plan_counts(smem);
+  __threadfence();
+  if (atomicAdd(counts + kCountDone, 1) == static_cast<int>(gridDim.x) - 1) {
+    counts[kCountNext] = 0;
+    counts[kCountDone] = 0;
+  }
 }

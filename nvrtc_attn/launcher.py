@@ -36,6 +36,7 @@ class PrefillParams(ctypes.Structure):
         ("v_scale", _f32), ("lse_scale", _f32),
         ("reserved", _i32), ("partial_o", _p), ("partial_lse", _p),
         ("k_scale_heads", _p), ("v_scale_heads", _p),
+        ("counts", _p),
     ]
 
 
@@ -529,7 +530,7 @@ def plan_params(plan, workspace_ptr: int, partial_ptr: int = 0, slots=None) -> P
     slots (planner.PartialSlots) the split-KV build's partial results at partial_ptr (the float
     workspace)."""
     p = PrefillParams()
-    for name in ("qo_indptr", "kv_lens", "kv_tok_indptr", "tok_page", "tok_slot", "tiles", "work_indptr"):
+    for name in ("qo_indptr", "kv_lens", "kv_tok_indptr", "tok_page", "tok_slot", "tiles", "work_indptr", "counts"):
         setattr(p, name, workspace_ptr + plan.layout[name][0])
     p.num_qo_heads = plan.num_qo_heads
     p.group_size = plan.group_size

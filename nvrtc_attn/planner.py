@@ -1,5 +1,6 @@
 """Builds the frozen Plan of one batch: lengths, the page table and the compact work list (row
-tiles, their longest-first partition over a persistent grid), laid out in ONE byte image that
+tiles in longest-first order, which the sm90 kernel's CTAs claim at run time and sm80's run as a
+partition over a persistent grid), laid out in ONE byte image that
 plan() uploads with one copy; one small kernel (kernels_cu/kv_offsets.cu, launcher.expand_plan)
 then expands it on the device into the per-token K/V tables and the tile rows the kernels read.
 Long key ranges of batches that cannot fill the SMs become pieces (schedule.split_rows) with a merge
@@ -29,7 +30,10 @@ SECTIONS = UPLOADED + DEVICE_BUILT
 # The "counts" section, int32: what the expansion kernel (and the merge of split tiles) loops over,
 # read on the device so that a launch captured in a CUDA graph stays valid for later plans of the
 # same capacity.
-COUNTS = ("batch", "tiles", "blocks", "kv_tokens", "ctas", "merges")
+# ctas: CTAs of a static work list (tile_cta, work_indptr: sm80 plans), 0 when the kernel's CTAs claim
+# the tiles in sorted order at run time (sm90 plans: schedule.WorkList.claimed); next and done are that
+# claim's counters, zero in every upload (and after every launch: kernels_cu/tile_sm90.cuh).
+COUNTS = ("batch", "tiles", "blocks", "kv_tokens", "ctas", "merges", "next", "done")
 
 # Bytes per item of each section, in SECTIONS order (int32 words unless noted).
 _ITEM_BYTES = (4, 4, 4, 4, 4, 4, 32, 16, 4, 2, 4, 32,  # counts .. merges; rows [R, 8], blocks [NB, 4],
@@ -191,7 +195,8 @@ class Plan:
     kv_lens: np.ndarray
     row_tiles: np.ndarray         # int32 [R, 8]: KV head 0's tiles (schedule.row_tiles, pieces of split
                                   # row tiles in their place: schedule.split_rows), request order
-    work: schedule.WorkList       # the partition of row_tiles x KV heads over num_ctas CTAs
+    work: schedule.WorkList       # row_tiles x KV heads in claim order, partitioned over num_ctas CTAs
+                                  # unless claimed at run time (sm90: WorkList.claimed)
     merges: np.ndarray            # int32 [S, 8] (schedule.MERGE_FIELDS): the split row tiles, S = 0 without
     offsets_key: OffsetKey | None  # the offset tables are built for this key (None: not yet)
     capacity: PlanCapacity | None  # sized the layout (None: compact, this batch only)
@@ -218,12 +223,14 @@ class Plan:
 
     @property
     def work_indptr(self) -> np.ndarray:
-        """int32 [num_ctas + 1]: CTA c runs tiles work_indptr[c] .. work_indptr[c+1]."""
+        """int32 [num_ctas + 1]: CTA c runs tiles work_indptr[c] .. work_indptr[c+1]; [0, T] for a
+        claimed work list (sm90: one queue the CTAs claim from at run time)."""
         return self.work.work_indptr
 
     @functools.cached_property
     def tiles(self) -> np.ndarray:
-        """int32 [T, 8] (schedule.TILE_FIELDS) in CTA order: what the device expansion writes (with
+        """int32 [T, 8] (schedule.TILE_FIELDS) in CTA order (claim order for a claimed work list): what
+        the device expansion writes (with
         the request fields of DEVICE_TILE_FIELDS), decoded on the host. O(T); plan() never reads it."""
         return schedule.decode_tiles(self.row_tiles, self.work)
 
@@ -337,7 +344,7 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
               l2_section_bytes: int = schedule.L2_SECTION_BYTES,
               capacity: PlanCapacity | None = None, choose_build=None,
               split: schedule.SplitRequest | None = None, lengths: tuple | None = None,
-              max_page_index: int | None = None) -> Plan:
+              max_page_index: int | None = None, claimed: bool | None = None) -> Plan:
     """Plan one batch from validated host index arrays (see validate.check_plan_args).
 
     O(batch + pages + tiles / num_ctas waves), never O(key tokens): the per-token tables and the
@@ -353,6 +360,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     validation computes them), else computed here.
     max_page_index: the largest of paged_kv_indices[:paged_kv_indptr[-1]] (-1 without pages) when the
     caller has it (PlanArgs.max_page_index), else computed here (a reduction over every used page).
+    claimed: the kernel's CTAs claim the tiles at run time (schedule.WorkList.claimed) instead of
+    running a partition; None: as the chosen build runs them (sm90 claims, sm80 and no build partition).
 
     Example: 2 requests of 100 and 300 query tokens on 100 and 400 keys, 8 q heads on 2 KV heads:
         make_plan([0, 100, 400], [0, 7, 32], pages, [4, 16], 8, 2, 128, 16, causal=True)
@@ -384,12 +393,16 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
         split = schedule.SplitRequest(slots, split.fixed_keys, block_n)
     # K and V as 16-bit bytes, also for an fp8 cache: its sections keep the bf16 build's tokens (the
     # budgets were measured in those; 16 x 1024 causal preferred smaller sections, not larger ones).
+    # The sm90 kernel claims its tiles at run time (schedule.WorkList.claimed); sm80 runs a partition.
+    if claimed is None:
+        claimed = build is not None and build.backend == "sm90"
     rows, work, merges = schedule.schedule_rows(tiling, num_kv_heads, 4 * head_dim, num_ctas, l2_section_bytes,
-                                                split)  # K and V, 16-bit
+                                                split, claimed)  # K and V, 16-bit
     if build is not None and build.backend == "sm90":  # the kernel's key blocks, from the plan
         schedule.align_key_starts(rows, build.tile.block_n)
 
-    counts = np.array((batch, work.num_tiles, len(work.blocks), total_kv, num_ctas, len(merges)))
+    counts = np.array((batch, work.num_tiles, len(work.blocks), total_kv, 0 if work.claimed else num_ctas,
+                       len(merges), 0, 0))
     arrays = (counts, qo_indptr, kv_lens, kv_tok_indptr, indptr, used, rows, work.blocks, work.entries,
               work.tile_cta, work.work_indptr, merges)  # UPLOADED order
     if capacity is None:

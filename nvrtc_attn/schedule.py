@@ -447,6 +447,12 @@ class WorkList:
     entries:     int64 [NE]     row tile of each entry
     tile_cta:    uint16 [T]     CTA of each sorted position (int64 past 65536 CTAs)
     work_indptr: int32 [num_ctas + 1]
+
+    A claimed work list (claimed=True, sm90 plans) has no partition: the kernel's CTAs claim the
+    tiles in sorted order at run time (kernels_cu/tile_sm90.cuh), each when it is about to run out
+    of work, which is longest-first list scheduling on the tiles' real run times. Its slots are the
+    sorted positions, tile_cta is empty and work_indptr is [0, T] (one queue); makespan is the
+    partition's estimate where schedule_rows needed one for a split decision, else 0.
     """
 
     blocks: np.ndarray
@@ -454,14 +460,27 @@ class WorkList:
     tile_cta: np.ndarray
     work_indptr: np.ndarray
     makespan: int = 0  # the largest CTA load, in tile_costs units (keys + TILE_OVERHEAD_KEYS per tile)
+    claimed: bool = False
 
     @property
     def num_tiles(self) -> int:
-        return int(self.tile_cta.shape[0])
+        return int(self.work_indptr[-1])
 
     def slot_positions(self) -> np.ndarray:
         """int64 [T]: the sorted position of each work-list slot (CTA order), on the host."""
+        if self.claimed:
+            return np.arange(self.num_tiles, dtype=np.int64)
         return np.argsort(self.tile_cta, kind="stable")
+
+    def as_claimed(self) -> "WorkList":
+        """This work list's tiles, order and makespan, claimed at run time instead of partitioned."""
+        if self.claimed:
+            return self
+        return WorkList(self.blocks, self.entries, _NO_CTAS, np.array((0, self.num_tiles), dtype=np.int32),
+                        self.makespan, True)
+
+
+_NO_CTAS = np.zeros(0, dtype=np.uint16)
 
 
 def work_list(rows: np.ndarray, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: int,
@@ -499,12 +518,14 @@ def plan_work(qo_lens, kv_lens, group_size: int, num_kv_heads: int, block_m: int
     return r.rows, _work(r, num_kv_heads, kv_bytes_per_token, num_ctas, budget)
 
 
-def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: int, budget: int) -> WorkList:
+def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: int, budget: int,
+          claimed: bool = False) -> WorkList:
+    """work_list of a RowTiling; claimed: no partition (WorkList.claimed, makespan 0)."""
     heads, num_ctas = int(num_kv_heads), _positive_ctas(num_ctas)
     n_req = len(r.first)
     if len(r.cost) == 0:
         return WorkList(np.zeros((0, 4), np.int32), np.zeros(0, np.int64), np.zeros(0, np.uint16),
-                        np.zeros(num_ctas + 1, np.int32))
+                        np.zeros(2 if claimed else num_ctas + 1, np.int32), claimed=claimed)
 
     # Sections over the groups g = i * heads + h (request i of those with rows, KV head h); a
     # segment is a request's heads within one section, an entry one of its rows.
@@ -566,6 +587,8 @@ def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: in
     entries = by_key if entry_row is None else entry_row[by_key]
 
     n = int(pos[-1])
+    if claimed:
+        return WorkList(blocks, entries, _NO_CTAS, np.array((0, n), dtype=np.int32), 0, True)
     if n <= num_ctas:  # the first wave: tile j to CTA j (every cost is positive)
         work_indptr = np.minimum(np.arange(num_ctas + 1, dtype=np.int32), n)
         return WorkList(blocks, entries, np.arange(n, dtype=np.uint16 if num_ctas <= 1 << 16 else np.int64),
@@ -641,7 +664,8 @@ _NO_MERGES = np.zeros((0, len(MERGE_FIELDS)), dtype=np.int32)
 
 
 def schedule_rows(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: int,
-                  budget: int = L2_SECTION_BYTES, split: SplitRequest | None = None) -> Schedule:
+                  budget: int = L2_SECTION_BYTES, split: SplitRequest | None = None,
+                  claimed: bool = False) -> Schedule:
     """The work list of row tiles r on num_kv_heads KV heads, with long key ranges split into pieces
     when `split` allows it (split.block_n set) and split_rows finds it pays.
 
@@ -650,11 +674,22 @@ def schedule_rows(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_
     (its makespan is its longest tile); a larger one's unsplit work list gives the exact makespan the
     pieces must beat, and stays when they do not: their own work list must beat it by SPLIT_MIN_GAIN
     (split_rows' choice is an estimate). Pieces that fit one wave get a work list of one tile per CTA
-    in row order (_one_wave: in a single wave the order changes nothing)."""
+    in row order (_one_wave: in a single wave the order changes nothing).
+
+    claimed (sm90 plans): the work list is claimed at run time (WorkList.claimed); a batch that
+    cannot split skips the partition, one that can keeps the partition's estimates for the decision."""
     heads = int(num_kv_heads)
     tiles = len(r.cost) * heads
     if split is None or tiles == 0 or (not split.fixed_keys and tiles >= SPLIT_MAX_WAVES * num_ctas):
-        return Schedule(r.rows, _work(r, heads, kv_bytes_per_token, num_ctas, budget), _NO_MERGES)
+        return Schedule(r.rows, _work(r, heads, kv_bytes_per_token, num_ctas, budget, claimed), _NO_MERGES)
+    s = _schedule_split(r, heads, kv_bytes_per_token, num_ctas, budget, split)
+    return s._replace(work=s.work.as_claimed()) if claimed else s
+
+
+def _schedule_split(r: RowTiling, heads: int, kv_bytes_per_token: int, num_ctas: int, budget: int,
+                    split: SplitRequest) -> Schedule:
+    """schedule_rows of a batch that may split (partitioned work lists)."""
+    tiles = len(r.cost) * heads
     makespan = int(np.maximum.reduce(r.cost))  # one wave: the longest tile
     if not split.fixed_keys and split.block_n is not None and not _may_split(makespan, split.block_n):
         return Schedule(r.rows, _work(r, heads, kv_bytes_per_token, num_ctas, budget), _NO_MERGES)

@@ -49,7 +49,51 @@ def test_plan_matches_host_references(make_page_table, seed):
     np.testing.assert_array_equal(host.tok_slot, pages.tok_slot)
     assert plan.total_kv == len(pages.tok_page)
     assert _section(plan, "counts").tolist() == [batch.batch_size, len(tiles), len(plan.work.blocks), plan.total_kv,
-                                                 num_ctas, 0]  # no merges: nothing split
+                                                 num_ctas, 0, 0, 0]  # no merges; claim counters at 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_claimed_plan_is_the_partition_in_claim_order(make_page_table, seed):
+    """A claimed plan (sm90: the CTAs claim tiles at run time, kernels_cu/tile_sm90.cuh) has the
+    partition's tiles in the order partition() takes them (section by section, cost descending, tile
+    index), one queue (work_indptr [0, T]), no tile_cta, and counts with ctas 0 and both claim
+    counters 0 (every upload resets them)."""
+    rng = np.random.default_rng(100 + seed)
+    qo = rng.integers(0, 300, 9)
+    kv = np.maximum(qo, rng.integers(0, 2000, 9))
+    qo[2], kv[5] = 0, 300
+    batch = make_page_table(qo, kv, int(rng.choice([1, 16])), seed)
+    num_ctas = int(rng.choice([3, 132]))
+    kw = dict(causal=True, num_ctas=num_ctas, block_m=64, l2_section_bytes=1 << 18)
+    static, claimed = _plan(batch, **kw), _plan(batch, claimed=True, **kw)
+    assert claimed.work.claimed and not static.work.claimed
+    tiles = schedule.make_tiles(batch.qo_lens, batch.kv_lens, 4, 2, 64, True, -1)
+    sections = schedule.l2_sections(tiles, 4 * 128, 1 << 18)
+    order = np.lexsort((-schedule.tile_costs(tiles, 64), sections))
+    assert len(np.unique(sections)) > 1, "one L2 section: the order would check less"
+    np.testing.assert_array_equal(claimed.tiles, tiles[order])
+    np.testing.assert_array_equal(claimed.tiles[static.work.slot_positions()], static.tiles)
+    assert claimed.num_tiles == len(tiles) and claimed.work_indptr.tolist() == [0, len(tiles)]
+    np.testing.assert_array_equal(_section(claimed, "work_indptr"), [0, len(tiles)])
+    assert claimed.layout["tile_cta"][1] == 0
+    assert _section(claimed, "counts").tolist() == [batch.batch_size, len(tiles), len(claimed.work.blocks),
+                                                    claimed.total_kv, 0, 0, 0, 0]
+    for name in ("qo_indptr", "kv_lens", "kv_tok_indptr", "paged_kv_indptr", "page_indices", "rows", "blocks",
+                 "entries"):
+        np.testing.assert_array_equal(_section(claimed, name), _section(static, name))
+
+
+def test_sm90_builds_claim_and_sm80_builds_partition(make_page_table):
+    """make_plan's default: the chosen build's backend decides (sm90 claims, sm80 and no build
+    partition); claimed= overrides it."""
+    batch = make_page_table([100, 700, 3], [900, 700, 5], 16, 1)
+    for backend, tile in (("sm90", variants.SM90_TILES[128]), ("sm80", variants.SM80_TILES[128])):
+        build = variants.Build(backend, tile, ())
+        plan = _plan(batch, causal=True, choose_build=lambda rows: build)
+        assert plan.work.claimed == (backend == "sm90")
+        assert _section(plan, "counts")[planner.COUNTS.index("ctas")] == (0 if backend == "sm90" else 132)
+        assert _plan(batch, causal=True, choose_build=lambda rows: build, claimed=False).work.claimed is False
+    assert not _plan(batch, causal=True).work.claimed
 
 
 def test_plan_does_no_per_token_work(make_page_table, monkeypatch):

@@ -170,8 +170,7 @@ def test_short_tiles_many_tiles_per_cta(kit):
         w = _wrapper(kit, "cupy", kv_load=kv_load)
         w.plan(*batch.index_args(), hqo, hkv, d, ps, causal=True, q_data_type="float16")
         _check_short_build(w, kv_load)
-        per_cta = np.diff(w._plan.work_indptr)
-        assert w._plan.num_tiles > w._plan.num_ctas and per_cta.max() >= 2, per_cta.max()
+        assert w._plan.work.claimed and w._plan.num_tiles > w._plan.num_ctas  # some CTA claims two tiles or more
         out = kit.poison(kit.empty("cupy", (batch.total_q, hqo, d), "float16"))
         lse = kit.poison(kit.empty("cupy", (batch.total_q, hqo), "float32"))
         w.run(q, cache, out=out, lse=lse, return_lse=True)
