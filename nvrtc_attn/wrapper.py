@@ -418,7 +418,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
         q_scale a Python float (their dequantization factor), o in plan()'s o_data_type.
         No host-device sync; no allocation when out (and lse) are given: CUDA-graph capturable.
         enable_pdl is a hint. stream (ours): a stream object or raw handle; default: q's framework's
-        current stream.
+        current stream. One wrapper's runs must be ordered (one stream, or events), as FlashInfer's
+        workspace requires: the sm90 kernel claims its tiles from a counter in the plan.
         """
         if (args or sinks is not None or kv_cache_sf is not None or skip_softmax_threshold_scale_factor is not None
                 or use_fp16_softmax or uses_spcompress or (window_left is not None and window_left != self._window_left)):
