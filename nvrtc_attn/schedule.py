@@ -1,6 +1,9 @@
-"""Work tiles (packed query rows x visible key range) and their longest-first partition over CTAs.
+"""Work tiles (packed query rows x visible key range) in longest-first order, and their
+longest-first partition over CTAs.
 
-Pure NumPy, run once in plan(); the device scheduler only indexes the CSR list this produces.
+Pure NumPy, run once in plan(). The sm80 kernel's CTAs run the partition (a CSR list, one per CTA);
+the sm90 kernel's CTAs claim the tiles in the same order at run time (WorkList.claimed), so its
+plans skip the partition unless a split decision needs its makespans.
 """
 
 from __future__ import annotations
