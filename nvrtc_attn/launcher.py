@@ -407,6 +407,8 @@ def copy_host_to_device(dst_ptr: int, host_array, stream: int) -> None:
     pageable memory the driver stages the bytes before it returns, so the caller may reuse the array
     at once. (Page-locked staging buffers of our own were tried: the extra driver calls, an event per
     buffer, cost more host time than the pageable copy, s13r3.)"""
+    if not host_array.flags.c_contiguous:
+        raise ValueError("copy_host_to_device: the host array must be C-contiguous")
     nbytes = int(host_array.nbytes)
     if nbytes:
         _check(_driver().cuMemcpyHtoDAsync(dst_ptr, host_array.ctypes.data, nbytes, _cu_stream(stream)))

@@ -475,12 +475,15 @@ class WorkList:
             return np.arange(self.num_tiles, dtype=np.int64)
         return np.argsort(self.tile_cta, kind="stable")
 
+    @classmethod
+    def claimed_list(cls, blocks: np.ndarray, entries: np.ndarray, num_tiles: int, makespan: int = 0) -> "WorkList":
+        """The claimed work list of these blocks and entries (num_tiles sorted positions)."""
+        return cls(blocks, entries, _NO_CTAS, np.array((0, num_tiles), dtype=np.int32), makespan, True)
+
     def as_claimed(self) -> "WorkList":
         """This work list's tiles, order and makespan, claimed at run time instead of partitioned."""
-        if self.claimed:
-            return self
-        return WorkList(self.blocks, self.entries, _NO_CTAS, np.array((0, self.num_tiles), dtype=np.int32),
-                        self.makespan, True)
+        return self if self.claimed else WorkList.claimed_list(self.blocks, self.entries, self.num_tiles,
+                                                               self.makespan)
 
 
 _NO_CTAS = np.zeros(0, dtype=np.uint16)
@@ -527,8 +530,9 @@ def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: in
     heads, num_ctas = int(num_kv_heads), _positive_ctas(num_ctas)
     n_req = len(r.first)
     if len(r.cost) == 0:
-        return WorkList(np.zeros((0, 4), np.int32), np.zeros(0, np.int64), np.zeros(0, np.uint16),
-                        np.zeros(2 if claimed else num_ctas + 1, np.int32), claimed=claimed)
+        empty = WorkList(np.zeros((0, 4), np.int32), np.zeros(0, np.int64), np.zeros(0, np.uint16),
+                         np.zeros(num_ctas + 1, np.int32))
+        return empty.as_claimed() if claimed else empty
 
     # Sections over the groups g = i * heads + h (request i of those with rows, KV head h); a
     # segment is a request's heads within one section, an entry one of its rows.
@@ -591,7 +595,7 @@ def _work(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_ctas: in
 
     n = int(pos[-1])
     if claimed:
-        return WorkList(blocks, entries, _NO_CTAS, np.array((0, n), dtype=np.int32), 0, True)
+        return WorkList.claimed_list(blocks, entries, n)
     if n <= num_ctas:  # the first wave: tile j to CTA j (every cost is positive)
         work_indptr = np.minimum(np.arange(num_ctas + 1, dtype=np.int32), n)
         return WorkList(blocks, entries, np.arange(n, dtype=np.uint16 if num_ctas <= 1 << 16 else np.int64),

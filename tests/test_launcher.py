@@ -345,3 +345,12 @@ def test_launch_argument_cache_is_bounded():
         assert sent[-1] == (ctypes.addressof(kept[0]), ctypes.addressof(kept[1]))
         assert len(kernel._args) <= launcher._ARGS_CACHED
     assert len(sent) == 10 * launcher._ARGS_CACHED
+
+
+def test_upload_refuses_a_non_contiguous_host_array(monkeypatch):
+    """copy_host_to_device copies nbytes from the array's first byte: a strided view would send
+    other bytes than its elements, so it is refused before any driver call."""
+    monkeypatch.setattr(launcher, "_driver", lambda: pytest.fail("no driver call for a refused upload"))
+    strided = np.arange(64, dtype=np.int32)[::2]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        launcher.copy_host_to_device(0, strided, 0)

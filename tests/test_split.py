@@ -168,7 +168,8 @@ def _workload_batch(w):
 
 def _workload_plans(w):
     """(plan without a split request, plan as the wrapper makes it: 128 MiB of slots, the build's key
-    block) with the sm90 tile of the workload's head_dim on 132 SMs."""
+    block, and the first one claimed at run time: what the wrapper's plan is without splits) with the
+    sm90 tile of the workload's head_dim on 132 SMs."""
     batch = _workload_batch(w)
     hd = w["head_dim"]
     tile = variants.SM90_TILES[hd]
@@ -182,7 +183,7 @@ def _workload_plans(w):
 
     plain = _plan(batch, heads, **kw)
     wrapped = _plan(batch, heads, choose_build=choose, split=SplitRequest(slots), **kw)
-    return plain, wrapped
+    return plain, wrapped, _plan(batch, heads, claimed=True, **kw)
 
 
 def _workloads():
@@ -194,15 +195,12 @@ def test_standard_workloads_get_no_split(wid):
     """Their tiles fill the machine (W9: 256 tiles, makespan 3% over the mean): the plan is exactly
     today's, byte for byte, and the build the one without the split epilogue."""
     w = next(w for w in _workloads() if w["id"] == wid)
-    plain, wrapped = _workload_plans(w)
+    plain, wrapped, claimed = _workload_plans(w)
     assert wrapped.num_merges == 0 and not wrapped.build.split
     assert wrapped.work.claimed and not plain.work.claimed  # sm90 claims its tiles at run time
     np.testing.assert_array_equal(wrapped.row_tiles, plain.row_tiles)
     for name in ("blocks", "entries"):
         np.testing.assert_array_equal(getattr(wrapped.work, name), getattr(plain.work, name))
-    claimed = _plan(_workload_batch(w), (w["num_qo_heads"], w["num_kv_heads"]), head_dim=w["head_dim"],
-                    causal=bool(w["causal"]), block_m=variants.SM90_TILES[w["head_dim"]].block_m,
-                    l2_section_bytes=variants.SM90_TILES[w["head_dim"]].l2_section_bytes, claimed=True)
     np.testing.assert_array_equal(wrapped.image, claimed.image)
     assert wrapped.layout == claimed.layout
 
@@ -211,7 +209,7 @@ def test_w8_splits_every_tile_in_two():
     """W8 (2 x 128 queries on 16384 keys): 64 tiles on 132 CTAs become 128 pieces of 46-47 blocks of
     176 keys, one wave, makespan halved (the worked example of schedule.split_rows)."""
     w = next(w for w in _workloads() if w["id"] == "W8")
-    plain, wrapped = _workload_plans(w)
+    plain, wrapped, _ = _workload_plans(w)
     assert wrapped.build.tile.block_n == 176 and not wrapped.build.pingpong
     assert wrapped.num_merges == 8 and wrapped.num_pieces == 128 and wrapped.num_tiles == 128
     assert (wrapped.merges[:, 5] == 2).all()
