@@ -54,9 +54,10 @@ NA_DEVICE void expand_tile(const OffsetParams& p, int num_blocks, int pos, int s
   out[0] = t0; out[1] = t1; out[2] = t2;
 }
 
-// A static work list (sm80 plans): one warp per CTA c: its tiles are the sorted positions with tile_cta == c, in order (the host's
-// stable grouping, partition's CSR list), so the warp walks tile_cta 32 positions at a time and
-// the lanes that match write slots work_indptr[c] + (matches before them). Stops after its last.
+// A static work list (sm80 plans), one warp per CTA c: its tiles are the sorted positions with
+// tile_cta == c, in order (the host's stable grouping, partition's CSR list), so the warp walks
+// tile_cta 32 positions at a time and the lanes that match write slots work_indptr[c] + (matches
+// before them). Stops after its last.
 NA_DEVICE void expand_cta_tiles(const OffsetParams& p, int num_tiles, int num_blocks, int cta, int lane) {
   const int slot0 = p.work_indptr[cta];
   const int count = p.work_indptr[cta + 1] - slot0;
@@ -82,7 +83,9 @@ extern "C" __global__ void expand_plan(const __grid_constant__ OffsetParams p) {
     for (int64_t t = first; t < total_kv; t += stride) expand_token(p, batch, t);
   }
   if (p.tiles != nullptr && num_ctas == 0) {  // claimed at run time (sm90): slot = sorted position
-    for (int64_t pos = first; pos < num_tiles; pos += stride) expand_tile(p, num_blocks, static_cast<int>(pos), static_cast<int>(pos));
+    for (int64_t pos = first; pos < num_tiles; pos += stride) {
+      expand_tile(p, num_blocks, static_cast<int>(pos), static_cast<int>(pos));
+    }
   } else if (p.tiles != nullptr) {  // whole warps (blockDim.x is a multiple of 32), one CTA each
     const int warps = static_cast<int>(stride / 32);
     for (int cta = static_cast<int>(first / 32); cta < num_ctas; cta += warps) {

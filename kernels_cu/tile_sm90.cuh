@@ -126,14 +126,13 @@ static_assert(kSmemBytes <= SmemLayout::kMax, "tile outgrew shared memory");
 // it) and TileEmpty (every warp of the CTA read it).
 constexpr int kTileSlots = 2;
 constexpr int kTileReaders = 4 + kConsumerThreads / 32;  // warps: the producer's 4 and the consumers'
-enum class Bar : int { FullK = 0, FullV = kStages, EmptyK = 2 * kStages, EmptyV = 3 * kStages,
-                       QFull = 4 * kStages, QEmpty = 4 * kStages + kQStages,
-                       Staged = 4 * kStages + 2 * kQStages,
-                       VFree = 4 * kStages + 2 * kQStages + SmemLayout::kStage8Slots,
-                       TileFull = 4 * kStages + 2 * kQStages + SmemLayout::kStage8Slots + 1,
-                       TileEmpty = 4 * kStages + 2 * kQStages + SmemLayout::kStage8Slots + 1 + kTileSlots,
-                       Count = 4 * kStages + 2 * kQStages + SmemLayout::kStage8Slots + 1 + 2 * kTileSlots };
-static_assert(static_cast<int>(Bar::Count) * 8 <= SmemLayout::kTileRing - SmemLayout::kBars, "barriers outgrew their bytes");
+// Each kind of barrier starts where the previous one's stages end.
+enum class Bar : int { FullK = 0, FullV = FullK + kStages, EmptyK = FullV + kStages, EmptyV = EmptyK + kStages,
+                       QFull = EmptyV + kStages, QEmpty = QFull + kQStages, Staged = QEmpty + kQStages,
+                       VFree = Staged + SmemLayout::kStage8Slots, TileFull = VFree + 1,
+                       TileEmpty = TileFull + kTileSlots, Count = TileEmpty + kTileSlots };
+static_assert(static_cast<int>(Bar::Count) * 8 <= SmemLayout::kTileRing - SmemLayout::kBars,
+              "barriers outgrew their bytes");
 static_assert(4 * kTileSlots <= SmemLayout::kCountsPtr - SmemLayout::kTileRing &&
               SmemLayout::kCountsPtr + 8 <= SmemLayout::kOffsets && SmemLayout::kCountsPtr % 8 == 0,
               "tile ring outgrew its bytes");
