@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # session 16, call 4 (one call for what is left of the session): the A/B of 51d564d (A) against ab/base
 # (900b847) on the workloads its SASS change touches most, then the whole GPU suite, then bench.py's table.
+# Run it on a checkout of branch desc (A must be 51d564d's tree; on main, A and ab/base are the same
+# kernels); prep here first: bash tools/ab.sh prep 900b847 base, carry ["ab"].
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 NVRTC_ATTN_CACHE_DIR=$PWD/.kcache
 t0=$(date +%s); el() { echo $(( $(date +%s) - t0 )); }
 timeout 60 python3 tools/bench.py --compile all > $OUT/compile.log 2>&1; echo "compile rc=$? $(el)s"
