@@ -126,11 +126,15 @@ struct Consumer {
                                 wgmma::desc_sw128(k_tile + kk * 32, 16, kAtomBytes), kk > 0 ? 1 : 0);
       return;
     }
+    // Q's descriptor is made once and stepped by constants (wgmma::desc_advance): rebuilt at each k
+    // step, ptxas kept it in vector registers in some builds (nopp: 4 more instructions per k step).
+    const uint64_t qd = q_desc(q_tile + wg_row0 * kSwizzleRowBytes);
+    const uint64_t kd = k_desc(k_tile);
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
-      const uint32_t a = q_tile + (kk / 4) * kBM * kSwizzleRowBytes + wg_row0 * kSwizzleRowBytes + (kk % 4) * 32;
-      const uint32_t b = k_tile + (kk / 4) * kAtomBytes + (kk % 4) * 32;
-      wgmma::mma_ss<kBN, kBf16, 0>(sacc, q_desc(a), k_desc(b), kk > 0 ? 1 : 0);
+      const uint32_t a = (kk / 4) * kBM * kSwizzleRowBytes + (kk % 4) * 32;
+      const uint32_t b = (kk / 4) * kAtomBytes + (kk % 4) * 32;
+      wgmma::mma_ss<kBN, kBf16, 0>(sacc, wgmma::desc_advance(qd, a), wgmma::desc_advance(kd, b), kk > 0 ? 1 : 0);
     }
   }
   // O += P V for the block in stage st (issue only), kPvN columns of O per wgmma.
