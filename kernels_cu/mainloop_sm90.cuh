@@ -126,8 +126,9 @@ struct Consumer {
                                 wgmma::desc_sw128(k_tile + kk * 32, 16, kAtomBytes), kk > 0 ? 1 : 0);
       return;
     }
-    // Q's descriptor is made once and stepped by constants (wgmma::desc_advance): rebuilt at each k
-    // step, ptxas kept it in vector registers in some builds (nopp: 4 more instructions per k step).
+    // Q's and K's descriptors are made once per block and stepped by constants (wgmma::desc_advance):
+    // rebuilt at each k step, Q's was rebuilt in vector registers in some builds (nopp: 4-5 more
+    // instructions per k step, s16r2).
     const uint64_t qd = q_desc(q_tile + wg_row0 * kSwizzleRowBytes);
     const uint64_t kd = k_desc(k_tile);
 #pragma unroll
