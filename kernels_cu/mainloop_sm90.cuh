@@ -126,16 +126,20 @@ struct Consumer {
                                 wgmma::desc_sw128(k_tile + kk * 32, 16, kAtomBytes), kk > 0 ? 1 : 0);
       return;
     }
-    // Q's and K's descriptors are made once per block and stepped by constants (wgmma::desc_advance):
-    // rebuilt at each k step, Q's was rebuilt in vector registers in some builds (nopp: 4-5 more
-    // instructions per k step, s16r2).
+    // Q's and K's descriptors are made once per block and stepped by constants (wgmma::desc_advance)
+    // where that measured faster: rebuilt at each k step, Q's was rebuilt in vector registers in some
+    // hd128 builds (nopp: 4-5 more instructions per k step, s16r2); stepped, hd256 (W6) ran 0.6% slower
+    // (s17r1), so hd256 keeps the per-step descriptors.
+    constexpr bool kStepDesc = kD <= 128;
     const uint64_t qd = q_desc(q_tile + wg_row0 * kSwizzleRowBytes);
     const uint64_t kd = k_desc(k_tile);
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       const uint32_t a = (kk / 4) * kBM * kSwizzleRowBytes + (kk % 4) * 32;
       const uint32_t b = (kk / 4) * kAtomBytes + (kk % 4) * 32;
-      wgmma::mma_ss<kBN, kBf16, 0>(sacc, wgmma::desc_advance(qd, a), wgmma::desc_advance(kd, b), kk > 0 ? 1 : 0);
+      const uint64_t qa = kStepDesc ? wgmma::desc_advance(qd, a) : q_desc(q_tile + wg_row0 * kSwizzleRowBytes + a);
+      const uint64_t kb = kStepDesc ? wgmma::desc_advance(kd, b) : k_desc(k_tile + b);
+      wgmma::mma_ss<kBN, kBf16, 0>(sacc, qa, kb, kk > 0 ? 1 : 0);
     }
   }
   // O += P V for the block in stage st (issue only), kPvN columns of O per wgmma.
