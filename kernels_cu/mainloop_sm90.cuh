@@ -55,6 +55,11 @@ NA_DEVICE StageRef stage_of(const PrefillParams& p, const TileCoords& c, int it,
 // Every member refers to consumer_loop's own variables, as the lambdas these steps once were did:
 // copies (even of the scalars) changed the kernel's register assignment.
 struct Consumer {
+  // The GEMMs' shared-memory descriptors are made once per block and stepped by constants
+  // (wgmma::desc_advance) instead of rebuilt (mask, shift, or) at each wgmma: rebuilt, Q's were made
+  // in vector registers in some hd128 builds (nopp: 4-5 more instructions per k step, s16r2).
+  // Stepped, hd256 (W6) ran 0.6% slower (s17r1), so hd256's 16-bit GEMMs keep per-wgmma descriptors.
+  static constexpr bool kStepDesc = kD <= 128;
   const PrefillParams& p;
   const TileCoords& c;
   const TileMask& mask;
@@ -120,17 +125,14 @@ struct Consumer {
   NA_DEVICE void issue_s(const StageRef& st) {
     const uint32_t k_tile = smem + SmemLayout::kKV + st.s * kKVBytes;
     if constexpr (kF8Mma) {  // [rows][128] e4m3 bytes, 32 per k step
+      const uint64_t qd = wgmma::desc_sw128(q_tile + wg_row0 * 128, 16, kAtomBytes);
+      const uint64_t kd = wgmma::desc_sw128(k_tile, 16, kAtomBytes);
 #pragma unroll
       for (int kk = 0; kk < kD / 32; ++kk)
-        wgmma::mma_ss_e4m3<kBN>(sacc, wgmma::desc_sw128(q_tile + wg_row0 * 128 + kk * 32, 16, kAtomBytes),
-                                wgmma::desc_sw128(k_tile + kk * 32, 16, kAtomBytes), kk > 0 ? 1 : 0);
+        wgmma::mma_ss_e4m3<kBN>(sacc, wgmma::desc_advance(qd, kk * 32), wgmma::desc_advance(kd, kk * 32),
+                                kk > 0 ? 1 : 0);
       return;
     }
-    // Q's and K's descriptors are made once per block and stepped by constants (wgmma::desc_advance)
-    // where that measured faster: rebuilt at each k step, Q's was rebuilt in vector registers in some
-    // hd128 builds (nopp: 4-5 more instructions per k step, s16r2); stepped, hd256 (W6) ran 0.6% slower
-    // (s17r1), so hd256 keeps the per-step descriptors.
-    constexpr bool kStepDesc = kD <= 128;
     const uint64_t qd = q_desc(q_tile + wg_row0 * kSwizzleRowBytes);
     const uint64_t kd = k_desc(k_tile);
 #pragma unroll
@@ -146,17 +148,20 @@ struct Consumer {
   NA_DEVICE void issue_pv(const StageRef& st) {
     const uint32_t v_tile = smem + SmemLayout::kKV + (kStages + st.s) * kKVBytes;
     if constexpr (kF8Mma) {  // V as [kD][kBN] bytes (keys contiguous, fp8::transpose_v_block), 32 keys per step
+      const uint64_t vd = wgmma::desc_sw128(v_tile, 16, kAtomBytes);
 #pragma unroll
-      for (int kk = 0; kk < kBN / 32; ++kk)
-        wgmma::mma_rs_e4m3<kD>(o, pa[kk], wgmma::desc_sw128(v_tile + kk * 32, 16, kAtomBytes), 1);
+      for (int kk = 0; kk < kBN / 32; ++kk) wgmma::mma_rs_e4m3<kD>(o, pa[kk], wgmma::desc_advance(vd, kk * 32), 1);
       return;
     }
+    const uint64_t vd = v_desc(v_tile);  // stepped as issue_s steps Q's and K's (kStepDesc)
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk)
 #pragma unroll
-      for (int h = 0; h < kD / kPvN; ++h)
+      for (int h = 0; h < kD / kPvN; ++h) {
+        const uint32_t b = kk * 2 * kKVGroupBytes + h * (kPvN / 64) * kAtomBytes;
         wgmma::mma_rs<kPvN, kBf16, 1>(*reinterpret_cast<float(*)[kPvN / 2]>(o + h * (kPvN / 2)), pa[kk],
-                                      v_desc(v_tile + kk * 2 * kKVGroupBytes + h * (kPvN / 64) * kAtomBytes), 1);
+                                      kStepDesc ? wgmma::desc_advance(vd, b) : v_desc(v_tile + b), 1);
+      }
   }
   // Soft cap and mask of block n0's scores (still logits), before the softmax.
   NA_DEVICE void cap_and_mask(int n0) {
