@@ -56,10 +56,10 @@ NA_DEVICE StageRef stage_of(const PrefillParams& p, const TileCoords& c, int it,
 // copies (even of the scalars) changed the kernel's register assignment.
 struct Consumer {
   // The GEMMs' shared-memory descriptors are made once per block and stepped by constants
-  // (wgmma::desc_advance) instead of rebuilt (mask, shift, or) at each wgmma: rebuilt, Q's were made
-  // in vector registers in some hd128 builds (nopp: 4-5 more instructions per k step, s16r2).
-  // Stepped, hd256 (W6) ran 0.6% slower (s17r1), so hd256's 16-bit GEMMs keep per-wgmma descriptors.
-  static constexpr bool kStepDesc = kD <= 128;
+  // (wgmma::desc_advance) instead of rebuilt (mask, shift, or) at each wgmma; with the warpgroup
+  // index warp-uniform (prefill_sm90.cu) they live in uniform registers, one add per wgmma
+  // (s16r2: rebuilt, Q's took 4-5 vector instructions per k step in some builds; s17r1: W1 +5%, W5 +4%,
+  // W2p1 +2.6%, W6 +1.8% against per-wgmma descriptors).
   const PrefillParams& p;
   const TileCoords& c;
   const TileMask& mask;
@@ -139,9 +139,7 @@ struct Consumer {
     for (int kk = 0; kk < kD / 16; ++kk) {
       const uint32_t a = (kk / 4) * kBM * kSwizzleRowBytes + (kk % 4) * 32;
       const uint32_t b = (kk / 4) * kAtomBytes + (kk % 4) * 32;
-      const uint64_t qa = kStepDesc ? wgmma::desc_advance(qd, a) : q_desc(q_tile + wg_row0 * kSwizzleRowBytes + a);
-      const uint64_t kb = kStepDesc ? wgmma::desc_advance(kd, b) : k_desc(k_tile + b);
-      wgmma::mma_ss<kBN, kBf16, 0>(sacc, qa, kb, kk > 0 ? 1 : 0);
+      wgmma::mma_ss<kBN, kBf16, 0>(sacc, wgmma::desc_advance(qd, a), wgmma::desc_advance(kd, b), kk > 0 ? 1 : 0);
     }
   }
   // O += P V for the block in stage st (issue only), kPvN columns of O per wgmma.
@@ -153,14 +151,14 @@ struct Consumer {
       for (int kk = 0; kk < kBN / 32; ++kk) wgmma::mma_rs_e4m3<kD>(o, pa[kk], wgmma::desc_advance(vd, kk * 32), 1);
       return;
     }
-    const uint64_t vd = v_desc(v_tile);  // stepped as issue_s steps Q's and K's (kStepDesc)
+    const uint64_t vd = v_desc(v_tile);
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk)
 #pragma unroll
       for (int h = 0; h < kD / kPvN; ++h) {
         const uint32_t b = kk * 2 * kKVGroupBytes + h * (kPvN / 64) * kAtomBytes;
         wgmma::mma_rs<kPvN, kBf16, 1>(*reinterpret_cast<float(*)[kPvN / 2]>(o + h * (kPvN / 2)), pa[kk],
-                                      kStepDesc ? wgmma::desc_advance(vd, b) : v_desc(v_tile + b), 1);
+                                      wgmma::desc_advance(vd, b), 1);
       }
   }
   // Soft cap and mask of block n0's scores (still logits), before the softmax.
