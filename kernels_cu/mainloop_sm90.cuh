@@ -55,6 +55,11 @@ NA_DEVICE StageRef stage_of(const PrefillParams& p, const TileCoords& c, int it,
 // Every member refers to consumer_loop's own variables, as the lambdas these steps once were did:
 // copies (even of the scalars) changed the kernel's register assignment.
 struct Consumer {
+  // The GEMMs' shared-memory descriptors are made once per block and stepped by constants
+  // (wgmma::desc_advance) instead of rebuilt (mask, shift, or) at each wgmma; with the warpgroup
+  // index warp-uniform (prefill_sm90.cu) they live in uniform registers, one add per wgmma
+  // (s16r2: rebuilt, Q's took 4-5 vector instructions per k step in some builds; s17r1: W1 +5%, W5 +4%,
+  // W2p1 +2.6%, W6 +1.8% against per-wgmma descriptors).
   const PrefillParams& p;
   const TileCoords& c;
   const TileMask& mask;
@@ -120,34 +125,41 @@ struct Consumer {
   NA_DEVICE void issue_s(const StageRef& st) {
     const uint32_t k_tile = smem + SmemLayout::kKV + st.s * kKVBytes;
     if constexpr (kF8Mma) {  // [rows][128] e4m3 bytes, 32 per k step
+      const uint64_t qd = wgmma::desc_sw128(q_tile + wg_row0 * 128, 16, kAtomBytes);
+      const uint64_t kd = wgmma::desc_sw128(k_tile, 16, kAtomBytes);
 #pragma unroll
       for (int kk = 0; kk < kD / 32; ++kk)
-        wgmma::mma_ss_e4m3<kBN>(sacc, wgmma::desc_sw128(q_tile + wg_row0 * 128 + kk * 32, 16, kAtomBytes),
-                                wgmma::desc_sw128(k_tile + kk * 32, 16, kAtomBytes), kk > 0 ? 1 : 0);
+        wgmma::mma_ss_e4m3<kBN>(sacc, wgmma::desc_advance(qd, kk * 32), wgmma::desc_advance(kd, kk * 32),
+                                kk > 0 ? 1 : 0);
       return;
     }
+    const uint64_t qd = q_desc(q_tile + wg_row0 * kSwizzleRowBytes);
+    const uint64_t kd = k_desc(k_tile);
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
-      const uint32_t a = q_tile + (kk / 4) * kBM * kSwizzleRowBytes + wg_row0 * kSwizzleRowBytes + (kk % 4) * 32;
-      const uint32_t b = k_tile + (kk / 4) * kAtomBytes + (kk % 4) * 32;
-      wgmma::mma_ss<kBN, kBf16, 0>(sacc, q_desc(a), k_desc(b), kk > 0 ? 1 : 0);
+      const uint32_t a = (kk / 4) * kBM * kSwizzleRowBytes + (kk % 4) * 32;
+      const uint32_t b = (kk / 4) * kAtomBytes + (kk % 4) * 32;
+      wgmma::mma_ss<kBN, kBf16, 0>(sacc, wgmma::desc_advance(qd, a), wgmma::desc_advance(kd, b), kk > 0 ? 1 : 0);
     }
   }
   // O += P V for the block in stage st (issue only), kPvN columns of O per wgmma.
   NA_DEVICE void issue_pv(const StageRef& st) {
     const uint32_t v_tile = smem + SmemLayout::kKV + (kStages + st.s) * kKVBytes;
     if constexpr (kF8Mma) {  // V as [kD][kBN] bytes (keys contiguous, fp8::transpose_v_block), 32 keys per step
+      const uint64_t vd = wgmma::desc_sw128(v_tile, 16, kAtomBytes);
 #pragma unroll
-      for (int kk = 0; kk < kBN / 32; ++kk)
-        wgmma::mma_rs_e4m3<kD>(o, pa[kk], wgmma::desc_sw128(v_tile + kk * 32, 16, kAtomBytes), 1);
+      for (int kk = 0; kk < kBN / 32; ++kk) wgmma::mma_rs_e4m3<kD>(o, pa[kk], wgmma::desc_advance(vd, kk * 32), 1);
       return;
     }
+    const uint64_t vd = v_desc(v_tile);
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk)
 #pragma unroll
-      for (int h = 0; h < kD / kPvN; ++h)
+      for (int h = 0; h < kD / kPvN; ++h) {
+        const uint32_t b = kk * 2 * kKVGroupBytes + h * (kPvN / 64) * kAtomBytes;
         wgmma::mma_rs<kPvN, kBf16, 1>(*reinterpret_cast<float(*)[kPvN / 2]>(o + h * (kPvN / 2)), pa[kk],
-                                      v_desc(v_tile + kk * 2 * kKVGroupBytes + h * (kPvN / 64) * kAtomBytes), 1);
+                                      wgmma::desc_advance(vd, b), 1);
+      }
   }
   // Soft cap and mask of block n0's scores (still logits), before the softmax.
   NA_DEVICE void cap_and_mask(int n0) {

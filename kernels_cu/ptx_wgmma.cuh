@@ -27,6 +27,12 @@ NA_DEVICE uint64_t desc_sw128(uint32_t smem_addr, uint32_t lbo_bytes, uint32_t s
   return d;
 }
 
+// The descriptor of the operand `bytes` further on in shared memory, from one made by desc_sw128:
+// the start-address field (bits 0-13, address >> 4) holds any shared address (below 256 KB) without
+// a carry into the LBO field, so stepping is one add. Built once per tile, a descriptor then steps
+// by constants through the k steps instead of being rebuilt (mask, shift, or) at each of them.
+NA_DEVICE uint64_t desc_advance(uint64_t desc, uint32_t bytes) { return desc + (bytes >> 4); }
+
 // wgmma.mma_async.sync.aligned.m64n64k16.f32.{bf16,f16} (A, B from shared memory; B transposed
 // when kTransB, i.e. stored N-major). scale_d = 0 overwrites the accumulators.
 template <bool kBf16, int kTransB>

@@ -302,6 +302,9 @@ def test_cuda_graph_cupy(kit, backend):
     lse = kit.empty("cupy", (batch.total_q, hqo), "float32")
     w = _make_wrapper(kit, "cupy", "NHD", backend)
     _plan(w, backend, *batch.index_args(), hqo, hkv, d, 5, causal=True)
+    # The inputs and plan()'s upload were made on the default stream, which a non-blocking stream
+    # does not wait for (FlashInfer's contract: the caller orders plan() before run()).
+    kit.synchronize()
     stream = cupy.cuda.Stream(non_blocking=True)
     with stream:
         w.run(q, cache, out=out, lse=lse, return_lse=True)  # warm-up: kernel load, offsets

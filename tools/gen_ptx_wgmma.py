@@ -48,6 +48,12 @@ NA_DEVICE uint64_t desc_sw128(uint32_t smem_addr, uint32_t lbo_bytes, uint32_t s
   d |= static_cast<uint64_t>(1) << 62;
   return d;
 }
+
+// The descriptor of the operand `bytes` further on in shared memory, from one made by desc_sw128:
+// the start-address field (bits 0-13, address >> 4) holds any shared address (below 256 KB) without
+// a carry into the LBO field, so stepping is one add. Built once per tile, a descriptor then steps
+// by constants through the k steps instead of being rebuilt (mask, shift, or) at each of them.
+NA_DEVICE uint64_t desc_advance(uint64_t desc, uint32_t bytes) { return desc + (bytes >> 4); }
 '''
 
 
