@@ -58,7 +58,7 @@ struct Consumer {
   // The GEMMs' shared-memory descriptors are made once per block and stepped by constants
   // (wgmma::desc_advance) instead of rebuilt (mask, shift, or) at each wgmma; with the warpgroup
   // index warp-uniform (prefill_sm90.cu) they live in uniform registers, one add per wgmma
-  // (s16r2: rebuilt, Q's took 4-5 vector instructions per k step in some builds; s17r1: W1 +5%, W5 +4%,
+  // (s16r2: rebuilt, Q's took 4-5 vector instructions per k step in some builds; s17r2: W1 +5%, W5 +4%,
   // W2p1 +2.6%, W6 +1.8% against per-wgmma descriptors).
   const PrefillParams& p;
   const TileCoords& c;

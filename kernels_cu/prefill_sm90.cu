@@ -48,8 +48,8 @@ prefill_sm90(const __grid_constant__ PrefillParams p, const __grid_constant__ Sm
   // now; it waits for this grid to finish before it reads a partial.
   if constexpr (kSplitKv) ptx::launch_dependents();
 
-  // Warp-uniform for the compiler (a shuffle from lane 0): addresses derived from it (the consumer
-  // warpgroup's Q rows) can live in uniform registers.
+  // Warp-uniform for the compiler (a shuffle from lane 0): what derives from it (the consumers' Q
+  // rows, the wgmma descriptors of mainloop_sm90.cuh) can live in uniform registers.
   const int warpgroup = __shfl_sync(0xffffffffu, tid / 128, 0);
   if (warpgroup == 0) {
     ptx::regs_dealloc<kProducerRegs>();
