@@ -28,7 +28,8 @@ def host_ints(x, name: str) -> np.ndarray:
         if hasattr(x, "get") and type(x).__module__.startswith("cupy"):
             x = x.get()
         elif type(x).__module__.startswith("torch"):
-            x = x.detach().cpu().numpy()
+            # A host tensor without autograd: a view, one call (detach().cpu() would cost two more)
+            x = x.numpy() if x.is_cpu and not x.requires_grad else x.detach().cpu().numpy()
         elif hasattr(x, "__dlpack__") and not isinstance(x, np.ndarray):
             try:
                 x = np.from_dlpack(x)

@@ -282,11 +282,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
                                  num_ctas=num_ctas, block_m=tile.block_m, offsets_key=key,
                                  l2_section_bytes=tile.l2_section_bytes, choose_build=choose_build, split=split,
                                  lengths=(args.qo_lens, args.kv_lens), max_page_index=args.max_page_index,
-                                 **extra)
-        build = plan.build
-        if plan.num_merges and not build.split:  # pieces: the split-KV twin (same tile and key block)
-            build = variants.split_build(build)
-            plan = dataclasses.replace(plan, build=build)
+                                 split_build=variants.split_build, **extra)
+        build = plan.build  # with pieces: the split-KV twin (same tile and key block)
         if build.split:  # both compiled together the first time
             launcher.prepare([*build.variants, variants.merge_split_variant()], device)
         kernels = launcher.load_build(build, device)
