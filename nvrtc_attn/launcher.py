@@ -324,23 +324,17 @@ def expand_plan(plan, workspace_ptr: int, offsets_key: planner.OffsetKey | None,
     so the launch can be captured in a CUDA graph and replayed after later plans of that capacity.
     """
     layout = plan.layout
-
-    def section(name):
-        return workspace_ptr + layout[name][0]
-
-    op = OffsetParams()
-    for name in _EXPAND_INPUTS if offsets_only else _EXPAND_SECTIONS:
-        setattr(op, name, section(name))
-    op.page_size = plan.page_size
-    op.num_kv_heads = plan.num_kv_heads
+    # One constructor call with every field (a setattr per field costs a Python call each).
+    fields = {name: workspace_ptr + layout[name][0] for name in (_EXPAND_INPUTS if offsets_only else _EXPAND_SECTIONS)}
     offsets_key = planner.as_offset_key(offsets_key)
     if offsets_key is not None and offsets_key.mode == "units":
-        op.tok_units = section("tok_units")
-        op.page_ratio = offsets_key.ratio
+        fields.update(tok_units=workspace_ptr + layout["tok_units"][0], page_ratio=offsets_key.ratio)
     elif offsets_key is not None:
-        op.k_tok_elems, op.v_tok_elems = section("k_tok_elems"), section("v_tok_elems")
-        op.k_stride_page, op.k_stride_tok = offsets_key.k_page, offsets_key.k_token
-        op.v_stride_page, op.v_stride_tok = offsets_key.v_page, offsets_key.v_token
+        fields.update(k_tok_elems=workspace_ptr + layout["k_tok_elems"][0],
+                      v_tok_elems=workspace_ptr + layout["v_tok_elems"][0],
+                      k_stride_page=offsets_key.k_page, k_stride_tok=offsets_key.k_token,
+                      v_stride_page=offsets_key.v_page, v_stride_tok=offsets_key.v_token)
+    op = OffsetParams(page_size=plan.page_size, num_kv_heads=plan.num_kv_heads, **fields)
     cap = plan.capacity
     work = max(cap.max_kv_tokens, cap.max_tiles) if cap is not None else max(plan.total_kv, plan.num_tiles)
     kernel = offsets_kernel(device)
@@ -527,17 +521,17 @@ def _encode_kv(plan, kv_box: int, k, v, ks, vs, bytes_per_element: int = 2, fp8_
 # Parameters of a launch
 
 
+_PLAN_SECTIONS = ("qo_indptr", "kv_lens", "kv_tok_indptr", "tok_page", "tok_slot", "tiles", "work_indptr", "counts")
+
+
 def plan_params(plan, workspace_ptr: int, partial_ptr: int = 0, slots=None) -> PrefillParams:
     """A PrefillParams with the plan's fields filled in (workspace sections, heads, mask); with
     slots (planner.PartialSlots) the split-KV build's partial results at partial_ptr (the float
     workspace)."""
-    p = PrefillParams()
-    for name in ("qo_indptr", "kv_lens", "kv_tok_indptr", "tok_page", "tok_slot", "tiles", "work_indptr", "counts"):
-        setattr(p, name, workspace_ptr + plan.layout[name][0])
-    p.num_qo_heads = plan.num_qo_heads
-    p.group_size = plan.group_size
-    p.causal = int(plan.causal)
-    p.window_left = plan.window_left
+    layout = plan.layout
+    p = PrefillParams(num_qo_heads=plan.num_qo_heads, group_size=plan.group_size, causal=int(plan.causal),
+                      window_left=plan.window_left,
+                      **{name: workspace_ptr + layout[name][0] for name in _PLAN_SECTIONS})
     if slots is not None:
         p.partial_o, p.partial_lse = partial_ptr, partial_ptr + slots.lse_offset
     return p
