@@ -430,22 +430,15 @@ def _check_cache_dtype(op: Operand, plan) -> None:
     raise TypeError(f"paged_kv_cache dtype must be {want} (kv_data_type), got {op.dtype}")
 
 
-def check_cache(k: Operand, v: Operand, plan, kv_layout: str) -> None:
-    """The K/V cache views of a plan: check_cache_views, then check_page_range."""
-    check_cache_views(k, v, plan, kv_layout)
-    check_page_range(k, plan)
-
-
 def check_page_range(k: Operand, plan) -> None:
-    """Every page index of the plan is a page of the cache (K and V have as many, check_cache_views)."""
+    """Every page index of the plan is a page of the cache view (check_cache checks K's and V's; a
+    plan() on views check_cache passed before checks this alone)."""
     if plan.max_page_index >= k.shape[0]:
         raise ValueError(f"paged_kv_indices holds page index {plan.max_page_index} but paged_kv_cache "
                          f"has only {k.shape[0]} pages (valid range [0, {k.shape[0] - 1}])")
 
 
-def check_cache_views(k: Operand, v: Operand, plan, kv_layout: str) -> None:
-    """dtype, shape, inner strides, alignment and device of the K/V views against the plan's dtype,
-    page_size, num_kv_heads and head_dim: what does not depend on the batch's page indices."""
+def check_cache(k: Operand, v: Operand, plan, kv_layout: str) -> None:
     for op, name in ((k, "paged_kv_cache (K)"), (v, "paged_kv_cache (V)")):
         _check_cache_dtype(op, plan)
         if op.ndim != 4:
@@ -459,6 +452,7 @@ def check_cache_views(k: Operand, v: Operand, plan, kv_layout: str) -> None:
         if tuple(op.shape[1:]) != expect:
             raise ValueError(f"paged_kv_cache: {name} with kv_layout={kv_layout} must be {what} = "
                              f"[*, {', '.join(map(str, expect))}], got {list(op.shape)}")
+        check_page_range(op, plan)
         _check_inner(op, f"paged_kv_cache {name}")
     if k.shape[0] != v.shape[0]:
         raise ValueError(f"paged_kv_cache: K has {k.shape[0]} pages but V has {v.shape[0]}")

@@ -296,12 +296,14 @@ class BatchPrefillWithPagedKVCacheWrapper:
         kernels = launcher.load_build(build, device)
         merge = launcher.merge_kernel(device) if build.split else None
         if cache is not None:
-            # The views' checks once per signature and plan fields they read; the page range every plan.
+            # All checks once per view signature and the plan fields they read; then the page range alone
+            # (K and V have as many pages: checked).
             fields = (plan.dtype, plan.kv_dtype, plan.page_size, plan.num_kv_heads, plan.head_dim)
             if self._cache_memo[2] != fields:
-                validate.check_cache_views(cache[0], cache[1], plan, self._kv_layout)
+                validate.check_cache(cache[0], cache[1], plan, self._kv_layout)
                 self._cache_memo = self._cache_memo[:2] + (fields,)
-            validate.check_page_range(cache[0], plan)
+            else:
+                validate.check_page_range(cache[0], plan)
         raw_stream = arrays.current_stream(self._workspace, stream)
         self._reserve_plan_buffer(plan.workspace_bytes)
         with launcher.device_context(device):  # the upload runs on this wrapper's GPU, whichever is current
