@@ -248,6 +248,7 @@ def sm_count(device: int) -> int:
 
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)  # a device's compute capability never changes; plan() asks twice a call
 def compute_capability(device: int) -> tuple[int, int]:
     from cuda.core import Device
     cc = Device(device).compute_capability
@@ -273,8 +274,20 @@ def load(variant: variants.KernelVariant, device: int, threads: int, smem_bytes:
 
 
 def load_build(build: variants.Build, device: int) -> tuple[LoadedKernel, ...]:
-    """The kernels of a Build on a device, in build.variants order."""
-    return tuple(load(v, device, build.tile.threads) for v in build.variants)
+    """The kernels of a Build on a device, in build.variants order (remembered per build object:
+    plan() asks on every call, and the builds it gets are memoized objects)."""
+    key = (id(build), device)
+    hit = _loaded_builds.get(key)
+    if hit is not None and hit[0] is build:
+        return hit[1]
+    kernels = tuple(load(v, device, build.tile.threads) for v in build.variants)
+    if len(_loaded_builds) >= 256:  # (builds made outside the memoized choices: keep the map bounded)
+        _loaded_builds.clear()
+    _loaded_builds[key] = (build, kernels)  # holds the build: its id is not reused while here
+    return kernels
+
+
+_loaded_builds: dict = {}  # (id(build), device) -> (build, its kernels)
 
 
 def prefill_sm80_kernel(head_dim: int, dtype: str, device: int, units: bool = True) -> LoadedKernel:
@@ -294,13 +307,18 @@ def prepare(build_variants, device: int) -> None:
     """Compile (in parallel worker processes, from the disk cache when warm) every variant a plan
     may need, before any of them is loaded: the first plan() of a (head_dim, dtype) pays one
     parallel compile instead of one per build, and run() never compiles."""
+    if _prepared_lists.get(id(build_variants)) is build_variants:  # variants.builds_of's tuple again
+        return
     missing = [v for v in build_variants if (v.name, device) not in _kernels and v.name not in _prepared]
     if len(missing) > 1:
         compiler.compile_all(missing)
     _prepared.update(v.name for v in missing)
+    if type(build_variants) is tuple and len(_prepared_lists) < 256:
+        _prepared_lists[id(build_variants)] = build_variants  # held: its id is not reused while here
 
 
 _prepared: set = set()  # variant names prepare() has compiled (or found cached) in this process
+_prepared_lists: dict = {}  # id -> a tuple of variants prepare() has seen whole (builds_of's, memoized)
 
 
 # Blocks of the expansion kernel's grid-stride loops: enough to fill any GPU, few enough that a
@@ -324,23 +342,17 @@ def expand_plan(plan, workspace_ptr: int, offsets_key: planner.OffsetKey | None,
     so the launch can be captured in a CUDA graph and replayed after later plans of that capacity.
     """
     layout = plan.layout
-
-    def section(name):
-        return workspace_ptr + layout[name][0]
-
-    op = OffsetParams()
-    for name in _EXPAND_INPUTS if offsets_only else _EXPAND_SECTIONS:
-        setattr(op, name, section(name))
-    op.page_size = plan.page_size
-    op.num_kv_heads = plan.num_kv_heads
+    # One constructor call with every field (a setattr per field costs a Python call each).
+    fields = {name: workspace_ptr + layout[name][0] for name in (_EXPAND_INPUTS if offsets_only else _EXPAND_SECTIONS)}
     offsets_key = planner.as_offset_key(offsets_key)
     if offsets_key is not None and offsets_key.mode == "units":
-        op.tok_units = section("tok_units")
-        op.page_ratio = offsets_key.ratio
+        fields.update(tok_units=workspace_ptr + layout["tok_units"][0], page_ratio=offsets_key.ratio)
     elif offsets_key is not None:
-        op.k_tok_elems, op.v_tok_elems = section("k_tok_elems"), section("v_tok_elems")
-        op.k_stride_page, op.k_stride_tok = offsets_key.k_page, offsets_key.k_token
-        op.v_stride_page, op.v_stride_tok = offsets_key.v_page, offsets_key.v_token
+        fields.update(k_tok_elems=workspace_ptr + layout["k_tok_elems"][0],
+                      v_tok_elems=workspace_ptr + layout["v_tok_elems"][0],
+                      k_stride_page=offsets_key.k_page, k_stride_tok=offsets_key.k_token,
+                      v_stride_page=offsets_key.v_page, v_stride_tok=offsets_key.v_token)
+    op = OffsetParams(page_size=plan.page_size, num_kv_heads=plan.num_kv_heads, **fields)
     cap = plan.capacity
     work = max(cap.max_kv_tokens, cap.max_tiles) if cap is not None else max(plan.total_kv, plan.num_tiles)
     kernel = offsets_kernel(device)
@@ -527,17 +539,17 @@ def _encode_kv(plan, kv_box: int, k, v, ks, vs, bytes_per_element: int = 2, fp8_
 # Parameters of a launch
 
 
+_PLAN_SECTIONS = ("qo_indptr", "kv_lens", "kv_tok_indptr", "tok_page", "tok_slot", "tiles", "work_indptr", "counts")
+
+
 def plan_params(plan, workspace_ptr: int, partial_ptr: int = 0, slots=None) -> PrefillParams:
     """A PrefillParams with the plan's fields filled in (workspace sections, heads, mask); with
     slots (planner.PartialSlots) the split-KV build's partial results at partial_ptr (the float
     workspace)."""
-    p = PrefillParams()
-    for name in ("qo_indptr", "kv_lens", "kv_tok_indptr", "tok_page", "tok_slot", "tiles", "work_indptr", "counts"):
-        setattr(p, name, workspace_ptr + plan.layout[name][0])
-    p.num_qo_heads = plan.num_qo_heads
-    p.group_size = plan.group_size
-    p.causal = int(plan.causal)
-    p.window_left = plan.window_left
+    layout = plan.layout
+    p = PrefillParams(num_qo_heads=plan.num_qo_heads, group_size=plan.group_size, causal=int(plan.causal),
+                      window_left=plan.window_left,
+                      **{name: workspace_ptr + layout[name][0] for name in _PLAN_SECTIONS})
     if slots is not None:
         p.partial_o, p.partial_lse = partial_ptr, partial_ptr + slots.lse_offset
     return p

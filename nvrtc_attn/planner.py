@@ -344,7 +344,7 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
               l2_section_bytes: int = schedule.L2_SECTION_BYTES,
               capacity: PlanCapacity | None = None, choose_build=None,
               split: schedule.SplitRequest | None = None, lengths: tuple | None = None,
-              max_page_index: int | None = None, claimed: bool | None = None) -> Plan:
+              max_page_index: int | None = None, claimed: bool | None = None, split_build=None) -> Plan:
     """Plan one batch from validated host index arrays (see validate.check_plan_args).
 
     O(batch + pages + tiles / num_ctas waves), never O(key tokens): the per-token tables and the
@@ -354,6 +354,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
     one capacity share one layout; a batch over it raises ValueError.
     choose_build: called with the row tiles (before any split) to pick the kernel build, which the
     plan records (Plan.build); the builds differ in key block, and pieces cut on it.
+    split_build: called with that build when the plan has pieces, gives the build the plan records
+    instead (variants.split_build: its split-KV twin, same tile and key block).
     split (schedule.SplitRequest): long key ranges may become pieces (schedule.split_rows), within
     split.max_slots and capacity.max_pieces; their key block is split.block_n or the chosen build's.
     lengths: (qo_lens, kv_lens) int64 [B] of these index arrays when the caller has them (PlanArgs:
@@ -400,6 +402,8 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
                                                 split, claimed)  # K and V, 16-bit
     if build is not None and build.backend == "sm90":  # the kernel's key blocks, from the plan
         schedule.align_key_starts(rows, build.tile.block_n)
+    if len(merges) and split_build is not None:  # pieces: the build with the partial-result epilogue
+        build = split_build(build)
 
     counts = np.array((batch, work.num_tiles, len(work.blocks), total_kv, 0 if work.claimed else num_ctas,
                        len(merges), 0, 0))

@@ -28,7 +28,8 @@ def host_ints(x, name: str) -> np.ndarray:
         if hasattr(x, "get") and type(x).__module__.startswith("cupy"):
             x = x.get()
         elif type(x).__module__.startswith("torch"):
-            x = x.detach().cpu().numpy()
+            # A host tensor without autograd: a view, one call (detach().cpu() would cost two more)
+            x = x.numpy() if x.is_cpu and not x.requires_grad else x.detach().cpu().numpy()
         elif hasattr(x, "__dlpack__") and not isinstance(x, np.ndarray):
             try:
                 x = np.from_dlpack(x)
@@ -429,6 +430,14 @@ def _check_cache_dtype(op: Operand, plan) -> None:
     raise TypeError(f"paged_kv_cache dtype must be {want} (kv_data_type), got {op.dtype}")
 
 
+def check_page_range(k: Operand, plan) -> None:
+    """Every page index of the plan is a page of the cache view (check_cache checks K's and V's; a
+    plan() on views check_cache passed before checks this alone)."""
+    if plan.max_page_index >= k.shape[0]:
+        raise ValueError(f"paged_kv_indices holds page index {plan.max_page_index} but paged_kv_cache "
+                         f"has only {k.shape[0]} pages (valid range [0, {k.shape[0] - 1}])")
+
+
 def check_cache(k: Operand, v: Operand, plan, kv_layout: str) -> None:
     for op, name in ((k, "paged_kv_cache (K)"), (v, "paged_kv_cache (V)")):
         _check_cache_dtype(op, plan)
@@ -443,9 +452,7 @@ def check_cache(k: Operand, v: Operand, plan, kv_layout: str) -> None:
         if tuple(op.shape[1:]) != expect:
             raise ValueError(f"paged_kv_cache: {name} with kv_layout={kv_layout} must be {what} = "
                              f"[*, {', '.join(map(str, expect))}], got {list(op.shape)}")
-        if plan.max_page_index >= op.shape[0]:
-            raise ValueError(f"paged_kv_indices holds page index {plan.max_page_index} but paged_kv_cache "
-                             f"has only {op.shape[0]} pages (valid range [0, {op.shape[0] - 1}])")
+        check_page_range(op, plan)
         _check_inner(op, f"paged_kv_cache {name}")
     if k.shape[0] != v.shape[0]:
         raise ValueError(f"paged_kv_cache: K has {k.shape[0]} pages but V has {v.shape[0]}")

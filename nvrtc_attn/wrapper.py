@@ -124,6 +124,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._args = None            # validate.PlanArgs of the current batch
         self._kernels = ()           # the build's loaded kernels
         self._offsets_key = None     # the offset tables in the workspace serve this key
+        self._cache_memo = (None, None, None)  # plan()'s cache views: signature, offset key, checked plan fields
         self._params = None          # launcher.PrefillParams with the plan's fields filled in
         self._maps = launcher.Sm90TensorMaps()
         self._kv_load_path = None    # "tma" or "gather": what the last run() used
@@ -270,7 +271,13 @@ class BatchPrefillWithPagedKVCacheWrapper:
                 args.num_qo_heads, args.num_kv_heads, tile.block_m, slots.slots if split is not None else 0)
         # Offsets for the cache given, else for the stride set the last run() used (every layer of
         # one pool shares it; in graph mode it is the one a captured run() reads).
-        key = self._offset_key(cache[0], cache[1], args.page_size) if cache is not None else self._offsets_key
+        if cache is not None:  # the same views as the last plan() (an engine's every step): their key as then
+            sig = (cache[0][1:], cache[1][1:], args.page_size)  # the Operand fields but the array object
+            if sig != self._cache_memo[0]:
+                self._cache_memo = (sig, self._offset_key(cache[0], cache[1], args.page_size), None)
+            key = self._cache_memo[1]
+        else:
+            key = self._offsets_key
         extra = {"capacity": self._capacity} if self._capacity is not None else {}
         # The build of the planned row tiles (before any split), beside the variants it chooses among.
         choose_build = functools.partial(choice.build_for, split=split, graph=self._graph is not None)
@@ -282,17 +289,21 @@ class BatchPrefillWithPagedKVCacheWrapper:
                                  num_ctas=num_ctas, block_m=tile.block_m, offsets_key=key,
                                  l2_section_bytes=tile.l2_section_bytes, choose_build=choose_build, split=split,
                                  lengths=(args.qo_lens, args.kv_lens), max_page_index=args.max_page_index,
-                                 **extra)
-        build = plan.build
-        if plan.num_merges and not build.split:  # pieces: the split-KV twin (same tile and key block)
-            build = variants.split_build(build)
-            plan = dataclasses.replace(plan, build=build)
+                                 split_build=variants.split_build, **extra)
+        build = plan.build  # with pieces: the split-KV twin (same tile and key block)
         if build.split:  # both compiled together the first time
             launcher.prepare([*build.variants, variants.merge_split_variant()], device)
         kernels = launcher.load_build(build, device)
         merge = launcher.merge_kernel(device) if build.split else None
         if cache is not None:
-            validate.check_cache(cache[0], cache[1], plan, self._kv_layout)
+            # All checks once per view signature and the plan fields they read; then the page range alone
+            # (K and V have as many pages: checked).
+            fields = (plan.dtype, plan.kv_dtype, plan.page_size, plan.num_kv_heads, plan.head_dim)
+            if self._cache_memo[2] != fields:
+                validate.check_cache(cache[0], cache[1], plan, self._kv_layout)
+                self._cache_memo = self._cache_memo[:2] + (fields,)
+            else:
+                validate.check_page_range(cache[0], plan)
         raw_stream = arrays.current_stream(self._workspace, stream)
         self._reserve_plan_buffer(plan.workspace_bytes)
         with launcher.device_context(device):  # the upload runs on this wrapper's GPU, whichever is current

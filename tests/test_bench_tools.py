@@ -531,6 +531,11 @@ def test_cpu_run_of_every_path_with_flashinfer(cpu_bench, capsys):
     assert set(k for k, p in rows["S1f8"]["fi"].items() if "tflops" in p) == {"fi_fa2_paged", "fi_fa2_contiguous"}
     assert set(k for k, p in rows["S1f8q"]["fi"].items() if "tflops" in p) == {"fi_fa3_paged", "fi_fa3_contiguous"}
     assert rows["S1"]["fi_fa2_plan_ms"] is not None and rows["S1"]["ratio_fi_best"] > 0
+    # plan(): a first call and a burst of --plan-iters per row, then 8 round-robin rounds of
+    # --plan-iters; one more for the run() host cost
+    fa2_rows = [wid for wid, r in rows.items() if "tflops" in r["fi"].get("fi_fa2_paged", {})]
+    assert calls.count(("plan", "fa2", "paged")) == len(fa2_rows) * (1 + 2 + 8 * 2) + 1
+    assert result["meta"]["plan_timing"] == "round robin, 8 rounds x 2 calls"
     assert ("run", "fa3", "ragged") in calls and ("run", "fa2", "paged") in calls
     assert result["run_host_cost"]["us"] == {"nvrtc_attn": 42.0, "FlashInfer fa3": 42.0, "FlashInfer fa2": 42.0}
     assert result["meta"]["gemm_tflops"] > 0 and result["meta"]["flashinfer"] == "0.7.2-fake"

@@ -132,6 +132,33 @@ def test_one_plan_many_stride_sets(kit, plan_cache):
 
 
 @pytest.mark.gpu
+def test_replans_on_the_same_cache_views_keep_every_check(kit):
+    """plan() checks a cache view once per view and plan fields (an engine passes the same views every
+    step), but every plan's page indices against it: a later batch past the pool's pages, or a plan
+    whose dtype or page size the views do not have, still fails before anything runs; a good plan after
+    a failed one runs and matches the reference."""
+    hqo, hkv, d, ps = 4, 2, 64, 16
+    good = _batch(kit, [20, 9], [40, 30], ps, 11)
+    pool = kit.make_pool("cupy", "float16", good.max_pages, ps, hkv, d, seed=12)
+    q = kit.randn("cupy", (good.total_q, hqo, d), "float16", 13)
+    w = _wrapper(kit)
+    for _ in range(2):  # the second plan meets the remembered views
+        w.plan(*good.index_args(), hqo, hkv, d, ps, causal=True, paged_kv_cache=pool.layer(0))
+    far = good.paged_kv_indices.copy()
+    far[0] = good.max_pages + 3  # a page the pool does not have
+    with pytest.raises(ValueError, match=r"page index \d+ .*valid range"):
+        w.plan(good.qo_indptr, good.paged_kv_indptr, far, good.paged_kv_last_page_len, hqo, hkv, d, ps,
+               causal=True, paged_kv_cache=pool.layer(0))
+    with pytest.raises(TypeError, match=r"paged_kv_cache dtype"):
+        w.plan(*good.index_args(), hqo, hkv, d, ps, causal=True, q_data_type="bfloat16",
+               paged_kv_cache=pool.layer(0))
+    with pytest.raises(ValueError, match=r"paged_kv_cache"):  # the views have 2 KV heads
+        w.plan(*good.index_args(), hqo, 1, d, ps, causal=True, paged_kv_cache=pool.layer(0))
+    w.plan(*good.index_args(), hqo, hkv, d, ps, causal=True, paged_kv_cache=pool.layer(0))
+    _check_run(kit, w, good, q, pool.layer(0), causal=True, what="after the refused plans")
+
+
+@pytest.mark.gpu
 def test_two_wrappers_are_independent(kit):
     hqo, hkv, d = 8, 8, 64
     a = _batch(kit, [70], [70], 16, 9)

@@ -17,13 +17,18 @@ behind a ~1 ms GPU sleep so that host launch cost is hidden. TFLOP/s = 4 * head_
 num_qo_heads * unmasked (query, key) pairs / time, pairs counted exactly per request (causal
 bottom-right); memory-bound rows (W9) also give TB/s of K/V read once. Before timing, a few random
 query rows are checked against a float32 reference of those rows; NaN anywhere fails the row.
-plan() is timed on the host (median of --plan-iters calls); run()'s host cost is timed on a tiny
-batch (2000 calls back to back, one synchronize). The table is printed last; --json has it all.
+plan() is timed on the host, ours and FlashInfer fa2's: after the GPU rows, --plan-rounds rounds of
+--plan-iters calls per workload, round robin over the workloads, the GPU drained after each call;
+the median of all (a slow spell of the shared host then lands on every workload's samples, not on
+one workload's; --plan-rounds 1: the median of --plan-iters calls right after the workload's first
+plan, which the per-workload line shows as "burst" in any case). run()'s host cost is timed on a
+tiny batch (2000 calls back to back, one synchronize). The table is printed last; --json has it all.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -292,6 +297,9 @@ def summary_lines(result: dict) -> list[str]:
     out = []
     if meta.get("gemm_tflops"):
         out.append(f"ceiling: bf16 GEMM {GEMM_N}^3 (torch, median of 10) {meta['gemm_tflops']:.0f} TFLOP/s")
+    if meta.get("plan_timing"):
+        out.append(f"plan ms / FI plan: median host time of plan() ({meta['plan_timing']} per workload, "
+                   f"the GPU drained after each)")
     hc = result.get("run_host_cost") or {}
     if hc.get("us"):
         parts = ", ".join(f"{k} {v:.1f} us" for k, v in hc["us"].items())
@@ -487,6 +495,23 @@ class Gpu:
         return (time.perf_counter() - t0) / calls * 1e6
 
 
+def plan_pass(gpu: Gpu, calls: dict, rounds: int, iters: int) -> dict:
+    """{workload: {planner: median ms}} of the plan() calls in calls ({workload: {planner: fn}}):
+    `rounds` rounds of `iters` calls of each, round robin over the workloads, the GPU drained after
+    every call (as host_median_ms does)."""
+    times = {wid: {who: [] for who in fns} for wid, fns in calls.items()}
+    for _ in range(rounds):
+        for wid, fns in calls.items():
+            for who, fn in fns.items():
+                out = times[wid][who]
+                for _ in range(iters):
+                    t0 = time.perf_counter()
+                    fn()
+                    out.append((time.perf_counter() - t0) * 1e3)
+                    gpu.sync()
+    return {wid: {who: statistics.median(t) for who, t in d.items()} for wid, d in times.items()}
+
+
 def host_median_ms(gpu: Gpu, fn, calls: int) -> float:
     """Median host time of `calls` calls of fn (plan()), the GPU drained between calls."""
     times = []
@@ -639,9 +664,10 @@ def plan_ours(wrapper, w: dict, index_args: tuple, ops: Operands) -> None:
                  paged_kv_cache=(ops.k, ops.v), **out_dtype, **split)
 
 
-def measure_ours(gpu: Gpu, w: dict, batch: dict, ops: Operands, args) -> dict:
+def measure_ours(gpu: Gpu, w: dict, batch: dict, ops: Operands, args, plan_calls: dict | None = None) -> dict:
     """Plan (first and median) and run times of our wrapper on the strided pool, after a check.
-    fp8 workloads the library declines raise Unsupported."""
+    fp8 workloads the library declines raise Unsupported. plan_calls: gets "ours", the plan() call
+    (for plan_pass)."""
     fp8 = precision(w) != "bf16"
     wrapper = ours_wrapper(gpu, args.backend, args.kv_load, args.workspace_mb, getattr(args, "fp8_mma", False))
     index_args = host_indices(gpu.torch, batch)
@@ -654,7 +680,10 @@ def measure_ours(gpu: Gpu, w: dict, batch: dict, ops: Operands, args) -> dict:
         raise
     gpu.sync()
     first_plan_ms = (time.perf_counter() - t0) * 1e3
-    plan_ms = host_median_ms(gpu, lambda: plan_ours(wrapper, w, index_args, ops), args.plan_iters)
+    plan_call = functools.partial(plan_ours, wrapper, w, index_args, ops)
+    plan_ms = host_median_ms(gpu, plan_call, args.plan_iters)
+    if plan_calls is not None:
+        plan_calls["ours"] = plan_call
 
     def run():
         return wrapper.run(ops.q, (ops.k, ops.v), out=ops.out, **ops.run_kw)
@@ -675,7 +704,7 @@ def measure_ours(gpu: Gpu, w: dict, batch: dict, ops: Operands, args) -> dict:
     if bool(gpu.torch.isnan(ops.out).any()):
         raise RuntimeError(f"{w['id']}: NaN in the output after timing")
     kernel = getattr(wrapper, "kernel_name", None)
-    return {"ms": ms, "plan_ms": plan_ms, "first_plan_ms": first_plan_ms, "max_rel_err": err,
+    return {"ms": ms, "plan_ms": plan_ms, "plan_burst_ms": plan_ms, "first_plan_ms": first_plan_ms, "max_rel_err": err,
             "backend": getattr(wrapper, "backend", args.backend),
             "kv_load": getattr(wrapper, "kv_load_path", None), "kernel": kernel}
 
@@ -725,9 +754,10 @@ class FlashInferPeers:
         else:
             wr.plan(index_args[0], torch.as_tensor(batch["kv_tok_indptr"]), hqo, hkv, d, **kw)
 
-    def measure(self, w: dict, batch: dict, ops: Operands, args) -> tuple[dict, float | None]:
+    def measure(self, w: dict, batch: dict, ops: Operands, args,
+                plan_calls: dict | None = None) -> tuple[dict, float | None]:
         """{peer key: {"ms", "tflops", "max_rel_err", "check_ok"} or {"skip"/"error": why}} and
-        FlashInfer fa2's median plan() ms."""
+        FlashInfer fa2's median plan() ms; plan_calls gets "fa2", its plan() call (for plan_pass)."""
         gpu, torch = self.gpu, self.gpu.torch
         index_args = host_indices(torch, batch)
         flops = workload_flops(w)
@@ -741,8 +771,10 @@ class FlashInferPeers:
                 wr = self.wrapper(backend, form)
                 self.plan(wr, form, w, batch, index_args, ops)
                 if backend == "fa2" and form == "paged":
-                    fa2_plan_ms = host_median_ms(gpu, lambda: self.plan(wr, form, w, batch, index_args, ops),
-                                                 args.plan_iters)
+                    fa2_call = functools.partial(self.plan, wr, form, w, batch, index_args, ops)
+                    fa2_plan_ms = host_median_ms(gpu, fa2_call, args.plan_iters)
+                    if plan_calls is not None:
+                        plan_calls["fa2"] = fa2_call
                 if form == "ragged" and kv_c is None:
                     kv_c = contiguous_kv(gpu, w, batch, ops)
                 kv = ((ops.k, ops.v),) if form == "paged" else kv_c
@@ -770,7 +802,10 @@ class FlashInferPeers:
 # One workload, run() host cost
 
 
-def bench_workload(gpu: Gpu, w: dict, args, peers: dict, fi: FlashInferPeers | None) -> dict:
+def bench_workload(gpu: Gpu, w: dict, args, peers: dict, fi: FlashInferPeers | None,
+                   plan_calls: dict | None = None) -> dict:
+    """One row of the table. plan_calls (for plan_pass) gets the row's plan() calls, which keep
+    its operands alive."""
     wid = w["id"]
     batch = build_batch(w, seed=0)
     flops, nbytes = workload_flops(w), kv_bytes(w)
@@ -780,7 +815,7 @@ def bench_workload(gpu: Gpu, w: dict, args, peers: dict, fi: FlashInferPeers | N
            "best_paged": best_p, "best_contiguous": best_c}
     ops = make_operands(gpu, w, batch)
     try:
-        ours = measure_ours(gpu, w, batch, ops, args)
+        ours = measure_ours(gpu, w, batch, ops, args, plan_calls)
     except Unsupported as exc:
         row.update(status="not supported", reason=str(exc))
     else:
@@ -790,7 +825,7 @@ def bench_workload(gpu: Gpu, w: dict, args, peers: dict, fi: FlashInferPeers | N
                    ratio_best_paged=tflops / best_p if best_p else None,
                    ratio_best_contiguous=tflops / best_c if best_c else None)
     if fi is not None:
-        row["fi"], row["fi_fa2_plan_ms"] = fi.measure(w, batch, ops, args)
+        row["fi"], row["fi_fa2_plan_ms"] = fi.measure(w, batch, ops, args, plan_calls)
         same_run = {k: p["tflops"] for k, p in row["fi"].items() if p.get("check_ok")}
         if same_run and row.get("tflops"):
             best = max(same_run, key=same_run.get)
@@ -857,7 +892,10 @@ def parse_args(argv):
     ap.add_argument("--json", default=None, help="write the full results here")
     ap.add_argument("--iters", type=int, default=30, help="timed calls per workload (median)")
     ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--plan-iters", type=int, default=20, help="plan() calls timed per workload (median)")
+    ap.add_argument("--plan-iters", type=int, default=20, help="plan() calls timed per workload and round (median)")
+    ap.add_argument("--plan-rounds", type=int, default=8,
+                    help="rounds of --plan-iters plan() calls per workload, round robin after the GPU rows "
+                         "(1: the burst right after the first plan only)")
     ap.add_argument("--check-rows", type=int, default=8, help="query rows spot-checked")
     ap.add_argument("--workspace-mb", type=int, default=WORKSPACE_MB)
     ap.add_argument("--flashinfer", action="store_true",
@@ -874,8 +912,8 @@ def parse_args(argv):
     ap.add_argument("--print-table", metavar="JSON", default=None, help="print the table of an earlier --json")
     ap.add_argument("--no-peer", action="store_true", help=argparse.SUPPRESS)  # old flag: peers are opt-in now
     args = ap.parse_args(argv)
-    if args.iters < 1 or args.plan_iters < 1:
-        ap.error("--iters and --plan-iters must be >= 1")
+    if args.iters < 1 or args.plan_iters < 1 or args.plan_rounds < 1:
+        ap.error("--iters, --plan-iters and --plan-rounds must be >= 1")
     return ap, args
 
 
@@ -932,15 +970,17 @@ def main(argv=None) -> int:
 
     rows = []
     result = {"meta": meta, "rows": rows}
+    plan_calls = {}  # workload -> {"ours" / "fa2": its plan() call}, for the round-robin plan() pass
     for w in workloads:
+        calls = plan_calls.setdefault(w["id"], {}) if args.plan_rounds > 1 else None
         try:
-            row = bench_workload(gpu, w, args, peers, fi)
+            row = bench_workload(gpu, w, args, peers, fi, calls)
         except Exception as exc:  # noqa: BLE001 - report every workload, fail at the end
             row = {"workload": w["id"], "status": "error", "error": f"{type(exc).__name__}: {exc}"}
             print(f"!!! {w['id']} FAILED: {row['error']}", file=sys.stderr, flush=True)
         if row["status"] == "ok":
             print(f"{w['id']}: {row['ms']:.4f} ms, {row['tflops']:.1f} TFLOP/s, {row['kv_tbps']:.2f} TB/s K/V, "
-                  f"plan {row['plan_ms']:.2f} ms (first {row['first_plan_ms']:.0f} ms), {row.get('kernel')}, "
+                  f"plan burst {row['plan_ms']:.2f} ms (first {row['first_plan_ms']:.0f} ms), {row.get('kernel')}, "
                   f"kv {row.get('kv_load')}, spot-check err {row['max_rel_err']:.1e}", flush=True)
         elif row["status"] == "not supported":
             print(f"{w['id']}: not supported: {row['reason']}", flush=True)
@@ -948,6 +988,19 @@ def main(argv=None) -> int:
         write_json(args.json, result)  # after every row: a run stopped by its time limit keeps what it had
         gpu.free()
     add_bf16_ratios(rows, all_workloads)
+    plan_calls = {wid: c for wid, c in plan_calls.items() if c}
+    if plan_calls:
+        medians = plan_pass(gpu, plan_calls, args.plan_rounds, args.plan_iters)
+        for row in rows:
+            m = medians.get(row["workload"], {})
+            if "ours" in m:
+                row["plan_ms"] = m["ours"]
+            if "fa2" in m:
+                row["fi_fa2_plan_ms"] = m["fa2"]
+        plan_calls.clear()  # the operands they hold
+        gpu.free()
+    meta["plan_timing"] = (f"round robin, {args.plan_rounds} rounds x {args.plan_iters} calls" if args.plan_rounds > 1
+                           else f"{args.plan_iters} calls after the first plan")
     if not args.no_host_cost:
         result["run_host_cost"] = run_host_cost(gpu, args, fi)
         gpu.free()

@@ -12,6 +12,8 @@ a stand-in H200 (132 SMs, kernels "loaded" with their tile's CTAs per SM, worksp
 buffers seen as device 0): the driver calls (the upload of plan.image, the expansion launch) are
 no-ops, so what the GPU machine's driver adds to plan() (tens of microseconds) is not in it. It
 adds "S4", the small batch of tools/run_cost.py (4 requests of one query token on 512 keys).
+--path torch: the same with what tools/bench.py passes on the GPU machine, torch CPU tensors (the
+index arrays, and the pool, seen as device 0); needs torch.
 
 make_plan gets what the wrapper's plan() passes on a 132-SM Hopper GPU (sm90 backend, one CTA per
 SM, the head_dim's block_m and L2 budget) with the offset key of the workloads' pool
@@ -89,9 +91,11 @@ def _round_robin(calls: dict, repeats: int, clock) -> dict[str, list[float]]:
     return times
 
 
-def time_wrapper_plans(workloads: list[dict], repeats: int, clock=time.perf_counter) -> dict[str, list[float]]:
+def time_wrapper_plans(workloads: list[dict], repeats: int, clock=time.perf_counter,
+                       torch=None) -> dict[str, list[float]]:
     """Wrapper plan() milliseconds per workload id (see the module doc: a stand-in GPU), `repeats`
-    each, round robin; workloads whose dtypes the package declines are left out."""
+    each, round robin; workloads whose dtypes the package declines are left out. torch (the module):
+    index arrays and pool as torch CPU tensors, as bench.py passes them."""
     import nvrtc_attn
 
     from bench import dtypes  # tools/bench.py
@@ -102,13 +106,17 @@ def time_wrapper_plans(workloads: list[dict], repeats: int, clock=time.perf_coun
             batch = build_batch(w)
             q_dt, kv_dt = dtypes(w)
             hkv, d, ps = w["num_kv_heads"], w["head_dim"], int(w["page_size"])
-            # The pool is never read: np.empty maps it without touching its pages.
-            pool = np.empty((batch["max_pages"], NUM_LAYERS, 2, ps, hkv, d),
-                            dtype=np.uint8 if kv_dt.startswith("float8") else np.uint16)
+            # The pool is never read: np.empty maps it without touching its pages (torch.empty too).
+            shape = (batch["max_pages"], NUM_LAYERS, 2, ps, hkv, d)
+            if torch is None:
+                pool = np.empty(shape, dtype=np.uint8 if kv_dt.startswith("float8") else np.uint16)
+            else:
+                pool = torch.empty(shape, dtype=torch.float8_e4m3fn if kv_dt.startswith("float8") else torch.bfloat16)
             ws = np.empty(WORKSPACE_BYTES, dtype=np.uint8)
             wrapper = nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(ws, kv_layout="NHD")
-            index_args = tuple(batch[k] for k in ("qo_indptr", "paged_kv_indptr", "paged_kv_indices",
-                                                  "paged_kv_last_page_len"))
+            index_args = tuple(batch[k] if torch is None else torch.as_tensor(batch[k])
+                               for k in ("qo_indptr", "paged_kv_indptr", "paged_kv_indices",
+                                         "paged_kv_last_page_len"))
             call = functools.partial(wrapper.plan, *index_args, w["num_qo_heads"], hkv, d, ps,
                                      causal=bool(w["causal"]), q_data_type=q_dt, kv_data_type=kv_dt,
                                      paged_kv_cache=(pool[:, 2, 0], pool[:, 2, 1]),
@@ -149,7 +157,7 @@ def _stand_in_gpu():
 
     def wrap(x, name, stream=0):
         op = real_wrap(x, name, stream)
-        if op.kind != "numpy":
+        if op.kind not in ("numpy", "torch") or op.device is not None:
             return op
         return op._replace(device=0, dtype="bfloat16" if op.dtype == "uint16" else op.dtype)
 
@@ -196,7 +204,14 @@ def _plan_call(w: dict, tile, planner, make_plan):
     return lambda: choose_build(make_plan().row_tiles)
 
 
-PATHS = {"make_plan": time_workloads, "wrapper": time_wrapper_plans}
+def time_torch_plans(workloads: list[dict], repeats: int, clock=time.perf_counter) -> dict[str, list[float]]:
+    """time_wrapper_plans with torch CPU tensors."""
+    import torch
+
+    return time_wrapper_plans(workloads, repeats, clock, torch)
+
+
+PATHS = {"make_plan": time_workloads, "wrapper": time_wrapper_plans, "torch": time_torch_plans}
 
 
 def _time_revision(rev: str, workloads_path, repeats: int, clock: str, only, path: str) -> dict[str, list[float]]:
