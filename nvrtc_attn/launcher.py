@@ -248,7 +248,6 @@ def sm_count(device: int) -> int:
 
 
 @functools.lru_cache(maxsize=None)
-@functools.lru_cache(maxsize=None)  # a device's compute capability never changes; plan() asks twice a call
 def compute_capability(device: int) -> tuple[int, int]:
     from cuda.core import Device
     cc = Device(device).compute_capability
@@ -274,20 +273,8 @@ def load(variant: variants.KernelVariant, device: int, threads: int, smem_bytes:
 
 
 def load_build(build: variants.Build, device: int) -> tuple[LoadedKernel, ...]:
-    """The kernels of a Build on a device, in build.variants order (remembered per build object:
-    plan() asks on every call, and the builds it gets are memoized objects)."""
-    key = (id(build), device)
-    hit = _loaded_builds.get(key)
-    if hit is not None and hit[0] is build:
-        return hit[1]
-    kernels = tuple(load(v, device, build.tile.threads) for v in build.variants)
-    if len(_loaded_builds) >= 256:  # (builds made outside the memoized choices: keep the map bounded)
-        _loaded_builds.clear()
-    _loaded_builds[key] = (build, kernels)  # holds the build: its id is not reused while here
-    return kernels
-
-
-_loaded_builds: dict = {}  # (id(build), device) -> (build, its kernels)
+    """The kernels of a Build on a device, in build.variants order."""
+    return tuple(load(v, device, build.tile.threads) for v in build.variants)
 
 
 def prefill_sm80_kernel(head_dim: int, dtype: str, device: int, units: bool = True) -> LoadedKernel:
@@ -307,18 +294,13 @@ def prepare(build_variants, device: int) -> None:
     """Compile (in parallel worker processes, from the disk cache when warm) every variant a plan
     may need, before any of them is loaded: the first plan() of a (head_dim, dtype) pays one
     parallel compile instead of one per build, and run() never compiles."""
-    if _prepared_lists.get(id(build_variants)) is build_variants:  # variants.builds_of's tuple again
-        return
     missing = [v for v in build_variants if (v.name, device) not in _kernels and v.name not in _prepared]
     if len(missing) > 1:
         compiler.compile_all(missing)
     _prepared.update(v.name for v in missing)
-    if type(build_variants) is tuple and len(_prepared_lists) < 256:
-        _prepared_lists[id(build_variants)] = build_variants  # held: its id is not reused while here
 
 
 _prepared: set = set()  # variant names prepare() has compiled (or found cached) in this process
-_prepared_lists: dict = {}  # id -> a tuple of variants prepare() has seen whole (builds_of's, memoized)
 
 
 # Blocks of the expansion kernel's grid-stride loops: enough to fill any GPU, few enough that a

@@ -125,6 +125,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._kernels = ()           # the build's loaded kernels
         self._offsets_key = None     # the offset tables in the workspace serve this key
         self._cache_memo = (None, None, None)  # plan()'s cache views: signature, offset key, checked plan fields
+        self._prepared_builds = None  # the variants.builds_of tuple the last plan() prepared
         self._params = None          # launcher.PrefillParams with the plan's fields filled in
         self._maps = launcher.Sm90TensorMaps()
         self._kv_load_path = None    # "tma" or "gather": what the last run() used
@@ -247,8 +248,10 @@ class BatchPrefillWithPagedKVCacheWrapper:
             self._check_graph_batch(args)
         kv_fp8 = args.kv_dtype if args.kv_dtype in variants.FP8_KV_DTYPES else None
         q_fp8 = args.q_dtype or None
-        launcher.prepare(variants.builds_of(backend, arch, args.head_dim, args.dtype, kv_fp8, q_fp8, self._fp8_mma),
-                         device)
+        builds = variants.builds_of(backend, arch, args.head_dim, args.dtype, kv_fp8, q_fp8, self._fp8_mma)
+        if builds is not self._prepared_builds:  # (builds_of is memoized: the last plan's tuple is prepared)
+            launcher.prepare(builds, device)
+            self._prepared_builds = builds
         # Graph mode: the first plan's build (and so its tiles and grid) for the wrapper's life.
         pinned = self._plan.build if self._graph is not None and self._plan is not None else None
         sm_count = launcher.sm_count(device)
@@ -291,9 +294,10 @@ class BatchPrefillWithPagedKVCacheWrapper:
                                  lengths=(args.qo_lens, args.kv_lens), max_page_index=args.max_page_index,
                                  split_build=variants.split_build, **extra)
         build = plan.build  # with pieces: the split-KV twin (same tile and key block)
-        if build.split:  # both compiled together the first time
+        last = self._plan.build if self._plan is not None else None  # its kernels: self._kernels
+        if build.split and build is not last:  # both compiled together the first time
             launcher.prepare([*build.variants, variants.merge_split_variant()], device)
-        kernels = launcher.load_build(build, device)
+        kernels = self._kernels if build is last else launcher.load_build(build, device)
         merge = launcher.merge_kernel(device) if build.split else None
         if cache is not None:
             # All checks once per view signature and the plan fields they read; then the page range alone

@@ -503,24 +503,24 @@ def plan_pass(gpu: Gpu, calls: dict, rounds: int, iters: int) -> dict:
     for _ in range(rounds):
         for wid, fns in calls.items():
             for who, fn in fns.items():
-                out = times[wid][who]
-                for _ in range(iters):
-                    t0 = time.perf_counter()
-                    fn()
-                    out.append((time.perf_counter() - t0) * 1e3)
-                    gpu.sync()
+                times[wid][who] += host_times_ms(gpu, fn, iters)
     return {wid: {who: statistics.median(t) for who, t in d.items()} for wid, d in times.items()}
 
 
-def host_median_ms(gpu: Gpu, fn, calls: int) -> float:
-    """Median host time of `calls` calls of fn (plan()), the GPU drained between calls."""
+def host_times_ms(gpu: Gpu, fn, calls: int) -> list[float]:
+    """Host time of each of `calls` calls of fn (plan()), the GPU drained between calls."""
     times = []
     for _ in range(calls):
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
         gpu.sync()
-    return statistics.median(times)
+    return times
+
+
+def host_median_ms(gpu: Gpu, fn, calls: int) -> float:
+    """Median host time of `calls` calls of fn (plan()), the GPU drained between calls."""
+    return statistics.median(host_times_ms(gpu, fn, calls))
 
 
 def gemm_ceiling(gpu: Gpu, n: int | None = None) -> float:
