@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# session 19, call 2: the whole GPU suite (test_compile.py included) and the demo on this tree.
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 NVRTC_ATTN_CACHE_DIR=$PWD/.kcache
+# session 19, call 2: W9's short tile, four shapes against today's (ab/base = HEAD's tree, A = this
+# tree, same kernels): v1 128-key blocks, 3 stages, 1 CTA per SM; v2 64 keys, 4 stages, 1 CTA per SM;
+# v3 48 keys, 3 stages, 2 CTAs per SM; v4 32 keys, 4 stages, 2 CTAs per SM (ab/vN: variants.py's
+# SM90_SHORT_TILES[128], consumer registers capped at 240, barrier bytes 256, ptx_wgmma.cuh
+# regenerated). Then each variant's tests/test_sm90_short.py.
+export PYTHONUNBUFFERED=1
 t0=$(date +%s); el() { echo $(( $(date +%s) - t0 )); }
-timeout 100 python3 tools/bench.py --compile all > $OUT/compile.log 2>&1; echo "compile rc=$? $(el)s"
-timeout 470 python3 -m pytest -q -n 14 -p no:cacheprovider -rf tests > $OUT/pytest.txt 2>&1; echo "pytest rc=$? $(el)s"
-grep -E "passed|failed" $OUT/pytest.txt | tail -1; grep -E "^FAILED|^ERROR" $OUT/pytest.txt | head -15 | cut -c1-200
-timeout 20 python3 -m nvrtc_attn > $OUT/demo.log 2>&1; echo "demo rc=$? $(el)s"; tail -2 $OUT/demo.log | cut -c1-200
+OUT=$OUT timeout 330 bash tools/ab.sh --rounds 3 --iters 50 W9 > $OUT/ab.log 2>&1; echo "ab rc=$? $(el)s"; tail -12 $OUT/ab.log
+for n in v1 v2 v3 v4; do
+  (cd ab/$n && PYTHONPATH=$PWD NVRTC_ATTN_CACHE_DIR=/tmp/kc_ab_$n timeout 80 python3 -m pytest -q -x -n 8 -p no:cacheprovider tests/test_sm90_short.py > $OUT/short_$n.txt 2>&1); echo "short tests $n rc=$? $(el)s: $(tail -1 $OUT/short_$n.txt | cut -c1-120)"
+done
