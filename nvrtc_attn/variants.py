@@ -536,8 +536,9 @@ def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: 
     sm90: the short tiles' one build when the batch was planned with them (short_tiles; mean_blocks is
     then not read); else turn-taking when tiles are short (sm90_pingpong on the planning tile's mean
     key blocks), then the tile (176-key blocks for long TMA batches, sm90_tile). Then the K/V box (0
-    when the page size needs the gather, kv_load="gather", or short tiles) and Q's box (whole tiles of packed rows:
-    group_size must divide block_m). sm80: the units and element-offset builds of the portable kernel.
+    when the page size needs the gather, for kv_load="gather" and for short tiles) and Q's box
+    (whole tiles of packed rows: group_size must divide block_m). sm80: the units and element-offset
+    builds of the portable kernel.
     kv_dtype: an fp8 cache's dtype (FP8_KV_DTYPES) picks its builds (full tiles only: sm90_short_tiles
     never plans an fp8 batch short); None: dtype.
     q_dtype: "float8_e4m3fn" for fp8 queries (with an e4m3 cache; dtype is then the output's): the

@@ -299,14 +299,6 @@ def test_sm90_short_tile_builds():
             assert "_m64_" in b.name and b.variants[0] in variants.builds_of("sm90", variants.HOPPER_ARCH, hd, dt)
             assert b.kv_box == 0 and b.q_box == (64, 4, 16)
             assert short(group=3).q_box is None and short(group=64).q_box == (64, 64, 1)
-            try:
-                variants.SHORT_TILES_GATHER = False
-                variants._build.cache_clear()
-                assert short().kv_box == 16 and short().q_box == (64, 4, 16)
-                assert short(page_size=1).kv_box == 0 and short(kv_load="gather").kv_box == 0
-            finally:
-                variants.SHORT_TILES_GATHER = True
-                variants._build.cache_clear()
             for mean_blocks in (1.0, 50.0):
                 full = variants.choose_build("sm90", variants.HOPPER_ARCH, hd, dt, 16, 4, -1, mean_blocks)
                 assert not full.short_tiles and "_m64_" not in full.name
@@ -316,6 +308,18 @@ def test_sm90_short_tile_builds():
     # boxes tile the short key blocks: 64 keys at head_dim 128, 128 at 64
     assert [variants.sm90_kv_box_tokens(ps, 128, variants.SM90_SHORT_TILES[128]) for ps in (8, 16, 64, 256)] == \
         [8, 16, 64, 64]
+
+
+def test_sm90_short_tile_builds_with_tma_boxes(short_tiles_tma):
+    """With SHORT_TILES_GATHER off the short builds take TMA boxes of their block_n where the page
+    size allows them (pages of 1, or kv_load="gather": none); the switch changes nothing else."""
+    for hd, tile in variants.SM90_SHORT_TILES.items():
+        def short(page_size=16, kv_load="auto"):
+            return variants.choose_build("sm90", variants.HOPPER_ARCH, hd, "bfloat16", page_size, 4, -1, 0.0, kv_load,
+                                         short_tiles=True)
+        assert short().kv_box == 16 and short().q_box == (64, 4, 16) and short().tile is tile
+        assert short(page_size=64).kv_box == variants.sm90_kv_box_tokens(64, hd, tile)
+        assert short(page_size=1).kv_box == 0 and short(kv_load="gather").kv_box == 0
 
 
 def test_programmatic_launch_config():

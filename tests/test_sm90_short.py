@@ -34,18 +34,6 @@ def _wrapper(kit, fw, layout="NHD", backend="sm90", kv_load="auto", **kw):
                                                           kv_load=kv_load, **kw)
 
 
-@pytest.fixture
-def short_tiles_tma(monkeypatch):
-    """The short builds' K/V by TMA page boxes where the page size allows them (variants.
-    SHORT_TILES_GATHER off; plan() gathers by default): keeps that path of the short builds tested."""
-    from nvrtc_attn import variants
-
-    monkeypatch.setattr(variants, "SHORT_TILES_GATHER", False)
-    variants._build.cache_clear()  # (memoized builds carry the default's kv_box)
-    yield
-    variants._build.cache_clear()
-
-
 def _check_short_build(w, what=""):
     """The plan runs the short-tile build on a grid of two CTAs per SM, as the loaded build's
     occupancy says."""
@@ -107,7 +95,8 @@ TMA_CASES = [CASES[i] for i in (0, 1, 3, 10, 11)]
 
 @pytest.mark.parametrize("c", TMA_CASES, ids=[_case_id(c) for c in TMA_CASES])
 def test_sm90_short_tiles_tma_boxes(kit, c, short_tiles_tma):
-    """The short build with K/V by TMA page boxes (SHORT_TILES_GATHER off), against the reference."""
+    """The short build with K/V by TMA page boxes (SHORT_TILES_GATHER off: conftest's
+    short_tiles_tma), against the reference."""
     assert c[-1] == "tma"
     _short_tiles_case(kit, c, "tma")
 
