@@ -689,17 +689,19 @@ def schedule_rows(r: RowTiling, num_kv_heads: int, kv_bytes_per_token: int, num_
     tiles = len(r.cost) * heads
     if split is None or tiles == 0 or (not split.fixed_keys and tiles >= SPLIT_MAX_WAVES * num_ctas):
         return Schedule(r.rows, _work(r, heads, kv_bytes_per_token, num_ctas, budget, claimed), _NO_MERGES)
-    s = _schedule_split(r, heads, kv_bytes_per_token, num_ctas, budget, split)
+    makespan = int(np.maximum.reduce(r.cost))  # one wave: the longest tile
+    if not split.fixed_keys and split.block_n is not None and not _may_split(makespan, split.block_n):
+        # (no key range long enough for pieces: no decision, so no partition for a claimed list)
+        return Schedule(r.rows, _work(r, heads, kv_bytes_per_token, num_ctas, budget, claimed), _NO_MERGES)
+    s = _schedule_split(r, heads, kv_bytes_per_token, num_ctas, budget, split, makespan)
     return s._replace(work=s.work.as_claimed()) if claimed else s
 
 
 def _schedule_split(r: RowTiling, heads: int, kv_bytes_per_token: int, num_ctas: int, budget: int,
-                    split: SplitRequest) -> Schedule:
-    """schedule_rows of a batch that may split (partitioned work lists)."""
+                    split: SplitRequest, makespan: int) -> Schedule:
+    """schedule_rows of a batch that may split (partitioned work lists); makespan: its longest
+    row tile's cost (the makespan of one wave)."""
     tiles = len(r.cost) * heads
-    makespan = int(np.maximum.reduce(r.cost))  # one wave: the longest tile
-    if not split.fixed_keys and split.block_n is not None and not _may_split(makespan, split.block_n):
-        return Schedule(r.rows, _work(r, heads, kv_bytes_per_token, num_ctas, budget), _NO_MERGES)
     unsplit = None
     cost_sum = int(np.add.reduce(r.cost))
     if not split.fixed_keys:

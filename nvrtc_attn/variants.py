@@ -167,7 +167,19 @@ assert all(t.block_m == SM90_TILES[hd].block_m and t.l2_section_bytes == SM90_TI
 SM90_SHORT_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=1, stages=2, q_stages=2, ctas_per_sm=2),
                     128: Sm90Tile(block_n=64, consumer_wgs=1, stages=2, q_stages=2, ctas_per_sm=2)}
 # (A head_dim 256 short tile, 32-key blocks with P V as two 128-column wgmmas, ran correctly on the
-# H200 but 16% slower than the full tiles on 4-token requests: removed.)
+# H200 but 16% slower than the full tiles on 4-token requests: removed. Other head_dim 128 shapes,
+# H200 A/B 2026-12-03 (.notes/runs/h200_2026-12-03_s19r2_*): 128-key blocks x 3 stages at one CTA
+# per SM -6.6% on W9, 64 x 4 at one CTA -20%, 48 x 3 at two CTAs -0.8%, 32 x 4 at two -14%.)
+# K/V of the short tiles come by the cp.async gather, never by TMA page boxes (choose_build): on
+# these memory-bound batches the gather reads HBM faster. H200, same call (s19r4, page_size 16):
+# W9 0.1376 -> 0.1296 ms (3.90 -> 4.14 TB/s of K/V: FlashInfer's fa2 paged kernel's rate), the
+# short-tile batches of tools/short_tile_workloads.json +3% to +9% (head_dim 64 +4.5%). Under ncu
+# (s19r1) the TMA build read the same bytes at 83.7% of the DRAM peak. A likely reason (not measured
+# apart): a box walks a page's 256-byte rows as two 128-byte halves eight rows apart, where a warp's
+# gather copies both halves of four rows at once.
+# (A switch for A/Bs and for the tests that keep the short builds' TMA path covered; _build is
+# memoized, so whoever changes it clears _build's cache.)
+SHORT_TILES_GATHER = True
 
 
 def sm90_wgmma_ns() -> tuple[int, ...]:
@@ -524,8 +536,9 @@ def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: 
     sm90: the short tiles' one build when the batch was planned with them (short_tiles; mean_blocks is
     then not read); else turn-taking when tiles are short (sm90_pingpong on the planning tile's mean
     key blocks), then the tile (176-key blocks for long TMA batches, sm90_tile). Then the K/V box (0
-    when the page size needs the gather or kv_load="gather") and Q's box (whole tiles of packed rows:
-    group_size must divide block_m). sm80: the units and element-offset builds of the portable kernel.
+    when the page size needs the gather, for kv_load="gather" and for short tiles) and Q's box
+    (whole tiles of packed rows: group_size must divide block_m). sm80: the units and element-offset
+    builds of the portable kernel.
     kv_dtype: an fp8 cache's dtype (FP8_KV_DTYPES) picks its builds (full tiles only: sm90_short_tiles
     never plans an fp8 batch short); None: dtype.
     q_dtype: "float8_e4m3fn" for fp8 queries (with an e4m3 cache; dtype is then the output's): the
@@ -559,7 +572,10 @@ def _build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, g
         fp8_mma = fp8_mma and bool(q_fp8_code(q_dtype)) and head_dim in SM90_FP8_MMA_TILES
         if fp8_mma:
             tile = SM90_FP8_MMA_TILES[head_dim]
-    kv_box = sm90_kv_box_tokens(page_size, head_dim, tile) if kv_load == "auto" else 0
+    # The short tiles' batches are memory-bound, and there the cp.async gather reads HBM faster than
+    # TMA page boxes (SHORT_TILES_GATHER): their K/V always come by the gather.
+    tma = kv_load == "auto" and not (short_tiles and SHORT_TILES_GATHER)
+    kv_box = sm90_kv_box_tokens(page_size, head_dim, tile) if tma else 0
     bm = tile.block_m
     q_box = (64, group_size, bm // group_size) if has_q and bm % group_size == 0 and bm // group_size <= 256 else None
     if q_fp8_code(q_dtype):

@@ -66,7 +66,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
     use_cuda_graph and the four *_buf buffers: FlashInfer's graph contract (capture run() once,
     replay after every later plan() of a batch of the same size; see README).
     backend: "auto" (sm90 on Hopper, sm80 elsewhere), "sm90" (alias "fa3") or "sm80" (alias "fa2").
-    kv_load (keyword, ours): "auto" loads K/V pages with TMA where the page size and view allow it,
+    kv_load (keyword, ours): "auto" loads K/V pages with TMA where the page size and view allow it
+    (full tiles; the short tiles of memory-bound batches always gather: variants.SHORT_TILES_GATHER),
     "gather" always uses the cp.async gather.
     fp8_mma (keyword, ours; off by default: faster, less accurate): plans of fp8 queries at head_dim
     128 on sm90 run both GEMMs on the fp8 tensor cores (e4m3 wgmma, P rounded to e4m3: up to 2^-4

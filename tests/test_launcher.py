@@ -283,8 +283,9 @@ def test_batch_choice():
 
 def test_sm90_short_tile_builds():
     """choose_build(short_tiles=True): the one build of SM90_SHORT_TILES (no turn-taking), compiled
-    with the other builds of its head_dim; TMA boxes of its block_n; Q by TMA where group_size
-    divides 64. Without short_tiles nothing changes."""
+    with the other builds of its head_dim; K/V by the gather (no box: SHORT_TILES_GATHER), TMA boxes
+    of its block_n with that switch off; Q by TMA where group_size divides 64. Without short_tiles
+    nothing changes."""
     for hd, tile in variants.SM90_SHORT_TILES.items():
         assert (tile.block_m, tile.consumer_wgs, tile.ctas_per_sm, tile.threads) == (64, 1, 2, 256)
         assert variants.planning_tile("sm90", hd, variants.HOPPER_ARCH, short_tiles=True) is tile
@@ -296,9 +297,8 @@ def test_sm90_short_tile_builds():
             b = short()
             assert b.short_tiles and b.tile is tile and not b.pingpong and len(b.variants) == 1
             assert "_m64_" in b.name and b.variants[0] in variants.builds_of("sm90", variants.HOPPER_ARCH, hd, dt)
-            assert b.kv_box == 16 and b.q_box == (64, 4, 16)
+            assert b.kv_box == 0 and b.q_box == (64, 4, 16)
             assert short(group=3).q_box is None and short(group=64).q_box == (64, 64, 1)
-            assert short(page_size=1).kv_box == 0 and short(kv_load="gather").kv_box == 0
             for mean_blocks in (1.0, 50.0):
                 full = variants.choose_build("sm90", variants.HOPPER_ARCH, hd, dt, 16, 4, -1, mean_blocks)
                 assert not full.short_tiles and "_m64_" not in full.name
@@ -308,6 +308,18 @@ def test_sm90_short_tile_builds():
     # boxes tile the short key blocks: 64 keys at head_dim 128, 128 at 64
     assert [variants.sm90_kv_box_tokens(ps, 128, variants.SM90_SHORT_TILES[128]) for ps in (8, 16, 64, 256)] == \
         [8, 16, 64, 64]
+
+
+def test_sm90_short_tile_builds_with_tma_boxes(short_tiles_tma):
+    """With SHORT_TILES_GATHER off the short builds take TMA boxes of their block_n where the page
+    size allows them (pages of 1, or kv_load="gather": none); the switch changes nothing else."""
+    for hd, tile in variants.SM90_SHORT_TILES.items():
+        def short(page_size=16, kv_load="auto"):
+            return variants.choose_build("sm90", variants.HOPPER_ARCH, hd, "bfloat16", page_size, 4, -1, 0.0, kv_load,
+                                         short_tiles=True)
+        assert short().kv_box == 16 and short().q_box == (64, 4, 16) and short().tile is tile
+        assert short(page_size=64).kv_box == variants.sm90_kv_box_tokens(64, hd, tile)
+        assert short(page_size=1).kv_box == 0 and short(kv_load="gather").kv_box == 0
 
 
 def test_programmatic_launch_config():

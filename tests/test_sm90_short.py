@@ -46,7 +46,8 @@ def _check_short_build(w, what=""):
     assert plan.num_ctas == 2 * launcher.sm_count(0), f"{what}: grid {plan.num_ctas}"
 
 
-# (page_size, head_dim, group, Hkv, qo_lens, kv_lens, causal, window, soft cap, layout, dtype, K/V path)
+# (page_size, head_dim, group, Hkv, qo_lens, kv_lens, causal, window, soft cap, layout, dtype, K/V path
+# with SHORT_TILES_GATHER off; plan()'s default gathers every short tile)
 CASES = [
     # W9-like: 4 tokens x group 4 = 16 rows; key counts with partial last blocks, one key, one block
     (16, 128, 4, 2, [4] * 6, [700, 1000, 333, 64, 65, 4], True, -1, None, "NHD", "bfloat16", "tma"),
@@ -82,10 +83,32 @@ def _case_id(c):
 
 @pytest.mark.parametrize("c", CASES, ids=[_case_id(c) for c in CASES])
 def test_sm90_short_tiles(kit, c):
+    """The short build on each case, K/V by the gather (the default for short tiles), against the
+    reference and the sm80 kernel."""
+    _short_tiles_case(kit, c, "gather")
+
+
+# One case per TMA box shape: 16-key boxes (W9-like), 64-key (pages of 64), 8-key (pages of 24),
+# a window, head_dim 64's 128-key blocks.
+TMA_CASES = [CASES[i] for i in (0, 1, 3, 10, 11)]
+
+
+@pytest.mark.parametrize("c", TMA_CASES, ids=[_case_id(c) for c in TMA_CASES])
+def test_sm90_short_tiles_tma_boxes(kit, c, short_tiles_tma):
+    """The short build with K/V by TMA page boxes (SHORT_TILES_GATHER off: conftest's
+    short_tiles_tma), against the reference."""
+    assert c[-1] == "tma"
+    _short_tiles_case(kit, c, "tma")
+
+
+def _short_tiles_case(kit, c, auto_path):
+    """Case c on the sm90 short build (auto and gather loads) and sm80: auto_path is what
+    kv_load="auto" must take where the page size allows boxes (c's last field says whether it does)."""
     from nvrtc_attn import variants
     from nvrtc_attn.reference import paged_prefill_reference
 
     ps, d, g, hkv, qo_lens, kv_lens, causal, window, cap, layout, dtype, path = c
+    path = auto_path if path == "tma" else "gather"
     assert variants.sm90_short_tiles(d, qo_lens, kv_lens, g), "not a short-tile batch"
     fw = "torch" if dtype == "bfloat16" else "cupy"
     if fw == "torch":
@@ -166,7 +189,7 @@ def test_short_tiles_many_tiles_per_cta(kit):
     cache = pool.layer(3)
     kit.poison_unowned_slots(batch, cache, "NHD")
     ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), causal=True)
-    for kv_load, path in (("auto", "tma"), ("gather", "gather")):
+    for kv_load, path in (("auto", "gather"), ("gather", "gather")):  # (short tiles always gather)
         w = _wrapper(kit, "cupy", kv_load=kv_load)
         w.plan(*batch.index_args(), hqo, hkv, d, ps, causal=True, q_data_type="float16")
         _check_short_build(w, kv_load)
@@ -194,7 +217,7 @@ def test_short_tiles_layers_one_plan(kit):
         cache = pool.layer(layer)
         q = kit.randn("torch", (batch.total_q, hqo, d), "bfloat16", 20 + layer)
         o, lse = w.run(q, cache, return_lse=True)
-        assert w.kv_load_path == "tma"
+        assert w.kv_load_path == "gather"  # (variants.SHORT_TILES_GATHER)
         ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), causal=True)
         kit.check_attention(o, lse, ref_o, ref_lse, "bfloat16", what=f"layer {layer}")
     assert snap.unchanged(), "run() modified the KV cache"
