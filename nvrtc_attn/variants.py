@@ -177,8 +177,8 @@ SM90_SHORT_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=1, stages=2, q_stages
 # (s19r1) the TMA build read the same bytes at 83.7% of the DRAM peak. A likely reason (not measured
 # apart): a box walks a page's 256-byte rows as two 128-byte halves eight rows apart, where a warp's
 # gather copies both halves of four rows at once.
-# (A switch for A/Bs and for the tests that keep the short builds' TMA path covered; _build is
-# memoized, so whoever changes it clears _build's cache.)
+# (A switch, read by choose_build, for A/Bs and for the tests that keep the short builds' TMA path
+# covered.)
 SHORT_TILES_GATHER = True
 
 
@@ -546,6 +546,8 @@ def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: 
     (and head_dim in SM90_FP8_MMA_TILES; sm90 only) the e4m3-wgmma builds instead.
     """
     pingpong = backend == "sm90" and not short_tiles and sm90_pingpong(head_dim, mean_blocks)
+    if short_tiles and SHORT_TILES_GATHER:  # memory-bound batches: the gather reads HBM faster than TMA boxes
+        kv_load = "gather"
     return _build(backend, arch, head_dim, dtype, page_size, group_size, window_left, pingpong, kv_load, has_q,
                   short_tiles, kv_dtype, q_dtype, bool(fp8_mma))
 
@@ -572,10 +574,7 @@ def _build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, g
         fp8_mma = fp8_mma and bool(q_fp8_code(q_dtype)) and head_dim in SM90_FP8_MMA_TILES
         if fp8_mma:
             tile = SM90_FP8_MMA_TILES[head_dim]
-    # The short tiles' batches are memory-bound, and there the cp.async gather reads HBM faster than
-    # TMA page boxes (SHORT_TILES_GATHER): their K/V always come by the gather.
-    tma = kv_load == "auto" and not (short_tiles and SHORT_TILES_GATHER)
-    kv_box = sm90_kv_box_tokens(page_size, head_dim, tile) if tma else 0
+    kv_box = sm90_kv_box_tokens(page_size, head_dim, tile) if kv_load == "auto" else 0
     bm = tile.block_m
     q_box = (64, group_size, bm // group_size) if has_q and bm % group_size == 0 and bm // group_size <= 256 else None
     if q_fp8_code(q_dtype):

@@ -121,14 +121,10 @@ def gpu():
 def short_tiles_tma(monkeypatch):
     """The sm90 short builds' K/V by TMA page boxes where the page size allows them
     (variants.SHORT_TILES_GATHER off; plan() gathers on short tiles by default): keeps that path
-    of the short builds tested. variants._build is memoized, so its cache is cleared both ways."""
+    of the short builds tested."""
     from nvrtc_attn import variants
 
     monkeypatch.setattr(variants, "SHORT_TILES_GATHER", False)
-    variants._build.cache_clear()
-    yield
-    monkeypatch.undo()
-    variants._build.cache_clear()
 
 
 def require_torch_cuda():
