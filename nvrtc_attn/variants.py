@@ -140,9 +140,7 @@ SM90_LONG_TILES = {128: Sm90Tile(block_n=176, stages=2, q_stages=1, l2_section_b
 # 2 x block_n x head_dim bytes; one shared slot at head_dim 256, where two do not fit), so head_dim
 # 128 keeps one Q buffer, and there are no 176-key builds (two K/V stages of 176 keys plus staging
 # exceed 227 KB). kernels_cu/tile_sm90.cuh SmemLayout sizes the slots; the cubin reports the total.
-# No short tiles (not built: the fp8 path is sized and checked for one CTA per SM, and
-# sm90_short_tiles keeps fp8 batches on these tiles, split where they cannot fill the SMs); split-KV
-# twins, yes (split_build keeps KV_FP8).
+# Their short tiles are SM90_FP8_SHORT_TILES (below); split-KV twins, yes (split_build keeps KV_FP8).
 SM90_FP8_TILES = {64: SM90_TILES[64], 128: dataclasses.replace(SM90_TILES[128], q_stages=1), 256: SM90_TILES[256]}
 # fp8 queries on the fp8 tensor cores (FP8_MMA builds: e4m3 wgmma k32 for Q K^T and P V; Q, K and the
 # transposed V as bytes in shared memory, half the 16-bit tiles): head_dim 128 only (one 128-byte
@@ -180,6 +178,19 @@ SM90_SHORT_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=1, stages=2, q_stages
 # (A switch, read by choose_build, for A/Bs and for the tests that keep the short builds' TMA path
 # covered.)
 SHORT_TILES_GATHER = True
+
+# fp8 caches take the same short tiles (16-bit queries and fp8 e4m3 ones, both widened by the
+# producer; never the fp8-MMA builds), with one Q buffer: then two fp8 staging slots fit in a CTA's
+# 113 KB (head_dim 128: 109824 B), so the next block's K bytes land while this block's V is widened.
+# H200, same call (s20r2, tools/ab.sh, 3 rounds; base: fp8 on the full tiles): one Q buffer and two
+# slots W9 on an e4m3 cache 45.9 -> 60.2 TFLOP/s (+31%), with e4m3 queries +31%, 64 decodes +30%,
+# GQA-8 verification +31%, pages of 1 +36%, head_dim 64 25.2 -> 55.6; two Q buffers and one slot
+# gained 2% at head_dim 128 (the producer waits on its one slot). The producer's 72 registers there
+# (kernels_cu/tile_sm90.cuh kProducerRegs, four widening loads in flight) added 4-5% (s20r3): W9 on
+# an e4m3 cache 62.3 TFLOP/s against 65.2 for a 16-bit one.
+FP8_SHORT_Q_STAGES = 1
+SM90_FP8_SHORT_TILES = {hd: dataclasses.replace(t, q_stages=FP8_SHORT_Q_STAGES) for hd, t in SM90_SHORT_TILES.items()}
+_SHORT_TILE_SET = frozenset((*SM90_SHORT_TILES.values(), *SM90_FP8_SHORT_TILES.values()))
 
 
 def sm90_wgmma_ns() -> tuple[int, ...]:
@@ -273,10 +284,9 @@ def sm90_short_tiles(head_dim: int, qo_lens, kv_lens, group_size: int, num_kv_he
                      num_ctas: int | None = None, kv_dtype: str | None = None) -> bool:
     """Whether plan() plans an sm90 batch with SM90_SHORT_TILES: their work is at most
     SHORT_TILE_MAX_WORK of the full tiles' (sm90_short_tile_work) and, given the short grid's
-    num_ctas (and num_kv_heads), their tiles fill at least SHORT_TILE_MIN_FILL of it. Never for an
-    fp8 cache (kv_dtype in FP8_KV_DTYPES): there are no fp8 short builds, its batches run the full
-    tiles (split where they cannot fill the SMs)."""
-    if head_dim not in SM90_SHORT_TILES or kv_fp8_code(kv_dtype):
+    num_ctas (and num_kv_heads), their tiles fill at least SHORT_TILE_MIN_FILL of it. The same rule
+    for an fp8 cache (kv_dtype, which then takes SM90_FP8_SHORT_TILES: same rows, block and grid)."""
+    if head_dim not in SM90_SHORT_TILES:
         return False
     if _clearly_full(head_dim, qo_lens, kv_lens, group_size):
         return False
@@ -489,7 +499,7 @@ class Build:
     @property
     def short_tiles(self) -> bool:
         """Planned and run with SM90_SHORT_TILES (64-row tiles, two CTAs per SM)."""
-        return self.tile in SM90_SHORT_TILES.values()
+        return self.tile in _SHORT_TILE_SET
 
     @property
     def can_split(self) -> bool:
@@ -539,8 +549,8 @@ def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: 
     when the page size needs the gather, for kv_load="gather" and for short tiles) and Q's box
     (whole tiles of packed rows: group_size must divide block_m). sm80: the units and element-offset
     builds of the portable kernel.
-    kv_dtype: an fp8 cache's dtype (FP8_KV_DTYPES) picks its builds (full tiles only: sm90_short_tiles
-    never plans an fp8 batch short); None: dtype.
+    kv_dtype: an fp8 cache's dtype (FP8_KV_DTYPES) picks its builds (short tiles: SM90_FP8_SHORT_TILES);
+    None: dtype.
     q_dtype: "float8_e4m3fn" for fp8 queries (with an e4m3 cache; dtype is then the output's): the
     mode-1 tiles with Q widened in shared memory, Q by the producer's loads (no Q box); with fp8_mma
     (and head_dim in SM90_FP8_MMA_TILES; sm90 only) the e4m3-wgmma builds instead.
@@ -563,10 +573,8 @@ def _build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, g
         return Build("sm80", sm80_tile(head_dim, arch, kv_dtype),
                      (prefill_sm80_variant(head_dim, dtype, arch, True, kv_dtype, q_dtype),
                       prefill_sm80_variant(head_dim, dtype, arch, False, kv_dtype, q_dtype)))
-    if short_tiles and kv_fp8_code(kv_dtype):
-        raise ValueError(f"short_tiles=True with kv_dtype={kv_dtype!r}: there are no fp8 short-tile builds")
-    if short_tiles:  # one consumer warpgroup: no turns to take
-        tile = SM90_SHORT_TILES[head_dim]
+    if short_tiles:  # one consumer warpgroup: no turns to take; fp8 queries widened (no fp8-MMA build)
+        tile = (SM90_FP8_SHORT_TILES if kv_fp8_code(kv_dtype) else SM90_SHORT_TILES)[head_dim]
         fp8_mma = False
     else:
         kv_tma = kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0
@@ -616,7 +624,8 @@ class BatchChoice:
         if self.short:
             return self.pinned or choose_build(self.backend, self.arch, self.head_dim, self.dtype, self.page_size,
                                                self.group_size, self.window_left, 0.0, self.kv_load,
-                                               has_q=self.has_q, short_tiles=True)
+                                               has_q=self.has_q, short_tiles=True, kv_dtype=self.kv_dtype,
+                                               q_dtype=self.q_dtype)
         if self.backend != "sm90":
             return choose_build(self.backend, self.arch, self.head_dim, self.dtype, self.page_size, 1, -1, 0.0,
                                 kv_dtype=self.kv_dtype, q_dtype=self.q_dtype)
@@ -673,12 +682,16 @@ def builds_of(backend: str, arch: str, head_dim: int, dtype: str, kv_dtype: str 
     offset builder."""
     if backend == "sm80":
         out = [prefill_sm80_variant(head_dim, dtype, arch, units, kv_dtype, q_dtype) for units in (True, False)]
-    elif fp8_mma and q_fp8_code(q_dtype) and head_dim in SM90_FP8_MMA_TILES:
-        out = [prefill_sm90_variant(head_dim, dtype, pp, kv_dtype=kv_dtype, q_dtype=q_dtype, fp8_mma=True)
-               for pp in (True, False)]
     elif kv_fp8_code(kv_dtype):
-        out = [prefill_sm90_variant(head_dim, dtype, pp, SM90_FP8_TILES[head_dim], kv_dtype=kv_dtype,
-                                    q_dtype=q_dtype) for pp in (True, False)]
+        if fp8_mma and q_fp8_code(q_dtype) and head_dim in SM90_FP8_MMA_TILES:
+            out = [prefill_sm90_variant(head_dim, dtype, pp, kv_dtype=kv_dtype, q_dtype=q_dtype, fp8_mma=True)
+                   for pp in (True, False)]
+        else:
+            out = [prefill_sm90_variant(head_dim, dtype, pp, SM90_FP8_TILES[head_dim], kv_dtype=kv_dtype,
+                                        q_dtype=q_dtype) for pp in (True, False)]
+        if head_dim in SM90_FP8_SHORT_TILES:  # (fp8-MMA plans of few queries too: widened queries)
+            out.append(prefill_sm90_variant(head_dim, dtype, False, SM90_FP8_SHORT_TILES[head_dim],
+                                            kv_dtype=kv_dtype, q_dtype=q_dtype))
     else:
         tiles = [SM90_TILES[head_dim]] + ([SM90_LONG_TILES[head_dim]] if head_dim in SM90_LONG_TILES else [])
         out = [prefill_sm90_variant(head_dim, dtype, pp, t) for t in tiles for pp in (True, False)
@@ -709,7 +722,8 @@ def all_variants() -> list[KernelVariant]:
 
 def fp8_variants() -> list[KernelVariant]:
     """The fp8-cache builds (16-bit queries): sm90 with and without turn-taking and their split-KV
-    twins, sm80 for both archs and both offset tables, for every head dim, query dtype and fp8 kind."""
+    twins, the sm90 short tiles (SM90_FP8_SHORT_TILES), sm80 for both archs and both offset tables, for
+    every head dim, query dtype and fp8 kind."""
     out = []
     for kv in FP8_KV_DTYPES:
         for arch in (HOPPER_ARCH, PORTABLE_ARCH):
@@ -717,13 +731,16 @@ def fp8_variants() -> list[KernelVariant]:
                     for hd in HEAD_DIMS for dt in DTYPES]
         out += [prefill_sm90_variant(hd, dt, pp, split=split, kv_dtype=kv) for split in (False, True)
                 for pp in (True, False) for hd in HEAD_DIMS for dt in DTYPES]
+        out += [prefill_sm90_variant(hd, dt, False, tile, kv_dtype=kv) for hd, tile in SM90_FP8_SHORT_TILES.items()
+                for dt in DTYPES]
     return out
 
 
 def fp8_q_variants() -> list[KernelVariant]:
     """The fp8-query builds (e4m3 queries on an e4m3 cache, output dtype fp16 or bf16): sm90 with and
     without turn-taking and their split-KV twins, sm80 for both archs and both offset tables, for every
-    head dim; and the e4m3-wgmma sm90 builds (fp8_mma) of SM90_FP8_MMA_TILES likewise."""
+    head dim; the e4m3-wgmma sm90 builds (fp8_mma) of SM90_FP8_MMA_TILES likewise; and the sm90 short
+    tiles (SM90_FP8_SHORT_TILES, queries widened)."""
     kv = q = "float8_e4m3fn"
     out = []
     for arch in (HOPPER_ARCH, PORTABLE_ARCH):
@@ -733,6 +750,8 @@ def fp8_q_variants() -> list[KernelVariant]:
             for pp in (True, False) for hd in HEAD_DIMS for dt in DTYPES]
     out += [prefill_sm90_variant(hd, dt, pp, split=split, kv_dtype=kv, q_dtype=q, fp8_mma=True)
             for split in (False, True) for pp in (True, False) for hd in SM90_FP8_MMA_TILES for dt in DTYPES]
+    out += [prefill_sm90_variant(hd, dt, False, tile, kv_dtype=kv, q_dtype=q) for hd, tile in SM90_FP8_SHORT_TILES.items()
+            for dt in DTYPES]
     return out
 
 

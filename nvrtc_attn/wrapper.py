@@ -203,8 +203,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
         fixed_split_size=N (pages) cuts every tile at multiples of N * page_size keys (rounded up to
         whole key blocks) from key 0 of its request, with the kernel build fixed, so a request's
         output bits do not depend on the rest of the batch (-1 or None: automatic). The sm80 backend
-        plans without splits; an fp8 cache splits like a 16-bit one but never gets the sm90 short
-        tiles. Accepted hints that do not change the result: non_blocking, max_token_per_sequence,
+        plans without splits; an fp8 cache splits and takes the sm90 short tiles like a 16-bit
+        one (fp8 queries then on the widening build, not fp8_mma's). Accepted hints that do not change the result: non_blocking, max_token_per_sequence,
         max_sequence_kv, uniform_q_len (checked), rope_scale/rope_theta (RoPE is off). Everything
         else that would change the result raises NotImplementedError.
         paged_kv_cache (ours): the cache, or any layer view of the pool; its strides let plan() build

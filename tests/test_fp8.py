@@ -13,8 +13,8 @@ GPU cases poison the outputs with NaN and check that the cache (torch fp8 tensor
 bytes) is bit-identical afterwards. Backends: "sm90" (Hopper only: the `hopper` marker skips it
 elsewhere) and "sm80". With main's split-KV and short tiles: an fp8 batch that cannot fill the SMs
 splits (the split-KV twin of its fp8 build keeps KV_FP8; per-head v_scale factors are applied by the
-pieces, the per-tensor one by the merge), and few-query batches stay on the full tiles (no fp8 short
-builds).
+pieces, the per-tensor one by the merge), and few-query batches take the short tiles as a 16-bit cache's
+do (SM90_FP8_SHORT_TILES: 64 rows, two CTAs per SM).
 """
 
 from __future__ import annotations
@@ -295,14 +295,19 @@ def test_choose_build_fp8(kv, hd):
 
 def test_fp8_variant_count():
     """24 sm90 fp8 builds (3 head dims x 2 q dtypes x 2 fp8 kinds x turn-taking or not), their 24
-    split-KV twins, and 48 sm80 ones (x 2 offset tables x 2 archs); no fp8 short-tile build."""
+    split-KV twins, 8 short-tile builds (head_dim 64 and 128 x 2 q dtypes x 2 fp8 kinds: two CTAs per
+    SM, no turn-taking, no split twin), and 48 sm80 ones (x 2 offset tables x 2 archs)."""
     from nvrtc_attn import variants
 
     fp8 = variants.fp8_variants()
     sm90 = [v for v in fp8 if v.entry == "prefill_sm90"]
-    assert sum(not dict(v.defines)["SPLIT_KV"] for v in sm90) == 24
-    assert sum(dict(v.defines)["SPLIT_KV"] for v in sm90) == 24
-    assert all(dict(v.defines)["CTAS_PER_SM"] == 1 and "_m64_" not in v.name for v in sm90)
+    short = [v for v in sm90 if dict(v.defines)["CTAS_PER_SM"] == 2]
+    assert len(short) == 8 and all("_m64_nopp_e" in v.name and not dict(v.defines)["SPLIT_KV"] and
+                                   dict(v.defines)["HEAD_DIM"] in (64, 128) for v in short)
+    full = [v for v in sm90 if v not in short]
+    assert sum(not dict(v.defines)["SPLIT_KV"] for v in full) == 24
+    assert sum(dict(v.defines)["SPLIT_KV"] for v in full) == 24
+    assert all(dict(v.defines)["CTAS_PER_SM"] == 1 and "_m64_" not in v.name for v in full)
     assert sum(v.entry == "prefill_sm80" for v in fp8) == 48
     assert len({v.name for v in fp8}) == len(fp8)
     assert {v.name for v in fp8} <= {v.name for v in variants.all_variants()}
@@ -333,18 +338,35 @@ def test_fp8_split_twin_keeps_kv_fp8(kv, hd, mean_blocks, page_size):
 
 
 @pytest.mark.parametrize("kv", KINDS)
-def test_fp8_batches_never_take_the_short_tiles(kv):
+@pytest.mark.parametrize("q8", [False, True])
+def test_fp8_batches_take_the_short_tiles(kv, q8):
     """A few-query batch (W9-like: 32 requests of 4 tokens, GQA group 4, 8 KV heads, 264 short CTAs)
-    takes the short tiles with a 16-bit cache and the full tiles with an fp8 one; choose_build refuses
-    short_tiles for an fp8 cache (there is no such build)."""
+    takes the short tiles with an fp8 cache as with a 16-bit one (a prompt-like batch does not), and
+    its build is the fp8 short build: KV_FP8 kept, 64 rows, two CTAs per SM, no turn-taking, K/V by
+    the gather, fp8 queries widened (never the fp8-MMA build, which has no short tile), and it is
+    among the builds plan() prepares and all_variants() holds (the kernel cache)."""
     from nvrtc_attn import variants
 
+    if q8 and kv != "float8_e4m3fn":
+        pytest.skip("fp8 queries need an e4m3 cache")
+    q = "float8_e4m3fn" if q8 else None
     for hd in (64, 128):
         assert variants.sm90_short_tiles(hd, [4] * 32, [1024] * 32, 4, 8, 264)
-        assert not variants.sm90_short_tiles(hd, [4] * 32, [1024] * 32, 4, 8, 264, kv)
-        with pytest.raises(ValueError, match="no fp8 short-tile builds"):
-            variants.choose_build("sm90", variants.HOPPER_ARCH, hd, "bfloat16", 16, 4, -1, 0.0, short_tiles=True,
-                                  kv_dtype=kv)
+        assert variants.sm90_short_tiles(hd, [4] * 32, [1024] * 32, 4, 8, 264, kv)
+        assert not variants.sm90_short_tiles(hd, [1024] * 16, [1024] * 16, 4, 8, 264, kv)
+        choice = variants.batch_choice("sm90", variants.HOPPER_ARCH, hd, "bfloat16", 16, 32, 8, -1, [4] * 32,
+                                       [1024] * 32, has_q=True, kv_dtype=kv, q_dtype=q, fp8_mma=q8)
+        assert choice.short and choice.tile is variants.SM90_SHORT_TILES[hd]
+        build = choice.grid_build
+        assert build is choice.build_for(None, None, False)
+        assert build.short_tiles and build.tile == variants.SM90_FP8_SHORT_TILES[hd] and not build.can_split
+        assert build.kv_fp8 == variants.FP8_KV_DTYPES[kv] and build.q_fp8 == int(q8) and not build.fp8_mma
+        assert not build.pingpong and build.kv_box == 0 and (build.q_box is None) == q8
+        d = dict(build.variants[0].defines)
+        assert (d["CONSUMER_WGS"], d["CTAS_PER_SM"], d["PINGPONG"], d["SPLIT_KV"]) == (1, 2, 0, 0)
+        assert build.variants[0] in variants.builds_of("sm90", variants.HOPPER_ARCH, hd, "bfloat16", kv, q, q8)
+        assert build.variants[0] in variants.all_variants()
+    assert not variants.sm90_short_tiles(256, [4] * 32, [1024] * 32, 4, 8, 264, kv)  # no head_dim 256 short tile
 
 
 def test_tensor_map_cache_keys_the_element_size(monkeypatch):
@@ -975,36 +997,120 @@ def test_fp8_repeated_runs_follow_the_scales(kit, fw, backend):
         bits[key] = snapshot
 
 
+# Few-query batches on the sm90 short tiles with an fp8 cache (SM90_FP8_SHORT_TILES): (mode: "bf16" /
+# "fp16" queries or "q8" e4m3 queries with bf16 output, fp8 kind, page_size, head_dim, group, Hkv,
+# qo_lens, kv_lens, causal, window, soft cap, layout, cache form, scales, framework, K/V path with
+# SHORT_TILES_GATHER off). Key counts with partial last blocks, one key, empty requests.
+FP8_SHORT_CASES = [
+    ("bf16", "float8_e4m3fn", 16, 128, 4, 2, [4] * 6, [700, 1000, 333, 64, 65, 4], True, -1, None, "NHD", "pool",
+     "head", "torch", "tma"),
+    ("fp16", "float8_e5m2", 64, 128, 8, 2, [1] * 5, [129, 4000, 64, 63, 2000], False, -1, None, "HND", "tuple",
+     "tensor", "cupy", "tma"),
+    ("q8", "float8_e4m3fn", 16, 128, 4, 2, [0, 4, 3, 0, 5, 8], [100, 0, 256, 0, 1000, 3], False, -1, None, "NHD",
+     "pool", "tensor", "torch", "tma"),
+    ("bf16", "float8_e5m2", 16, 128, 4, 2, [8, 2, 16], [900, 300, 2000], True, 100, 5.0, "NHD", "5d", "head",
+     "torch", "tma"),
+    ("q8", "float8_e4m3fn", 5, 128, 8, 1, [2, 8], [333, 1000], False, 50, None, "HND", "tuple", "head", "torch",
+     "gather"),
+    ("fp16", "float8_e4m3fn", 1, 128, 1, 4, [16, 3, 9], [500, 3, 1200], True, -1, None, "NHD", "kvdiff", "none",
+     "cupy", "gather"),
+    ("bf16", "float8_e4m3fn", 16, 128, 4, 2, [4] * 7 + [17], [1000] * 7 + [1100], True, -1, None, "NHD", "pool",
+     "tensor", "torch", "tma"),
+    ("bf16", "float8_e4m3fn", 16, 64, 4, 2, [4] * 4, [1000, 129, 5, 2048], True, -1, None, "NHD", "pool", "head",
+     "torch", "tma"),
+    ("q8", "float8_e4m3fn", 8, 64, 1, 3, [16, 1], [300, 77], False, -1, 5.0, "HND", "pool", "tensor", "torch", "tma"),
+    ("fp16", "float8_e5m2", 32, 64, 3, 2, [5, 12, 1], [400, 1500, 31], False, -1, None, "NHD", "tuple", "none",
+     "cupy", "tma"),
+]
+
+
+def _fp8_short_id(c):
+    cap = f"-cap{c[10]:g}" if c[10] else ""
+    return (f"{c[0]}-{'e4m3' if c[1] == 'float8_e4m3fn' else 'e5m2'}-ps{c[2]}-hd{c[3]}-g{c[4]}-q{max(c[6])}-{c[11]}-{c[12]}-"
+            f"sc{c[13]}-{c[14]}-{'causal' if c[8] else 'full'}-w{c[9]}{cap}")
+
+
+@pytest.fixture
+def _short_fill(monkeypatch):
+    """Small batches on the short tiles (plan() would give them to the full tiles with split-KV: too
+    few tiles to fill the short grid, variants.SHORT_TILE_MIN_FILL)."""
+    from nvrtc_attn import variants
+
+    monkeypatch.setattr(variants, "SHORT_TILE_MIN_FILL", 0.0)
+
+
 @pytest.mark.gpu
 @pytest.mark.hopper
-def test_fp8_few_query_batch_runs_the_full_tiles(kit):
-    """A W9-like batch (32 requests of 4 tokens on 1024 keys, GQA group 4, 8 KV heads): a 16-bit
-    plan takes the short tiles, the fp8 plan a full-tile fp8 build (no _m64_), against the reference
-    with per-head scales."""
-    kit.require_torch_cuda()
-    import torch
+@pytest.mark.parametrize("c", FP8_SHORT_CASES, ids=[_fp8_short_id(c) for c in FP8_SHORT_CASES])
+def test_fp8_short_tiles(kit, c, _short_fill):
+    """The fp8 short build on each case (K/V by the gather, the short tiles' default) against the
+    float32 reference on the dequantized cache (and queries), then the same inputs through sm80."""
+    _fp8_short_case(kit, c, "gather")
 
+
+FP8_SHORT_TMA_CASES = [c for c in FP8_SHORT_CASES if c[-1] == "tma"][:4]
+
+
+@pytest.mark.gpu
+@pytest.mark.hopper
+@pytest.mark.parametrize("c", FP8_SHORT_TMA_CASES, ids=[_fp8_short_id(c) for c in FP8_SHORT_TMA_CASES])
+def test_fp8_short_tiles_tma_boxes(kit, c, _short_fill, short_tiles_tma):
+    """The fp8 short build with K/V by TMA page boxes (conftest's short_tiles_tma), against the
+    reference and sm80."""
+    _fp8_short_case(kit, c, "tma")
+
+
+def _fp8_short_case(kit, c, path):
+    from nvrtc_attn import launcher, variants
     from nvrtc_attn.reference import paged_prefill_reference
 
-    seed = _seed("w9_8")
-    batch = kit.make_page_table([4] * 32, [1024] * 32, 16, seed)
-    hqo, hkv, d = 32, 8, 128
-    q = kit.randn("torch", (batch.total_q, hqo, d), "bfloat16", seed + 1)
-    w16 = _wrapper(kit, "torch", "NHD", "sm90")
-    _plan(w16, "sm90", *batch.index_args(), hqo, hkv, d, 16, causal=True, q_data_type="bfloat16")
-    assert "_m64_" in w16.kernel_name, f"the 16-bit plan should take the short tiles: {w16.kernel_name}"
-    cache, _ = _fp8_cache(kit, "torch", "float8_e5m2", "pool", "NHD", batch.max_pages, 16, hkv, d, seed + 2)
-    _poison_unowned8(kit, batch, cache, "NHD")
-    w = _wrapper(kit, "torch", "NHD", "sm90")
-    _plan(w, "sm90", *batch.index_args(), hqo, hkv, d, 16, causal=True, q_data_type="bfloat16",
-          kv_data_type=torch.float8_e5m2)
-    assert "_m64_" not in w.kernel_name and "e5m2" in w.kernel_name and w._plan.block_m == 128, w.kernel_name
-    run_scales, ref_scales = _scales("torch", "head", hkv, np.random.default_rng(seed))
-    out = kit.poison(torch.empty_like(q))
-    lse = kit.poison(torch.empty(batch.total_q, hqo, dtype=torch.float32, device="cuda"))
-    w.run(q, cache, out=out, lse=lse, return_lse=True, **run_scales)
-    ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), causal=True, **ref_scales)
-    kit.check_attention(out, lse, ref_o, ref_lse, "bfloat16", what=w.kernel_name)
+    mode, kind, ps, d, g, hkv, qo_lens, kv_lens, causal, window, cap, layout, form, sc, fw, case_path = c
+    path = path if case_path == "tma" else "gather"
+    if fw == "torch":
+        kit.require_torch_cuda()
+    assert variants.sm90_short_tiles(d, qo_lens, kv_lens, g, kv_dtype=kind), "not a short-tile batch"
+    seed = _seed("fp8short", _fp8_short_id(c))
+    rng = np.random.default_rng(seed)
+    batch = kit.make_page_table(qo_lens, kv_lens, ps, seed)
+    t, hqo = batch.total_q, hkv * g
+    dtype = "bfloat16" if mode in ("bf16", "q8") else "float16"
+    q_mag = 3.0 if cap else 1.0
+    q = _fp8_random(kit, fw, Q8, (t, hqo, d), seed + 1, q_mag) if mode == "q8" else \
+        kit.randn(fw, (t, hqo, d), dtype, seed + 1, q_mag)
+    cache, bases = _fp8_cache(kit, fw, kind, form, layout, batch.max_pages, ps, hkv, d, seed + 2)
+    _poison_unowned8(kit, batch, (cache[:, 0], cache[:, 1]) if form == "5d" else cache, layout)
+    run_scales, ref_scales = _scales(fw, sc, hkv, rng)
+    kw = dict(causal=causal, window_left=window, logits_soft_cap=cap, q_data_type=dtype,
+              kv_data_type=_kv_dtype_arg(fw, kind))
+    ref_kw = dict(kv_data_type=kind, **ref_scales)
+    if mode == "q8":
+        run_scales["q_scale"] = ref_kw["q_scale"] = 0.37
+        kw.update(q_data_type=_kv_dtype_arg(fw, Q8), o_data_type=dtype)
+        ref_kw["q_data_type"] = Q8
+    snaps = [kit.Snapshot(b) for b in bases + [q]]
+    ref_o, ref_lse = paged_prefill_reference(q, cache, *batch.index_args(), kv_layout=layout, causal=causal,
+                                             window_left=window, logits_soft_cap=cap, **ref_kw)
+    outs = {}
+    for backend, kv_load in (("sm90", "auto"), ("sm90", "gather"), ("sm80", "auto")):
+        w = _wrapper(kit, fw, layout, backend, kv_load)
+        _plan(w, backend, *batch.index_args(), hqo, hkv, d, ps, **kw)
+        name = f"{backend} {kv_load} {w.kernel_name}"
+        if backend == "sm90":
+            plan, kernel = w._plan, w._kernels[0]
+            assert "_m64_nopp_" in w.kernel_name and plan.build.short_tiles and plan.block_m == 64, name
+            assert plan.build.kv_fp8 == variants.FP8_KV_DTYPES[kind] and plan.build.q_fp8 == (mode == "q8"), name
+            assert kernel.blocks_per_sm == 2 and plan.num_ctas == 2 * launcher.sm_count(0), name
+        out = kit.poison(kit.empty(fw, (t, hqo, d), dtype))
+        lse = kit.poison(kit.empty(fw, (t, hqo), "float32"))
+        w.run(q, cache, out=out, lse=lse, return_lse=True, **run_scales)
+        kit.synchronize()
+        want = "gather" if backend == "sm80" or kv_load == "gather" else path
+        assert w.kv_load_path == want, f"{name}: K/V by {w.kv_load_path}, expected {want}"
+        kit.check_attention(out, lse, ref_o, ref_lse, dtype, what=name)
+        outs["sm80" if backend == "sm80" else name] = (out, lse)
+    for s in snaps:
+        assert s.unchanged(), "run() modified the fp8 cache or q"
+    kit.check_agreement(outs, dtype)
 
 
 @pytest.mark.gpu
@@ -1210,14 +1316,16 @@ def test_choose_build_fp8_queries(hd, dtype):
 
 def test_fp8_q_variant_count():
     """24 sm90 fp8-query builds (3 head dims x 2 output dtypes x turn-taking or not, plus as many split
-    twins), 8 e4m3-wgmma ones (head_dim 128 likewise) and 24 sm80 ones (x 2 offset tables x 2 archs);
-    all named `_q8_`."""
+    twins), 8 e4m3-wgmma ones (head_dim 128 likewise), 4 short-tile ones (head_dim 64 and 128 x 2
+    output dtypes) and 24 sm80 ones (x 2 offset tables x 2 archs); all named `_q8_`."""
     from nvrtc_attn import variants
 
     q8 = variants.fp8_q_variants()
     mma = [v for v in q8 if "FP8_MMA" in dict(v.defines)]
     assert len(mma) == 8 and all("_q8_mma8_" in v.name and dict(v.defines)["HEAD_DIM"] == 128 for v in mma)
-    assert sum(v.entry == "prefill_sm90" for v in q8) == 24 + 8 and sum(v.entry == "prefill_sm80" for v in q8) == 24
+    short = [v for v in q8 if v.entry == "prefill_sm90" and dict(v.defines)["CTAS_PER_SM"] == 2]
+    assert len(short) == 4 and all("_m64_nopp_e4m3_q8_" in v.name and "FP8_MMA" not in dict(v.defines) for v in short)
+    assert sum(v.entry == "prefill_sm90" for v in q8) == 24 + 8 + 4 and sum(v.entry == "prefill_sm80" for v in q8) == 24
     assert all("_e4m3_q8_" in v.name and dict(v.defines)["Q_FP8"] == 1 for v in q8)
     assert len({v.name for v in q8}) == len(q8)
     others = [v for v in variants.all_variants() if v not in q8]

@@ -1,4 +1,4 @@
-"""usage (GPU): compute-sanitizer --tool memcheck python3 tools/sanitizer_case.py [--long [--no-split]]   (or --tool racecheck)
+"""usage (GPU): compute-sanitizer --tool memcheck python3 tools/sanitizer_case.py [--long [--no-split] | --short]   (or --tool racecheck)
 
 Small batches for compute-sanitizer on the sm90 kernels: fp8 caches in both modes (widened, and
 e4m3 wgmma), TMA pages and the gather, a sliding window (tiles whose first key block starts below
@@ -6,6 +6,8 @@ their visible keys) and a 16-bit cache with the window. Prints each build and wh
 is finite; the sanitizer reports any out-of-bounds access or shared-memory race.
 --long: one request of 64 queries on 1400 keys instead, whose tiles are long enough for the builds
 without turn-taking (an fp8 cache's V widened by the consumers), fp8 cases only.
+--short: few-query requests on the sm90 short tiles (64 rows, two CTAs per SM) with fp8 caches, both
+modes, K/V by the gather (their default) and by TMA boxes (variants.SHORT_TILES_GATHER off).
 """
 import math
 import sys
@@ -13,13 +15,17 @@ import sys
 import torch
 
 import nvrtc_attn
+from nvrtc_attn import variants
 
 torch.manual_seed(0)
 dev = "cuda"
 ps, hkv, hq, d = 16, 2, 4, 128
 LONG = "--long" in sys.argv[1:]
 NO_SPLIT = "--no-split" in sys.argv[1:]  # (with --long: the builds without split-KV)
-qo, kv = ([64], [1400]) if LONG else ([37, 5], [300, 70])
+SHORT = "--short" in sys.argv[1:]
+qo, kv = ([64], [1400]) if LONG else ([4, 3, 8], [300, 70, 700]) if SHORT else ([37, 5], [300, 70])
+if SHORT:
+    variants.SHORT_TILE_MIN_FILL = 0.0  # a batch this small would go to the full tiles
 pages = [math.ceil(k / ps) for k in kv]
 n = sum(pages) + 3
 perm = torch.randperm(n)[: sum(pages)].int().to(dev)
@@ -35,7 +41,12 @@ cases = [  # q dtype, cache dtype, fp8_mma, kv_load, window_left
 if LONG:
     cases = [(bf, e4, False, "auto", -1), (bf, e4, False, "gather", -1), (torch.float16, e5, False, "auto", -1),
              (e4, e4, False, "auto", -1)]
+if SHORT:  # kv_load "tma": auto with SHORT_TILES_GATHER off
+    cases = [(bf, e4, False, "auto", -1), (bf, e4, False, "tma", 50), (torch.float16, e5, False, "tma", -1),
+             (e4, e4, False, "auto", -1), (e4, e4, True, "tma", -1)]
 for qdt, kvdt, mma, load, window in cases:
+    variants.SHORT_TILES_GATHER = load != "tma"
+    load = "auto" if load == "tma" else load
     cache = base.to(kvdt)
     q = (torch.randn(sum(qo), hq, d, device=dev) * 0.5).to(qdt)
     ws = torch.empty(64 << 20, dtype=torch.uint8, device=dev)
@@ -45,4 +56,4 @@ for qdt, kvdt, mma, load, window in cases:
     scales = dict(k_scale=0.37, v_scale=2.5) if kvdt != bf else {}
     o = w.run(q, cache, **scales)
     torch.cuda.synchronize()
-    print(w.kernel_name, load, window, float(o.float().abs().mean()), bool(torch.isfinite(o.float()).all()))
+    print(w.kernel_name, load, w.kv_load_path, window, float(o.float().abs().mean()), bool(torch.isfinite(o.float()).all()))
