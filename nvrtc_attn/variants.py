@@ -188,8 +188,7 @@ SHORT_TILES_GATHER = True
 # gained 2% at head_dim 128 (the producer waits on its one slot). The producer's 72 registers there
 # (kernels_cu/tile_sm90.cuh kProducerRegs, four widening loads in flight) added 4-5% (s20r3): W9 on
 # an e4m3 cache 62.3 TFLOP/s against 65.2 for a 16-bit one.
-FP8_SHORT_Q_STAGES = 1
-SM90_FP8_SHORT_TILES = {hd: dataclasses.replace(t, q_stages=FP8_SHORT_Q_STAGES) for hd, t in SM90_SHORT_TILES.items()}
+SM90_FP8_SHORT_TILES = {hd: dataclasses.replace(t, q_stages=1) for hd, t in SM90_SHORT_TILES.items()}
 _SHORT_TILE_SET = frozenset((*SM90_SHORT_TILES.values(), *SM90_FP8_SHORT_TILES.values()))
 
 
