@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import dataclasses
 from dataclasses import dataclass, field
 from typing import NamedTuple, Union
 
@@ -426,7 +427,7 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
             image[start:start + 4 * (capacity.batch_size + 1)].view(np.int32)[batch + 1:] = \
                 arrays[UPLOADED.index(name)][-1]
 
-    return Plan(
+    return _new_plan(
         batch_size=batch, num_qo_heads=int(num_qo_heads), num_kv_heads=int(num_kv_heads),
         head_dim=int(head_dim), page_size=int(page_size), causal=bool(causal), window_left=int(window_left),
         sm_scale=float(sm_scale) if sm_scale is not None else 1.0 / math.sqrt(head_dim),
@@ -437,6 +438,20 @@ def make_plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_l
         capacity=capacity, layout=layout, workspace_bytes=workspace_bytes, image=image, build=build,
         kv_dtype="" if kv_dtype in (None, dtype) else kv_dtype, q_dtype=q_dtype or "",
     )
+
+
+_PLAN_FIELDS = frozenset(f.name for f in dataclasses.fields(Plan))
+
+
+def _new_plan(**fields) -> Plan:
+    """Plan(**fields) without the frozen dataclass's __init__, which sets its 31 fields one
+    object.__setattr__ call at a time (about 10 us of every plan()). The instance is the same:
+    every field given (checked), frozen afterwards as any Plan."""
+    if fields.keys() != _PLAN_FIELDS:
+        raise TypeError(f"_new_plan: fields {sorted(_PLAN_FIELDS ^ fields.keys())} missing or unknown")
+    plan = object.__new__(Plan)
+    plan.__dict__.update(fields)
+    return plan
 
 
 @functools.lru_cache(maxsize=16)

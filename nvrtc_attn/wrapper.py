@@ -127,6 +127,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._offsets_key = None     # the offset tables in the workspace serve this key
         self._cache_memo = (None, None, None)  # plan()'s cache views: signature, offset key, checked plan fields
         self._prepared_builds = None  # the variants.builds_of tuple the last plan() prepared
+        self._device_memo = None     # (backend, arch, SM count) of the workspace's device, from the first plan()
+        self._choice_memo = (None,)  # (BatchChoice, _SplitArgs, num_ctas, PartialSlots, SplitRequest) of the last plan()
         self._params = None          # launcher.PrefillParams with the plan's fields filled in
         self._maps = launcher.Sm90TensorMaps()
         self._kv_load_path = None    # "tma" or "gather": what the last run() used
@@ -243,8 +245,9 @@ class BatchPrefillWithPagedKVCacheWrapper:
         which keeps the last plan's split knobs)."""
         splits = self._splits if splits is None else splits
         device = self._workspace.device
-        backend = self._resolve_backend(device)
-        arch = launcher.device_arch(device)
+        if self._device_memo is None:  # the wrapper's device, so its backend and SM count, never changes
+            self._device_memo = (self._resolve_backend(device), launcher.device_arch(device), launcher.sm_count(device))
+        backend, arch, sm_count = self._device_memo
         if self._graph is not None:
             self._check_graph_batch(args)
         kv_fp8 = args.kv_dtype if args.kv_dtype in variants.FP8_KV_DTYPES else None
@@ -255,19 +258,24 @@ class BatchPrefillWithPagedKVCacheWrapper:
             self._prepared_builds = builds
         # Graph mode: the first plan's build (and so its tiles and grid) for the wrapper's life.
         pinned = self._plan.build if self._graph is not None and self._plan is not None else None
-        sm_count = launcher.sm_count(device)
         choice = variants.batch_choice(
             backend, arch, args.head_dim, args.dtype, args.page_size, args.num_qo_heads, args.num_kv_heads,
             args.window_left, args.qo_lens, args.kv_lens, has_q=args.total_q > 0, kv_load=self._kv_load,
             kv_dtype=kv_fp8, q_dtype=q_fp8, fp8_mma=self._fp8_mma, pinned=pinned,
             fixed_split=splits.fixed_pages > 0, sm_count=sm_count)
         tile = choice.tile
-        grid = choice.grid_build
-        num_ctas = sm_count * (launcher.load_build(grid, device)[0].blocks_per_sm if grid else tile.ctas_per_sm)
-        slots = planner.PartialSlots.for_workspace(self._workspace_bytes, tile.block_m, args.head_dim)
-        split = None  # schedule.SplitRequest: pieces allowed
-        if choice.may_split(splits.disable, slots.slots):
-            split = schedule.SplitRequest(slots.slots, splits.fixed_pages * args.page_size)
+        # The grid, the workspace's partial-result slots and the split request follow from the choice
+        # (batch_choice's memoized objects) and the split knobs alone: the last plan's, when the same.
+        memo = self._choice_memo
+        if memo[0] is not choice or memo[1] != splits:
+            grid = choice.grid_build
+            num_ctas = sm_count * (launcher.load_build(grid, device)[0].blocks_per_sm if grid else tile.ctas_per_sm)
+            slots = planner.PartialSlots.for_workspace(self._workspace_bytes, tile.block_m, args.head_dim)
+            split = None  # schedule.SplitRequest: pieces allowed
+            if choice.may_split(splits.disable, slots.slots):
+                split = schedule.SplitRequest(slots.slots, splits.fixed_pages * args.page_size)
+            memo = self._choice_memo = (choice, splits, num_ctas, slots, split)
+        num_ctas, slots, split = memo[2:]
         if self._graph is not None and self._capacity is None:  # FlashInfer: the first plan sets the row bound
             self._max_total_q = args.total_q
             self._capacity = planner.PlanCapacity.for_batch(
