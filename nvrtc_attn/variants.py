@@ -670,16 +670,18 @@ def batch_choice(backend: str, arch: str, head_dim: int, dtype: str, page_size: 
         ctas = sm_count * SM90_SHORT_TILES[head_dim].ctas_per_sm if head_dim in SM90_SHORT_TILES else 0
         short = sm90_short_tiles(head_dim, qo_lens, kv_lens, group, num_kv_heads, ctas, kv_dtype)
     return _batch_choice(backend, arch, head_dim, dtype, page_size, group, window_left, kv_load, has_q, kv_dtype,
-                         q_dtype, bool(fp8_mma), pinned, short)
+                         q_dtype, bool(fp8_mma), pinned, short, SHORT_TILES_GATHER)
 
 
 @functools.lru_cache(maxsize=256)
 def _batch_choice(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, group: int, window_left: int,
                   kv_load: str, has_q: bool, kv_dtype: str | None, q_dtype: str | None, fp8_mma: bool,
-                  pinned: Build | None, short: bool) -> BatchChoice:
+                  pinned: Build | None, short: bool, short_tiles_gather: bool) -> BatchChoice:
     """batch_choice once its batch-dependent decision (short) is made: memoized, so that plan() meets
     the same few BatchChoice objects (a few configurations per process) with their grid_build
-    computed once, and can key its own memos on them."""
+    computed once, and can key its own memos on them. short_tiles_gather is only a key: the value of
+    the module knob SHORT_TILES_GATHER that grid_build's choose_build reads (tests flip it), so that a
+    flipped knob never meets a choice made before."""
     return BatchChoice(backend, arch, head_dim, dtype, page_size, group, window_left, kv_load, has_q, kv_dtype,
                        q_dtype, fp8_mma, pinned, short, planning_tile(backend, head_dim, arch, short))
 

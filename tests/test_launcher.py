@@ -279,6 +279,16 @@ def test_batch_choice():
     pinned = choice(pinned=b)
     assert not pinned.short and pinned.build_for(rows, None, True) is b and not pinned.may_split(False, 100)
     assert choice(pinned=variants.split_build(b)).may_split(False, 100)
+    # memoized (the wrapper keys its launch config on the object), but never across a flipped knob:
+    # SHORT_TILES_GATHER off gives the short build its TMA boxes, also after a choice made with it on
+    assert choice() is short and short.grid_build.kv_box == 0
+    old, variants.SHORT_TILES_GATHER = variants.SHORT_TILES_GATHER, False
+    try:
+        boxed = choice()
+        assert boxed is not short and boxed.grid_build.short_tiles and boxed.grid_build.kv_box > 0
+    finally:
+        variants.SHORT_TILES_GATHER = old
+    assert choice() is short
 
 
 def test_sm90_short_tile_builds():
