@@ -9,9 +9,9 @@ Pure NumPy (no GPU): every layer's run() reuses the plan; the device only indexe
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
-import dataclasses
 from dataclasses import dataclass, field
 from typing import NamedTuple, Union
 

@@ -50,6 +50,15 @@ def test_plan_matches_host_references(make_page_table, seed):
     assert plan.total_kv == len(pages.tok_page)
     assert _section(plan, "counts").tolist() == [batch.batch_size, len(tiles), len(plan.work.blocks), plan.total_kv,
                                                  num_ctas, 0, 0, 0]  # no merges; claim counters at 0
+    # make_plan builds the Plan without its __init__ (planner._new_plan): the same frozen dataclass
+    fields = {f.name: getattr(plan, f.name) for f in dataclasses.fields(planner.Plan)}
+    assert type(plan) is planner.Plan and fields.keys() <= vars(plan).keys()  # (+ cached properties read above)
+    again = planner.Plan(**fields)
+    assert all(getattr(again, k) is v for k, v in fields.items())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.batch_size = 0
+    with pytest.raises(TypeError, match="missing or unknown"):
+        planner._new_plan(**{k: v for k, v in fields.items() if k != "batch_size"})
 
 
 @pytest.mark.parametrize("seed", range(4))
