@@ -232,8 +232,8 @@ struct Consumer {
 };
 
 // The two mainloop schedules over a tile's n_blocks key blocks, last to first (it counts ring
-// stages across tiles). Serial: each block's S, softmax and P V in turn (head_dim 256, three
-// consumer warpgroups: the registers hold one of S / P / O's partners at a time).
+// stages across tiles). Serial: each block's S, softmax and P V in turn (three consumer warpgroups,
+// head_dim 256 on fp8 caches).
 NA_DEVICE void serial_schedule(Consumer& wg, const PrefillParams& p, const TileCoords& c, int& it, int n_blocks) {
   for (int n = n_blocks - 1; n >= 0; --n, ++it) {
     const int n0 = first_key(c) + n * kBN;
@@ -254,7 +254,8 @@ NA_DEVICE void overlapped_schedule(Consumer& wg, const PrefillParams& p, const T
   int n0 = first_key(c) + n * kBN;
   StageRef cur = stage_of(p, c, it, n0);
   wg.s_alone(cur, n);
-  wg.softmax(n0);
+  if constexpr (kLazyOverlap) wg.softmax_lazy(n0);
+  else wg.softmax(n0);
   wg.pack_p();
   wg.widen_v(cur, it);
   ++it;
@@ -276,12 +277,14 @@ NA_DEVICE void overlapped_schedule(Consumer& wg, const PrefillParams& p, const T
     wgmma::wait<1>();  // S done, P V may still run
     wg.fence_s();
     wg.release_k(cur, n);
-    wg.softmax(n0);
+    if constexpr (kLazyOverlap) wg.softmax_lazy(n0);
+    else wg.softmax(n0);
     wg.widen_v(cur, it);  // (kConsumerV) while P V of block n + 1 runs
     wgmma::wait<0>();
     wg.fence_o_p();
     wg.release_v(prev);
-    wg.rescale_o();
+    if constexpr (kLazyOverlap) wg.rescale_o_lazy();
+    else wg.rescale_o();
     wg.pack_p();
   }
   // Last P V.
@@ -289,13 +292,14 @@ NA_DEVICE void overlapped_schedule(Consumer& wg, const PrefillParams& p, const T
 }
 
 // Consumers: each warpgroup owns 64 rows of the tile and runs one of two schedules over its key blocks:
-//   serial (head_dim 256: O alone takes 128 registers; three warpgroups at head_dim 64): one block at
-//     a time, S, softmax, P V, with lazy rescaling (where the softmax runs alone it pays: head_dim 256
-//     +1.8% on 1 x 8192 causal, H100 A/B; head_dim 64 even);
-//   overlapped (kOverlap: two warpgroups, head_dim <= 128): block n's S GEMM and block n+1's P V GEMM
-//     are issued together, block n's softmax runs while P V is still on the tensor cores, O is rescaled
-//     after it completes; exact rescaling (the lazy variant's branch and vote cost more than the
-//     multiplies they skip there: -1.5 to -3% on head_dim 128 TMA workloads).
+//   serial (three warpgroups at head_dim 64; head_dim 256 on fp8 caches): one block at a time, S,
+//     softmax, P V, with lazy rescaling (where the softmax runs alone it pays: head_dim 256 +1.8% on
+//     1 x 8192 causal, H100 A/B; head_dim 64 even);
+//   overlapped (kOverlap: two warpgroups, head_dim <= 128, and 256 on 16-bit caches): block n's S GEMM
+//     and block n+1's P V GEMM are issued together, block n's softmax runs while P V is still on the
+//     tensor cores, O is rescaled after it completes; exact rescaling at head_dim <= 128 (the lazy
+//     variant's branch and vote cost more than the multiplies they skip there: -1.5 to -3% on head_dim
+//     128 TMA workloads), lazy at 256 (kLazyOverlap: O's 128 multiplies per block outweigh them).
 // With kPingPong the warpgroups also take turns issuing (one's softmax overlaps the other's GEMMs);
 // plan() picks that build for short tiles. The schedules stay inline here: as functions of their own
 // (even force-inlined) they changed the kernel's register assignment.

@@ -22,8 +22,16 @@ constexpr int kBN = BLOCK_N;             // keys per block
 constexpr int kStages = KV_STAGES;   // K and V ring depth
 constexpr int kQStages = Q_STAGES;   // 2: the next tile's Q loads during this tile
 // Intra-warpgroup overlap keeps S, P and O live at once: it fits the registers of one or two consumer
-// warpgroups up to head_dim 128 (not head_dim 256, nor three warpgroups' 152 registers).
-constexpr bool kOverlap = HEAD_DIM <= 128 && CONSUMER_WGS <= 2;
+// warpgroups up to head_dim 128, and at head_dim 256 with 64-key blocks (O 128, S 32, P 16 of the
+// consumers' 224), not three warpgroups' 152 registers. head_dim 256 on a 16-bit cache only: H200
+// same-call A/B (s23r1, against the serial schedule): W6 656.2 -> 699.5 TFLOP/s (+6.6%), 8K
+// non-causal +7.1%, 8 x 2048 GQA 2 +7.2%, chunks of 512 on 4096 at page 64 +8.2%, pages of 1 (gather)
+// +3.4%; on an e4m3 cache (its producer widens every K and V) -5.4%, so fp8 caches stay serial.
+constexpr bool kOverlap = (HEAD_DIM <= 128 || (HEAD_DIM == 256 && BLOCK_N <= 64 && KV_FP8 == 0)) && CONSUMER_WGS <= 2;
+// The overlapped schedule rescales O lazily at head_dim 256, where O is large against a block's P
+// (128 accumulators per thread against 32 scores): s23r1, +4.8 to +5.8% over exact
+// rescaling there; exactly elsewhere (hd128: lazy lost 1.5-3%, session 3).
+constexpr bool kLazyOverlap = kOverlap && HEAD_DIM == 256;
 // Consumer warpgroups take turns issuing their GEMMs (plan() picks the build: short tiles want it).
 constexpr bool kPingPong = PINGPONG != 0;
 static_assert(!kPingPong || kConsumerWGs > 1, "turn-taking needs two consumer warpgroups");

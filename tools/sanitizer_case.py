@@ -8,6 +8,8 @@ is finite; the sanitizer reports any out-of-bounds access or shared-memory race.
 without turn-taking (an fp8 cache's V widened by the consumers), fp8 cases only.
 --short: few-query requests on the sm90 short tiles (64 rows, two CTAs per SM) with fp8 caches, both
 modes, K/V by the gather (their default) and by TMA boxes (variants.SHORT_TILES_GATHER off).
+--hd256: head_dim 256 (the overlapped schedule with lazy rescaling): 16-bit and fp8 caches, TMA and
+the gather, a window; with --long the builds without turn-taking.
 """
 import math
 import sys
@@ -19,7 +21,8 @@ from nvrtc_attn import variants
 
 torch.manual_seed(0)
 dev = "cuda"
-ps, hkv, hq, d = 16, 2, 4, 128
+HD256 = "--hd256" in sys.argv[1:]
+ps, hkv, hq, d = 16, 2, 4, 256 if HD256 else 128
 LONG = "--long" in sys.argv[1:]
 NO_SPLIT = "--no-split" in sys.argv[1:]  # (with --long: the builds without split-KV)
 SHORT = "--short" in sys.argv[1:]
@@ -41,6 +44,10 @@ cases = [  # q dtype, cache dtype, fp8_mma, kv_load, window_left
 if LONG:
     cases = [(bf, e4, False, "auto", -1), (bf, e4, False, "gather", -1), (torch.float16, e5, False, "auto", -1),
              (e4, e4, False, "auto", -1)]
+if HD256:
+    cases = [(bf, bf, False, "auto", -1), (bf, bf, False, "gather", -1), (bf, bf, False, "auto", 50),
+             (torch.float16, torch.float16, False, "gather", 50), (bf, e4, False, "auto", -1),
+             (torch.float16, e5, False, "gather", -1)]
 if SHORT:  # kv_load "tma": auto with SHORT_TILES_GATHER off
     cases = [(bf, e4, False, "auto", -1), (bf, e4, False, "tma", 50), (torch.float16, e5, False, "tma", -1),
              (e4, e4, False, "auto", -1), (e4, e4, True, "tma", -1)]
@@ -53,7 +60,7 @@ for qdt, kvdt, mma, load, window in cases:
     w = nvrtc_attn.BatchPrefillWithPagedKVCacheWrapper(ws, "NHD", fp8_mma=mma, kv_load=load)
     w.plan(qo_indptr, kv_indptr, perm, last, hq, hkv, d, ps, causal=True, window_left=window, q_data_type=qdt,
            kv_data_type=kvdt, o_data_type=torch.bfloat16 if qdt == e4 else None, disable_split_kv=NO_SPLIT)
-    scales = dict(k_scale=0.37, v_scale=2.5) if kvdt != bf else {}
+    scales = dict(k_scale=0.37, v_scale=2.5) if kvdt in (e4, e5) else {}
     o = w.run(q, cache, **scales)
     torch.cuda.synchronize()
     print(w.kernel_name, load, w.kv_load_path, window, float(o.float().abs().mean()), bool(torch.isfinite(o.float()).all()))
