@@ -297,9 +297,9 @@ NA_DEVICE void overlapped_schedule(Consumer& wg, const PrefillParams& p, const T
 //     1 x 8192 causal, H100 A/B; head_dim 64 even);
 //   overlapped (kOverlap: two warpgroups, head_dim <= 128, and 256 on 16-bit caches): block n's S GEMM
 //     and block n+1's P V GEMM are issued together, block n's softmax runs while P V is still on the
-//     tensor cores, O is rescaled after it completes; exact rescaling at head_dim <= 128 (the lazy
-//     variant's branch and vote cost more than the multiplies they skip there: -1.5 to -3% on head_dim
-//     128 TMA workloads), lazy at 256 (kLazyOverlap: O's 128 multiplies per block outweigh them).
+//     tensor cores, O is rescaled after it completes; lazily where the consumers' issue slots are
+//     short (kLazyOverlap: head_dim 256, fp8 caches, the gather's 128-key builds), else exactly (the
+//     lazy variant's vote and branch cost the TMA-fed 16-bit builds 0.6-2.2%).
 // With kPingPong the warpgroups also take turns issuing (one's softmax overlaps the other's GEMMs);
 // plan() picks that build for short tiles. The schedules stay inline here: as functions of their own
 // (even force-inlined) they changed the kernel's register assignment.

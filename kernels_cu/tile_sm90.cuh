@@ -28,10 +28,6 @@ constexpr int kQStages = Q_STAGES;   // 2: the next tile's Q loads during this t
 // non-causal +7.1%, 8 x 2048 GQA 2 +7.2%, chunks of 512 on 4096 at page 64 +8.2%, pages of 1 (gather)
 // +3.4%; on an e4m3 cache (its producer widens every K and V) -5.4%, so fp8 caches stay serial.
 constexpr bool kOverlap = (HEAD_DIM <= 128 || (HEAD_DIM == 256 && BLOCK_N <= 64 && KV_FP8 == 0)) && CONSUMER_WGS <= 2;
-// The overlapped schedule rescales O lazily at head_dim 256, where O is large against a block's P
-// (128 accumulators per thread against 32 scores): s23r1, +4.8 to +5.8% over exact
-// rescaling there; exactly elsewhere (hd128: lazy lost 1.5-3%, session 3).
-constexpr bool kLazyOverlap = kOverlap && HEAD_DIM == 256;
 // Consumer warpgroups take turns issuing their GEMMs (plan() picks the build: short tiles want it).
 constexpr bool kPingPong = PINGPONG != 0;
 static_assert(!kPingPong || kConsumerWGs > 1, "turn-taking needs two consumer warpgroups");
@@ -61,6 +57,18 @@ static_assert(!kQFp8 || kKvFp8 == 1, "fp8 queries need an e4m3 cache");
 #define FP8_MMA 0
 #endif
 constexpr bool kF8Mma = FP8_MMA != 0;
+// The overlapped schedule rescales O lazily (OnlineSoftmax::update_lazy: fewer consumer instructions,
+// a warp vote and a branch on the way to P V) where the consumers' issue slots are what is short, and
+// exactly elsewhere. H200 same-call A/Bs against exact rescaling:
+// - head_dim 256 (128 O accumulators per thread against a block's 32 scores): +4.8 to +5.8% (s23r1);
+// - fp8 caches (the producer widens, the consumers widen V; not the fp8-MMA builds, whose P carries
+//   2^kPExp) and the 128-key builds without turns, which pages that need the gather run (the
+//   producer's cp.async issue shares the schedulers): W2f8 +2.8%, W1f8 +1.7%, W2f8q +1.9%, W2p1 +2.8%
+//   (s23r2);
+// - not the TMA-fed 16-bit builds: W7 -2.2%, W2 -1.4%, W10 -1.5%, W3 -1.6%, W1 -0.6% (s23r2).
+// Not the short tiles (two CTAs per SM, untested).
+constexpr bool kLazyOverlap = kOverlap && !kF8Mma && CTAS_PER_SM == 1 &&
+                              (HEAD_DIM == 256 || KV_FP8 != 0 || (!PINGPONG && BLOCK_N == 128));
 static_assert(!kF8Mma || (kQFp8 && HEAD_DIM == 128 && BLOCK_N % 32 == 0), "fp8 MMA: fp8 queries, head_dim 128");
 // fp8 cache, 16-bit GEMMs, two consumer warpgroups without turn-taking (head_dim <= 128): the consumers
 // widen V themselves (Consumer::widen_v, while P V of the block before runs) and the producer only K,

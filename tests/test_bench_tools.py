@@ -98,6 +98,7 @@ def test_flashinfer_runs_only_its_ahead_of_time_modules():
     assert not bench.fi_supported("fa3", bf, f8, 128)   # would JIT-compile for minutes
     assert not bench.fi_supported("fa2", f8, f8, 128)
     assert not bench.fi_supported("fa3", f8, f8, 64)
+    assert not bench.fi_supported("fa3", bf, bf, 128, window_left=1024)  # no AOT module has a window
 
 
 # --------------------------------------------------------------------------------------------

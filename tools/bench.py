@@ -12,6 +12,8 @@ KV cache as in workloads.json's "about": one pool [max_num_pages, 4, 2, page_siz
 random permutation (seed 0); random normal data, never zeros. fp8 entries store the data divided
 by its scale (q 0.75, k 0.5, v 1.25) in float8_e4m3fn, output bf16; they run only where the
 library's plan()/run() accept them, else the row says "not supported".
+A workload may give window_left (FlashInfer's sliding window: the FLOPs count the visible pairs);
+FlashInfer's ahead-of-time modules have no window, so such rows time ours alone.
 Timing as in peers_h200.md: warm-up, then the median of --iters calls timed by CUDA events, each
 behind a ~1 ms GPU sleep so that host launch cost is hidden. TFLOP/s = 4 * head_dim *
 num_qo_heads * unmasked (query, key) pairs / time, pairs counted exactly per request (causal
@@ -161,10 +163,15 @@ def visible_pairs(qo_len: int, kv_len: int, causal: bool, window_left: int = -1)
     return int(np.maximum(hi - lo, 0).sum())
 
 
+def window(w: dict) -> int:
+    """A workload's sliding window (FlashInfer's window_left: keys [i - window_left, i] visible), -1: none."""
+    return int(w.get("window_left", -1))
+
+
 def workload_flops(w: dict) -> float:
     """4 * head_dim * num_qo_heads * unmasked pairs (fp8 counted as bf16)."""
     qo, kv = lengths(w)
-    pairs = sum(visible_pairs(int(a), int(b), bool(w["causal"])) for a, b in zip(qo, kv))
+    pairs = sum(visible_pairs(int(a), int(b), bool(w["causal"]), window(w)) for a, b in zip(qo, kv))
     return 4.0 * w["head_dim"] * w["num_qo_heads"] * pairs
 
 
@@ -192,8 +199,9 @@ def base_workload(w: dict, workloads: list[dict]) -> str | None:
     return None
 
 
-def fi_supported(backend: str, q_dtype: str, kv_dtype: str, head_dim: int) -> bool:
-    return (backend, q_dtype, kv_dtype, int(head_dim)) in FI_AOT
+def fi_supported(backend: str, q_dtype: str, kv_dtype: str, head_dim: int, window_left: int = -1) -> bool:
+    """Whether FlashInfer's AOT modules serve the workload (none has a sliding window)."""
+    return (backend, q_dtype, kv_dtype, int(head_dim)) in FI_AOT and window_left < 0
 
 
 def peer_refs(peers: dict, wid: str) -> tuple[float | None, float | None]:
@@ -335,7 +343,7 @@ def dry_run(workloads: list[dict], all_workloads: list[dict], peers: dict, args,
         q_dt, kv_dt = dtypes(w)
         flops, nbytes = workload_flops(w), kv_bytes(w)
         best_p, best_c = peer_refs(peers, w["id"])
-        fi = [key for key, backend, _ in FI_PEERS if fi_supported(backend, q_dt, kv_dt, w["head_dim"])]
+        fi = [key for key, backend, _ in FI_PEERS if fi_supported(backend, q_dt, kv_dt, w["head_dim"], window(w))]
         sc = scales(w)
         print(f"{w['id']:6s} {w['what']}: q {q_dt}, kv {kv_dt}{' ' + str(sc) if sc else ''}; "
               f"{w['requests']} requests, total_q {int(batch['qo_indptr'][-1])}, total_kv "
@@ -613,9 +621,12 @@ def spot_check(gpu: Gpu, w: dict, batch: dict, ops: Operands, out, rows: int, se
         vv = _real(_take(torch, ops.v, idx), sc.get("v_scale")).reshape(-1, hkv, d)[:kv_len]
         qq = _real(ops.q[int(t)], sc.get("q_scale"))  # [Hqo, D]
         logits = torch.einsum("hd,jhd->hj", qq, kk[:, kh]) * sm_scale
+        keys = torch.arange(kv_len, device=gpu.device)
+        diag = i + kv_len - qo_len
         if w["causal"]:
-            hidden = torch.arange(kv_len, device=gpu.device) > i + kv_len - qo_len
-            logits = logits.masked_fill(hidden[None, :], -math.inf)
+            logits = logits.masked_fill((keys > diag)[None, :], -math.inf)
+        if window(w) >= 0:
+            logits = logits.masked_fill((keys < diag - window(w))[None, :], -math.inf)
         p = torch.exp(logits - logits.amax(dim=1, keepdim=True))
         ref = torch.einsum("hj,jhd->hd", p, vv[:, kh]) / p.sum(dim=1, keepdim=True)
         err = float((out[int(t)].float() - ref).abs().max() / ref.abs().max())
@@ -661,7 +672,8 @@ def plan_ours(wrapper, w: dict, index_args: tuple, ops: Operands) -> None:
     split = {"fixed_split_size": int(w["fixed_split_size"])} if w.get("fixed_split_size") else {}
     wrapper.plan(*index_args, w["num_qo_heads"], w["num_kv_heads"], w["head_dim"], w["page_size"],
                  causal=bool(w["causal"]), q_data_type=ops.q_dtype, kv_data_type=ops.kv_dtype,
-                 paged_kv_cache=(ops.k, ops.v), **out_dtype, **split)
+                 paged_kv_cache=(ops.k, ops.v), **out_dtype, **split,
+                 **({"window_left": window(w)} if window(w) >= 0 else {}))
 
 
 def measure_ours(gpu: Gpu, w: dict, batch: dict, ops: Operands, args, plan_calls: dict | None = None) -> dict:
@@ -764,7 +776,7 @@ class FlashInferPeers:
         results, fa2_plan_ms, kv_c = {}, None, None
         out = torch.empty_like(ops.out)
         for key, backend, form in FI_PEERS:
-            if not fi_supported(backend, ops.q_dtype, ops.kv_dtype, w["head_dim"]):
+            if not fi_supported(backend, ops.q_dtype, ops.kv_dtype, w["head_dim"], window(w)):
                 results[key] = {"skip": "no AOT module (would JIT-compile)"}
                 continue
             try:
