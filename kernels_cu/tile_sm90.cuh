@@ -26,7 +26,8 @@ constexpr int kQStages = Q_STAGES;   // 2: the next tile's Q loads during this t
 // consumers' 224), not three warpgroups' 152 registers. head_dim 256 on a 16-bit cache only: H200
 // same-call A/B (s23r1, against the serial schedule): W6 656.2 -> 699.5 TFLOP/s (+6.6%), 8K
 // non-causal +7.1%, 8 x 2048 GQA 2 +7.2%, chunks of 512 on 4096 at page 64 +8.2%, pages of 1 (gather)
-// +3.4%; on an e4m3 cache (its producer widens every K and V) -5.4%, so fp8 caches stay serial.
+// +3.4% (s23r5: short tiles with turns even to +1.9%, 16 x 1024 +5.2%); on an e4m3 cache (its producer
+// widens every K and V) -5.4%, so fp8 caches stay serial.
 constexpr bool kOverlap = (HEAD_DIM <= 128 || (HEAD_DIM == 256 && BLOCK_N <= 64 && KV_FP8 == 0)) && CONSUMER_WGS <= 2;
 // Consumer warpgroups take turns issuing their GEMMs (plan() picks the build: short tiles want it).
 constexpr bool kPingPong = PINGPONG != 0;
