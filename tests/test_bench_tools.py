@@ -65,6 +65,14 @@ def test_visible_pairs_with_a_window_and_empty_requests():
     assert bench.visible_pairs(4, 4, True, window_left=1) == 1 + 2 + 2 + 2
 
 
+def test_windowed_workload_flops_count_the_window():
+    # W2 with window_left 1024: query i sees keys max(0, i - 1024) .. i.
+    w = dict(WORKLOADS["W2"], window_left=1024)
+    pairs = sum(min(i, 1024) + 1 for i in range(8192))
+    assert bench.workload_flops(w) == 4 * 128 * 32 * pairs
+    assert bench.window(w) == 1024 and bench.window(WORKLOADS["W2"]) == -1
+
+
 def test_w9_kv_bytes_and_memory_bound():
     w9 = WORKLOADS["W9"]
     assert bench.kv_bytes(w9) == 32 * 4096 * 8 * 128 * 2 * 2 == 536_870_912

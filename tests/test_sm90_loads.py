@@ -121,17 +121,20 @@ def test_sm90_tma_with_stale_nan_last_page_layers(kit):
         kit.check_attention(o, None, ref_o, None, "bfloat16", what=f"layer {layer}")
 
 
-@pytest.mark.parametrize("head_dim, causal", [(64, True), (128, False), (256, True)])
-def test_sm90_softmax_with_growing_row_max(kit, head_dim, causal):
+@pytest.mark.parametrize("head_dim, causal, kv_load", [(64, True, "auto"), (128, False, "auto"), (256, True, "auto"),
+                                                      (128, True, "gather"), (256, False, "gather")])
+def test_sm90_softmax_with_growing_row_max(kit, head_dim, causal, kv_load):
     """Logits that grow toward the keys the kernel visits last (it walks key blocks from the end),
     so every row's running max climbs by many log2 units over a tile: exercises the O rescaling,
-    including the lazy kind of the head_dim 64/256 builds (reference max moves only past +8)."""
+    including the lazy kind (reference max moves only past +8) of the head_dim 64 builds (serial) and
+    of the overlapped head_dim 256 and gathered 128-key head_dim 128 builds (tile_sm90.cuh kLazyOverlap)."""
     import cupy
 
     from nvrtc_attn.reference import paged_prefill_reference
 
     ps, hkv, g = 16, 2, 2
-    batch = kit.make_page_table([300, 90], [1200, 700], ps, 31 + head_dim)
+    # (gather cases on longer prefixes: tiles of 8+ key blocks take the build without turns)
+    batch = kit.make_page_table([300, 90], [1200, 700] if kv_load == "auto" else [2400, 1400], ps, 31 + head_dim)
     hqo = hkv * g
     q = kit.randn("cupy", (batch.total_q, hqo, head_dim), "float16", 5, scale=2.0)
     pool = kit.make_pool("cupy", "float16", batch.max_pages, ps, hkv, head_dim, seed=6)
@@ -146,13 +149,18 @@ def test_sm90_softmax_with_growing_row_max(kit, head_dim, causal):
         pages = batch.paged_kv_indices[batch.paged_kv_indptr[r]:batch.paged_kv_indptr[r + 1]]
         factor[cupy.asarray(pages[j // ps]), cupy.asarray(j % ps)] = cupy.asarray(f, dtype=cupy.float32)
     k[...] = (k.astype(cupy.float32) * factor[:, :, None, None]).astype(k.dtype)
-    w = _wrapper(kit, "cupy", "NHD", "sm90")
-    w.plan(*batch.index_args(), hqo, hkv, head_dim, ps, causal=causal, q_data_type="float16")
+    w = _wrapper(kit, "cupy", "NHD", "sm90", kv_load)
+    # (gather cases unsplit: pieces of this small batch would take a split twin)
+    w.plan(*batch.index_args(), hqo, hkv, head_dim, ps, causal=causal, q_data_type="float16",
+           disable_split_kv=kv_load == "gather")
     out = kit.poison(kit.empty("cupy", (batch.total_q, hqo, head_dim), "float16"))
     lse = kit.poison(kit.empty("cupy", (batch.total_q, hqo), "float32"))
     w.run(q, (k, v), out=out, lse=lse, return_lse=True)
     ref_o, ref_lse = paged_prefill_reference(q, (k, v), *batch.index_args(), causal=causal)
-    kit.check_attention(out, lse, ref_o, ref_lse, "float16", what=f"hd{head_dim}")
+    kit.check_attention(out, lse, ref_o, ref_lse, "float16", what=f"hd{head_dim} {kv_load}")
+    if kv_load == "gather":
+        # the 128-key (head_dim 256: 64-key) build without turns, whose overlap rescales lazily
+        assert w.kv_load_path == "gather" and "nopp" in w.kernel_name and "bn176" not in w.kernel_name, w.kernel_name
 
 
 def test_sm90_long_tiles_fall_back_to_gather_when_tma_cannot_describe_the_pool(kit):
