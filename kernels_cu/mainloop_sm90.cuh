@@ -176,10 +176,19 @@ struct Consumer {
     sm.update_lazy(sacc, c2);
   }
   NA_DEVICE void rescale_o() { sm.rescale_o(o); }
+  // The overlapped schedule's softmax and O rescale: lazy or exact by the build (kLazyOverlap).
+  NA_DEVICE void softmax_overlapped(int n0) {
+    if constexpr (kLazyOverlap) softmax_lazy(n0);
+    else softmax(n0);
+  }
   // After softmax_lazy: O is rescaled only when some row of the warp moved its reference max.
   NA_DEVICE void rescale_o_lazy() {
     if (!sm.warp_rescales()) return;
     sm.rescale_o(o);
+  }
+  NA_DEVICE void rescale_o_overlapped() {
+    if constexpr (kLazyOverlap) rescale_o_lazy();
+    else rescale_o();
   }
   // P (fp32 in sacc) to the A operand of P V (16-bit pairs, the accumulator layout). fp8-MMA builds:
   // P (2^kPExp times, OnlineSoftmax) to e4m3, 32 keys per k step: register i of step kk takes chunks
@@ -254,8 +263,7 @@ NA_DEVICE void overlapped_schedule(Consumer& wg, const PrefillParams& p, const T
   int n0 = first_key(c) + n * kBN;
   StageRef cur = stage_of(p, c, it, n0);
   wg.s_alone(cur, n);
-  if constexpr (kLazyOverlap) wg.softmax_lazy(n0);
-  else wg.softmax(n0);
+  wg.softmax_overlapped(n0);
   wg.pack_p();
   wg.widen_v(cur, it);
   ++it;
@@ -277,14 +285,12 @@ NA_DEVICE void overlapped_schedule(Consumer& wg, const PrefillParams& p, const T
     wgmma::wait<1>();  // S done, P V may still run
     wg.fence_s();
     wg.release_k(cur, n);
-    if constexpr (kLazyOverlap) wg.softmax_lazy(n0);
-    else wg.softmax(n0);
+    wg.softmax_overlapped(n0);
     wg.widen_v(cur, it);  // (kConsumerV) while P V of block n + 1 runs
     wgmma::wait<0>();
     wg.fence_o_p();
     wg.release_v(prev);
-    if constexpr (kLazyOverlap) wg.rescale_o_lazy();
-    else wg.rescale_o();
+    wg.rescale_o_overlapped();
     wg.pack_p();
   }
   // Last P V.
