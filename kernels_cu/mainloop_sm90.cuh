@@ -176,9 +176,10 @@ struct Consumer {
     sm.update_lazy(sacc, c2);
   }
   NA_DEVICE void rescale_o() { sm.rescale_o(o); }
-  // The overlapped schedule's softmax and O rescale: lazy or exact by the build (kLazyOverlap).
+  // The overlapped schedule's softmax and O rescale: lazy or exact (kLazy: overlapped_schedule's choice).
+  template <bool kLazy>
   NA_DEVICE void softmax_overlapped(int n0) {
-    if constexpr (kLazyOverlap) softmax_lazy(n0);
+    if constexpr (kLazy) softmax_lazy(n0);
     else softmax(n0);
   }
   // After softmax_lazy: O is rescaled only when some row of the warp moved its reference max.
@@ -186,8 +187,9 @@ struct Consumer {
     if (!sm.warp_rescales()) return;
     sm.rescale_o(o);
   }
+  template <bool kLazy>
   NA_DEVICE void rescale_o_overlapped() {
-    if constexpr (kLazyOverlap) rescale_o_lazy();
+    if constexpr (kLazy) rescale_o_lazy();
     else rescale_o();
   }
   // P (fp32 in sacc) to the A operand of P V (16-bit pairs, the accumulator layout). fp8-MMA builds:
@@ -256,14 +258,15 @@ NA_DEVICE void serial_schedule(Consumer& wg, const PrefillParams& p, const TileC
 }
 
 // Overlapped (intra-warpgroup): block n's S = Q K^T runs on the tensor cores while block n + 1's
-// P V does, and block n's softmax while P V finishes.
+// P V does, and block n's softmax while P V finishes; O rescaled lazily or exactly (kLazy).
+template <bool kLazy>
 NA_DEVICE void overlapped_schedule(Consumer& wg, const PrefillParams& p, const TileCoords& c, int& it, int n_blocks) {
   // First (highest) block: S alone.
   int n = n_blocks - 1;
   int n0 = first_key(c) + n * kBN;
   StageRef cur = stage_of(p, c, it, n0);
   wg.s_alone(cur, n);
-  wg.softmax_overlapped(n0);
+  wg.template softmax_overlapped<kLazy>(n0);
   wg.pack_p();
   wg.widen_v(cur, it);
   ++it;
@@ -285,12 +288,12 @@ NA_DEVICE void overlapped_schedule(Consumer& wg, const PrefillParams& p, const T
     wgmma::wait<1>();  // S done, P V may still run
     wg.fence_s();
     wg.release_k(cur, n);
-    wg.softmax_overlapped(n0);
+    wg.template softmax_overlapped<kLazy>(n0);
     wg.widen_v(cur, it);  // (kConsumerV) while P V of block n + 1 runs
     wgmma::wait<0>();
     wg.fence_o_p();
     wg.release_v(prev);
-    wg.rescale_o_overlapped();
+    wg.template rescale_o_overlapped<kLazy>();
     wg.pack_p();
   }
   // Last P V.
@@ -304,8 +307,9 @@ NA_DEVICE void overlapped_schedule(Consumer& wg, const PrefillParams& p, const T
 //   overlapped (kOverlap: two warpgroups, head_dim <= 128, and 256 on 16-bit caches): block n's S GEMM
 //     and block n+1's P V GEMM are issued together, block n's softmax runs while P V is still on the
 //     tensor cores, O is rescaled after it completes; lazily where the consumers' issue slots are
-//     short (kLazyOverlap: head_dim 256, fp8 caches, the gather's 128-key builds), else exactly (the
-//     lazy variant's vote and branch cost the TMA-fed 16-bit builds 0.6-2.2%).
+//     short (kLazyOverlap: head_dim 256, fp8 caches; kLazyByLoad: the 16-bit 128-key builds without
+//     turns when the launch gathers K/V), else exactly (the lazy variant's vote and branch cost TMA-fed
+//     16-bit K/V 0.6-2.2%).
 // With kPingPong the warpgroups also take turns issuing (one's softmax overlaps the other's GEMMs);
 // plan() picks that build for short tiles. The schedules stay inline here: as functions of their own
 // (even force-inlined) they changed the kernel's register assignment.
@@ -356,8 +360,14 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
 
       Consumer wg{p, c, mask, smem, bars, q_tile, qs, wg_row0, warp, g, t4, my_turn, other_turn, c2t, cap_t,
                   o, sm, sacc, pa, vtid};
-      if constexpr (kOverlap) overlapped_schedule(wg, p, c, it, n_blocks);
-      else serial_schedule(wg, p, c, it, n_blocks);
+      if constexpr (kLazyByLoad) {  // lazy when the launch gathers K/V, exact when TMA brings them
+        if (p.kv_box_tokens == 0) overlapped_schedule<true>(wg, p, c, it, n_blocks);
+        else overlapped_schedule<false>(wg, p, c, it, n_blocks);
+      } else if constexpr (kOverlap) {
+        overlapped_schedule<kLazyOverlap>(wg, p, c, it, n_blocks);
+      } else {
+        serial_schedule(wg, p, c, it, n_blocks);
+      }
     }
 
     // An empty tile (n_blocks == 0; the producer skips it too) arrives here with O = 0 and row sums 0

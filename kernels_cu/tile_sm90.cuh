@@ -63,13 +63,19 @@ constexpr bool kF8Mma = FP8_MMA != 0;
 // exactly elsewhere. H200 same-call A/Bs against exact rescaling:
 // - head_dim 256 (128 O accumulators per thread against a block's 32 scores): +4.8 to +5.8% (s23r1);
 // - fp8 caches (the producer widens, the consumers widen V; not the fp8-MMA builds, whose P carries
-//   2^kPExp) and the 128-key builds without turns, which pages that need the gather run (the
-//   producer's cp.async issue shares the schedulers): W2f8 +2.8%, W1f8 +1.7%, W2f8q +1.9%, W2p1 +2.8%
-//   (s23r2);
-// - not the TMA-fed 16-bit builds: W7 -2.2%, W2 -1.4%, W10 -1.5%, W3 -1.6%, W1 -0.6% (s23r2).
-// Not the short tiles (two CTAs per SM, untested).
-constexpr bool kLazyOverlap = kOverlap && !kF8Mma && CTAS_PER_SM == 1 &&
-                              (HEAD_DIM == 256 || KV_FP8 != 0 || (!PINGPONG && BLOCK_N == 128));
+//   2^kPExp): W2f8 +2.8%, W1f8 +1.7%, W2f8q +1.9% (s23r2);
+// - gathered 16-bit K/V (the producer's cp.async issue shares the schedulers): W2p1 +2.8% (s23r2);
+// - not TMA-fed 16-bit K/V: W7 -2.2%, W2 -1.4%, W10 -1.5%, W3 -1.6%, W1 -0.6% (s23r2), W2 with a
+//   1024-key window -1.6% (s23r3).
+// Not the short tiles (two CTAs per SM, untested). The 16-bit 128-key builds without turns serve both
+// the gather (page sizes TMA cannot box) and TMA pages with a sliding window (176-key blocks take no
+// window), so they choose per launch, on p.kv_box_tokens, between two inlined copies of the overlapped
+// schedule (kLazyByLoad). Against one lazy copy (s24r1, s24r2, same call): W2 with a 1024-key window
+// on TMA pages 475.8 -> 482.3 and 475.5 -> 482.3 TFLOP/s (+1.4%), W2p1 599.4 -> 597.7 and 603.6 ->
+// 601.9 (-0.3%), W2p1 with the window equal.
+constexpr bool kLazyOverlap = kOverlap && !kF8Mma && CTAS_PER_SM == 1 && (HEAD_DIM == 256 || KV_FP8 != 0);
+constexpr bool kLazyByLoad = kOverlap && !kF8Mma && CTAS_PER_SM == 1 && HEAD_DIM <= 128 && KV_FP8 == 0 &&
+                             !PINGPONG && BLOCK_N == 128;
 static_assert(!kF8Mma || (kQFp8 && HEAD_DIM == 128 && BLOCK_N % 32 == 0), "fp8 MMA: fp8 queries, head_dim 128");
 // fp8 cache, 16-bit GEMMs, two consumer warpgroups without turn-taking (head_dim <= 128): the consumers
 // widen V themselves (Consumer::widen_v, while P V of the block before runs) and the producer only K,

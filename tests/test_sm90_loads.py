@@ -122,12 +122,14 @@ def test_sm90_tma_with_stale_nan_last_page_layers(kit):
 
 
 @pytest.mark.parametrize("head_dim, causal, kv_load", [(64, True, "auto"), (128, False, "auto"), (256, True, "auto"),
-                                                      (128, True, "gather"), (256, False, "gather")])
+                                                      (128, True, "gather"), (256, False, "gather"),
+                                                      (128, True, "window")])
 def test_sm90_softmax_with_growing_row_max(kit, head_dim, causal, kv_load):
     """Logits that grow toward the keys the kernel visits last (it walks key blocks from the end),
     so every row's running max climbs by many log2 units over a tile: exercises the O rescaling,
     including the lazy kind (reference max moves only past +8) of the head_dim 64 builds (serial) and
-    of the overlapped head_dim 256 and gathered 128-key head_dim 128 builds (tile_sm90.cuh kLazyOverlap)."""
+    of the overlapped head_dim 256 and gathered 128-key head_dim 128 builds (tile_sm90.cuh kLazyOverlap,
+    kLazyByLoad); "window": TMA pages with a sliding window, the same 128-key build on its exact path."""
     import cupy
 
     from nvrtc_attn.reference import paged_prefill_reference
@@ -135,6 +137,8 @@ def test_sm90_softmax_with_growing_row_max(kit, head_dim, causal, kv_load):
     ps, hkv, g = 16, 2, 2
     # (gather cases on longer prefixes: tiles of 8+ key blocks take the build without turns)
     batch = kit.make_page_table([300, 90], [1200, 700] if kv_load == "auto" else [2400, 1400], ps, 31 + head_dim)
+    window = 1024 if kv_load == "window" else -1
+    kv_load = "auto" if kv_load == "window" else kv_load
     hqo = hkv * g
     q = kit.randn("cupy", (batch.total_q, hqo, head_dim), "float16", 5, scale=2.0)
     pool = kit.make_pool("cupy", "float16", batch.max_pages, ps, hkv, head_dim, seed=6)
@@ -152,12 +156,14 @@ def test_sm90_softmax_with_growing_row_max(kit, head_dim, causal, kv_load):
     w = _wrapper(kit, "cupy", "NHD", "sm90", kv_load)
     # (gather cases unsplit: pieces of this small batch would take a split twin)
     w.plan(*batch.index_args(), hqo, hkv, head_dim, ps, causal=causal, q_data_type="float16",
-           disable_split_kv=kv_load == "gather")
+           disable_split_kv=kv_load == "gather" or window >= 0, window_left=window)
     out = kit.poison(kit.empty("cupy", (batch.total_q, hqo, head_dim), "float16"))
     lse = kit.poison(kit.empty("cupy", (batch.total_q, hqo), "float32"))
     w.run(q, (k, v), out=out, lse=lse, return_lse=True)
-    ref_o, ref_lse = paged_prefill_reference(q, (k, v), *batch.index_args(), causal=causal)
-    kit.check_attention(out, lse, ref_o, ref_lse, "float16", what=f"hd{head_dim} {kv_load}")
+    ref_o, ref_lse = paged_prefill_reference(q, (k, v), *batch.index_args(), causal=causal, window_left=window)
+    kit.check_attention(out, lse, ref_o, ref_lse, "float16", what=f"hd{head_dim} {kv_load} window {window}")
+    if window >= 0:
+        assert w.kv_load_path == "tma" and "nopp" in w.kernel_name and "bn176" not in w.kernel_name, w.kernel_name
     if kv_load == "gather":
         # the 128-key (head_dim 256: 64-key) build without turns, whose overlap rescales lazily
         assert w.kv_load_path == "gather" and "nopp" in w.kernel_name and "bn176" not in w.kernel_name, w.kernel_name

@@ -5,7 +5,8 @@ e4m3 wgmma), TMA pages and the gather, a sliding window (tiles whose first key b
 their visible keys) and a 16-bit cache with the window. Prints each build and whether its output
 is finite; the sanitizer reports any out-of-bounds access or shared-memory race.
 --long: one request of 64 queries on 1400 keys instead, whose tiles are long enough for the builds
-without turn-taking (an fp8 cache's V widened by the consumers), fp8 cases only.
+without turn-taking (an fp8 cache's V widened by the consumers), fp8 cases and the 16-bit build
+without turns both ways (gathered: lazy O rescaling; TMA with a window: exact).
 --short: few-query requests on the sm90 short tiles (64 rows, two CTAs per SM) with fp8 caches, both
 modes, K/V by the gather (their default) and by TMA boxes (variants.SHORT_TILES_GATHER off).
 --hd256: head_dim 256 (the overlapped schedule with lazy rescaling): 16-bit and fp8 caches, TMA and
@@ -43,7 +44,9 @@ cases = [  # q dtype, cache dtype, fp8_mma, kv_load, window_left
     (bf, bf, False, "auto", 50), (bf, bf, False, "gather", 50)]
 if LONG:
     cases = [(bf, e4, False, "auto", -1), (bf, e4, False, "gather", -1), (torch.float16, e5, False, "auto", -1),
-             (e4, e4, False, "auto", -1)]
+             (e4, e4, False, "auto", -1),
+             # the 16-bit 128-key build without turns: lazy rescaling when it gathers, exact on TMA boxes
+             (bf, bf, False, "gather", -1), (bf, bf, False, "auto", 1100)]
 if HD256:
     cases = [(bf, bf, False, "auto", -1), (bf, bf, False, "gather", -1), (bf, bf, False, "auto", 50),
              (torch.float16, torch.float16, False, "gather", 50), (bf, e4, False, "auto", -1),
