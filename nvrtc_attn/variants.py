@@ -305,9 +305,15 @@ def sm90_tile(head_dim: int, pingpong: bool, kv_tma: bool, window_left: int = -1
     see no sliding window, else SM90_TILES."""
     if kv_fp8_code(kv_dtype):
         return SM90_FP8_TILES[head_dim]
-    if not pingpong and kv_tma and window_left < 0 and head_dim in SM90_LONG_TILES:
+    if not pingpong and sm90_long_tile_batch(head_dim, kv_tma, window_left, kv_dtype):
         return SM90_LONG_TILES[head_dim]
     return SM90_TILES[head_dim]
+
+
+def sm90_long_tile_batch(head_dim: int, kv_tma: bool, window_left: int = -1, kv_dtype: str | None = None) -> bool:
+    """Whether a batch runs SM90_LONG_TILES when it runs without turn-taking: a 16-bit cache whose
+    K/V blocks come by TMA, no sliding window, a head dim that has a long tile."""
+    return head_dim in SM90_LONG_TILES and kv_tma and window_left < 0 and not kv_fp8_code(kv_dtype)
 
 
 def sm90_kv_box_tokens(page_size: int, head_dim: int, tile: Sm90Tile | None = None) -> int:
@@ -437,11 +443,19 @@ def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True,
 # +3% on 8K non-causal (64), +1.5% at head_dim 256 (65), +1.2% with head_dim 64's three warpgroups
 # on 4 x 4096 causal (16).
 PINGPONG_MAX_BLOCKS = 8.0
+# Where the build without turns is the long tile (176 keys: sm90_long_tile_batch), turns pay below
+# about 5.75 blocks (of the planning tile's 128 keys). H200 same-call A/Bs (s24r1, s24r2; 3 rounds each;
+# +x% = the faster side's gain): with turns 16 x 1024 (4.5 blocks) +1.6%, 16 x 1280 (5.5) +0.8%, 32 x 512
+# (2.5) +6%; without (176 keys) W4 (mixed lengths, 6.0) +1.2%, W4 with other lengths (6.0) +1.3%,
+# 16 x 1536 (6.5) +0.3%, W10 (8.5) +0.8%, 16 x 2048 GQA 4 (8.5) +1.3%, 8 x 3072 GQA 8 (12.5) +1.7%.
+# The gathered and windowed batches (128 keys either way), fp8 caches and head_dim 64 / 256 keep 8.
+PINGPONG_MAX_BLOCKS_LONG = 5.75
 
 
-def sm90_pingpong(head_dim: int, mean_blocks_per_tile: float) -> bool:
-    """Whether the batch runs the turn-taking build of the sm90 kernel."""
-    return mean_blocks_per_tile < PINGPONG_MAX_BLOCKS
+def sm90_pingpong(head_dim: int, mean_blocks_per_tile: float, long_tiles: bool = False) -> bool:
+    """Whether the batch runs the turn-taking build of the sm90 kernel; long_tiles: its build without
+    turns would be the long tile (sm90_long_tile_batch)."""
+    return mean_blocks_per_tile < (PINGPONG_MAX_BLOCKS_LONG if long_tiles else PINGPONG_MAX_BLOCKS)
 
 
 @functools.lru_cache(maxsize=None)  # plan() asks on every call: one variant object, its name computed once
@@ -554,7 +568,9 @@ def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: 
     mode-1 tiles with Q widened in shared memory, Q by the producer's loads (no Q box); with fp8_mma
     (and head_dim in SM90_FP8_MMA_TILES; sm90 only) the e4m3-wgmma builds instead.
     """
-    pingpong = backend == "sm90" and not short_tiles and sm90_pingpong(head_dim, mean_blocks)
+    long_tiles = backend == "sm90" and sm90_long_tile_batch(
+        head_dim, kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0, window_left, kv_dtype)
+    pingpong = backend == "sm90" and not short_tiles and sm90_pingpong(head_dim, mean_blocks, long_tiles)
     if short_tiles and SHORT_TILES_GATHER:  # memory-bound batches: the gather reads HBM faster than TMA boxes
         kv_load = "gather"
     return _build(backend, arch, head_dim, dtype, page_size, group_size, window_left, pingpong, kv_load, has_q,

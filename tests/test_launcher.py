@@ -129,6 +129,27 @@ def test_sm90_tile_choice():
     assert {"prefill_sm90_hd128_bf16_bn176_nopp_sm_90a", "prefill_sm90_hd128_fp16_bn176_nopp_sm_90a"} <= names
 
 
+@pytest.mark.parametrize("head_dim, page_size, window_left, kv_dtype, kv_load, threshold", [
+    (128, 16, -1, None, "auto", variants.PINGPONG_MAX_BLOCKS_LONG),   # nopp = the 176-key tile
+    (128, 32, -1, None, "auto", variants.PINGPONG_MAX_BLOCKS_LONG),
+    (128, 1, -1, None, "auto", variants.PINGPONG_MAX_BLOCKS),         # the gather: 128 keys either way
+    (128, 16, -1, None, "gather", variants.PINGPONG_MAX_BLOCKS),
+    (128, 16, 1024, None, "auto", variants.PINGPONG_MAX_BLOCKS),      # windows keep 128 keys
+    (128, 16, -1, "float8_e4m3fn", "auto", variants.PINGPONG_MAX_BLOCKS),
+    (64, 16, -1, None, "auto", variants.PINGPONG_MAX_BLOCKS),
+    (256, 16, -1, None, "auto", variants.PINGPONG_MAX_BLOCKS)])
+def test_sm90_turn_taking_threshold(head_dim, page_size, window_left, kv_dtype, kv_load, threshold):
+    """Turn-taking below the threshold of the build the batch would run without turns: 5.75 mean key
+    blocks where that is the long tile (s24r1/s24r2 A/Bs), 8 elsewhere; the long tile exactly then."""
+    assert variants.PINGPONG_MAX_BLOCKS_LONG < variants.PINGPONG_MAX_BLOCKS
+    for mean in (threshold - 0.25, threshold, threshold + 0.25):
+        b = variants.choose_build("sm90", variants.HOPPER_ARCH, head_dim, "bfloat16", page_size, 4, window_left,
+                                  mean, kv_load, kv_dtype=kv_dtype)
+        assert b.pingpong == (mean < threshold), mean
+        long = threshold == variants.PINGPONG_MAX_BLOCKS_LONG and not b.pingpong
+        assert (b.tile is variants.SM90_LONG_TILES.get(head_dim)) == long, mean
+
+
 def test_kv_tma_geometry_folds_heads_into_pages():
     """A [pages, layers=4, 2, 16, H=8, 128] pool view: 5-D map whose last dim is head + page * R."""
     from nvrtc_attn.launcher import kv_tma_geometry as _kv_tma_geometry
