@@ -117,11 +117,13 @@ class Sm90Tile:
 # halves the block so Q + 2 x (K, V) stages fit in 227 KB of shared memory. head_dim 64 has
 # registers for three consumer warpgroups (192-row tiles: more warps to hide the softmax latency,
 # a third less K/V traffic per FLOP).
-# L2 sections (planner): head_dim 128 runs best with 24 MB (+3.5% on 16 x 1024 causal prompts over
-# 32 MB, H100 A/B in one device call); head_dim 64 (192-row tiles, 1.5%) and head_dim 256 (13% on
-# 1 x 8192 causal, 16 heads: 24 MB holds only 3 of its 8 MB heads) want 32 MB.
+# L2 sections (planner): head_dim 128 runs best with 8 MB (H200 same-call A/Bs against 12 MB, s24r4
+# and s24r5, 2 and 3 rounds: W1 +0.8% / +1.5%, W3 +1.0% / +1.1%, W2, W2p1, W4, W7, W8, W10, W1f8,
+# W2f8 within +-0.2%; 24 MB: W1 -2.2%, W3 -1.3%, W10 -1.3%; 6 and 4 MB no better than 8); head_dim
+# 64 (192-row tiles, 1.5%) and head_dim 256 (13% on 1 x 8192 causal, 16 heads: 24 MB holds only 3 of
+# its 8 MB heads) want 32 MB (H100 A/Bs).
 SM90_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=3, stages=2, q_stages=2, l2_section_bytes=32 << 20),
-              128: Sm90Tile(block_n=128, stages=2, q_stages=2, l2_section_bytes=12 << 20),
+              128: Sm90Tile(block_n=128, stages=2, q_stages=2, l2_section_bytes=8 << 20),
               256: Sm90Tile(block_n=64, stages=2, q_stages=1, l2_section_bytes=32 << 20)}
 
 # Long tiles (no consumer turn-taking) whose K/V come by TMA take 176-key blocks at head_dim 128
@@ -134,7 +136,7 @@ SM90_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=3, stages=2, q_stages=2, l2
 # Built without turn-taking only (with it the 176-key build spills): plan() plans with the standard
 # tile, decides turn-taking on it, then picks the tile. Planning must not tell the two apart: same
 # block_m and L2 budget.
-SM90_LONG_TILES = {128: Sm90Tile(block_n=176, stages=2, q_stages=1, l2_section_bytes=12 << 20)}
+SM90_LONG_TILES = {128: Sm90Tile(block_n=176, stages=2, q_stages=1, l2_section_bytes=8 << 20)}
 
 # fp8 caches: each block also passes through fp8 staging slots in shared memory (K and V of a block,
 # 2 x block_n x head_dim bytes; one shared slot at head_dim 256, where two do not fit), so head_dim
