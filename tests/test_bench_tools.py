@@ -26,6 +26,7 @@ sys.path.insert(0, str(TOOLS))
 import ab_summary  # noqa: E402
 import bench  # noqa: E402
 import ncu_probe  # noqa: E402
+import sass_loops  # noqa: E402
 
 WORKLOADS = {w["id"]: w for w in bench.load_workloads()[0]}
 
@@ -581,3 +582,26 @@ def test_ncu_probe_metrics_and_one_workload(cpu_bench, capsys):
     assert "gpu__time_duration.sum" in metrics and len(metrics) == len(set(metrics)) == len(ncu_probe.METRICS)
     assert ncu_probe.main(["S1f8q", "--workloads", str(run.workloads)]) == 0
     assert capsys.readouterr().out.split() == ["S1f8q", "fake_float8_e4m3fn_float8_e4m3fn", "tma", "ok"]
+
+
+def test_sass_loops_hot_path_leaves_out_the_cap_and_mask_branches():
+    """tools/sass_loops.py on a synthetic SASS loop: the first HGMMA loop, whole and without the
+    guarded soft-cap (MUFU.TANH) and mask (FSEL) regions; a loop without HGMMA is not reported."""
+    def line(addr, instr):
+        return f"        /*{addr:04x}*/                   {instr} ;   /* 0x0 */"
+    instrs = ["MOV R0, R1",                                       # 0x00, before any loop
+              "HGMMA.64x128x16.F32.BF16 R24, gdesc[UR16], RZ, !UPT",  # 0x10, the loop's start
+              "@!P1 BRA 0x140",                                   # 0x20, over the soft cap
+              *[f"MUFU.TANH R{i}, R{i}" for i in range(12)],         # 0x30-0xe0
+              "FMUL R2, R2, R3", *["FADD R4, R4, R5"] * 4,         # 0xf0-0x130
+              "MUFU.EX2 R6, R6", "FFMA R7, R7, R8, R9",           # 0x140, 0x150
+              "@P2 BRA 0x10",                                     # 0x160, the loop's end
+              "IADD3 R1, R1, 0x1, RZ", "@P3 BRA 0x170"]           # a loop without HGMMA
+    body = [(0x10 * i, t) for i, t in enumerate(instrs)]
+    ins = sass_loops.parse("\n".join(line(a, t) for a, t in body))
+    assert len(ins) == len(body) and sass_loops.opcode("@!P0 FFMA.FTZ R1, R2, R3, R4") == "FFMA"
+    loops = sass_loops.mma_loops(ins)
+    assert [(ins[a][0], ins[b][0]) for a, b in loops] == [(0x10, 0x160)]
+    hot = [ins[k][1] for k in sass_loops.hot_path(ins, *loops[0])]
+    assert hot[0].startswith("HGMMA") and not any("TANH" in x or "FADD" in x for x in hot)
+    assert [sass_loops.opcode(x) for x in hot] == ["HGMMA", "BRA", "MUFU", "FFMA", "BRA"]
