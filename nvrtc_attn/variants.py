@@ -452,12 +452,26 @@ PINGPONG_MAX_BLOCKS = 8.0
 # 16 x 1536 (6.5) +0.3%, W10 (8.5) +0.8%, 16 x 2048 GQA 4 (8.5) +1.3%, 8 x 3072 GQA 8 (12.5) +1.7%.
 # The gathered and windowed batches (128 keys either way), fp8 caches and head_dim 64 / 256 keep 8.
 PINGPONG_MAX_BLOCKS_LONG = 5.75
+# fp8 caches at head_dim 128 (the widening builds, not fp8-MMA): without turns the consumers widen V
+# (kConsumerV) and the producer only K (and an e4m3 Q), with turns the producer widens all of it, so
+# turns stop paying earlier. H200 same-call A/B (s24r8, 3 rounds; never taking turns against 8):
+# bf16 q on an e4m3 cache, W1f8 (4.5 blocks) -0.4%, 16 x 1280 (5.5) +2.2%, W4 (6.0) +1.8%, 32 x 512
+# (2.5) -7.1%; e4m3 q, W1 (4.5) +10.3%. (Turns up to 16 blocks: 16 x 2048 GQA 4 (8.5) -4.3% but
+# W10 (GQA 8, 8.5) +3.6%: above 8 the mean does not separate them; left at 8's side.)
+PINGPONG_MAX_BLOCKS_FP8 = 5.0
+PINGPONG_MAX_BLOCKS_FP8_Q = 4.0  # e4m3 queries (the producer widens Q too)
 
 
-def sm90_pingpong(head_dim: int, mean_blocks_per_tile: float, long_tiles: bool = False) -> bool:
+def sm90_pingpong(head_dim: int, mean_blocks_per_tile: float, long_tiles: bool = False, kv_fp8: bool = False,
+                  q_fp8: bool = False) -> bool:
     """Whether the batch runs the turn-taking build of the sm90 kernel; long_tiles: its build without
-    turns would be the long tile (sm90_long_tile_batch)."""
-    return mean_blocks_per_tile < (PINGPONG_MAX_BLOCKS_LONG if long_tiles else PINGPONG_MAX_BLOCKS)
+    turns would be the long tile (sm90_long_tile_batch); kv_fp8 / q_fp8: an fp8 cache (and e4m3
+    queries) on the widening builds (not fp8-MMA)."""
+    if kv_fp8 and head_dim == 128:
+        limit = PINGPONG_MAX_BLOCKS_FP8_Q if q_fp8 else PINGPONG_MAX_BLOCKS_FP8
+    else:
+        limit = PINGPONG_MAX_BLOCKS_LONG if long_tiles else PINGPONG_MAX_BLOCKS
+    return mean_blocks_per_tile < limit
 
 
 @functools.lru_cache(maxsize=None)  # plan() asks on every call: one variant object, its name computed once
@@ -572,7 +586,9 @@ def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: 
     """
     long_tiles = backend == "sm90" and sm90_long_tile_batch(
         head_dim, kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0, window_left, kv_dtype)
-    pingpong = backend == "sm90" and not short_tiles and sm90_pingpong(head_dim, mean_blocks, long_tiles)
+    widened_fp8 = bool(kv_fp8_code(kv_dtype)) and not (fp8_mma and q_fp8_code(q_dtype) and head_dim in SM90_FP8_MMA_TILES)
+    pingpong = backend == "sm90" and not short_tiles and sm90_pingpong(head_dim, mean_blocks, long_tiles, widened_fp8,
+                                                                         bool(q_fp8_code(q_dtype)))
     if short_tiles and SHORT_TILES_GATHER:  # memory-bound batches: the gather reads HBM faster than TMA boxes
         kv_load = "gather"
     return _build(backend, arch, head_dim, dtype, page_size, group_size, window_left, pingpong, kv_load, has_q,

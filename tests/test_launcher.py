@@ -129,22 +129,31 @@ def test_sm90_tile_choice():
     assert {"prefill_sm90_hd128_bf16_bn176_nopp_sm_90a", "prefill_sm90_hd128_fp16_bn176_nopp_sm_90a"} <= names
 
 
-@pytest.mark.parametrize("head_dim, page_size, window_left, kv_dtype, kv_load, threshold", [
-    (128, 16, -1, None, "auto", variants.PINGPONG_MAX_BLOCKS_LONG),   # nopp = the 176-key tile
-    (128, 32, -1, None, "auto", variants.PINGPONG_MAX_BLOCKS_LONG),
-    (128, 1, -1, None, "auto", variants.PINGPONG_MAX_BLOCKS),         # the gather: 128 keys either way
-    (128, 16, -1, None, "gather", variants.PINGPONG_MAX_BLOCKS),
-    (128, 16, 1024, None, "auto", variants.PINGPONG_MAX_BLOCKS),      # windows keep 128 keys
-    (128, 16, -1, "float8_e4m3fn", "auto", variants.PINGPONG_MAX_BLOCKS),
-    (64, 16, -1, None, "auto", variants.PINGPONG_MAX_BLOCKS),
-    (256, 16, -1, None, "auto", variants.PINGPONG_MAX_BLOCKS)])
-def test_sm90_turn_taking_threshold(head_dim, page_size, window_left, kv_dtype, kv_load, threshold):
+E4M3 = "float8_e4m3fn"
+
+
+@pytest.mark.parametrize("head_dim, page_size, window_left, kv_dtype, q_dtype, fp8_mma, kv_load, threshold", [
+    (128, 16, -1, None, None, False, "auto", variants.PINGPONG_MAX_BLOCKS_LONG),   # nopp = the 176-key tile
+    (128, 32, -1, None, None, False, "auto", variants.PINGPONG_MAX_BLOCKS_LONG),
+    (128, 1, -1, None, None, False, "auto", variants.PINGPONG_MAX_BLOCKS),         # the gather: 128 keys either way
+    (128, 16, -1, None, None, False, "gather", variants.PINGPONG_MAX_BLOCKS),
+    (128, 16, 1024, None, None, False, "auto", variants.PINGPONG_MAX_BLOCKS),      # windows keep 128 keys
+    (128, 16, -1, E4M3, None, False, "auto", variants.PINGPONG_MAX_BLOCKS_FP8),     # fp8: the widening builds
+    (128, 1, -1, "float8_e5m2", None, False, "auto", variants.PINGPONG_MAX_BLOCKS_FP8),
+    (128, 16, -1, E4M3, E4M3, False, "auto", variants.PINGPONG_MAX_BLOCKS_FP8_Q),
+    (128, 16, -1, E4M3, E4M3, True, "auto", variants.PINGPONG_MAX_BLOCKS),          # fp8-MMA builds keep 8
+    (64, 16, -1, E4M3, None, False, "auto", variants.PINGPONG_MAX_BLOCKS),
+    (64, 16, -1, None, None, False, "auto", variants.PINGPONG_MAX_BLOCKS),
+    (256, 16, -1, None, None, False, "auto", variants.PINGPONG_MAX_BLOCKS)])
+def test_sm90_turn_taking_threshold(head_dim, page_size, window_left, kv_dtype, q_dtype, fp8_mma, kv_load, threshold):
     """Turn-taking below the threshold of the build the batch would run without turns: 5.75 mean key
-    blocks where that is the long tile (s24r1/s24r2 A/Bs), 8 elsewhere; the long tile exactly then."""
-    assert variants.PINGPONG_MAX_BLOCKS_LONG < variants.PINGPONG_MAX_BLOCKS
+    blocks where that is the long tile, 5 / 4 on fp8 caches at head_dim 128 with 16-bit / e4m3 queries
+    (s24r1, s24r2, s24r8 A/Bs), 8 elsewhere; the long tile exactly where it is the rule."""
+    assert variants.PINGPONG_MAX_BLOCKS_FP8_Q < variants.PINGPONG_MAX_BLOCKS_FP8 < variants.PINGPONG_MAX_BLOCKS_LONG \
+        < variants.PINGPONG_MAX_BLOCKS
     for mean in (threshold - 0.25, threshold, threshold + 0.25):
         b = variants.choose_build("sm90", variants.HOPPER_ARCH, head_dim, "bfloat16", page_size, 4, window_left,
-                                  mean, kv_load, kv_dtype=kv_dtype)
+                                  mean, kv_load, kv_dtype=kv_dtype, q_dtype=q_dtype, fp8_mma=fp8_mma)
         assert b.pingpong == (mean < threshold), mean
         long = threshold == variants.PINGPONG_MAX_BLOCKS_LONG and not b.pingpong
         assert (b.tile is variants.SM90_LONG_TILES.get(head_dim)) == long, mean
