@@ -133,8 +133,9 @@ SM90_TILES = {64: Sm90Tile(block_n=128, consumer_wgs=3, stages=2, q_stages=2, l2
 # 8K causal +2.8%, 512-on-4096 chunks +5.3%, pages of 64 +1.8%. The cp.async gather (page sizes
 # that are not a multiple of 8) loses 8.5% with it and keeps 128; sliding windows keep 128 too.
 # One Q buffer, so that two K/V stages fit.
-# Built without turn-taking only (with it the 176-key build spills): plan() plans with the standard
-# tile, decides turn-taking on it, then picks the tile. Planning must not tell the two apart: same
+# Built without turn-taking only (with turns it fits the registers under NVRTC 13.5 / ptxas 13.0, but
+# was slower on every row it would serve, W7 -0.8%, W1 -2.4%, 32 x 512 -4.7%: s24r6): plan() plans
+# with the standard tile, decides turn-taking on it, then picks the tile. Planning must not tell the two apart: same
 # block_m and L2 budget.
 SM90_LONG_TILES = {128: Sm90Tile(block_n=176, stages=2, q_stages=1, l2_section_bytes=8 << 20)}
 
