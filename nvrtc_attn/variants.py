@@ -463,16 +463,32 @@ PINGPONG_MAX_BLOCKS_FP8 = 5.0
 PINGPONG_MAX_BLOCKS_FP8_Q = 4.0  # e4m3 queries (the producer widens Q too)
 
 
-def sm90_pingpong(head_dim: int, mean_blocks_per_tile: float, long_tiles: bool = False, kv_fp8: bool = False,
-                  q_fp8: bool = False) -> bool:
-    """Whether the batch runs the turn-taking build of the sm90 kernel; long_tiles: its build without
-    turns would be the long tile (sm90_long_tile_batch); kv_fp8 / q_fp8: an fp8 cache (and e4m3
-    queries) on the widening builds (not fp8-MMA)."""
-    if kv_fp8 and head_dim == 128:
-        limit = PINGPONG_MAX_BLOCKS_FP8_Q if q_fp8 else PINGPONG_MAX_BLOCKS_FP8
-    else:
-        limit = PINGPONG_MAX_BLOCKS_LONG if long_tiles else PINGPONG_MAX_BLOCKS
+@functools.lru_cache(maxsize=1024)  # plan() asks on every call; a few configurations per process
+def sm90_pingpong_limit(head_dim: int, page_size: int, window_left: int, kv_load: str, kv_dtype: str | None,
+                        q_dtype: str | None, fp8_mma: bool) -> float:
+    """The mean key blocks per tile below which a full-tile sm90 batch of this configuration takes
+    turns (sm90_pingpong): the fp8 thresholds on the widening builds at head_dim 128, the long-tile
+    one where the build without turns is the long tile, else PINGPONG_MAX_BLOCKS."""
+    if kv_fp8_code(kv_dtype) and head_dim == 128 and not _fp8_mma_build(fp8_mma, q_dtype, head_dim):
+        return PINGPONG_MAX_BLOCKS_FP8_Q if q_fp8_code(q_dtype) else PINGPONG_MAX_BLOCKS_FP8
+    if sm90_long_tile_batch(head_dim, _kv_tma(kv_load, page_size, head_dim), window_left, kv_dtype):
+        return PINGPONG_MAX_BLOCKS_LONG
+    return PINGPONG_MAX_BLOCKS
+
+
+def sm90_pingpong(mean_blocks_per_tile: float, limit: float) -> bool:
+    """Whether the batch runs the turn-taking build of the sm90 kernel (limit: sm90_pingpong_limit)."""
     return mean_blocks_per_tile < limit
+
+
+def _kv_tma(kv_load: str, page_size: int, head_dim: int) -> bool:
+    """Whether the full tiles' K/V blocks may come by TMA boxes (else the gather)."""
+    return kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0
+
+
+def _fp8_mma_build(fp8_mma: bool, q_dtype: str | None, head_dim: int) -> bool:
+    """Whether fp8_mma=True gets the e4m3-wgmma builds: e4m3 queries at a head dim that has them."""
+    return bool(fp8_mma) and bool(q_fp8_code(q_dtype)) and head_dim in SM90_FP8_MMA_TILES
 
 
 @functools.lru_cache(maxsize=None)  # plan() asks on every call: one variant object, its name computed once
@@ -585,11 +601,8 @@ def choose_build(backend: str, arch: str, head_dim: int, dtype: str, page_size: 
     mode-1 tiles with Q widened in shared memory, Q by the producer's loads (no Q box); with fp8_mma
     (and head_dim in SM90_FP8_MMA_TILES; sm90 only) the e4m3-wgmma builds instead.
     """
-    long_tiles = backend == "sm90" and sm90_long_tile_batch(
-        head_dim, kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0, window_left, kv_dtype)
-    widened_fp8 = bool(kv_fp8_code(kv_dtype)) and not (fp8_mma and q_fp8_code(q_dtype) and head_dim in SM90_FP8_MMA_TILES)
-    pingpong = backend == "sm90" and not short_tiles and sm90_pingpong(head_dim, mean_blocks, long_tiles, widened_fp8,
-                                                                         bool(q_fp8_code(q_dtype)))
+    pingpong = backend == "sm90" and not short_tiles and sm90_pingpong(
+        mean_blocks, sm90_pingpong_limit(head_dim, page_size, window_left, kv_load, kv_dtype, q_dtype, bool(fp8_mma)))
     if short_tiles and SHORT_TILES_GATHER:  # memory-bound batches: the gather reads HBM faster than TMA boxes
         kv_load = "gather"
     return _build(backend, arch, head_dim, dtype, page_size, group_size, window_left, pingpong, kv_load, has_q,
@@ -611,9 +624,8 @@ def _build(backend: str, arch: str, head_dim: int, dtype: str, page_size: int, g
         tile = (SM90_FP8_SHORT_TILES if kv_fp8_code(kv_dtype) else SM90_SHORT_TILES)[head_dim]
         fp8_mma = False
     else:
-        kv_tma = kv_load == "auto" and sm90_kv_box_tokens(page_size, head_dim) > 0
-        tile = sm90_tile(head_dim, pingpong, kv_tma, window_left, kv_dtype)
-        fp8_mma = fp8_mma and bool(q_fp8_code(q_dtype)) and head_dim in SM90_FP8_MMA_TILES
+        tile = sm90_tile(head_dim, pingpong, _kv_tma(kv_load, page_size, head_dim), window_left, kv_dtype)
+        fp8_mma = _fp8_mma_build(fp8_mma, q_dtype, head_dim)
         if fp8_mma:
             tile = SM90_FP8_MMA_TILES[head_dim]
     kv_box = sm90_kv_box_tokens(page_size, head_dim, tile) if kv_load == "auto" else 0
