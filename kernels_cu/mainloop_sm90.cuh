@@ -74,6 +74,7 @@ struct Consumer {
   float (&sacc)[kBN / 2];         // S, then P (fp32)
   uint32_t (&pa)[kBN / kPvK][4];  // P as the A operand of P V: 16-bit pairs (fp8-MMA builds: e4m3 quads)
   const int& vtid;                // the thread among all consumer threads (kConsumerV's widening)
+  const float (&q_rows)[2];       // fp8 queries: the rows' per-query-head q_scale (query_row_scales)
 
   NA_DEVICE void wait_k(const StageRef& st) {
     ptx::mbar_wait(bar_addr(bars, Bar::FullK, st.s), st.ph);
@@ -163,6 +164,9 @@ struct Consumer {
   }
   // Soft cap and mask of block n0's scores (still logits), before the softmax.
   NA_DEVICE void cap_and_mask(int n0) {
+    if constexpr (kQFp8) {
+      if (p.q_scale_qo_heads != nullptr) scale_score_rows(sacc, q_rows);
+    }
     apply_soft_cap(sacc, p.soft_cap, cap_scale);
     if (mask.needed(n0, kBN)) mask_scores(sacc, p, c, wg_row0 + warp * 16 + g, n0, t4);
   }
@@ -342,6 +346,8 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
     if constexpr (kFp8) ts = tile_scales(p, c.kv_head);
     const float& c2t = kFp8 ? ts.c2 : c2;
     const float& cap_t = kFp8 ? ts.cap_scale : p.cap_scale;
+    float q_rows[2] = {1.f, 1.f};
+    if constexpr (kQFp8) query_row_scales(p, c.kv_head, c.row_start + wg_row0 + warp * 16 + g, c.row_end, q_rows);
 
     float o[kD / 2];
 #pragma unroll
@@ -359,7 +365,7 @@ NA_DEVICE void consumer_loop(const PrefillParams& p, uint32_t smem, uint32_t bar
       uint32_t pa[kBN / kPvK][4];
 
       Consumer wg{p, c, mask, smem, bars, q_tile, qs, wg_row0, warp, g, t4, my_turn, other_turn, c2t, cap_t,
-                  o, sm, sacc, pa, vtid};
+                  o, sm, sacc, pa, vtid, q_rows};
       if constexpr (kLazyByLoad) {  // lazy when the launch gathers K/V, exact when TMA brings them
         if (p.kv_box_tokens == 0) overlapped_schedule<true>(wg, p, c, it, n_blocks);
         else overlapped_schedule<false>(wg, p, c, it, n_blocks);

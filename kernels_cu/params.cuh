@@ -63,6 +63,14 @@ struct PrefillParams {
   // claims tiles through counts[kCountNext] (tile_sm90.cuh: claim_tile); the sm80 kernel, which runs
   // a static work list (work_indptr), never reads it.
   int32_t* counts;
+
+  // fp8 cache builds: per-head query scales (FlashInfer's q_scale as a float32 array), or null.
+  // q_scale_kv_heads [num_kv_heads] multiplies the logit scale of KV head h's tiles with
+  // k_scale_heads (TileScales). q_scale_qo_heads [num_qo_heads] (fp8-query builds, Q_FP8) multiplies
+  // the fp32 scores of each query row by its head's entry before soft cap, mask and softmax. Last,
+  // so that the fields above keep their offsets.
+  const float* q_scale_kv_heads;
+  const float* q_scale_qo_heads;
 };
 
 // The driver's opaque 128-byte CUtensorMap (cuda.h is not available under NVRTC).

@@ -123,8 +123,20 @@ NA_DEVICE void widen(uint32_t tile8, uint32_t tile16, int tid) {
 
 // Soft cap and mask of a block's scores s (keys n0..; logits), before the softmax: every 16-row
 // m-tile's accumulator rows (warp_row0 + 16 mt + g + 8 hh) see the keys mask.cuh gives them.
+// fp8 queries with a q_scale per query head: the scores first take their row's factor (q_rows[2 mt + hh]).
 NA_DEVICE void cap_and_mask(float (&s)[kMT][kNT][4], const PrefillParams& p, const TileCoords& c, int n0,
-                            int min_hi, int max_lo, int warp_row0, int g, int t4, float cap_scale) {
+                            int min_hi, int max_lo, int warp_row0, int g, int t4, float cap_scale,
+                            const float (&q_rows)[kMT * 2]) {
+  if constexpr (kQFp8) {
+    if (p.q_scale_qo_heads != nullptr) {
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[mt][nt][e] *= q_rows[2 * mt + e / 2];
+    }
+  }
   if (p.soft_cap != 0.f) {
 #pragma unroll
     for (int mt = 0; mt < kMT; ++mt)
@@ -326,6 +338,14 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
     const int min_hi = row_hi(p, c, c.row_start / p.group_size);
     const int max_lo = row_lo(p, c, (c.row_end - 1) / p.group_size);
     const TileScales ts = kFp8 ? tile_scales(p, c.kv_head) : TileScales{c2, p.cap_scale, p.v_scale, 1.f};
+    float q_rows[kMT * 2];
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt) {
+      float r[2] = {1.f, 1.f};
+      if constexpr (kQFp8) query_row_scales(p, c.kv_head, c.row_start + warp_row0 + 16 * mt + g, c.row_end, r);
+      q_rows[2 * mt] = r[0];
+      q_rows[2 * mt + 1] = r[1];
+    }
 
     float o[kMT][kDT][4];
     float row_max[kMT * 2], row_sum[kMT * 2];
@@ -374,7 +394,7 @@ prefill_sm80(const __grid_constant__ PrefillParams p) {
         scores_qk(s, q_lane, k_lane);  // S = Q K^T
 
         // Soft cap, mask, online softmax (log2 domain).
-        cap_and_mask(s, p, c, n0, min_hi, max_lo, warp_row0, g, t4, ts.cap_scale);
+        cap_and_mask(s, p, c, n0, min_hi, max_lo, warp_row0, g, t4, ts.cap_scale, q_rows);
         online_softmax(s, o, row_max, row_sum, ts.c2);
 
 #if OFFSET_UNITS

@@ -120,8 +120,9 @@ struct OnlineSoftmax {
 };
 
 // One tile's scales with an fp8 cache: the per-tensor ones of p times the tile's KV-head entries of
-// p.k_scale_heads / p.v_scale_heads when run() was given per-head arrays. k_scale multiplies the
-// logit: inside the soft cap when there is one (cap_scale), else the log2 scale c2.
+// p.k_scale_heads / p.v_scale_heads / p.q_scale_kv_heads when run() was given per-head arrays. k_scale
+// and q_scale multiply the logit: inside the soft cap when there is one (cap_scale), else the log2
+// scale c2. (A q_scale per query head scales the rows' scores instead: query_row_scales.)
 // v_head is the per-head factor alone (1 without arrays): pieces of split tiles apply it to their
 // partial O, merge_split.cu the per-tensor v_scale.
 struct TileScales {
@@ -129,8 +130,9 @@ struct TileScales {
 };
 NA_DEVICE TileScales tile_scales(const PrefillParams& p, int kv_head) {
   TileScales t{p.scale_log2, p.cap_scale, p.v_scale, 1.f};
-  if (p.k_scale_heads != nullptr) {
-    const float k = p.k_scale_heads[kv_head];
+  if (p.k_scale_heads != nullptr || p.q_scale_kv_heads != nullptr) {
+    float k = p.k_scale_heads != nullptr ? p.k_scale_heads[kv_head] : 1.f;
+    if (p.q_scale_kv_heads != nullptr) k *= p.q_scale_kv_heads[kv_head];
     if (p.soft_cap != 0.f) t.cap_scale *= k;
     else t.c2 *= k;
   }
@@ -139,4 +141,27 @@ NA_DEVICE TileScales tile_scales(const PrefillParams& p, int kv_head) {
     t.v_scale *= t.v_head;
   }
   return t;
+}
+
+// fp8 queries with a q_scale per query head (p.q_scale_qo_heads): the factors of the thread's
+// accumulator rows, packed rows row0 + 8 hh of KV head kv_head (1 past row_end or without the array).
+NA_DEVICE void query_row_scales(const PrefillParams& p, int kv_head, int row0, int row_end, float (&scale)[2]) {
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const int packed = row0 + 8 * hh;
+    scale[hh] = 1.f;
+    if (p.q_scale_qo_heads != nullptr && packed < row_end) {
+      const int i = packed / p.group_size;
+      scale[hh] = p.q_scale_qo_heads[kv_head * p.group_size + (packed - i * p.group_size)];
+    }
+  }
+}
+
+// Scores s (the sm90 accumulator layout: row hh at s[4 nt + 2 hh + e]) times their row's factor.
+template <int N>
+NA_DEVICE void scale_score_rows(float (&s)[N], const float (&scale)[2]) {
+#pragma unroll
+  for (int nt = 0; nt < N / 4; ++nt)
+#pragma unroll
+    for (int x = 0; x < 4; ++x) s[4 * nt + x] *= scale[x / 2];
 }

@@ -37,6 +37,7 @@ class PrefillParams(ctypes.Structure):
         ("reserved", _i32), ("partial_o", _p), ("partial_lse", _p),
         ("k_scale_heads", _p), ("v_scale_heads", _p),
         ("counts", _p),
+        ("q_scale_kv_heads", _p), ("q_scale_qo_heads", _p),
     ]
 
 
@@ -593,11 +594,12 @@ def merge_grid(plan) -> int:
 
 
 def set_run_params(p: PrefillParams, plan, workspace_ptr: int, key: planner.OffsetKey, q, ks, vs, k, v, o, lse,
-                   lse_layout: str, scales, head_scales=(0, 0)) -> None:
+                   lse_layout: str, scales, head_scales=(0, 0, 0, 0)) -> None:
     """This run's operands into p: pointers and element strides of q, the K/V views (ks, vs: their
     normalized (page, token, head) strides), o and lse, the offset table of `key`, and the scales
     (scale_log2, soft_cap, cap_scale, v_scale, lse_scale), plus head_scales: device addresses of
-    per-KV-head k_scale / v_scale arrays (fp8 caches; 0 = per tensor)."""
+    per-KV-head k_scale / v_scale arrays and of a q_scale array per KV head or per query head (fp8
+    caches; 0 = per tensor)."""
     p.q, p.k, p.v = q.ptr, k.ptr, v.ptr
     p.q_stride_tok, p.q_stride_head = q.strides[0], q.strides[1]
     _set_outputs(p, o, lse, lse_layout)
@@ -610,4 +612,4 @@ def set_run_params(p: PrefillParams, plan, workspace_ptr: int, key: planner.Offs
         p.k_tok_elems = workspace_ptr + plan.layout["k_tok_elems"][0]
         p.v_tok_elems = workspace_ptr + plan.layout["v_tok_elems"][0]
     p.scale_log2, p.soft_cap, p.cap_scale, p.v_scale, p.lse_scale = scales
-    p.k_scale_heads, p.v_scale_heads = (x or None for x in head_scales)
+    p.k_scale_heads, p.v_scale_heads, p.q_scale_kv_heads, p.q_scale_qo_heads = (x or None for x in head_scales)

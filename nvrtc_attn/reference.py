@@ -182,6 +182,21 @@ def _head_scale(scale, num_kv_heads: int, dtype, xp):
     return values[:, None, None]
 
 
+def _query_scale(scale, num_qo_heads: int, num_kv_heads: int, dtype, xp):
+    """q_scale as a multiplier of [rows, Hqo, D] queries: 1, a number, or an array per KV head [Hkv]
+    (each value for its group of query heads) or per query head [Hqo]."""
+    if scale is None or isinstance(scale, (int, float, np.floating, np.integer)):
+        return dtype.type(1.0 if scale is None else scale)
+    values = as_float_array(scale, dtype.name)
+    values = xp.asarray(values.get() if hasattr(values, "get") and xp is np else values, dtype=dtype)
+    if values.shape == (num_kv_heads,):
+        values = xp.repeat(values, num_qo_heads // num_kv_heads)
+    elif values.shape != (num_qo_heads,):
+        raise ValueError(f"reference: q_scale must have shape [{num_kv_heads}] or [{num_qo_heads}], "
+                         f"got {values.shape}")
+    return values[None, :, None]
+
+
 def _gather(cache_raw, enc, pages, kv_len, kv_layout, dtype, xp):
     """Keys (or values) 0..kv_len-1 of one request as [Hkv, kv_len, D] in `dtype`."""
     g = cache_raw[xp.asarray(pages)]  # plain fancy indexing: [n_pages, ...] in the storage dtype
@@ -223,8 +238,9 @@ def paged_prefill_reference(
     bytes with kv_data_type / q_data_type naming the kind). Index arrays: any array kind, host or device.
 
     logits = sm_scale * q_scale * q.(k_scale k) (sm_scale defaults to 1/sqrt(D)); with a soft cap c,
-    logits = c * tanh(logits / c); o = softmax @ (v_scale v). q_scale: a number; k_scale, v_scale:
-    numbers or per-KV-head arrays [Hkv] (any array kind). Query i of a request (qo_len q, kv_len k) sees key j iff
+    logits = c * tanh(logits / c); o = softmax @ (v_scale v). q_scale: a number, or an array per KV
+    head [Hkv] or per query head [Hqo]; k_scale, v_scale: numbers or per-KV-head arrays [Hkv] (any
+    array kind). Query i of a request (qo_len q, kv_len k) sees key j iff
     j < k, (not causal or j <= i + k - q) and (window_left < 0 or j >= i + k - q - window_left).
 
     Returns (o, lse) as NumPy/CuPy arrays of `compute_dtype`: o [total_q, Hqo, D] = softmax @ v,
@@ -264,8 +280,7 @@ def paged_prefill_reference(
     group = num_qo_heads // num_kv_heads
     if sm_scale is None:
         sm_scale = 1.0 / math.sqrt(head_dim)
-    if q_scale is not None:
-        sm_scale *= float(q_scale)
+    qs = _query_scale(q_scale, num_qo_heads, num_kv_heads, dtype, xp)
     ks = _head_scale(k_scale, num_kv_heads, dtype, xp)
     vs = _head_scale(v_scale, num_kv_heads, dtype, xp)
     cap = float(logits_soft_cap) if logits_soft_cap is not None and logits_soft_cap > 0 else None
@@ -288,7 +303,7 @@ def paged_prefill_reference(
         for c0 in range(0, qo_len, chunk):
             c1 = min(qo_len, c0 + chunk)
             rows = c1 - c0
-            qq = _widen(q_raw[q0 + c0 : q0 + c1], q_enc, dtype)  # [rows, Hqo, D]
+            qq = _widen(q_raw[q0 + c0 : q0 + c1], q_enc, dtype) * qs  # [rows, Hqo, D]
             # Packed rows r = i * G + g of kv head kh, as in the kernels' GQA packing.
             qq = qq.reshape(rows, num_kv_heads, group, head_dim).transpose(1, 0, 2, 3)
             qq = qq.reshape(num_kv_heads, rows * group, head_dim)

@@ -333,9 +333,8 @@ def check_scale(value, name: str, fp8_cache: bool = False) -> float:
     if type(value) is float and 0.0 < value < math.inf:  # the common case (vLLM passes 1.0)
         return value
     if _is_array(value):
-        if fp8_cache:
-            raise NotImplementedError(f"{name}: per-head arrays are supported for k_scale and v_scale only; "
-                                      f"pass a Python float")
+        if fp8_cache:  # (check_head_scales / check_q_scale take the arrays)
+            raise NotImplementedError(f"{name}: a per-head array is not taken here; pass a Python float")
         raise NotImplementedError(f"{name}: per-head scale arrays need an fp8 KV cache (kv_data_type "
                                   f"float8_e4m3fn or float8_e5m2 in plan()); pass a Python float")
     return optional_positive(value, name)
@@ -348,20 +347,56 @@ def check_head_scales(value, name: str, plan, device: int | None):
     and finite."""
     if not _is_array(value):
         return check_scale(value, name), None
+    op = _scale_array(value, name, f"[num_kv_heads] = [{plan.num_kv_heads}]")
+    if op.shape != (plan.num_kv_heads,):
+        raise ValueError(f"{name} as a per-head array must have shape [num_kv_heads] = [{plan.num_kv_heads}], "
+                         f"got {list(op.shape)}")
+    check_device(op, name, device)
+    return 1.0, op
+
+
+def check_q_scale(value, plan, device: int | None):
+    """q_scale of an fp8-cache plan: None or a positive finite number (per tensor; returns (value,
+    None, None)), or a float32 device array on q's device: [num_kv_heads] per KV head (returns (1.0,
+    operand, None); with num_qo_heads == num_kv_heads that is also per query head) or
+    [num_qo_heads] per query head (FlashInfer's fp8 convention; returns (1.0, None, operand)), which
+    the fp8-query builds apply to each row's fp32 scores: fp8-query plans (q_data_type
+    float8_e4m3fn) only. Values are not read here (no device sync): they must be positive and
+    finite."""
+    if not _is_array(value):
+        return check_scale(value, "q_scale", fp8_cache=True), None, None
+    op = _scale_array(value, "q_scale", f"[num_kv_heads] = [{plan.num_kv_heads}] or [num_qo_heads] = "
+                                       f"[{plan.num_qo_heads}]")
+    if op.shape == (plan.num_kv_heads,):
+        check_device(op, "q_scale", device)
+        return 1.0, op, None
+    if op.shape != (plan.num_qo_heads,):
+        raise ValueError(f"q_scale as a per-head array must have shape [num_kv_heads] = [{plan.num_kv_heads}] "
+                         f"or [num_qo_heads] = [{plan.num_qo_heads}], got {list(op.shape)}")
+    if not plan.q_dtype:
+        raise NotImplementedError(f"q_scale per query head ([num_qo_heads] = [{plan.num_qo_heads}]) needs fp8 "
+                                  f"queries (plan(q_data_type=float8_e4m3fn)); with 16-bit queries pass a "
+                                  f"Python float or an array per KV head [num_kv_heads] = [{plan.num_kv_heads}]")
+    check_device(op, "q_scale", device)
+    return 1.0, None, op
+
+
+def _scale_array(value, name: str, shapes: str):
+    """A per-head scale array's operand after the checks every such array takes: float32, 1-D,
+    contiguous, 4-byte aligned (shapes: the shapes it may have, for the message); the caller checks
+    its length, then its device."""
     from .arrays import wrap
 
     op = wrap(value, name)
     if op.dtype != "float32":
         raise TypeError(f"{name} as a per-head array must be float32, got {op.dtype}")
-    if op.shape != (plan.num_kv_heads,):
-        raise ValueError(f"{name} as a per-head array must have shape [num_kv_heads] = [{plan.num_kv_heads}], "
-                         f"got {list(op.shape)}")
+    if len(op.shape) != 1:
+        raise ValueError(f"{name} as a per-head array must be 1-D, {shapes}, got shape {list(op.shape)}")
     if op.shape[0] > 1 and op.strides[0] != 1:
         raise ValueError(f"{name} must be contiguous (stride 1), got stride {op.strides[0]}")
     if op.ptr % 4:
         raise ValueError(f"{name} data pointer must be 4-byte aligned, got {op.ptr:#x}")
-    check_device(op, name, device)
-    return 1.0, op
+    return op
 
 
 def _check_inner(op: Operand, name: str) -> None:

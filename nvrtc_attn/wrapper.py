@@ -436,15 +436,21 @@ class BatchPrefillWithPagedKVCacheWrapper:
         the scaled logits in base 2 (lse_base="log2") or e ("ln").
 
         q_scale and k_scale multiply the logit scale, v_scale the output (in the kernel's epilogue):
-        Python floats, or with an fp8 cache k_scale / v_scale as float32 device arrays [num_kv_heads]
-        (per KV head; read by the kernel, so they may change between graph replays). fp8 queries
+        Python floats, or with an fp8 cache float32 device arrays [num_kv_heads] (per KV head; read
+        by the kernel, so they may change between graph replays); q_scale also [num_qo_heads] per
+        query head with fp8 queries (FlashInfer's convention; each row's fp32 scores take their
+        head's factor). fp8 plans also take the three scales positionally, as
+        FlashInfer's fp8 call does: run(q, paged_kv_cache, q_scale, k_scale, v_scale). fp8 queries
         (plan()'s q_data_type float8_e4m3fn): q a torch float8_e4m3fn tensor or its bytes as uint8,
-        q_scale a Python float (their dequantization factor), o in plan()'s o_data_type.
+        o in plan()'s o_data_type.
         No host-device sync; no allocation when out (and lse) are given: CUDA-graph capturable.
         enable_pdl is a hint. stream (ours): a stream object or raw handle; default: q's framework's
         current stream. One wrapper's runs must be ordered (one stream, or events), as FlashInfer's
         workspace requires: the sm90 kernel claims its tiles from a counter in the plan.
         """
+        if args and len(args) == 3 and self._plan is not None and (self._plan.kv_dtype or self._plan.q_dtype):
+            q_scale, k_scale, v_scale = self._positional_scales(args, q_scale, k_scale, v_scale)
+            args = ()
         if (args or sinks is not None or kv_cache_sf is not None or skip_softmax_threshold_scale_factor is not None
                 or use_fp16_softmax or uses_spcompress or (window_left is not None and window_left != self._window_left)):
             self._refuse_run_options(args, sinks, kv_cache_sf, skip_softmax_threshold_scale_factor, use_fp16_softmax,
@@ -465,12 +471,13 @@ class BatchPrefillWithPagedKVCacheWrapper:
         if plan.kv_dtype:  # fp8 cache: k_scale / v_scale per tensor or per KV head
             k_tensor, k_heads = validate.check_head_scales(k_scale, "k_scale", plan, self._workspace.device)
             o_scale, v_heads = validate.check_head_scales(v_scale, "v_scale", plan, self._workspace.device)
-            logit_scale = validate.check_scale(q_scale, "q_scale", fp8_cache=True) * k_tensor
-            head_scales = (k_heads.ptr if k_heads else 0, v_heads.ptr if v_heads else 0)
+            q_tensor, q_kv_heads, q_qo_heads = validate.check_q_scale(q_scale, plan, self._workspace.device)
+            logit_scale = q_tensor * k_tensor
+            head_scales = tuple(x.ptr if x else 0 for x in (k_heads, v_heads, q_kv_heads, q_qo_heads))
         else:
             logit_scale = validate.check_scale(q_scale, "q_scale") * validate.check_scale(k_scale, "k_scale")
             o_scale = validate.check_scale(v_scale, "v_scale")
-            head_scales = (0, 0)
+            head_scales = (0, 0, 0, 0)
 
         raw_stream = arrays.launch_stream(q, stream)
         qo = arrays.wrap(q, "q", raw_stream)
@@ -537,12 +544,23 @@ class BatchPrefillWithPagedKVCacheWrapper:
         if self._merge is not None and (plan.num_merges or self._graph is not None):
             self._merge.launch(self._merge_grid, self._merge_params, stream)
 
+    @staticmethod
+    def _positional_scales(args, q_scale, k_scale, v_scale):
+        """FlashInfer's fp8 call run(q, paged_kv_cache, scale_q, scale_k, scale_v): three positional
+        scales (per-head arrays or numbers) are q_scale, k_scale and v_scale; each may be given once."""
+        for name, given in (("q_scale", q_scale), ("k_scale", k_scale), ("v_scale", v_scale)):
+            if given is not None:
+                raise TypeError(f"run(): {name} given both positionally (the 3 scales after paged_kv_cache) "
+                                f"and by keyword")
+        return args
+
     def _refuse_run_options(self, args, sinks, kv_cache_sf, skip_softmax_threshold_scale_factor, use_fp16_softmax,
                             uses_spcompress, window_left) -> None:
         """run()'s FlashInfer options that we do not implement: NotImplementedError naming each."""
         if args:
-            raise NotImplementedError(f"run(): {len(args)} extra positional argument(s) for custom kernels "
-                                      f"are not supported")
+            raise NotImplementedError(f"run(): {len(args)} extra positional argument(s) are not supported (fp8 "
+                                      f"plans take exactly 3: q_scale, k_scale, v_scale; custom kernels' "
+                                      f"arguments are not implemented)")
         for name, value in (("sinks", sinks), ("kv_cache_sf", kv_cache_sf),
                             ("skip_softmax_threshold_scale_factor", skip_softmax_threshold_scale_factor),
                             ("use_fp16_softmax", use_fp16_softmax or None), ("uses_spcompress", uses_spcompress or None)):

@@ -496,15 +496,18 @@ def _scales(fw, kind, hkv, rng):
         return dict(k_scale=0.37, v_scale=2.5), dict(k_scale=0.37, v_scale=2.5)
     ks = np.array([0.37, 2.5, 1.3, 0.8][:hkv] if hkv <= 4 else rng.uniform(0.3, 2.5, hkv), np.float32)
     vs = np.array([2.5, 0.37, 0.9, 1.6][:hkv] if hkv <= 4 else rng.uniform(0.3, 2.5, hkv), np.float32)
+    return dict(k_scale=_device_array(fw, ks), v_scale=_device_array(fw, vs)), dict(k_scale=ks, v_scale=vs)
+
+
+def _device_array(fw, host):
+    """A copy of the NumPy array `host` on the GPU, as a torch tensor or a CuPy array."""
     if fw == "torch":
         import torch
 
-        dev = [torch.as_tensor(x, device="cuda") for x in (ks, vs)]
-    else:
-        import cupy
+        return torch.as_tensor(host, device="cuda")
+    import cupy
 
-        dev = [cupy.asarray(x) for x in (ks, vs)]
-    return dict(k_scale=dev[0], v_scale=dev[1]), dict(k_scale=ks, v_scale=vs)
+    return cupy.asarray(host)
 
 
 def _wrapper(kit, fw, layout, backend, kv_load="auto", **kwargs):
@@ -528,6 +531,7 @@ FACTORS = {
     "lens": ("lt", "eq", "gt", "mixed"),
     "extra": ("none", "softcap", "window"),
     "scales": ("none", "tensor", "head"),
+    "q_scale": (None, "kvheads"),
     "lse": (False, True),
     "kv_load": ("auto", "gather"),
     "plan_cache": (False, True),
@@ -538,7 +542,7 @@ def _case_id(c: dict) -> str:
     return "-".join([f"ps{c['ps']}", f"hd{c['hd']}", f"g{c['g']}", "causal" if c["causal"] else "full",
                      c["layout"], c["cache"], "bf16" if c["dtype"] == "bfloat16" else "fp16",
                      "e4m3" if c["kv"] == "float8_e4m3fn" else "e5m2", c["fw"], c["lens"], c["extra"],
-                     f"sc{c['scales']}", "lse" if c["lse"] else "nolse", c["kv_load"],
+                     f"sc{c['scales']}", f"qs{c['q_scale']}", "lse" if c["lse"] else "nolse", c["kv_load"],
                      "plancache" if c["plan_cache"] else "lazycache"])
 
 
@@ -578,7 +582,10 @@ def _run_case(kit, c: dict, backend: str, seed: int):
     else:
         _poison_unowned8(kit, batch, (cache[:, 0], cache[:, 1]), layout)
     run_scales, ref_scales = _scales(fw, c["scales"], hkv, rng)
-    if c.get("q_scale") is not None:
+    if isinstance(c.get("q_scale"), str):  # an array per KV head or per query head
+        values = rng.uniform(0.3, 2.5, hkv if c["q_scale"] == "kvheads" else hqo).astype(np.float32)
+        run_scales["q_scale"], ref_scales["q_scale"] = _device_array(fw, values), values
+    elif c.get("q_scale") is not None:
         run_scales["q_scale"] = ref_scales["q_scale"] = c["q_scale"]
     out = kit.poison(kit.empty(fw, (t, hqo, d), dtype))
     lse = kit.poison(kit.empty(fw, (t, hqo), "float32")) if c["lse"] else None
@@ -1194,7 +1201,7 @@ def _bad_setup(kit):
 
 
 BAD_RUN_CASES = ["bf16_cache", "e5m2_cache", "k_scale_shape", "v_scale_dtype", "k_scale_host", "v_scale_rank",
-                 "q_scale_array", "k_scale_negative"]
+                 "q_scale_qo_heads", "k_scale_negative"]
 
 
 @pytest.mark.gpu
@@ -1221,8 +1228,8 @@ def test_fp8_run_rejections_write_nothing(kit, case):
         kw, msg = dict(k_scale=torch.ones(2)), r"k_scale.*device"
     elif case == "v_scale_rank":
         kw, msg = dict(v_scale=torch.ones(1, 2, device="cuda")), r"v_scale.*num_kv_heads"
-    elif case == "q_scale_array":
-        kw, exc, msg = dict(q_scale=torch.ones(2, device="cuda")), NotImplementedError, r"q_scale"
+    elif case == "q_scale_qo_heads":  # per query head needs fp8 queries (per KV head is taken)
+        kw, exc, msg = dict(q_scale=torch.ones(4, device="cuda")), NotImplementedError, r"q_scale per query head"
     elif case == "k_scale_negative":
         kw, msg = dict(k_scale=-0.5), r"k_scale.*positive"
     torch.cuda.synchronize()
@@ -1380,20 +1387,85 @@ def test_out_dtype_of_fp8_q_plan_cpu():
         validate.check_out(out, q, "float16")
 
 
-@pytest.mark.parametrize("value, exc, msg", [
-    (np.ones(2, np.float32), NotImplementedError, r"q_scale.*per-head arrays.*k_scale and v_scale only"),
-    (np.ones(1, np.float32), NotImplementedError, r"q_scale.*Python float"),
-    ("2.0", TypeError, r"q_scale must be a real number"),
-    (-0.5, ValueError, r"q_scale.*positive"),
-    (0.0, ValueError, r"q_scale.*positive"),
-    (math.inf, ValueError, r"q_scale.*finite"),
-], ids=["array", "array1", "string", "negative", "zero", "inf"])
-def test_q_scale_rejections_cpu(value, exc, msg):
+def _q_scale_plan(q_dtype=Q8, num_qo_heads=8, num_kv_heads=2):
+    """What validate.check_q_scale reads of a plan."""
+    import types
+
+    return types.SimpleNamespace(num_qo_heads=num_qo_heads, num_kv_heads=num_kv_heads, q_dtype=q_dtype)
+
+
+Q_SCALE_CASES = [  # (id, value, plan overrides, exception, message regex)
+    ("host_kv_heads", np.ones(2, np.float32), {}, ValueError, r"q_scale.*device"),
+    ("host_qo_heads", np.ones(8, np.float32), {}, ValueError, r"q_scale.*device"),
+    ("length", np.ones(3, np.float32), {}, ValueError,
+     r"q_scale.*\[num_kv_heads\] = \[2\] or \[num_qo_heads\] = \[8\], got \[3\]"),
+    ("length1", np.ones(1, np.float32), {}, ValueError, r"q_scale.*\[num_kv_heads\] = \[2\].*got \[1\]"),
+    ("rank", np.ones((2, 1), np.float32), {}, ValueError, r"q_scale.*1-D.*\[num_kv_heads\]"),
+    ("float16", np.ones(2, np.float16), {}, TypeError, r"q_scale.*float32.*float16"),
+    ("strided", np.ones(4, np.float32)[::2], {}, ValueError, r"q_scale.*contiguous"),
+    ("qo_heads_16bit_queries", np.ones(8, np.float32), dict(q_dtype=""), NotImplementedError,
+     r"q_scale per query head.*\[8\].*fp8 queries.*\[num_kv_heads\] = \[2\]"),
+    ("string", "2.0", {}, TypeError, r"q_scale must be a real number"),
+    ("negative", -0.5, {}, ValueError, r"q_scale.*positive"),
+    ("zero", 0.0, {}, ValueError, r"q_scale.*positive"),
+    ("inf", math.inf, {}, ValueError, r"q_scale.*finite"),
+]
+
+
+@pytest.mark.parametrize("case", Q_SCALE_CASES, ids=[c[0] for c in Q_SCALE_CASES])
+def test_q_scale_rejections_cpu(case):
+    """q_scale of an fp8 plan: a number, or a float32 device array per KV head or (fp8 queries on the
+    widening builds) per query head; everything else is refused with the rule it breaks."""
     from nvrtc_attn import validate
 
+    _, value, plan_kw, exc, msg = case
     with pytest.raises(exc, match=msg):
-        validate.check_scale(value, "q_scale", fp8_cache=True)
-    assert validate.check_scale(0.37, "q_scale", fp8_cache=True) == 0.37
+        validate.check_q_scale(value, _q_scale_plan(**plan_kw), 0)
+
+
+def test_q_scale_numbers_cpu():
+    from nvrtc_attn import validate
+
+    for plan in (_q_scale_plan(), _q_scale_plan(q_dtype="")):
+        assert validate.check_q_scale(None, plan, 0) == (1.0, None, None)
+        assert validate.check_q_scale(0.37, plan, 0) == (0.37, None, None)
+        assert validate.check_q_scale(np.float32(2.5), plan, 0) == (2.5, None, None)
+
+
+def test_positional_fp8_scales_cpu():
+    """FlashInfer's fp8 call passes the three scales after paged_kv_cache; each may come once."""
+    from nvrtc_attn import BatchPrefillWithPagedKVCacheWrapper as W
+
+    assert W._positional_scales((1.0, 2.0, 3.0), None, None, None) == (1.0, 2.0, 3.0)
+    for name in ("q_scale", "k_scale", "v_scale"):
+        args = {"q_scale": None, "k_scale": None, "v_scale": None, name: 1.0}
+        with pytest.raises(TypeError, match=f"{name} given both positionally"):
+            W._positional_scales((1.0, 2.0, 3.0), **args)
+
+
+def test_reference_query_scales(make_page_table):
+    """The reference's q_scale arrays: per KV head equals the same values repeated per query head,
+    and a per-query-head array equals scaling the queries themselves (NumPy, CPU)."""
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    rng = np.random.default_rng(6)
+    batch = make_page_table([5, 9], [20, 9], 4, 4)
+    hq, hkv, d = 4, 2, 64
+    q = rng.standard_normal((batch.total_q, hq, d))
+    k = rng.standard_normal((batch.max_pages, 4, hkv, d))
+    v = rng.standard_normal((batch.max_pages, 4, hkv, d))
+    per_kv = np.array([0.37, 2.5], np.float32)
+    per_qo = np.array([0.37, 0.37, 2.5, 2.5], np.float32)
+    kw = dict(causal=True, compute_dtype="float64")
+    o1, l1 = paged_prefill_reference(q, (k, v), *batch.index_args(), q_scale=per_kv, **kw)
+    o2, l2 = paged_prefill_reference(q, (k, v), *batch.index_args(), q_scale=per_qo, **kw)
+    o3, l3 = paged_prefill_reference(q * per_qo.astype(np.float64)[None, :, None], (k, v), *batch.index_args(), **kw)
+    np.testing.assert_array_equal(o1, o2)
+    np.testing.assert_array_equal(l1, l2)
+    np.testing.assert_allclose(o2, o3, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(l2, l3, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="q_scale"):
+        paged_prefill_reference(q, (k, v), *batch.index_args(), q_scale=np.ones(3, np.float32), **kw)
 
 
 def test_reference_decodes_fp8_queries(make_page_table):
@@ -1426,7 +1498,7 @@ Q8_FACTORS = {
     "lens": ("lt", "eq", "gt", "mixed"),
     "extra": ("none", "softcap", "window"),
     "scales": ("none", "tensor", "head"),
-    "q_scale": (None, 0.37, 2.5),
+    "q_scale": (None, 0.37, 2.5, "kvheads", "qoheads"),
     "lse": (False, True),
     "kv_load": ("auto", "gather"),
     "plan_cache": (False, True),
@@ -1577,7 +1649,8 @@ def test_fp8q_run_rejections_write_nothing(kit, case):
         out = kit.poison(torch.empty(q.shape, dtype=torch.float16, device="cuda"))
         msg = r"out dtype must be bfloat16, the plan's o_data_type, got float16"
     elif case == "q_scale_array":
-        kw, exc, msg = dict(q_scale=torch.ones(1, device="cuda")), NotImplementedError, r"q_scale"
+        kw, exc, msg = dict(q_scale=torch.ones(1, device="cuda")), ValueError, \
+            r"q_scale.*\[num_kv_heads\] = \[2\] or \[num_qo_heads\] = \[4\], got \[1\]"
     elif case == "q_scale_string":
         kw, msg = dict(q_scale="2"), r"q_scale must be a real number"
     elif case == "q_scale_negative":
@@ -1590,6 +1663,84 @@ def test_fp8q_run_rejections_write_nothing(kit, case):
     torch.cuda.synchronize()
     assert bool(torch.isnan(out).all()), "a rejected run() wrote the output"
     assert all(s.unchanged() for s in snaps)
+
+
+def _per_head_e4m3(x, dims):
+    """FlashInfer's test quantization: scale = amax / 448 over `dims` (float32, one per head), x / scale
+    rounded to e4m3; returns (e4m3 tensor, scales)."""
+    import torch
+
+    scale = torch.clamp(x.abs().amax(dim=dims).float() / 448.0, min=1e-6)
+    shape = [1] * x.dim()
+    shape[-2] = -1
+    return (x / scale.view(shape)).clamp(-448, 448).to(torch.float8_e4m3fn), scale
+
+
+FI_FP8_CALLS = [  # (id, backend, fp8_mma, qo_lens, kv_lens, disable_split_kv, expected path)
+    pytest.param("full", "sm90", False, [128, 256, 77], [128, 256, 300], True, "full", marks=pytest.mark.hopper),
+    pytest.param("short", "sm90", False, [4] * 32, [1024] * 32, True, "short", marks=pytest.mark.hopper),
+    pytest.param("split", "sm90", False, [128], [8192], False, "split", marks=pytest.mark.hopper),
+    pytest.param("fp8_mma", "sm90", True, [128, 256, 77], [128, 256, 300], True, "full", marks=pytest.mark.hopper),
+    ("sm80", "sm80", False, [128, 256, 77], [128, 256, 300], True, "full"),
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name, backend, mma, qo_lens, kv_lens, no_split, path", FI_FP8_CALLS)
+def test_fp8q_flashinfer_call(kit, name, backend, mma, qo_lens, kv_lens, no_split, path):
+    """FlashInfer's fp8 prefill call, as its Hopper fp8 tests make it: fp16 q, k, v quantized per head
+    to e4m3 (scale amax / 448), plan(q_data_type=kv_data_type=float8_e4m3fn, o_data_type=float16),
+    run(q8, (k8, v8), s_q, s_k, s_v) with s_q per query head [32] and s_k, s_v per KV head [8],
+    positionally. Against the reference on the e4m3 bytes and the same scales, on the full, short and
+    split sm90 tiles, the fp8_mma=True builds and sm80; with s_q per KV head too; keyword scales give
+    the same bits."""
+    kit.require_torch_cuda()
+    import torch
+
+    from nvrtc_attn.reference import paged_prefill_reference
+
+    seed = _seed("ficall", name)
+    hqo, hkv, d, ps = 32, 8, 128, 16
+    batch = kit.make_page_table(qo_lens, kv_lens, ps, seed)
+    g = torch.Generator(device="cuda")
+    g.manual_seed(seed)
+    q16 = torch.randn((batch.total_q, hqo, d), generator=g, device="cuda", dtype=torch.float16)
+    head_mag = (1.0 + 0.1 * torch.arange(hkv, device="cuda", dtype=torch.float16)).view(1, 1, hkv, 1)
+    k16 = torch.randn((batch.max_pages, ps, hkv, d), generator=g, device="cuda", dtype=torch.float16) * head_mag
+    v16 = torch.randn((batch.max_pages, ps, hkv, d), generator=g, device="cuda", dtype=torch.float16) * head_mag
+    q8, s_q = _per_head_e4m3(q16, (0, 2))
+    k8, s_k = _per_head_e4m3(k16.view(-1, hkv, d), (0, 2))
+    v8, s_v = _per_head_e4m3(v16.view(-1, hkv, d), (0, 2))
+    k8, v8 = k8.view(k16.shape), v8.view(v16.shape)
+    s_q_kv = s_q.view(hkv, hqo // hkv).mean(dim=1).contiguous()  # one query scale per KV head
+    snaps = [kit.Snapshot(x) for x in (q8, k8, v8)]
+    w = _wrapper(kit, "torch", "NHD", backend, **({"fp8_mma": True} if mma else {}))
+    w.plan(*batch.index_args(), hqo, hkv, d, ps, causal=True, q_data_type=torch.float8_e4m3fn,
+           kv_data_type=torch.float8_e4m3fn, o_data_type=torch.float16, disable_split_kv=no_split)
+    plan = w._plan
+    assert (plan.build.short_tiles, plan.merges.shape[0] > 0) == (path == "short", path == "split"), (name, plan.build)
+    assert ("_mma8_" in w.kernel_name) == mma, w.kernel_name
+    tol = dict(rel_tol=q8_mma_rel_tol("float16"), lse_tol=Q8_MMA_LSE_TOL) if mma else {}
+    host = {key: x.cpu().numpy() for key, x in (("q", s_q), ("q_kv", s_q_kv), ("k", s_k), ("v", s_v))}
+    calls = [("per query head", s_q, host["q"]), ("per KV head", s_q_kv, host["q_kv"])]
+    for what, sq, ref_sq in calls:
+        ref_o, ref_lse = paged_prefill_reference(q8, (k8, v8), *batch.index_args(), causal=True,
+                                                 kv_data_type=Q8, q_data_type=Q8, q_scale=ref_sq,
+                                                 k_scale=host["k"], v_scale=host["v"])
+        out = kit.poison(torch.empty(q8.shape, device="cuda", dtype=torch.float16))
+        o = w.run(q8, (k8, v8), sq, s_k, s_v)
+        assert o.dtype == torch.float16 and tuple(o.shape) == tuple(q8.shape)
+        lse = kit.poison(torch.empty((batch.total_q, hqo), device="cuda", dtype=torch.float32))
+        w.run(q8, (k8, v8), q_scale=sq, k_scale=s_k, v_scale=s_v, out=out, lse=lse, return_lse=True)
+        kit.check_attention(o, None, ref_o, None, "float16", what=f"{name} {what} positional", **tol)
+        kit.check_attention(out, lse, ref_o, ref_lse, "float16", what=f"{name} {what} keywords", **tol)
+        assert kit.bits_equal(o, out), f"{name} {what}: positional and keyword scales differ"
+    with pytest.raises(TypeError, match="q_scale given both"):
+        w.run(q8, (k8, v8), s_q_kv, s_k, s_v, q_scale=s_q_kv)
+    with pytest.raises(NotImplementedError, match="positional"):
+        w.run(q8, (k8, v8), s_q_kv, s_k)
+    for sn in snaps:
+        assert sn.unchanged(), f"{name}: run() modified q or the cache"
 
 
 @pytest.mark.gpu
@@ -1711,15 +1862,15 @@ Q8_MMA_CASES = [  # head_dim 128, GQA 4 (the W2f8q / W7f8q shape, shorter), both
     dict(ps=16, hd=128, g=4, causal=True, layout="NHD", cache="pool", odt="bfloat16", fw="torch", lens="eq",
          extra="none", scales="tensor", q_scale=0.37, lse=True, kv_load="auto", plan_cache=True),
     dict(ps=16, hd=128, g=4, causal=False, layout="HND", cache="tuple", odt="float16", fw="cupy", lens="lt",
-         extra="none", scales="head", q_scale=2.5, lse=True, kv_load="auto", plan_cache=False),
+         extra="none", scales="head", q_scale="kvheads", lse=True, kv_load="auto", plan_cache=False),
     dict(ps=16, hd=128, g=8, causal=True, layout="NHD", cache="kvdiff", odt="default", fw="torch", lens="mixed",
          extra="window", scales="head", q_scale=None, lse=False, kv_load="auto", plan_cache=False),
     dict(ps=64, hd=128, g=1, causal=False, layout="NHD", cache="5d", odt="float16", fw="cupy", lens="gt",
          extra="softcap", scales="none", q_scale=0.37, lse=True, kv_load="auto", plan_cache=True),
     dict(ps=5, hd=128, g=4, causal=True, layout="HND", cache="pool", odt="bfloat16", fw="torch", lens="lt",
-         extra="none", scales="tensor", q_scale=2.5, lse=True, kv_load="auto", plan_cache=False),
+         extra="none", scales="tensor", q_scale="qoheads", lse=True, kv_load="auto", plan_cache=False),
     dict(ps=16, hd=128, g=4, causal=False, layout="NHD", cache="pool", odt="bfloat16", fw="torch", lens="eq",
-         extra="none", scales="head", q_scale=0.37, lse=True, kv_load="gather", plan_cache=False),
+         extra="none", scales="head", q_scale="kvheads", lse=True, kv_load="gather", plan_cache=False),
     # K boxes straight into the swizzled ring stage (4 boxes per block, 1 box), next to gathered last blocks
     dict(ps=32, hd=128, g=4, causal=True, layout="NHD", cache="pool", odt="bfloat16", fw="torch", lens="mixed",
          extra="none", scales="tensor", q_scale=0.37, lse=True, kv_load="auto", plan_cache=True),
