@@ -107,13 +107,14 @@ NA_DEVICE void widen_block(uint32_t src, uint32_t dst, int tid) {
 
 // fp8 queries (Q_FP8): the tile's kRows packed (token, head) query rows from global memory into the
 // 16-bit tile at dst (Layout as in widen_block), widened on the way: per pass a thread loads one 16-byte
-// chunk c8 of a row (16 e4m3 values; rows at or past row_end read as zeros) and stores 16-bit chunks
+// chunk c8 of a row (16 fp8 values of kind kKind; rows at or past row_end read as zeros) and stores 16-bit chunks
 // 2 c8 and 2 c8 + 1. kWiden false (the fp8-MMA builds): the bytes as they are, into chunk c8 of an
 // fp8 tile whose 16-byte chunk (row, c8) lies at dst + Layout::offset(row, c8). Synchronous loads,
 // kLoads at a time (Q loads once per tile); the caller orders the stores against the readers of dst. Row r of the tile is packed row row_start + r of KV head kv_head:
-// token q0 + packed / group_size, head kv_head * group_size + packed % group_size. e4m3 -> fp16 and
-// -> bf16 are exact, so the tile holds the queries' values as the 16-bit GEMM reads them.
-template <int kHeadDim, int kRows, int kThreads, bool kBf16, bool kHwCvt, typename Layout, bool kWiden = true>
+// token q0 + packed / group_size, head kv_head * group_size + packed % group_size. e4m3 and e5m2 ->
+// fp16 and -> bf16 are exact, so the tile holds the queries' values as the 16-bit GEMM reads them.
+template <int kHeadDim, int kRows, int kThreads, bool kBf16, int kKind, bool kHwCvt, typename Layout,
+          bool kWiden = true>
 NA_DEVICE void load_q_rows(const uint8_t* q, int64_t stride_tok, int64_t stride_head, int q0, int row_start,
                            int row_end, int group_size, int kv_head, uint32_t dst, int tid) {
   constexpr int kChunks8 = kHeadDim / 16;           // 16-byte fp8 chunks per row
@@ -143,7 +144,7 @@ NA_DEVICE void load_q_rows(const uint8_t* q, int64_t stride_tok, int64_t stride_
         const uint32_t in[4] = {x[i].x, x[i].y, x[i].z, x[i].w};
         uint32_t h[8];
 #pragma unroll
-        for (int w = 0; w < 4; ++w) widen4<kBf16, kE4M3, kHwCvt>(in[w], h[2 * w], h[2 * w + 1]);
+        for (int w = 0; w < 4; ++w) widen4<kBf16, kKind, kHwCvt>(in[w], h[2 * w], h[2 * w + 1]);
         ptx::st_shared_16(dst + Layout::offset(rows[i], 2 * c8), make_uint4(h[0], h[1], h[2], h[3]));
         ptx::st_shared_16(dst + Layout::offset(rows[i], 2 * c8 + 1), make_uint4(h[4], h[5], h[6], h[7]));
       } else {

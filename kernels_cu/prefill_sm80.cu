@@ -57,13 +57,13 @@ static_assert(kMT >= 1, "each warp needs at least one m-tile");
 constexpr int kKvFp8 = KV_FP8;  // fp8::Kind of the cache (0: the queries' 16-bit type)
 constexpr bool kFp8 = kKvFp8 != 0;
 constexpr int kStage8Bytes = kFp8 ? kBN * kD : 0;  // an fp8 block as gathered (K and V: one each)
-// fp8 e4m3 queries (Q_FP8 = 1, with an e4m3 cache; only those builds pass the macro): loaded as bytes
+// fp8 queries (Q_FP8 = 1 e4m3 / 2 e5m2, with a cache of the same kind; only those builds pass the macro): loaded as bytes
 // and widened into the 16-bit Q tile by all threads (portable bit path); IS_BF16 is the output's type.
 #ifndef Q_FP8
 #define Q_FP8 0
 #endif
 constexpr bool kQFp8 = Q_FP8 != 0;
-static_assert(!kQFp8 || kKvFp8 == 1, "fp8 queries need an e4m3 cache");
+static_assert(!kQFp8 || kKvFp8 == Q_FP8, "fp8 queries need a cache of their fp8 kind");
 
 // Dynamic shared memory: [Q | K | V | row offsets | fp8 K | fp8 V]. The host reads the size from the
 // cubin (nvrtc_attn/cubin.py): no second copy of this arithmetic.
@@ -81,7 +81,7 @@ struct KvTileLayout {
 // synchronous loads, widened; the barrier before the first mma.sync orders them like the cp.asyncs).
 NA_DEVICE void load_q_tile(const PrefillParams& p, const TileCoords& c, uint32_t q_sa, int tid) {
   if constexpr (kQFp8) {
-    fp8::load_q_rows<kD, kBM, kThreads, kBf16, false, KvTileLayout>(
+    fp8::load_q_rows<kD, kBM, kThreads, kBf16, kKvFp8, false, KvTileLayout>(
         static_cast<const uint8_t*>(p.q), p.q_stride_tok, p.q_stride_head, c.q0, c.row_start, c.row_end,
         p.group_size, c.kv_head, q_sa, tid);
     return;

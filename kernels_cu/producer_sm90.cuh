@@ -56,7 +56,7 @@ NA_DEVICE void load_q(const PrefillParams& p, const Sm90TensorMaps& maps, const 
   ptx::mbar_wait(bar_addr(bars, Bar::QEmpty, qs), ((tq / kQStages) & 1) ^ 1);
   const uint32_t q_tile = smem + qs * kQBytes;
   if constexpr (kQFp8) {
-    fp8::load_q_rows<kD, kBM, 128, kBf16, true, QTileLayout, !kF8Mma>(
+    fp8::load_q_rows<kD, kBM, 128, kBf16, kKvFp8, true, QTileLayout, !kF8Mma>(
         static_cast<const uint8_t*>(p.q), p.q_stride_tok, p.q_stride_head, c.q0, c.row_start, c.row_end,
         p.group_size, c.kv_head, q_tile, ptid);
     ptx::fence_proxy_async();  // generic-proxy stores -> the consumers' wgmma (async proxy)

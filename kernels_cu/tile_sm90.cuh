@@ -41,14 +41,14 @@ constexpr bool kBf16 = IS_BF16 != 0;           // the queries' (and output's) 16
 constexpr int kKvFp8 = KV_FP8;
 constexpr bool kFp8 = kKvFp8 != 0;
 constexpr bool kHwCvt = true;  // sm_90a has cvt.rn.f16x2.e4m3x2 (fp8_convert.cuh)
-// fp8 e4m3 queries (Q_FP8 = 1, with an e4m3 cache): loaded as bytes and widened by the producer into
+// fp8 queries (Q_FP8 = 1 e4m3 / 2 e5m2, with a cache of the same kind): loaded as bytes and widened by the producer into
 // the same 16-bit Q stage (fp8::load_q_rows), so IS_BF16 is then the output's (and the GEMMs') type.
 // Only those builds pass the macro: every other build's macros (and cache keys) stay as they were.
 #ifndef Q_FP8
 #define Q_FP8 0
 #endif
 constexpr bool kQFp8 = Q_FP8 != 0;
-static_assert(!kQFp8 || kKvFp8 == 1, "fp8 queries need an e4m3 cache");
+static_assert(!kQFp8 || kKvFp8 == Q_FP8, "fp8 queries need a cache of their fp8 kind");
 // fp8 queries on the fp8 tensor cores (FP8_MMA = 1; only those builds pass it): Q, K and V stay bytes.
 // Q and K tiles are [rows][kD] bytes, each 128-byte row swizzled (chunk ^ row % 8), for e4m3 wgmma
 // k32 (8-bit operands are K-major only); V is transposed by the producer into [kD][kBN] bytes
@@ -76,7 +76,7 @@ constexpr bool kF8Mma = FP8_MMA != 0;
 constexpr bool kLazyOverlap = kOverlap && !kF8Mma && CTAS_PER_SM == 1 && (HEAD_DIM == 256 || KV_FP8 != 0);
 constexpr bool kLazyByLoad = kOverlap && !kF8Mma && CTAS_PER_SM == 1 && HEAD_DIM <= 128 && KV_FP8 == 0 &&
                              !PINGPONG && BLOCK_N == 128;
-static_assert(!kF8Mma || (kQFp8 && HEAD_DIM == 128 && BLOCK_N % 32 == 0), "fp8 MMA: fp8 queries, head_dim 128");
+static_assert(!kF8Mma || (Q_FP8 == 1 && HEAD_DIM == 128 && BLOCK_N % 32 == 0), "fp8 MMA: e4m3 queries, head_dim 128");
 // fp8 cache, 16-bit GEMMs, two consumer warpgroups without turn-taking (head_dim <= 128): the consumers
 // widen V themselves (Consumer::widen_v, while P V of the block before runs) and the producer only K,
 // half of what its one warp per scheduler had to widen. V's fp8 bytes then always use staging slot 1,

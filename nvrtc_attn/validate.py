@@ -146,21 +146,21 @@ FP8_Q_DEFAULT_O_DTYPE = "bfloat16"
 
 
 def check_fp8_q_dtypes(q_data_type, kv_data_type, o_data_type) -> tuple[str, str, str]:
-    """plan()'s dtypes for fp8 queries: (q dtype, output dtype, cache dtype). q float8_e4m3fn needs an
-    e4m3 cache (kv_data_type None means q's, as in FlashInfer); the output is o_data_type, float16 or
-    bfloat16 (None: FP8_Q_DEFAULT_O_DTYPE), never fp8."""
+    """plan()'s dtypes for fp8 queries: (q dtype, output dtype, cache dtype). q float8_e4m3fn or
+    float8_e5m2 needs a cache of the same kind (kv_data_type None means q's, as in FlashInfer); the
+    output is o_data_type, float16 or bfloat16 (None: FP8_Q_DEFAULT_O_DTYPE), never fp8."""
     q_dt = dtype_name(q_data_type)
     if q_dt not in FP8_Q_DTYPES:
-        raise NotImplementedError(f"q_data_type={q_data_type!r}: fp8 queries must be float8_e4m3fn "
-                                  f"(float8_e5m2 queries are not supported)")
+        raise NotImplementedError(f"q_data_type={q_data_type!r}: fp8 queries must be one of {tuple(FP8_Q_DTYPES)}")
     kv_dt = q_dt if kv_data_type is None else dtype_name(kv_data_type)
     if kv_dt in DTYPES:
         raise ValueError(f"q_data_type={q_dt} (fp8 queries) needs an fp8 cache, got kv_data_type={kv_dt}: pass "
-                         f"kv_data_type='float8_e4m3fn', or 16-bit queries (q_data_type float16/bfloat16) for a "
+                         f"kv_data_type={q_dt!r}, or 16-bit queries (q_data_type float16/bfloat16) for a "
                          f"16-bit cache")
     if kv_dt != q_dt:
-        raise NotImplementedError(f"q_data_type={q_dt} with kv_data_type={kv_data_type!r}: fp8 queries need an "
-                                  f"e4m3 cache (kv_data_type float8_e4m3fn); an e5m2 cache takes 16-bit queries")
+        raise NotImplementedError(f"q_data_type={q_dt} with kv_data_type={kv_data_type!r}: fp8 queries need a "
+                                  f"cache of their kind (kv_data_type {q_dt}); a cache of the other fp8 kind "
+                                  f"takes 16-bit queries")
     if o_data_type is None:
         return q_dt, FP8_Q_DEFAULT_O_DTYPE, kv_dt
     o_dt = dtype_name(o_data_type)
@@ -191,7 +191,7 @@ class PlanArgs(NamedTuple):
     kv_dtype: str = ""                   # the cache: dtype, "float8_e4m3fn" or "float8_e5m2" ("": dtype)
     qo_lens: np.ndarray | None = None    # int64 [B]: query tokens per request (the checks computed them)
     kv_lens: np.ndarray | None = None    # int64 [B]: keys per request (paging.kv_lengths), 0 without pages
-    q_dtype: str = ""                    # fp8 queries: "float8_e4m3fn" ("": dtype)
+    q_dtype: str = ""                    # fp8 queries: "float8_e4m3fn" or "float8_e5m2" ("": dtype)
 
     @property
     def batch_size(self) -> int:
@@ -440,8 +440,8 @@ def check_q(q: Operand, plan) -> None:
     want = plan.q_dtype or plan.dtype
     if q.dtype != want and not (plan.q_dtype and q.dtype == "uint8"):
         if q.dtype == "uint8":
-            raise TypeError(f"q is uint8: fp8 queries given as bytes need q_data_type='float8_e4m3fn' (and an "
-                            f"e4m3 kv_data_type) in plan(); this plan has q_data_type {want}")
+            raise TypeError(f"q is uint8: fp8 queries given as bytes need q_data_type='float8_e4m3fn' or "
+                            f"'float8_e5m2' (and a cache of that kind) in plan(); this plan has q_data_type {want}")
         extra = " (or its bytes as uint8)" if plan.q_dtype else ""
         raise TypeError(f"q dtype must be {want}{extra} (q_data_type given to plan()), got {q.dtype}")
     if q.shape != expect:

@@ -24,9 +24,10 @@ DTYPES = ("bfloat16", "float16")
 # fp8 KV caches (16-bit queries): the kernels widen them to the queries' type in shared memory.
 # KV_FP8 macro values (kernels_cu/fp8_convert.cuh fp8::Kind); 0 = a cache of the queries' dtype.
 FP8_KV_DTYPES = {"float8_e4m3fn": 1, "float8_e5m2": 2}
-# fp8 queries (issue 10, mode 2): e4m3 only, with an e4m3 cache; the output (and the kernels' 16-bit
-# type, IS_BF16) is o_data_type. Q_FP8 macro values; builds of 16-bit queries do not pass Q_FP8.
-FP8_Q_DTYPES = {"float8_e4m3fn": 1}
+# fp8 queries (issue 10, mode 2): e4m3 or e5m2, with a cache of the same kind; the output (and the
+# kernels' 16-bit type, IS_BF16) is o_data_type. Q_FP8 macro values (= the cache's KV_FP8); builds of
+# 16-bit queries do not pass Q_FP8. Only e4m3 queries have the e4m3-wgmma builds (fp8_mma).
+FP8_Q_DTYPES = {"float8_e4m3fn": 1, "float8_e5m2": 2}
 BACKENDS = ("sm90", "sm80")
 
 
@@ -36,7 +37,7 @@ def kv_fp8_code(kv_dtype: str | None) -> int:
 
 
 def q_fp8_code(q_dtype: str | None) -> int:
-    """The Q_FP8 macro of a query dtype: 1 (e4m3), 0 (16-bit queries: the macro is not passed)."""
+    """The Q_FP8 macro of a query dtype: 1 (e4m3), 2 (e5m2), 0 (16-bit queries: the macro is not passed)."""
     return FP8_Q_DTYPES.get(q_dtype or "", 0)
 
 
@@ -370,10 +371,10 @@ class KernelVariant:
 
 
 def _q_fp8_defines(q_dtype: str | None, kv_dtype: str | None) -> tuple:
-    """(("Q_FP8", 1),) for fp8 queries (which need an e4m3 cache), () for 16-bit ones."""
+    """(("Q_FP8", code),) for fp8 queries (which need a cache of their kind), () for 16-bit ones."""
     code = q_fp8_code(q_dtype)
-    if code and kv_fp8_code(kv_dtype) != 1:
-        raise ValueError(f"q_dtype={q_dtype!r} needs kv_dtype='float8_e4m3fn', got {kv_dtype!r}")
+    if code and kv_fp8_code(kv_dtype) != code:
+        raise ValueError(f"q_dtype={q_dtype!r} needs kv_dtype={q_dtype!r}, got {kv_dtype!r}")
     return (("Q_FP8", code),) if code else ()
 
 
@@ -413,12 +414,12 @@ def prefill_sm90_variant(head_dim: int, dtype: str, pingpong: bool = True,
     merge_split.cu; only plans with pieces (and graph-mode wrappers, which may get them) run it, so
     the other builds' SASS stays as it was.
     kv_dtype: the cache's dtype when it is fp8 (FP8_KV_DTYPES); None: dtype.
-    q_dtype: "float8_e4m3fn" for fp8 queries (FP8_Q_DTYPES; e4m3 cache only): Q_FP8=1, before
-    SPLIT_KV, so the split twin keeps it; dtype is then the output's.
-    fp8_mma: fp8 queries on the fp8 tensor cores (FP8_MMA=1, SM90_FP8_MMA_TILES: head_dim 128).
+    q_dtype: "float8_e4m3fn" / "float8_e5m2" for fp8 queries (FP8_Q_DTYPES; a cache of the same kind):
+    Q_FP8=1 / 2, before SPLIT_KV, so the split twin keeps it; dtype is then the output's.
+    fp8_mma: e4m3 queries on the fp8 tensor cores (FP8_MMA=1, SM90_FP8_MMA_TILES: head_dim 128).
     """
-    if fp8_mma and not (q_fp8_code(q_dtype) and head_dim in SM90_FP8_MMA_TILES):
-        raise ValueError(f"fp8_mma needs fp8 queries and head_dim in {tuple(SM90_FP8_MMA_TILES)}, got "
+    if fp8_mma and not (q_fp8_code(q_dtype) == 1 and head_dim in SM90_FP8_MMA_TILES):
+        raise ValueError(f"fp8_mma needs e4m3 queries and head_dim in {tuple(SM90_FP8_MMA_TILES)}, got "
                          f"q_dtype={q_dtype!r}, head_dim={head_dim}")
     default = SM90_FP8_MMA_TILES if fp8_mma else SM90_FP8_TILES if kv_fp8_code(kv_dtype) else SM90_TILES
     tile = tile or default[head_dim]
@@ -488,7 +489,7 @@ def _kv_tma(kv_load: str, page_size: int, head_dim: int) -> bool:
 
 def _fp8_mma_build(fp8_mma: bool, q_dtype: str | None, head_dim: int) -> bool:
     """Whether fp8_mma=True gets the e4m3-wgmma builds: e4m3 queries at a head dim that has them."""
-    return bool(fp8_mma) and bool(q_fp8_code(q_dtype)) and head_dim in SM90_FP8_MMA_TILES
+    return bool(fp8_mma) and q_fp8_code(q_dtype) == 1 and head_dim in SM90_FP8_MMA_TILES
 
 
 @functools.lru_cache(maxsize=None)  # plan() asks on every call: one variant object, its name computed once
@@ -529,7 +530,7 @@ class Build:
 
     @functools.cached_property
     def q_fp8(self) -> int:
-        """The builds' Q_FP8 macro: 1 for fp8 (e4m3) queries, 0 for 16-bit ones."""
+        """The builds' Q_FP8 macro: 1 / 2 for e4m3 / e5m2 queries, 0 for 16-bit ones."""
         return int(dict(self.variants[0].defines).get("Q_FP8", 0))
 
     @functools.cached_property  # run() asks when its operands change
@@ -742,7 +743,7 @@ def builds_of(backend: str, arch: str, head_dim: int, dtype: str, kv_dtype: str 
     if backend == "sm80":
         out = [prefill_sm80_variant(head_dim, dtype, arch, units, kv_dtype, q_dtype) for units in (True, False)]
     elif kv_fp8_code(kv_dtype):
-        if fp8_mma and q_fp8_code(q_dtype) and head_dim in SM90_FP8_MMA_TILES:
+        if _fp8_mma_build(fp8_mma, q_dtype, head_dim):
             out = [prefill_sm90_variant(head_dim, dtype, pp, kv_dtype=kv_dtype, q_dtype=q_dtype, fp8_mma=True)
                    for pp in (True, False)]
         else:
@@ -796,21 +797,23 @@ def fp8_variants() -> list[KernelVariant]:
 
 
 def fp8_q_variants() -> list[KernelVariant]:
-    """The fp8-query builds (e4m3 queries on an e4m3 cache, output dtype fp16 or bf16): sm90 with and
-    without turn-taking and their split-KV twins, sm80 for both archs and both offset tables, for every
-    head dim; the e4m3-wgmma sm90 builds (fp8_mma) of SM90_FP8_MMA_TILES likewise; and the sm90 short
-    tiles (SM90_FP8_SHORT_TILES, queries widened)."""
-    kv = q = "float8_e4m3fn"
+    """The fp8-query builds (e4m3 or e5m2 queries on a cache of the same kind, output dtype fp16 or
+    bf16): sm90 with and without turn-taking and their split-KV twins, sm80 for both archs and both
+    offset tables, for every head dim; the e4m3-wgmma sm90 builds (fp8_mma, e4m3 only) of
+    SM90_FP8_MMA_TILES likewise; and the sm90 short tiles (SM90_FP8_SHORT_TILES, queries widened)."""
     out = []
-    for arch in (HOPPER_ARCH, PORTABLE_ARCH):
-        out += [prefill_sm80_variant(hd, dt, arch, units, kv, q) for units in (True, False)
-                for hd in HEAD_DIMS for dt in DTYPES]
-    out += [prefill_sm90_variant(hd, dt, pp, split=split, kv_dtype=kv, q_dtype=q) for split in (False, True)
-            for pp in (True, False) for hd in HEAD_DIMS for dt in DTYPES]
-    out += [prefill_sm90_variant(hd, dt, pp, split=split, kv_dtype=kv, q_dtype=q, fp8_mma=True)
-            for split in (False, True) for pp in (True, False) for hd in SM90_FP8_MMA_TILES for dt in DTYPES]
-    out += [prefill_sm90_variant(hd, dt, False, tile, kv_dtype=kv, q_dtype=q) for hd, tile in SM90_FP8_SHORT_TILES.items()
-            for dt in DTYPES]
+    for q in FP8_Q_DTYPES:
+        kv = q
+        for arch in (HOPPER_ARCH, PORTABLE_ARCH):
+            out += [prefill_sm80_variant(hd, dt, arch, units, kv, q) for units in (True, False)
+                    for hd in HEAD_DIMS for dt in DTYPES]
+        out += [prefill_sm90_variant(hd, dt, pp, split=split, kv_dtype=kv, q_dtype=q) for split in (False, True)
+                for pp in (True, False) for hd in HEAD_DIMS for dt in DTYPES]
+        if q_fp8_code(q) == 1:
+            out += [prefill_sm90_variant(hd, dt, pp, split=split, kv_dtype=kv, q_dtype=q, fp8_mma=True)
+                    for split in (False, True) for pp in (True, False) for hd in SM90_FP8_MMA_TILES for dt in DTYPES]
+        out += [prefill_sm90_variant(hd, dt, False, tile, kv_dtype=kv, q_dtype=q)
+                for hd, tile in SM90_FP8_SHORT_TILES.items() for dt in DTYPES]
     return out
 
 

@@ -196,8 +196,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
         q/kv/o data types: q float16 or bfloat16, the cache q's dtype or fp8 (kv_data_type
         torch.float8_e4m3fn / torch.float8_e5m2 or their names; run() then takes a torch fp8 cache or
         its bytes as a uint8 array, e.g. from CuPy), the output q's dtype; or fp8 queries
-        (q_data_type float8_e4m3fn, a torch fp8 tensor or its bytes as uint8) on an e4m3 cache
-        (kv_data_type None or float8_e4m3fn), output o_data_type float16 or bfloat16 (None: bfloat16,
+        (q_data_type float8_e4m3fn or float8_e5m2, a torch fp8 tensor or its bytes as uint8) on a cache of
+        the same kind (kv_data_type None or q's), output o_data_type float16 or bfloat16 (None: bfloat16,
         validate.FP8_Q_DEFAULT_O_DTYPE);
         and split-KV (sm90): by default plan() splits long key ranges into pieces when the batch's
         tiles cannot fill the SMs (schedule.split_rows), their partial results in
@@ -441,7 +441,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
         query head with fp8 queries (FlashInfer's convention; each row's fp32 scores take their
         head's factor). fp8 plans also take the three scales positionally, as
         FlashInfer's fp8 call does: run(q, paged_kv_cache, q_scale, k_scale, v_scale). fp8 queries
-        (plan()'s q_data_type float8_e4m3fn): q a torch float8_e4m3fn tensor or its bytes as uint8,
+        (plan()'s q_data_type float8_e4m3fn / float8_e5m2): q a torch fp8 tensor or its bytes as uint8,
         o in plan()'s o_data_type.
         No host-device sync; no allocation when out (and lse) are given: CUDA-graph capturable.
         enable_pdl is a hint. stream (ours): a stream object or raw handle; default: q's framework's
@@ -676,7 +676,7 @@ def paged_prefill(q, paged_kv_cache, qo_indptr, paged_kv_indptr, paged_kv_indice
         raise TypeError("paged_kv_cache is uint8: pass kv_data_type='float8_e4m3fn' or 'float8_e5m2' for an fp8 "
                         "cache given as bytes")
     if q_data_type is None and qo.dtype == "uint8":
-        raise TypeError("q is uint8: pass q_data_type='float8_e4m3fn' for fp8 queries given as bytes")
+        raise TypeError("q is uint8: pass q_data_type='float8_e4m3fn' or 'float8_e5m2' for fp8 queries given as bytes")
     w = _functional_wrapper(qo.device, kv_layout, backend)
     w.plan(qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, qo.shape[1], num_kv_heads,
            qo.shape[2], page_size, causal=causal, sm_scale=sm_scale, window_left=window_left,

@@ -190,13 +190,15 @@ def test_q_data_type_rejected_with_rule(dtype):
 
 
 def test_fp8_q_data_type_follows_flashinfer():
-    """fp8 queries (FlashInfer's fp8 prefill): kv_data_type None means q's (an e4m3 cache, as in
-    FlashInfer); o_data_type None gives bfloat16 (FlashInfer would write fp8, which we do not). e5m2
-    queries are a mode we do not build: NotImplementedError, not a bad value."""
-    a = validate.check_plan_args(**_plan_args(q_data_type="float8_e4m3fn"))
-    assert (a.q_dtype, a.kv_dtype, a.dtype) == ("float8_e4m3fn", "float8_e4m3fn", "bfloat16")
-    with pytest.raises(NotImplementedError, match=r"q_data_type.*float8_e4m3fn"):
-        validate.check_plan_args(**_plan_args(q_data_type="float8_e5m2"))
+    """fp8 queries (FlashInfer's fp8 prefill): kv_data_type None means q's (a cache of the same kind,
+    as in FlashInfer, for e4m3 and e5m2); o_data_type None gives bfloat16 (FlashInfer would write fp8,
+    which we do not). Queries and cache of different fp8 kinds are a mode we do not build:
+    NotImplementedError, not a bad value."""
+    for kind in ("float8_e4m3fn", "float8_e5m2"):
+        a = validate.check_plan_args(**_plan_args(q_data_type=kind))
+        assert (a.q_dtype, a.kv_dtype, a.dtype) == (kind, kind, "bfloat16")
+    with pytest.raises(NotImplementedError, match=r"q_data_type=float8_e5m2.*cache of their kind"):
+        validate.check_plan_args(**_plan_args(q_data_type="float8_e5m2", kv_data_type="float8_e4m3fn"))
 
 
 def test_paged_kv_indptr_may_start_past_zero():
